@@ -1,0 +1,59 @@
+// The one way roles call each other: plain fetch, with a peer's failure told apart from the caller's mistake.
+import { DependencyUnavailable, HttpError } from '../shared/errors.ts'
+
+export type Fetch = (request: Request) => Promise<Response>
+
+/** The default transport: the global fetch, with no decompression surprises. */
+export const networkFetch: Fetch = (request) => fetch(request)
+
+export interface CallOptions {
+  readonly method?: string
+  readonly query?: Record<string, string | number | undefined>
+  readonly body?: BodyInit | null
+  readonly headers?: Record<string, string>
+  readonly signal?: AbortSignal
+  /** Milliseconds before the call is abandoned. Default 30000. */
+  readonly timeoutMs?: number
+}
+
+/** Builds `http://<address><path>?<query>`, leaving out undefined values. */
+export function peerUrl(address: string, path: string, query?: CallOptions['query']): string {
+  const url = new URL(path, `http://${address}`)
+  for (const [key, value] of Object.entries(query ?? {})) if (value !== undefined) url.searchParams.set(key, String(value))
+  return url.toString()
+}
+
+/**
+ * Calls a peer and returns its 2xx/3xx response. A 4xx from the peer is rethrown as the same HttpError (its message
+ * without the `Error:` prefix), so that a caller's mistake stays the caller's; a network failure, a time-out or a 5xx
+ * becomes DependencyUnavailable.
+ */
+export async function callPeer(fetcher: Fetch, peer: string, address: string, path: string, options: CallOptions = {}): Promise<Response> {
+  const timeout = AbortSignal.timeout(options.timeoutMs ?? 30_000)
+  const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout
+  let response: Response
+  try {
+    response = await fetcher(
+      new Request(peerUrl(address, path, options.query), {
+        method: options.method ?? 'GET',
+        body: options.body ?? null,
+        headers: options.headers,
+        signal,
+        // Streaming request bodies need half-duplex; Bun ignores it, the type asks for it.
+        ...(options.body instanceof ReadableStream ? { duplex: 'half' } : {}),
+      } as RequestInit),
+    )
+  } catch (error) {
+    throw new DependencyUnavailable(`${peer} at ${address} is unreachable: ${(error as Error).message}`)
+  }
+  if (response.status < 400) return response
+  const text = (await response.text().catch(() => '')).trim()
+  const message = text.replace(/^Error:\s*/, '') || `HTTP ${response.status}`
+  if (response.status < 500) {
+    const headers: Record<string, string> = {}
+    const allow = response.headers.get('allow')
+    if (allow) headers.Allow = allow
+    throw new HttpError(response.status, message, headers)
+  }
+  throw new DependencyUnavailable(`${peer} at ${address} failed: ${message}`, 502)
+}

@@ -1,0 +1,80 @@
+// Turns every error, ours or Elysia's, into the contract's answer: a status and a text body starting `Error:`.
+import { Elysia, ValidationError } from 'elysia'
+import { errorText, HttpError } from '../shared/errors.ts'
+import type { Logger } from '../shared/logger.ts'
+
+const TEXT = 'text/plain; charset=utf-8'
+
+/** The status of each request answered with an error, for the metrics plugin (Elysia's hooks see the pre-mapping status). */
+export const errorStatus = new WeakMap<Request, number>()
+
+function answer(request: Request, status: number, message: string, headers: Record<string, string> = {}): Response {
+  errorStatus.set(request, status)
+  return new Response(errorText(message), { status, headers: { 'content-type': TEXT, ...headers } })
+}
+
+function validationMessage(error: Readonly<Pick<ValidationError, 'type' | 'customError' | 'valueError'>>): string {
+  const where = error.type === 'query' ? 'query' : error.type
+  if (typeof error.customError === 'string') return `Invalid ${where}: ${error.customError}`
+  const detail = error.valueError
+  const field = detail?.path ? detail.path.replace(/^\//, '').replaceAll('/', '.') : ''
+  return `Invalid ${where}${field ? ` field ${field}` : ''}: ${detail?.message ?? 'does not match the schema'}`
+}
+
+/**
+ * What is wrong with a URL's query string, if anything: a key given twice (an id given twice is ambiguous)
+ * or a part that is not percent-encoded UTF-8 (Elysia would pass it on undecoded).
+ */
+export function queryProblem(url: string): string | undefined {
+  const q = url.indexOf('?')
+  if (q < 0) return undefined
+  const seen = new Set<string>()
+  for (const part of url.slice(q + 1).split('&')) {
+    if (part === '') continue
+    const eq = part.indexOf('=')
+    const key = eq < 0 ? part : part.slice(0, eq)
+    if (seen.has(key)) return `Query parameter ${quote(key)} is given more than once.`
+    seen.add(key)
+    if (part.includes('%')) {
+      try {
+        decodeURIComponent(part)
+      } catch {
+        return `Query parameter ${quote(key)} is not percent-encoded UTF-8.`
+      }
+    }
+  }
+  return undefined
+}
+
+/** Error translator for a role; `log` gets unexpected errors once, with the request. */
+export function errorsPlugin(log: Logger) {
+  return new Elysia({ name: 'pixmill.errors' })
+    .onRequest(({ request }) => {
+      const problem = queryProblem(request.url)
+      if (problem !== undefined) return answer(request, 400, problem)
+    })
+    .onError({ as: 'global' }, ({ code, error, request }) => {
+      if (error instanceof HttpError) return answer(request, error.status, error.message, error.headers)
+      switch (code) {
+        case 'VALIDATION':
+          return answer(request, 400, validationMessage(error))
+        case 'PARSE':
+          return answer(request, 400, 'The body could not be parsed as this endpoint expects (see /swagger).')
+        case 'NOT_FOUND':
+          return answer(request, 404, `Not found: ${request.method} ${new URL(request.url).pathname}`)
+        case 'INVALID_COOKIE_SIGNATURE':
+          return answer(request, 400, 'Invalid cookie signature.')
+      }
+      if ('status' in (error as object) && typeof (error as { status: unknown }).status === 'number') {
+        const status = (error as { status: number }).status
+        if (status >= 400 && status < 500) return answer(request, status, (error as Error).message || 'Bad request.')
+      }
+      log.error({ err: error, method: request.method, url: request.url }, 'unexpected error')
+      return answer(request, 500, 'Internal error; it has been logged.')
+    })
+}
+
+function quote(key: string): string {
+  return JSON.stringify(key.length > 40 ? `${key.slice(0, 40)}...` : key)
+}
+

@@ -1,0 +1,28 @@
+// Wrong method on a known path: 405 with an Allow header, instead of Elysia's 404.
+import type { AnyElysia } from 'elysia'
+import { MethodNotAllowed } from '../shared/errors.ts'
+
+/**
+ * Adds a catch-all route for every path the app knows, answering 405 with the methods it does take.
+ * Call it last, once every route is defined; Elysia tries the method's own route before the catch-all.
+ */
+export function withMethodGuard<App extends AnyElysia>(app: App): App {
+  const methodsByPath = new Map<string, string[]>()
+  for (const route of app.routes) {
+    if (route.method === 'ALL') continue
+    const methods = methodsByPath.get(route.path) ?? []
+    methods.push(route.method)
+    methodsByPath.set(route.path, methods)
+  }
+  for (const [path, methods] of methodsByPath) {
+    const allow = [...new Set(methods)].sort()
+    app.all(
+      path,
+      (context: { request?: Request }) => {
+        throw new MethodNotAllowed(context.request?.method ?? 'this method', path, allow)
+      },
+      { detail: { hide: true } },
+    )
+  }
+  return app
+}

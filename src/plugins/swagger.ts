@@ -1,0 +1,34 @@
+// A Swagger page on /swagger from the route schemas, with its scripts served from node_modules (works offline).
+import { openapi } from '@elysiajs/openapi'
+import { Elysia } from 'elysia'
+import { fileURLToPath } from 'node:url'
+
+const asset = (name: string) => fileURLToPath(import.meta.resolve(`swagger-ui-dist/${name}`))
+const BUNDLE = asset('swagger-ui-bundle.js')
+const CSS = asset('swagger-ui.css')
+
+export interface SwaggerOptions {
+  readonly title: string
+  readonly description: string
+}
+
+/** `/swagger` (the page), `/swagger/json` (the OpenAPI document) and the page's two assets. */
+export function swaggerPlugin({ title, description }: SwaggerOptions) {
+  return new Elysia({ name: `pixmill.swagger` })
+    .get('/swagger/assets/swagger-ui-bundle.js', () => new Response(Bun.file(BUNDLE), { headers: { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'public, max-age=86400' } }), { detail: { hide: true } })
+    .get('/swagger/assets/swagger-ui.css', () => new Response(Bun.file(CSS), { headers: { 'content-type': 'text/css; charset=utf-8', 'cache-control': 'public, max-age=86400' } }), { detail: { hide: true } })
+    .use(
+      openapi({
+        provider: 'swagger-ui',
+        path: '/swagger',
+        specPath: '/swagger/json',
+        documentation: { info: { title, version: '0.1.0', description } },
+        exclude: { paths: ['/swagger/assets/swagger-ui-bundle.js', '/swagger/assets/swagger-ui.css'] },
+        swagger: {
+          cdn: '/swagger/assets/swagger-ui-bundle.js',
+          theme: '/swagger/assets/swagger-ui.css',
+          autoDarkMode: false,
+        },
+      }),
+    )
+}

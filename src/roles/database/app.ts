@@ -1,0 +1,198 @@
+// The database role: task records, atomic claims and leases.
+import { t } from 'elysia'
+import { Counter, Gauge, type Registry } from 'prom-client'
+import { withMethodGuard } from '../../plugins/method-guard.ts'
+import { roleKit } from '../../plugins/role-kit.ts'
+import { NotFound } from '../../shared/errors.ts'
+import type { Logger } from '../../shared/logger.ts'
+import { ErrorText, IdQuery, Success } from '../../shared/schemas.ts'
+import { ClaimJson, FailQuery, IdLeaseQuery, RenewQuery, SetByIdBody, TaskJson, taskJson } from './model.ts'
+import { STATE_NAMES, type TaskStore } from './task-store.ts'
+
+export interface DatabaseAppDeps {
+  readonly store: TaskStore
+  readonly log: Logger
+  readonly registry: Registry
+}
+
+const NO_TASK = 'No non-started task.'
+
+function taskMetrics(registry: Registry, store: TaskStore) {
+  new Gauge({
+    name: 'pixmill_tasks',
+    help: 'Tasks per state.',
+    labelNames: ['state'],
+    registers: [registry],
+    async collect() {
+      const counts = await store.countByState()
+      for (const state of [0, 1, 2, 3] as const) this.set({ state: STATE_NAMES[state] }, counts[state])
+    },
+  })
+  const events = new Counter({
+    name: 'pixmill_task_events_total',
+    help: 'Task lifecycle events: created, claimed, finished, failed, failed_for_good, lease_expired, retried.',
+    labelNames: ['event'],
+    registers: [registry],
+  })
+  return (event: string, n = 1) => n > 0 && events.inc({ event }, n)
+}
+
+/** Builds the database app; it never listens (the entry file or the launcher does). */
+export function createDatabaseApp({ store, log, registry }: DatabaseAppDeps) {
+  const count = taskMetrics(registry, store)
+  const app = roleKit({
+    role: 'database',
+    description:
+      'Task records. A task is created held (`/reserveTask`) while its image is uploaded, then `/activateTask` makes it claimable; ' +
+      '`/newTask` creates a claimable task at once, as the original protocol does. Claims carry a lease that runs out after ' +
+      'PIXMILL_LEASE_SECONDS and a token that `/renewTask`, `/finishTask` and `/failTask` check when given.',
+    log,
+    registry,
+    health: async () => ({ ok: await store.healthy() }),
+  })
+    .post(
+      '/newTask',
+      async () => {
+        const id = await store.create()
+        count('created')
+        return String(id)
+      },
+      {
+        response: { 200: t.String({ description: 'The new task id, as text' }) },
+        detail: { summary: 'Create a task (state 0), claimable at once', tags: ['original'] },
+      },
+    )
+    .get(
+      '/getById',
+      async ({ query }) => {
+        const task = await store.get(Number(query.id))
+        if (!task) throw new NotFound(`No task with id ${query.id}.`)
+        return taskJson(task)
+      },
+      { query: IdQuery, response: { 200: TaskJson, 404: ErrorText }, detail: { summary: 'A task as JSON', tags: ['original'] } },
+    )
+    .post(
+      '/getNewTask',
+      async ({ set }) => {
+        const { claim, expired } = await store.claim()
+        count('lease_expired', expired)
+        if (!claim) {
+          set.status = 404
+          set.headers['content-type'] = 'text/plain; charset=utf-8'
+          return `Error: ${NO_TASK}`
+        }
+        count('claimed')
+        return { ...taskJson(claim.task), leaseToken: claim.leaseToken }
+      },
+      {
+        response: { 200: ClaimJson, 404: ErrorText },
+        detail: {
+          summary: 'Claim the oldest not-started task (now state 1, with a lease)',
+          description: `Answers \`Error: ${NO_TASK}\` (404) when there is none. Expired leases are put back first.`,
+          tags: ['original'],
+        },
+      },
+    )
+    .post(
+      '/finishTask',
+      async ({ query }) => {
+        await store.finish(Number(query.id), query.lease)
+        count('finished')
+        return 'success' as const
+      },
+      {
+        query: IdLeaseQuery,
+        response: { 200: Success, 404: ErrorText, 409: ErrorText },
+        detail: { summary: 'Finish a task in progress (409 for any other state)', tags: ['original'] },
+      },
+    )
+    .post(
+      '/setById',
+      async ({ body }) => {
+        await store.setState(body.id, body.state)
+        return 'success' as const
+      },
+      {
+        parse: 'json',
+        body: SetByIdBody,
+        response: { 200: Success, 400: ErrorText, 404: ErrorText },
+        detail: { summary: 'Set the state (0, 1 or 2) of an existing task from a JSON task', tags: ['original'] },
+      },
+    )
+    .get(
+      '/list',
+      async function* () {
+        for await (const task of store.list()) yield `${JSON.stringify(taskJson(task))}\n`
+      },
+      { detail: { summary: 'Every task, one JSON line each', tags: ['original'] } },
+    )
+    .post(
+      '/failTask',
+      async ({ query }) => {
+        const task = await store.fail(Number(query.id), query.error, query.lease)
+        count(task.state === 3 ? 'failed_for_good' : 'failed')
+        return 'success' as const
+      },
+      {
+        query: FailQuery,
+        response: { 200: Success, 404: ErrorText, 409: ErrorText },
+        detail: { summary: 'Count a failed attempt: back to state 0, or 3 (failed) at PIXMILL_MAX_ATTEMPTS', tags: ['beyond'] },
+      },
+    )
+    .post(
+      '/retryTask',
+      async ({ query }) => {
+        await store.retry(Number(query.id))
+        count('retried')
+        return 'success' as const
+      },
+      {
+        query: IdQuery,
+        response: { 200: Success, 404: ErrorText, 409: ErrorText },
+        detail: { summary: 'A failed task (state 3) goes back to 0 with its attempts cleared', tags: ['beyond'] },
+      },
+    )
+    .post(
+      '/renewTask',
+      async ({ query }) => taskJson(await store.renew(Number(query.id), query.lease)),
+      {
+        query: RenewQuery,
+        response: { 200: TaskJson, 404: ErrorText, 409: ErrorText },
+        detail: { summary: 'Extend the lease of a claim', tags: ['beyond'] },
+      },
+    )
+    .post(
+      '/reserveTask',
+      async () => String(await store.create({ ready: false })),
+      {
+        response: { 200: t.String({ description: 'The new task id, as text' }) },
+        detail: {
+          summary: 'Create a held task that no worker can claim until `/activateTask`',
+          description: 'For the master: it reserves an id, stores the image under it, then activates the task (or drops it if the upload failed). A held task that is never activated is removed after an hour.',
+          tags: ['beyond'],
+        },
+      },
+    )
+    .post(
+      '/activateTask',
+      async ({ query }) => {
+        await store.activate(Number(query.id))
+        count('created')
+        return 'success' as const
+      },
+      { query: IdQuery, response: { 200: Success, 404: ErrorText }, detail: { summary: 'Make a held task claimable', tags: ['beyond'] } },
+    )
+    .post(
+      '/dropTask',
+      async ({ query }) => {
+        await store.drop(Number(query.id))
+        return 'success' as const
+      },
+      {
+        query: IdQuery,
+        response: { 200: Success, 404: ErrorText, 409: ErrorText },
+        detail: { summary: 'Remove a held task whose upload failed (409 once it is active)', tags: ['beyond'] },
+      },
+    )
+  return withMethodGuard(app)
+}

@@ -1,0 +1,59 @@
+// Schemas of the database role's routes.
+import { t } from 'elysia'
+import { IdString } from '../../shared/schemas.ts'
+import { STATE_NAMES, type Task } from './task-store.ts'
+
+export const LeaseToken = t.String({
+  minLength: 1,
+  maxLength: 128,
+  error: 'lease must be the lease token the claim answered with',
+  description: 'The token of the claim (from `/getNewTask`); optional for original clients, checked when given',
+})
+
+export const IdLeaseQuery = t.Object({ id: IdString, lease: t.Optional(LeaseToken) })
+export const RenewQuery = t.Object({ id: IdString, lease: LeaseToken })
+export const FailQuery = t.Object({
+  id: IdString,
+  error: t.Optional(t.String({ maxLength: 2000, error: 'error must be a text of at most 2000 characters' })),
+  lease: t.Optional(LeaseToken),
+})
+
+export const SetByIdBody = t.Object(
+  {
+    id: t.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, error: 'id must be a non-negative integer' }),
+    state: t.Union([t.Literal(0), t.Literal(1), t.Literal(2)], { error: 'state must be 0, 1 or 2' }),
+  },
+  { error: 'the body must be a JSON task {"id": <int>, "state": 0, 1 or 2}' },
+)
+
+/** The task as JSON: the original `{id, state}` and the project's extra fields. */
+export const TaskJson = t.Object({
+  id: t.Integer(),
+  state: t.Integer({ description: '0 not started, 1 in progress, 2 finished, 3 failed' }),
+  stateName: t.String(),
+  attempts: t.Integer({ description: 'Failed attempts so far' }),
+  error: t.Optional(t.String({ description: 'Why the last attempt failed' })),
+  createdAt: t.String({ format: 'date-time' }),
+  updatedAt: t.String({ format: 'date-time' }),
+  leaseExpiresAt: t.Optional(t.String({ format: 'date-time' })),
+  held: t.Optional(t.Boolean({ description: 'True while the task waits for its image and cannot be claimed' })),
+})
+
+export const ClaimJson = t.Composite([
+  TaskJson,
+  t.Object({ leaseToken: t.String({ description: 'Send back as `lease` to renew, finish or fail this claim' }) }),
+])
+
+export function taskJson(task: Task) {
+  return {
+    id: task.id,
+    state: task.state,
+    stateName: STATE_NAMES[task.state],
+    attempts: task.attempts,
+    ...(task.error !== null ? { error: task.error } : {}),
+    createdAt: new Date(task.createdAt).toISOString(),
+    updatedAt: new Date(task.updatedAt).toISOString(),
+    ...(task.leaseExpiresAt !== null ? { leaseExpiresAt: new Date(task.leaseExpiresAt).toISOString() } : {}),
+    ...(task.ready ? {} : { held: true }),
+  }
+}

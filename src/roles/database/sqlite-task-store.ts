@@ -1,0 +1,225 @@
+// TaskStore on bun:sqlite (WAL): every acknowledged change is committed before the call returns.
+import { Database } from 'bun:sqlite'
+import { existsSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { Conflict, NotFound } from '../../shared/errors.ts'
+import type { ClaimResult, Task, TaskState, TaskStore, TaskStoreOptions } from './task-store.ts'
+
+interface Row {
+  id: number
+  state: TaskState
+  attempts: number
+  error: string | null
+  created_at: number
+  updated_at: number
+  lease_until: number | null
+  lease_token: string | null
+  ready: number
+}
+
+/** Tasks held for an upload that never completed are removed after this long. */
+const HELD_TASK_TTL_MS = 60 * 60 * 1000
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS tasks (
+  id          INTEGER PRIMARY KEY,
+  state       INTEGER NOT NULL DEFAULT 0 CHECK (state IN (0, 1, 2, 3)),
+  attempts    INTEGER NOT NULL DEFAULT 0,
+  error       TEXT,
+  created_at  INTEGER NOT NULL,
+  updated_at  INTEGER NOT NULL,
+  lease_until INTEGER,
+  lease_token TEXT,
+  ready       INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS tasks_claimable ON tasks (id) WHERE state = 0 AND ready = 1;
+CREATE INDEX IF NOT EXISTS tasks_leased ON tasks (lease_until) WHERE state = 1;
+CREATE INDEX IF NOT EXISTS tasks_held ON tasks (created_at) WHERE ready = 0;
+-- The next id lives apart from the rows so that an id is never handed out twice, even after a drop.
+CREATE TABLE IF NOT EXISTS sequence (name TEXT PRIMARY KEY, next INTEGER NOT NULL) WITHOUT ROWID;
+INSERT OR IGNORE INTO sequence (name, next) VALUES ('tasks', 0);
+`
+
+function toTask(row: Row): Task {
+  return {
+    id: row.id,
+    state: row.state,
+    attempts: row.attempts,
+    error: row.error,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    leaseExpiresAt: row.state === 1 ? row.lease_until : null,
+    ready: row.ready === 1,
+  }
+}
+
+/** Opens (creating if needed) `<dir>/tasks.sqlite`. */
+export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): TaskStore {
+  mkdirSync(dir, { recursive: true })
+  const db = new Database(join(dir, 'tasks.sqlite'), { create: true, strict: true })
+  // WAL with synchronous=NORMAL: a committed change survives a crash of the process (kill -9).
+  db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;')
+  db.exec(SCHEMA)
+  const now = options.now ?? Date.now
+  const leaseMs = options.leaseSeconds * 1000
+  const max = options.maxAttempts
+
+  const q = {
+    nextId: db.prepare<{ next: number }, []>(`UPDATE sequence SET next = next + 1 WHERE name = 'tasks' RETURNING next - 1 AS next`),
+    insert: db.prepare<Row, [number, number, number]>(
+      'INSERT INTO tasks (id, created_at, updated_at, ready) VALUES (?1, ?2, ?2, ?3) RETURNING *',
+    ),
+    get: db.prepare<Row, [number]>('SELECT * FROM tasks WHERE id = ?'),
+    activate: db.prepare<Row, [number, number]>('UPDATE tasks SET ready = 1, updated_at = ?2 WHERE id = ?1 RETURNING *'),
+    drop: db.prepare<Row, [number]>('DELETE FROM tasks WHERE id = ? AND ready = 0 RETURNING *'),
+    expire: db.prepare<Row, [number, number, string]>(
+      `UPDATE tasks SET attempts = attempts + 1, state = CASE WHEN attempts + 1 >= ?2 THEN 3 ELSE 0 END,
+         error = ?3, lease_until = NULL, lease_token = NULL, updated_at = ?1
+       WHERE state = 1 AND lease_until <= ?1 RETURNING id`,
+    ),
+    sweepHeld: db.prepare<Row, [number]>('DELETE FROM tasks WHERE ready = 0 AND created_at <= ?'),
+    claim: db.prepare<Row, [number, number, string]>(
+      `UPDATE tasks SET state = 1, lease_until = ?2, lease_token = ?3, updated_at = ?1
+       WHERE id = (SELECT id FROM tasks WHERE state = 0 AND ready = 1 ORDER BY id LIMIT 1) RETURNING *`,
+    ),
+    renew: db.prepare<Row, [number, number, number]>('UPDATE tasks SET lease_until = ?2, updated_at = ?3 WHERE id = ?1 RETURNING *'),
+    finish: db.prepare<Row, [number, number]>(
+      'UPDATE tasks SET state = 2, lease_until = NULL, lease_token = NULL, updated_at = ?2 WHERE id = ?1 RETURNING *',
+    ),
+    fail: db.prepare<Row, [number, number, number, string | null]>(
+      `UPDATE tasks SET attempts = attempts + 1, state = CASE WHEN attempts + 1 >= ?3 THEN 3 ELSE 0 END,
+         error = ?4, lease_until = NULL, lease_token = NULL, updated_at = ?2 WHERE id = ?1 RETURNING *`,
+    ),
+    retry: db.prepare<Row, [number, number]>(
+      'UPDATE tasks SET state = 0, attempts = 0, error = NULL, updated_at = ?2 WHERE id = ?1 RETURNING *',
+    ),
+    setState: db.prepare<Row, [number, number, number | null, number]>(
+      'UPDATE tasks SET state = ?2, lease_until = ?3, lease_token = NULL, updated_at = ?4 WHERE id = ?1 RETURNING *',
+    ),
+    all: db.prepare<Row, []>('SELECT * FROM tasks ORDER BY id'),
+    counts: db.prepare<{ state: TaskState; n: number }, []>('SELECT state, COUNT(*) AS n FROM tasks GROUP BY state'),
+    ping: db.prepare<{ one: number }, []>('SELECT 1 AS one'),
+  }
+
+  function existing(id: number): Row {
+    const row = q.get.get(id)
+    if (!row) throw new NotFound(`No task with id ${id}.`)
+    return row
+  }
+
+  /** The row of a task in progress whose claim `leaseToken` (when given) still holds. */
+  function inProgress(id: number, action: string, leaseToken: string | undefined): Row {
+    const row = existing(id)
+    if (row.state !== 1) {
+      const why = row.state === 2 ? 'is already finished' : row.state === 3 ? 'has failed for good' : 'is not in progress'
+      throw new Conflict(`Cannot ${action} task ${id}: it ${why}.`)
+    }
+    if (leaseToken !== undefined && leaseToken !== row.lease_token) {
+      throw new Conflict(`Cannot ${action} task ${id}: the lease token does not match; the lease ran out and the task was claimed again.`)
+    }
+    return row
+  }
+
+  const create = db.transaction((ready: boolean): number => {
+    const id = q.nextId.get()!.next
+    const t = now()
+    q.insert.get(id, t, ready ? 1 : 0)
+    return id
+  })
+
+  const claim = db.transaction((): ClaimResult => {
+    const t = now()
+    const expired = q.expire.all(t, max, 'the lease ran out before the task was finished').length
+    q.sweepHeld.run(t - HELD_TASK_TTL_MS)
+    const leaseToken = crypto.randomUUID()
+    const row = q.claim.get(t, t + leaseMs, leaseToken)
+    return { claim: row ? { task: toTask(row), leaseToken } : undefined, expired }
+  })
+
+  const finish = db.transaction((id: number, leaseToken: string | undefined): Task => {
+    inProgress(id, 'finish', leaseToken)
+    return toTask(q.finish.get(id, now())!)
+  })
+
+  const fail = db.transaction((id: number, error: string | undefined, leaseToken: string | undefined): Task => {
+    inProgress(id, 'fail', leaseToken)
+    return toTask(q.fail.get(id, now(), max, error ?? 'no reason given')!)
+  })
+
+  const renew = db.transaction((id: number, leaseToken: string): Task => {
+    inProgress(id, 'renew the lease of', leaseToken)
+    const t = now()
+    return toTask(q.renew.get(id, t + leaseMs, t)!)
+  })
+
+  const retry = db.transaction((id: number): Task => {
+    const row = existing(id)
+    if (row.state !== 3) throw new Conflict(`Cannot retry task ${id}: only a failed task (state 3) can be retried; it is in state ${row.state}.`)
+    return toTask(q.retry.get(id, now())!)
+  })
+
+  const setState = db.transaction((id: number, state: 0 | 1 | 2): Task => {
+    existing(id)
+    const t = now()
+    return toTask(q.setState.get(id, state, state === 1 ? t + leaseMs : null, t)!)
+  })
+
+  const activate = db.transaction((id: number): void => {
+    existing(id)
+    q.activate.get(id, now())
+  })
+
+  const drop = db.transaction((id: number): void => {
+    const row = existing(id)
+    if (row.ready === 1) throw new Conflict(`Cannot drop task ${id}: it is not held for an upload.`)
+    q.drop.get(id)
+  })
+
+  return {
+    async create(opts) {
+      return create.immediate(opts?.ready ?? true)
+    },
+    async get(id) {
+      const row = q.get.get(id)
+      return row ? toTask(row) : undefined
+    },
+    async activate(id) {
+      activate.immediate(id)
+    },
+    async drop(id) {
+      drop.immediate(id)
+    },
+    async claim() {
+      return claim.immediate()
+    },
+    async renew(id, leaseToken) {
+      return renew.immediate(id, leaseToken)
+    },
+    async finish(id, leaseToken) {
+      return finish.immediate(id, leaseToken)
+    },
+    async fail(id, error, leaseToken) {
+      return fail.immediate(id, error, leaseToken)
+    },
+    async retry(id) {
+      return retry.immediate(id)
+    },
+    async setState(id, state) {
+      return setState.immediate(id, state)
+    },
+    async *list() {
+      for (const row of q.all.iterate()) yield toTask(row)
+    },
+    async countByState() {
+      const counts: Record<TaskState, number> = { 0: 0, 1: 0, 2: 0, 3: 0 }
+      for (const { state, n } of q.counts.all()) counts[state] = n
+      return counts
+    },
+    async healthy() {
+      return existsSync(dir) && q.ping.get()?.one === 1
+    },
+    async close() {
+      db.close()
+    },
+  }
+}

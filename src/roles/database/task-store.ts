@@ -1,0 +1,75 @@
+// The TaskStore interface: task records, claims and leases, whatever keeps them.
+
+/** 0 not started, 1 in progress, 2 finished, 3 failed for good. */
+export type TaskState = 0 | 1 | 2 | 3
+
+export const STATE_NAMES = ['not-started', 'in-progress', 'finished', 'failed'] as const
+
+export interface Task {
+  readonly id: number
+  readonly state: TaskState
+  /** Failed attempts so far (a lease that ran out counts as one). */
+  readonly attempts: number
+  /** The last failure's reason. */
+  readonly error: string | null
+  /** Epoch milliseconds. */
+  readonly createdAt: number
+  readonly updatedAt: number
+  /** When the current lease ends (state 1 only), epoch milliseconds. */
+  readonly leaseExpiresAt: number | null
+  /** False while the task waits for its image: no worker can claim it. */
+  readonly ready: boolean
+}
+
+/** A claimed task and the token that proves the claim. */
+export interface Claim {
+  readonly task: Task
+  readonly leaseToken: string
+}
+
+/** What happened in one claim call, for the metrics. */
+export interface ClaimResult {
+  readonly claim: Claim | undefined
+  /** In-progress tasks whose lease ran out and were put back (or failed for good). */
+  readonly expired: number
+}
+
+export interface TaskStoreOptions {
+  readonly leaseSeconds: number
+  readonly maxAttempts: number
+  /** Epoch milliseconds; injected so that tests move time instead of sleeping. */
+  readonly now?: () => number
+}
+
+/**
+ * Task records. Methods throw NotFound for an unknown id and Conflict for a call the task's state forbids.
+ * A `leaseToken` argument, when given, must match the current claim; without it the call acts as the original
+ * protocol did (any caller may finish a task in progress).
+ */
+export interface TaskStore {
+  /** A new task; `ready: false` makes one that no worker can claim until `activate`. Ids count up from 0, never reused. */
+  create(options?: { ready?: boolean }): Promise<number>
+  get(id: number): Promise<Task | undefined>
+  /** A held task becomes claimable. Idempotent. */
+  activate(id: number): Promise<void>
+  /** Removes a task that is still held (its upload failed). */
+  drop(id: number): Promise<void>
+  /** Puts back expired leases, then claims the oldest claimable not-started task. */
+  claim(): Promise<ClaimResult>
+  /** Extends a claim's lease. */
+  renew(id: number, leaseToken: string): Promise<Task>
+  /** In progress to finished. */
+  finish(id: number, leaseToken?: string): Promise<Task>
+  /** Counts a failed attempt: back to not started, or failed for good at `maxAttempts`. */
+  fail(id: number, error: string | undefined, leaseToken?: string): Promise<Task>
+  /** A failed task goes back to not started with its attempts cleared. */
+  retry(id: number): Promise<Task>
+  /** Sets a task's state (0, 1 or 2) as the original `/setById` does. */
+  setState(id: number, state: 0 | 1 | 2): Promise<Task>
+  /** Every task, oldest first. */
+  list(): AsyncIterable<Task>
+  /** How many tasks are in each state. */
+  countByState(): Promise<Record<TaskState, number>>
+  healthy(): Promise<boolean>
+  close(): Promise<void>
+}

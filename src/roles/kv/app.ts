@@ -1,0 +1,84 @@
+// The kv role: the registry the other roles find each other through.
+import { t } from 'elysia'
+import { Gauge, type Registry } from 'prom-client'
+import { withMethodGuard } from '../../plugins/method-guard.ts'
+import { roleKit } from '../../plugins/role-kit.ts'
+import { NotFound } from '../../shared/errors.ts'
+import type { Logger } from '../../shared/logger.ts'
+import { ErrorText, Success } from '../../shared/schemas.ts'
+import type { KvStore } from './kv-store.ts'
+import { KeyQuery, PairQuery } from './model.ts'
+
+export interface KvAppDeps {
+  readonly store: KvStore
+  readonly log: Logger
+  readonly registry: Registry
+}
+
+/** Builds the kv app; it never listens (the entry file or the launcher does). */
+export function createKvApp({ store, log, registry }: KvAppDeps) {
+  new Gauge({
+    name: 'pixmill_kv_pairs',
+    help: 'Pairs held by the kv store.',
+    registers: [registry],
+    async collect() {
+      this.set((await store.list()).length)
+    },
+  })
+  const app = roleKit({
+    role: 'kv',
+    description: 'Key-value store and service registry: roles register `<role>Address` here and look each other up.',
+    log,
+    registry,
+    health: async () => ({ ok: await store.healthy() }),
+  })
+    .get(
+      '/get',
+      async ({ query }) => {
+        const value = await store.get(query.key)
+        if (value === undefined) throw new NotFound(`No value for key ${JSON.stringify(query.key)}.`)
+        return value
+      },
+      {
+        query: KeyQuery,
+        response: { 200: t.String({ description: 'The value, as text' }), 404: ErrorText },
+        detail: { summary: 'The value of a key', tags: ['kv'] },
+      },
+    )
+    .post(
+      '/set',
+      async ({ query }) => {
+        await store.set(query.key, query.value)
+        return 'success' as const
+      },
+      {
+        query: PairQuery,
+        response: { 200: Success, 400: ErrorText },
+        detail: { summary: 'Set a key to a value (replacing any old value)', tags: ['kv'] },
+      },
+    )
+    .delete(
+      '/remove',
+      async ({ query }) => {
+        await store.remove(query.key)
+        return 'success' as const
+      },
+      {
+        query: KeyQuery,
+        response: { 200: Success, 400: ErrorText },
+        detail: { summary: 'Remove a key (success whether or not it was there)', tags: ['kv'] },
+      },
+    )
+    .get(
+      '/list',
+      async () => {
+        const pairs = await store.list()
+        return pairs.map(([key, value]) => `${key} : ${value}\n`).join('')
+      },
+      {
+        response: { 200: t.String({ description: 'One `key : value` line per pair' }) },
+        detail: { summary: 'Every pair, one `key : value` line each', tags: ['kv'] },
+      },
+    )
+  return withMethodGuard(app)
+}

@@ -1,0 +1,49 @@
+// Bounded exponential back-off with jitter, and a sleep that an AbortSignal ends at once.
+import type { Logger } from './logger.ts'
+
+/** Resolves after `ms`, or at once (without throwing) when `signal` aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.resolve()
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms)
+    function done() {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', done)
+      resolve()
+    }
+    signal?.addEventListener('abort', done, { once: true })
+  })
+}
+
+export interface BackoffOptions {
+  /** What is being waited for, for the log. */
+  readonly what: string
+  /** Give up after this many attempts. Default 10. */
+  readonly attempts?: number
+  /** First delay in ms; doubles each time. Default 200. */
+  readonly initialMs?: number
+  /** Longest delay in ms. Default 5000. */
+  readonly maxMs?: number
+  readonly log?: Logger
+  readonly signal?: AbortSignal
+}
+
+/** Runs `fn` until it resolves, waiting longer after each failure; rethrows the last error when out of attempts. */
+export async function withBackoff<T>(fn: () => Promise<T>, options: BackoffOptions): Promise<T> {
+  const attempts = options.attempts ?? 10
+  let delay = options.initialMs ?? 200
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn()
+    } catch (error) {
+      if (attempt >= attempts || options.signal?.aborted) throw error
+      const wait = Math.round(delay * (0.8 + Math.random() * 0.4))
+      options.log?.warn(
+        { attempt, of: attempts, retryInMs: wait, err: (error as Error).message },
+        `${options.what}: not yet, retrying`,
+      )
+      await sleep(wait, options.signal)
+      delay = Math.min(delay * 2, options.maxMs ?? 5000)
+    }
+  }
+}

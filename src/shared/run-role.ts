@@ -1,0 +1,101 @@
+// Starting and stopping a role: listen, register in kv, stop gracefully on SIGTERM/SIGINT.
+import type { AnyElysia } from 'elysia'
+import type { KvClient } from '../clients/kv-client.ts'
+import { type Address, UsageError } from './args.ts'
+import { withBackoff } from './backoff.ts'
+import { ConfigError } from './config.ts'
+import type { Logger } from './logger.ts'
+
+/** A started role: where it listens, and how to stop it. */
+export interface RunningRole {
+  readonly role: string
+  /** The port it listens on (the real one when asked for port 0); undefined for the worker. */
+  readonly port?: number
+  /** Stops accepting, lets what is in flight finish, closes the stores. Idempotent. */
+  stop(): Promise<void>
+}
+
+/** How long registration and peer lookup wait for the kv store before giving up. */
+export const KV_WAIT = { attempts: 20, initialMs: 250, maxMs: 5000 } as const
+
+export interface ServeOptions {
+  readonly role: string
+  readonly app: AnyElysia
+  readonly listen: Address
+  readonly log: Logger
+  /** Registers `key` = `value` in kv once listening. */
+  readonly register?: { readonly kv: KvClient; readonly key: string; readonly value: string }
+  /** Closes the role's stores, after the server stopped. */
+  readonly close?: () => Promise<void>
+}
+
+/** Listens, registers, and returns a handle whose stop() drains in-flight requests first. */
+export async function serveRole(options: ServeOptions): Promise<RunningRole> {
+  const { app, listen, log, role } = options
+  app.listen({ hostname: listen.hostname, port: listen.port })
+  const server = app.server
+  if (!server) throw new Error(`${role}: could not listen on ${listen.text}`)
+  log.info({ address: `${server.hostname}:${server.port}` }, `${role} listening`)
+  let stopping: Promise<void> | undefined
+  const running: RunningRole = {
+    role,
+    port: server.port,
+    stop() {
+      stopping ??= (async () => {
+        log.info(`${role} stopping: finishing requests in flight`)
+        await server.stop(false)
+        try {
+          await options.close?.()
+        } catch (error) {
+          log.error({ err: error }, `${role}: closing its stores failed`)
+        }
+        log.info(`${role} stopped`)
+      })()
+      return stopping
+    },
+  }
+  if (options.register) {
+    const { kv, key, value } = options.register
+    try {
+      await withBackoff(() => kv.set(key, value), { ...KV_WAIT, what: `registering ${key}=${value} in kv at ${kv.address}`, log })
+    } catch (error) {
+      await running.stop()
+      throw new Error(`${role}: the kv store at ${kv.address} never answered: ${(error as Error).message}`)
+    }
+    log.info({ key, value }, `${role} registered in kv`)
+  }
+  return running
+}
+
+/**
+ * The body of every entry file: start the role, stop it on SIGTERM/SIGINT and exit 0; print the usage line and
+ * exit 2 on a bad command line, name the variable and exit 2 on a bad setting, exit 1 when start-up fails.
+ */
+export async function runMain(start: () => Promise<RunningRole | RunningRole[]>): Promise<void> {
+  let roles: RunningRole[]
+  try {
+    const started = await start()
+    roles = Array.isArray(started) ? started : [started]
+  } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(`Error: ${error.message}\n${error.usage}`)
+      process.exit(2)
+    }
+    if (error instanceof ConfigError) {
+      console.error(`Error: ${error.message}`)
+      process.exit(2)
+    }
+    console.error(`Error: ${(error as Error).message}`)
+    process.exit(1)
+  }
+  let signalled = false
+  const shutdown = async (signal: string) => {
+    if (signalled) return
+    signalled = true
+    console.error(`${signal}: stopping ${roles.map((r) => r.role).join(', ')}`)
+    await Promise.allSettled(roles.map((r) => r.stop()))
+    process.exit(0)
+  }
+  process.on('SIGTERM', () => void shutdown('SIGTERM'))
+  process.on('SIGINT', () => void shutdown('SIGINT'))
+}
