@@ -20,7 +20,7 @@ export async function startDatabase(argv: readonly string[], settings: Settings 
     app,
     listen: self,
     log,
-    register: { kv: createKvClient(dialable(kv)), key: 'databaseAddress', value: dialable(self) },
+    register: { kv: createKvClient(dialable(kv)), key: 'databaseAddress', value: dialable(self), waitSeconds: settings.kvWaitSeconds },
     close: () => store.close(),
   })
 }

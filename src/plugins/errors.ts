@@ -1,6 +1,6 @@
 // Turns every error, ours or Elysia's, into the contract's answer: a status and a text body starting `Error:`.
 import { Elysia, ValidationError } from 'elysia'
-import { errorText, HttpError } from '../shared/errors.ts'
+import { BadRequest, errorText, HttpError } from '../shared/errors.ts'
 import type { Logger } from '../shared/logger.ts'
 
 const TEXT = 'text/plain; charset=utf-8'
@@ -49,9 +49,10 @@ export function queryProblem(url: string): string | undefined {
 /** Error translator for a role; `log` gets unexpected errors once, with the request. */
 export function errorsPlugin(log: Logger) {
   return new Elysia({ name: 'pixmill.errors' })
-    .onRequest(({ request }) => {
+    // After routing, before validation: so that the answer is counted under its route.
+    .onTransform({ as: 'global' }, ({ request }) => {
       const problem = queryProblem(request.url)
-      if (problem !== undefined) return answer(request, 400, problem)
+      if (problem !== undefined) throw new BadRequest(problem)
     })
     .onError({ as: 'global' }, ({ code, error, request }) => {
       if (error instanceof HttpError) return answer(request, error.status, error.message, error.headers)

@@ -1,13 +1,32 @@
 // GET /metrics in Prometheus text format: requests and latencies per route, plus each role's own figures.
 import { Elysia } from 'elysia'
 import { errorStatus } from './errors.ts'
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 
 /** One registry per role, so several roles in one process keep their figures apart. */
 export function createMetricsRegistry(role: string): Registry {
   const registry = new Registry()
   registry.setDefaultLabels({ role })
-  collectDefaultMetrics({ register: registry, prefix: 'pixmill_' })
+  // prom-client's default set reads Node's event-loop monitor, which Bun does not fill in (it prints `Nan`); keep to what Bun reports.
+  new Gauge({
+    name: 'pixmill_process_resident_memory_bytes',
+    help: 'Resident memory of the process, in bytes.',
+    registers: [registry],
+    collect() {
+      this.set(process.memoryUsage.rss())
+    },
+  })
+  new Gauge({
+    name: 'pixmill_process_cpu_seconds',
+    help: 'CPU time the process has used, in seconds.',
+    labelNames: ['mode'],
+    registers: [registry],
+    collect() {
+      const { user, system } = process.cpuUsage()
+      this.set({ mode: 'user' }, user / 1e6)
+      this.set({ mode: 'system' }, system / 1e6)
+    },
+  })
   return registry
 }
 

@@ -12,6 +12,8 @@ export interface Settings {
   readonly maxUploadBytes: number
   /** The most pixels a worker will decode. Default 50000000. */
   readonly maxPixels: number
+  /** How long a role waits at start for the kv store and its peers' registrations. Default 60. */
+  readonly kvWaitSeconds: number
 }
 
 /** A setting that is present but wrong; the message names the variable. */
@@ -40,5 +42,6 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     maxAttempts: positiveInteger(env, 'PIXMILL_MAX_ATTEMPTS', 3),
     maxUploadBytes: positiveInteger(env, 'PIXMILL_MAX_UPLOAD_BYTES', 52_428_800),
     maxPixels: positiveInteger(env, 'PIXMILL_MAX_PIXELS', 50_000_000),
+    kvWaitSeconds: positiveInteger(env, 'PIXMILL_KV_WAIT_SECONDS', 60),
   })
 }

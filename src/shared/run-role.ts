@@ -15,16 +15,18 @@ export interface RunningRole {
   stop(): Promise<void>
 }
 
-/** How long registration and peer lookup wait for the kv store before giving up. */
-export const KV_WAIT = { attempts: 20, initialMs: 250, maxMs: 5000 } as const
+/** Back-off while waiting at start for the kv store or a peer's registration, within PIXMILL_KV_WAIT_SECONDS. */
+export function kvWait(settings: { kvWaitSeconds: number }) {
+  return { attempts: Number.MAX_SAFE_INTEGER, withinMs: settings.kvWaitSeconds * 1000, initialMs: 250, maxMs: 5000 } as const
+}
 
 export interface ServeOptions {
   readonly role: string
   readonly app: AnyElysia
   readonly listen: Address
   readonly log: Logger
-  /** Registers `key` = `value` in kv once listening. */
-  readonly register?: { readonly kv: KvClient; readonly key: string; readonly value: string }
+  /** Registers `key` = `value` in kv once listening, waiting up to `waitSeconds` for the kv store. */
+  readonly register?: { readonly kv: KvClient; readonly key: string; readonly value: string; readonly waitSeconds: number }
   /** Closes the role's stores, after the server stopped. */
   readonly close?: () => Promise<void>
 }
@@ -55,12 +57,12 @@ export async function serveRole(options: ServeOptions): Promise<RunningRole> {
     },
   }
   if (options.register) {
-    const { kv, key, value } = options.register
+    const { kv, key, value, waitSeconds } = options.register
     try {
-      await withBackoff(() => kv.set(key, value), { ...KV_WAIT, what: `registering ${key}=${value} in kv at ${kv.address}`, log })
+      await withBackoff(() => kv.set(key, value), { ...kvWait({ kvWaitSeconds: waitSeconds }), what: `registering ${key}=${value} in kv at ${kv.address}`, log })
     } catch (error) {
       await running.stop()
-      throw new Error(`${role}: the kv store at ${kv.address} never answered: ${(error as Error).message}`)
+      throw new Error(`${role}: could not register in the kv store at ${kv.address} within ${waitSeconds} s (PIXMILL_KV_WAIT_SECONDS): ${(error as Error).message}`)
     }
     log.info({ key, value }, `${role} registered in kv`)
   }

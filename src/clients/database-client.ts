@@ -1,0 +1,64 @@
+// Client of the database role, for the master.
+import { callPeer, type Fetch, networkFetch } from './http.ts'
+import { onPeer, type PeerAddress } from './peer-address.ts'
+
+/** A task as the database answers `/getById`. */
+export interface TaskRecord {
+  readonly id: number
+  readonly state: number
+  readonly stateName: string
+  readonly attempts: number
+  readonly error?: string
+  readonly createdAt: string
+  readonly updatedAt: string
+  readonly leaseExpiresAt?: string
+  readonly held?: boolean
+}
+
+type Query = Record<string, string | number | undefined>
+
+export interface DatabaseClient {
+  /** A held task: no worker can claim it until `activateTask`. */
+  reserveTask(): Promise<number>
+  activateTask(id: number): Promise<void>
+  dropTask(id: number): Promise<void>
+  /** The task; NotFound-like HttpError (404) for an unknown id. */
+  getById(id: number): Promise<TaskRecord>
+  /** The database's claim answer as JSON text; HttpError 404 `No non-started task.` when there is none. */
+  getNewTask(): Promise<string>
+  finishTask(id: number, lease?: string): Promise<void>
+  failTask(id: number, error?: string, lease?: string): Promise<void>
+  retryTask(id: number): Promise<void>
+  /** The renewed task as JSON text. */
+  renewTask(id: number, lease: string): Promise<string>
+}
+
+export function createDatabaseClient(peer: PeerAddress, fetcher: Fetch = networkFetch): DatabaseClient {
+  const call = (method: string, path: string, query: Query = {}) =>
+    onPeer(peer, async (address) => (await callPeer(fetcher, 'database', address, path, { method, query, timeoutMs: 10_000 })).text())
+  return {
+    async reserveTask() {
+      return Number(await call('POST', '/reserveTask'))
+    },
+    async activateTask(id) {
+      await call('POST', '/activateTask', { id })
+    },
+    async dropTask(id) {
+      await call('POST', '/dropTask', { id })
+    },
+    async getById(id) {
+      return JSON.parse(await call('GET', '/getById', { id })) as TaskRecord
+    },
+    getNewTask: () => call('POST', '/getNewTask'),
+    async finishTask(id, lease) {
+      await call('POST', '/finishTask', { id, lease })
+    },
+    async failTask(id, error, lease) {
+      await call('POST', '/failTask', { id, error, lease })
+    },
+    async retryTask(id) {
+      await call('POST', '/retryTask', { id })
+    },
+    renewTask: (id, lease) => call('POST', '/renewTask', { id, lease }),
+  }
+}

@@ -1,0 +1,55 @@
+// Entry of the master role: `bun run src/master.ts <self> <kv>`.
+import { createDatabaseClient } from './clients/database-client.ts'
+import { networkFetch } from './clients/http.ts'
+import { createKvClient } from './clients/kv-client.ts'
+import { kvPeer, type PeerAddress } from './clients/peer-address.ts'
+import { createStorageClient } from './clients/storage-client.ts'
+import { createMetricsRegistry } from './plugins/metrics.ts'
+import { createMasterApp } from './roles/master/app.ts'
+import { dialable, parseServiceArgs } from './shared/args.ts'
+import { withBackoff } from './shared/backoff.ts'
+import { loadSettings, type Settings } from './shared/config.ts'
+import { createLogger } from './shared/logger.ts'
+import { kvWait, type RunningRole, runMain, serveRole } from './shared/run-role.ts'
+
+/** Whether a peer's /health answers 200 within a second. */
+async function peerHealthy(peer: PeerAddress): Promise<boolean> {
+  try {
+    const address = await Promise.race([peer.current(), Bun.sleep(1000).then(() => undefined)])
+    if (address === undefined) return false
+    const response = await networkFetch(new Request(`http://${address}/health`, { signal: AbortSignal.timeout(1000) }))
+    await response.body?.cancel()
+    if (!response.ok) peer.invalidate()
+    return response.ok
+  } catch {
+    peer.invalidate()
+    return false
+  }
+}
+
+/** Starts the master role from its command-line arguments. */
+export async function startMaster(argv: readonly string[], settings: Settings = loadSettings()): Promise<RunningRole> {
+  const { self, kv: kvAddress } = parseServiceArgs('master', argv)
+  const log = createLogger('master')
+  const kv = createKvClient(dialable(kvAddress))
+  const databasePeer = kvPeer(kv, 'databaseAddress', { log })
+  const storagePeer = kvPeer(kv, 'storageAddress', { log })
+  // Wait at start until both peers are registered, with the same bounded back-off as registration.
+  for (const peer of [databasePeer, storagePeer]) {
+    await withBackoff(() => peer.current(), { ...kvWait(settings), what: `finding ${peer.key} in kv at ${kv.address}`, log })
+  }
+  const app = createMasterApp({
+    database: createDatabaseClient(databasePeer),
+    storage: createStorageClient(storagePeer),
+    log,
+    registry: createMetricsRegistry('master'),
+    maxUploadBytes: settings.maxUploadBytes,
+    dependenciesHealthy: async () => {
+      const [database, storage] = await Promise.all([peerHealthy(databasePeer), peerHealthy(storagePeer)])
+      return { database, storage }
+    },
+  })
+  return serveRole({ role: 'master', app, listen: self, log, register: { kv, key: 'masterAddress', value: dialable(self), waitSeconds: settings.kvWaitSeconds } })
+}
+
+if (import.meta.main) await runMain(() => startMaster(process.argv.slice(2)))

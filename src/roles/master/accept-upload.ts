@@ -1,0 +1,57 @@
+// POST /new without lost or phantom work: reserve a held task, stream the image to storage, then activate the task.
+import type { DatabaseClient } from '../../clients/database-client.ts'
+import type { StorageClient } from '../../clients/storage-client.ts'
+import { peekBody, declaredLength } from '../../shared/body-stream.ts'
+import { BadRequest, HttpError, PayloadTooLarge, UnsupportedMediaType } from '../../shared/errors.ts'
+import type { Logger } from '../../shared/logger.ts'
+import { hasPngSignature, parsePngHeader, PNG_HEADER_BYTES, type PngHeader } from '../../shared/png-header.ts'
+
+export interface UploadDeps {
+  readonly database: DatabaseClient
+  readonly storage: StorageClient
+  readonly maxUploadBytes: number
+  readonly log: Logger
+}
+
+export interface AcceptedUpload {
+  readonly id: number
+  readonly header: PngHeader
+}
+
+/**
+ * Checks the PNG signature and IHDR from the first bytes, then streams the body to storage under a held task.
+ * The task becomes claimable only after storage said `success`; on any failure it is dropped, so no worker ever
+ * gets a task without its image, and every id answered has its image stored.
+ */
+export async function acceptUpload(request: Request, deps: UploadDeps): Promise<AcceptedUpload> {
+  const limit = deps.maxUploadBytes
+  const length = declaredLength(request)
+  if (length !== undefined && length > limit) throw new PayloadTooLarge(limit)
+  if (!request.body || length === 0) throw new BadRequest('The body is empty: send the PNG as the raw request body.')
+  const body = await peekBody(request.body, PNG_HEADER_BYTES, limit)
+  if (body.head.byteLength === 0) throw new BadRequest('The body is empty: send the PNG as the raw request body.')
+  if (!hasPngSignature(body.head)) {
+    await body.stream.cancel().catch(() => {})
+    throw new UnsupportedMediaType('The body is not a PNG (it does not start with the PNG signature).')
+  }
+  const parsed = parsePngHeader(body.head)
+  if ('problem' in parsed) {
+    await body.stream.cancel().catch(() => {})
+    throw new BadRequest(`Not a valid PNG: ${parsed.problem}.`)
+  }
+  const id = await deps.database.reserveTask()
+  try {
+    await deps.storage.send(id, 'working', body.stream, { contentLength: length })
+  } catch (error) {
+    await deps.database.dropTask(id).catch((dropError) =>
+      deps.log.warn({ id, err: (dropError as Error).message }, 'could not drop the held task of a failed upload; it expires on its own'),
+    )
+    const failure = body.failure()
+    if (failure === 'too-large') throw new PayloadTooLarge(limit)
+    if (failure === 'source-failed') throw new BadRequest('The upload was interrupted before the whole body arrived.')
+    if (error instanceof HttpError) throw error
+    throw error
+  }
+  await deps.database.activateTask(id)
+  return { id, header: parsed.header }
+}

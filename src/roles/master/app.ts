@@ -1,0 +1,159 @@
+// The master role: the client API (upload, poll, download) and the worker API, in front of database and storage.
+import { t } from 'elysia'
+import { Counter, type Registry } from 'prom-client'
+import type { DatabaseClient } from '../../clients/database-client.ts'
+import type { StorageClient } from '../../clients/storage-client.ts'
+import { withMethodGuard } from '../../plugins/method-guard.ts'
+import { roleKit } from '../../plugins/role-kit.ts'
+import { NotFound } from '../../shared/errors.ts'
+import type { Logger } from '../../shared/logger.ts'
+import { ErrorText, IdQuery, Success } from '../../shared/schemas.ts'
+import { acceptUpload } from './accept-upload.ts'
+import { FailedQuery, LeaseQuery, pngRequestBody, pngResponse, RenewQuery, StatusJson } from './model.ts'
+
+export interface MasterAppDeps {
+  readonly database: DatabaseClient
+  readonly storage: StorageClient
+  readonly log: Logger
+  readonly registry: Registry
+  readonly maxUploadBytes: number
+  /** Whether database and storage answer; feeds /health. */
+  readonly dependenciesHealthy: () => Promise<Record<string, boolean>>
+}
+
+/** Headers of a stored image that the master passes on to its client. */
+const PASSED_ON = ['content-type', 'content-length', 'etag', 'last-modified', 'accept-ranges', 'content-range'] as const
+
+/** Builds the master app; it never listens (the entry file or the launcher does). */
+export function createMasterApp(deps: MasterAppDeps) {
+  const { database, storage, log, registry } = deps
+  const uploads = new Counter({ name: 'pixmill_uploads_total', help: 'Uploads to POST /new, by outcome.', labelNames: ['outcome'], registers: [registry] })
+  const app = roleKit({
+    role: 'master',
+    description:
+      'Upload a PNG with `POST /new` (the raw PNG as the body; here, "Try it out" offers a file picker), poll `GET /isReady` or ' +
+      '`GET /status`, and download the result with `GET /get`. Workers use `/getNewTask`, `/registerTaskFinished`, `/registerTaskFailed` and `/renewTask`.',
+    log,
+    registry,
+    // Bun's own limit stays far above ours, so that the role answers 413 itself, with an `Error:` body.
+    maxRequestBodySize: deps.maxUploadBytes * 2 + 1024 * 1024,
+    health: async () => {
+      const peers = await deps.dependenciesHealthy()
+      return { ok: Object.values(peers).every(Boolean), ...peers }
+    },
+  })
+    .post(
+      '/new',
+      async ({ request }) => {
+        try {
+          const { id } = await acceptUpload(request, deps)
+          uploads.inc({ outcome: 'accepted' })
+          return String(id)
+        } catch (error) {
+          uploads.inc({ outcome: 'refused' })
+          throw error
+        }
+      },
+      {
+        parse: 'none',
+        response: { 200: t.String({ description: 'The new task id, as text' }), 400: ErrorText, 413: ErrorText, 415: ErrorText, 502: ErrorText, 503: ErrorText },
+        detail: { summary: 'Upload a PNG; answers the new task id', tags: ['client'], requestBody: pngRequestBody },
+      },
+    )
+    .get(
+      '/isReady',
+      async ({ query }) => ((await database.getById(Number(query.id))).state === 2 ? '1' : '0'),
+      {
+        query: IdQuery,
+        response: { 200: t.Union([t.Literal('0'), t.Literal('1')]), 404: ErrorText },
+        detail: { summary: '`1` when the task is finished, else `0` (also for a failed task; see /status)', tags: ['client'] },
+      },
+    )
+    .get(
+      '/get',
+      async ({ query, request }) => {
+        const id = Number(query.id)
+        const task = await database.getById(id)
+        if (task.state !== 2) throw new NotFound(`Task ${id} is not finished (it is ${task.stateName}).`)
+        const headers: Record<string, string> = {}
+        for (const name of ['if-none-match', 'range', 'if-range']) {
+          const value = request.headers.get(name)
+          if (value !== null) headers[name] = value
+        }
+        const stored = await storage.get(id, 'finished', { headers })
+        const out = new Headers()
+        for (const name of PASSED_ON) {
+          const value = stored.headers.get(name)
+          if (value !== null) out.set(name, value)
+        }
+        return new Response(stored.body, { status: stored.status, headers: out })
+      },
+      {
+        query: IdQuery,
+        response: { 200: t.Any(), 404: ErrorText },
+        detail: { summary: 'The finished PNG; 404 while the task is not finished', tags: ['client'], responses: { 200: pngResponse } },
+      },
+    )
+    .get(
+      '/status',
+      async ({ query }) => {
+        const task = await database.getById(Number(query.id))
+        return {
+          id: task.id,
+          state: task.state,
+          stateName: task.stateName,
+          attempts: task.attempts,
+          ...(task.error !== undefined ? { error: task.error } : {}),
+          createdAt: task.createdAt,
+          updatedAt: task.updatedAt,
+        }
+      },
+      { query: IdQuery, response: { 200: StatusJson, 404: ErrorText }, detail: { summary: 'The task’s state, attempts and last error', tags: ['client'] } },
+    )
+    .post(
+      '/getNewTask',
+      async ({ set }) => {
+        const claim = await database.getNewTask()
+        set.headers['content-type'] = 'application/json; charset=utf-8'
+        return claim
+      },
+      {
+        response: { 200: t.String({ description: 'The claimed task as JSON, with `leaseToken`' }), 404: ErrorText },
+        detail: { summary: 'Claim the oldest not-started task (worker API)', description: 'Answers `Error: No non-started task.` (404) when there is none.', tags: ['worker'] },
+      },
+    )
+    .post(
+      '/registerTaskFinished',
+      async ({ query }) => {
+        await database.finishTask(Number(query.id), query.lease)
+        return 'success' as const
+      },
+      { query: LeaseQuery, response: { 200: Success, 404: ErrorText, 409: ErrorText }, detail: { summary: 'Mark a task in progress finished (worker API)', tags: ['worker'] } },
+    )
+    .post(
+      '/registerTaskFailed',
+      async ({ query }) => {
+        await database.failTask(Number(query.id), query.error, query.lease)
+        return 'success' as const
+      },
+      { query: FailedQuery, response: { 200: Success, 404: ErrorText, 409: ErrorText }, detail: { summary: 'Count a failed attempt (worker API)', tags: ['worker'] } },
+    )
+    .post(
+      '/renewTask',
+      async ({ query, set }) => {
+        const renewed = await database.renewTask(Number(query.id), query.lease)
+        set.headers['content-type'] = 'application/json; charset=utf-8'
+        return renewed
+      },
+      { query: RenewQuery, response: { 200: t.String(), 404: ErrorText, 409: ErrorText }, detail: { summary: 'Extend the lease of a claim (worker API)', tags: ['worker'] } },
+    )
+    .post(
+      '/retryTask',
+      async ({ query }) => {
+        await database.retryTask(Number(query.id))
+        return 'success' as const
+      },
+      { query: IdQuery, response: { 200: Success, 404: ErrorText, 409: ErrorText }, detail: { summary: 'Try a failed task again (operators)', tags: ['operators'] } },
+    )
+  return withMethodGuard(app)
+}

@@ -1,0 +1,93 @@
+// Real role processes for end-to-end tests: free ports, logs kept per test, kill -9 and SIGTERM.
+import type { Subprocess } from 'bun'
+import { appendFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+
+export const REPO_ROOT = resolve(import.meta.dir, '../..')
+
+/** A port nobody listens on right now (the OS picks it). */
+export function freePort(): number {
+  const server = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: () => new Response() })
+  const port = server.port!
+  server.stop(true)
+  return port
+}
+
+export interface RoleProcess {
+  readonly role: string
+  readonly args: readonly string[]
+  readonly proc: Subprocess
+  /** Where its output goes. */
+  readonly logFile: string
+  /** Resolves to the exit code. */
+  readonly exited: Promise<number>
+  kill9(): Promise<void>
+  /** SIGTERM, then the exit code. */
+  terminate(): Promise<number>
+}
+
+export interface SpawnOptions {
+  readonly dataDir: string
+  readonly env?: Record<string, string>
+  /** GET this address's /health until 200 before resolving. */
+  readonly healthAt?: string
+  readonly timeoutMs?: number
+}
+
+/** Starts `bun run src/<role>.ts <args>` from the repository root, with its output in `<dataDir>/<role>.log`. */
+export async function spawnRole(role: string, args: readonly string[], options: SpawnOptions): Promise<RoleProcess> {
+  const logFile = join(options.dataDir, `${role}.log`)
+  const proc = Bun.spawn(['bun', 'run', `src/${role}.ts`, ...args], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, PIXMILL_DATA_DIR: options.dataDir, PIXMILL_LOG_LEVEL: 'info', ...options.env },
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
+  for (const stream of [proc.stdout, proc.stderr]) {
+    void (async () => {
+      for await (const chunk of stream as ReadableStream<Uint8Array>) appendFileSync(logFile, chunk)
+    })()
+  }
+  const running: RoleProcess = {
+    role,
+    args,
+    proc,
+    logFile,
+    exited: proc.exited,
+    async kill9() {
+      proc.kill('SIGKILL')
+      await proc.exited
+    },
+    async terminate() {
+      proc.kill('SIGTERM')
+      return proc.exited
+    },
+  }
+  if (options.healthAt) await waitHealthy(options.healthAt, options.timeoutMs ?? 20_000, running)
+  return running
+}
+
+/** Polls `http://<address>/health` until it answers 200. */
+export async function waitHealthy(address: string, timeoutMs: number, proc?: RoleProcess): Promise<void> {
+  const deadline = performance.now() + timeoutMs
+  let exitCode: number | null = null
+  void proc?.exited.then((code) => (exitCode = code))
+  while (performance.now() < deadline) {
+    if (exitCode !== null) throw new Error(`${proc?.role} exited with ${exitCode} before it was healthy; see ${proc?.logFile}`)
+    try {
+      const response = await fetch(`http://${address}/health`, { signal: AbortSignal.timeout(1000) })
+      await response.body?.cancel()
+      if (response.status === 200) return
+    } catch {
+      // not listening yet
+    }
+    await Bun.sleep(50)
+  }
+  throw new Error(`${address} was not healthy within ${timeoutMs} ms${proc ? `; see ${proc.logFile}` : ''}`)
+}
+
+/** Fetches `http://<address><path>` and reads the answer as text. */
+export async function httpText(address: string, path: string, init?: RequestInit): Promise<{ status: number; text: string; headers: Headers }> {
+  const response = await fetch(`http://${address}${path}`, init)
+  return { status: response.status, text: await response.text(), headers: response.headers }
+}

@@ -1,0 +1,173 @@
+// The contract every TaskStore must keep: ids, claims, leases, attempts, held tasks, durability.
+import { afterEach, beforeEach, describe, expect, test } from 'bun:test'
+import type { TaskStore, TaskStoreOptions } from '../../src/roles/database/task-store.ts'
+import { HttpError } from '../../src/shared/errors.ts'
+
+export interface TaskStoreEnv {
+  /** A store over the test's place, with the given options (the clock included). */
+  open(options: TaskStoreOptions): TaskStore
+  cleanup(): void
+}
+
+/** Resolves to the HTTP status an operation fails with. */
+async function statusOf(promise: Promise<unknown>): Promise<number> {
+  try {
+    await promise
+  } catch (error) {
+    if (error instanceof HttpError) return error.status
+    throw error
+  }
+  throw new Error('expected the call to fail')
+}
+
+export function taskStoreContract(name: string, setup: () => TaskStoreEnv) {
+  describe(`TaskStore contract: ${name}`, () => {
+    let env: TaskStoreEnv
+    let store: TaskStore
+    let clock: number
+    const options = (): TaskStoreOptions => ({ leaseSeconds: 10, maxAttempts: 2, now: () => clock })
+    beforeEach(() => {
+      clock = 1_700_000_000_000
+      env = setup()
+      store = env.open(options())
+    })
+    afterEach(async () => {
+      await store.close().catch(() => {})
+      env.cleanup()
+    })
+
+    test('ids count up from 0 and a new task is not started', async () => {
+      expect(await store.create()).toBe(0)
+      expect(await store.create()).toBe(1)
+      const task = await store.get(1)
+      expect(task).toMatchObject({ id: 1, state: 0, attempts: 0, error: null, ready: true, leaseExpiresAt: null })
+      expect(await store.get(2)).toBeUndefined()
+    })
+
+    test('claims hand out the oldest not-started task with a lease, then nothing', async () => {
+      await store.create()
+      await store.create()
+      const first = await store.claim()
+      expect(first.claim?.task).toMatchObject({ id: 0, state: 1, leaseExpiresAt: clock + 10_000 })
+      expect(first.claim?.leaseToken).toBeString()
+      expect((await store.claim()).claim?.task.id).toBe(1)
+      expect((await store.claim()).claim).toBeUndefined()
+    })
+
+    test('a held task cannot be claimed until it is activated, and can be dropped', async () => {
+      const held = await store.create({ ready: false })
+      const other = await store.create({ ready: false })
+      expect((await store.claim()).claim).toBeUndefined()
+      await store.activate(held)
+      expect((await store.claim()).claim?.task.id).toBe(held)
+      await store.drop(other)
+      expect(await store.get(other)).toBeUndefined()
+      expect(await statusOf(store.drop(held))).toBe(409)
+      // A dropped id is never handed out again.
+      expect(await store.create()).toBe(2)
+    })
+
+    test('finishing: only a task in progress; a second finish is a conflict that changes nothing', async () => {
+      const id = await store.create()
+      expect(await statusOf(store.finish(id))).toBe(409)
+      await store.claim()
+      expect((await store.finish(id)).state).toBe(2)
+      expect(await statusOf(store.finish(id))).toBe(409)
+      expect((await store.get(id))?.state).toBe(2)
+      expect(await statusOf(store.finish(99))).toBe(404)
+    })
+
+    test('a lease that ran out puts the task back, counted as an attempt, and the old token no longer works', async () => {
+      const id = await store.create()
+      const first = (await store.claim()).claim!
+      clock += 10_001
+      const second = await store.claim()
+      expect(second.expired).toBe(1)
+      expect(second.claim?.task).toMatchObject({ id, state: 1, attempts: 1 })
+      expect(await statusOf(store.finish(id, first.leaseToken))).toBe(409)
+      expect(await statusOf(store.fail(id, 'late', first.leaseToken))).toBe(409)
+      expect((await store.finish(id, second.claim!.leaseToken)).state).toBe(2)
+    })
+
+    test('renewing a lease keeps the task from being handed out again', async () => {
+      const id = await store.create()
+      const claim = (await store.claim()).claim!
+      clock += 8_000
+      expect((await store.renew(id, claim.leaseToken)).leaseExpiresAt).toBe(clock + 10_000)
+      clock += 8_000
+      expect((await store.claim()).claim).toBeUndefined()
+      expect(await statusOf(store.renew(id, 'not-the-token'))).toBe(409)
+    })
+
+    test('failures count attempts: back to not started, then failed for good at maxAttempts', async () => {
+      const id = await store.create()
+      expect(await statusOf(store.fail(id, 'not claimed'))).toBe(409)
+      await store.claim()
+      expect(await store.fail(id, 'cannot decode')).toMatchObject({ state: 0, attempts: 1, error: 'cannot decode' })
+      await store.claim()
+      expect(await store.fail(id, 'cannot decode again')).toMatchObject({ state: 3, attempts: 2, error: 'cannot decode again' })
+      expect((await store.claim()).claim).toBeUndefined()
+      expect(await statusOf(store.fail(id, 'again'))).toBe(409)
+    })
+
+    test('a lease that runs out maxAttempts times fails the task for good', async () => {
+      const id = await store.create()
+      await store.claim()
+      clock += 10_001
+      await store.claim()
+      clock += 10_001
+      const result = await store.claim()
+      expect(result.claim).toBeUndefined()
+      expect(await store.get(id)).toMatchObject({ state: 3, attempts: 2 })
+    })
+
+    test('retry puts a failed task back with attempts cleared; other states are a conflict', async () => {
+      const id = await store.create()
+      expect(await statusOf(store.retry(id))).toBe(409)
+      for (let i = 0; i < 2; i++) {
+        await store.claim()
+        await store.fail(id, 'boom')
+      }
+      expect(await store.retry(id)).toMatchObject({ state: 0, attempts: 0, error: null })
+      expect((await store.claim()).claim?.task.id).toBe(id)
+    })
+
+    test('setState sets 0, 1 or 2 on an existing task only', async () => {
+      const id = await store.create()
+      expect((await store.setState(id, 2)).state).toBe(2)
+      expect((await store.setState(id, 1)).leaseExpiresAt).toBe(clock + 10_000)
+      expect((await store.setState(id, 0)).state).toBe(0)
+      expect(await statusOf(store.setState(42, 0))).toBe(404)
+    })
+
+    test('list and countByState see every task', async () => {
+      for (let i = 0; i < 3; i++) await store.create()
+      await store.claim()
+      const ids: number[] = []
+      for await (const task of store.list()) ids.push(task.id)
+      expect(ids).toEqual([0, 1, 2])
+      expect(await store.countByState()).toEqual({ 0: 2, 1: 1, 2: 0, 3: 0 })
+    })
+
+    test('200 concurrent claims over 100 tasks hand each task out exactly once, oldest first', async () => {
+      for (let i = 0; i < 100; i++) await store.create()
+      const results = await Promise.all(Array.from({ length: 200 }, () => store.claim()))
+      const ids = results.flatMap((r) => (r.claim ? [r.claim.task.id] : []))
+      expect(ids.length).toBe(100)
+      expect(new Set(ids).size).toBe(100)
+      expect([...ids].sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => i))
+    })
+
+    test('tasks, states and the id counter survive closing and opening again', async () => {
+      await store.create()
+      await store.create()
+      await store.claim()
+      await store.finish(0)
+      await store.close()
+      store = env.open(options())
+      expect(await store.get(0)).toMatchObject({ state: 2 })
+      expect(await store.get(1)).toMatchObject({ state: 0 })
+      expect(await store.create()).toBe(2)
+    })
+  })
+}
