@@ -31,6 +31,10 @@ export interface DatabaseClient {
   retryTask(id: number): Promise<void>
   /** The renewed task as JSON text. */
   renewTask(id: number, lease: string): Promise<string>
+  /** The newest tasks, newest first, optionally in one state. */
+  recentTasks(options: { state?: number; limit?: number }): Promise<TaskRecord[]>
+  /** How many tasks are in each state. */
+  counts(): Promise<Record<'not-started' | 'in-progress' | 'finished' | 'failed', number>>
 }
 
 export function createDatabaseClient(peer: PeerAddress, fetcher: Fetch = networkFetch): DatabaseClient {
@@ -60,5 +64,11 @@ export function createDatabaseClient(peer: PeerAddress, fetcher: Fetch = network
       await call('POST', '/retryTask', { id })
     },
     renewTask: (id, lease) => call('POST', '/renewTask', { id, lease }),
+    async recentTasks({ state, limit }) {
+      return JSON.parse(await call('GET', '/tasks', { state, limit })) as TaskRecord[]
+    },
+    async counts() {
+      return JSON.parse(await call('GET', '/counts'))
+    },
   }
 }

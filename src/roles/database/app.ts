@@ -6,8 +6,8 @@ import { roleKit } from '../../plugins/role-kit.ts'
 import { NotFound } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { ErrorText, IdQuery, Success } from '../../shared/schemas.ts'
-import { ClaimJson, FailQuery, IdLeaseQuery, RenewQuery, SetByIdBody, TaskJson, taskJson } from './model.ts'
-import { STATE_NAMES, type TaskStore } from './task-store.ts'
+import { ClaimJson, CountsJson, FailQuery, RecentQuery, IdLeaseQuery, RenewQuery, SetByIdBody, TaskJson, taskJson } from './model.ts'
+import { STATE_NAMES, type TaskState, type TaskStore } from './task-store.ts'
 
 export interface DatabaseAppDeps {
   readonly store: TaskStore
@@ -160,6 +160,27 @@ export function createDatabaseApp({ store, log, registry }: DatabaseAppDeps) {
         response: { 200: TaskJson, 404: ErrorText, 409: ErrorText },
         detail: { summary: 'Extend the lease of a claim', tags: ['beyond'] },
       },
+    )
+    .get(
+      '/tasks',
+      async ({ query }) => {
+        const state = query.state === undefined ? undefined : (Number(query.state) as TaskState)
+        const tasks = await store.recent({ state, limit: Number(query.limit ?? 50) })
+        return tasks.map(taskJson)
+      },
+      {
+        query: RecentQuery,
+        response: { 200: t.Array(TaskJson) },
+        detail: { summary: 'The newest tasks, newest first, optionally in one state (limit 1-200, default 50)', tags: ['beyond'] },
+      },
+    )
+    .get(
+      '/counts',
+      async () => {
+        const counts = await store.countByState()
+        return { 'not-started': counts[0], 'in-progress': counts[1], finished: counts[2], failed: counts[3] }
+      },
+      { response: { 200: CountsJson }, detail: { summary: 'How many tasks are in each state', tags: ['beyond'] } },
     )
     .post(
       '/reserveTask',

@@ -1,6 +1,7 @@
 // Schemas of the database role's routes.
 import { t } from 'elysia'
 import { IdString } from '../../shared/schemas.ts'
+export { CountsJson, RecentQuery } from '../../shared/task-schemas.ts'
 import { STATE_NAMES, type Task } from './task-store.ts'
 
 export const LeaseToken = t.String({
@@ -57,3 +58,4 @@ export function taskJson(task: Task) {
     ...(task.ready ? {} : { held: true }),
   }
 }
+

@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE INDEX IF NOT EXISTS tasks_claimable ON tasks (id) WHERE state = 0 AND ready = 1;
 CREATE INDEX IF NOT EXISTS tasks_leased ON tasks (lease_until) WHERE state = 1;
 CREATE INDEX IF NOT EXISTS tasks_held ON tasks (created_at) WHERE ready = 0;
+CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state, id);
 -- The next id lives apart from the rows so that an id is never handed out twice, even after a drop.
 CREATE TABLE IF NOT EXISTS sequence (name TEXT PRIMARY KEY, next INTEGER NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO sequence (name, next) VALUES ('tasks', 0);
@@ -97,6 +98,8 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
       'UPDATE tasks SET state = ?2, lease_until = ?3, lease_token = NULL, updated_at = ?4 WHERE id = ?1 RETURNING *',
     ),
     all: db.prepare<Row, []>('SELECT * FROM tasks ORDER BY id'),
+    recent: db.prepare<Row, [number]>('SELECT * FROM tasks ORDER BY id DESC LIMIT ?'),
+    recentInState: db.prepare<Row, [number, number]>('SELECT * FROM tasks WHERE state = ? ORDER BY id DESC LIMIT ?'),
     counts: db.prepare<{ state: TaskState; n: number }, []>('SELECT state, COUNT(*) AS n FROM tasks GROUP BY state'),
     ping: db.prepare<{ one: number }, []>('SELECT 1 AS one'),
   }
@@ -209,6 +212,10 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
     },
     async *list() {
       for (const row of q.all.iterate()) yield toTask(row)
+    },
+    async recent({ state, limit }) {
+      const rows = state === undefined ? q.recent.all(limit) : q.recentInState.all(state, limit)
+      return rows.map(toTask)
     },
     async countByState() {
       const counts: Record<TaskState, number> = { 0: 0, 1: 0, 2: 0, 3: 0 }

@@ -68,6 +68,8 @@ export interface TaskStore {
   setState(id: number, state: 0 | 1 | 2): Promise<Task>
   /** Every task, oldest first. */
   list(): AsyncIterable<Task>
+  /** The newest tasks (by id, newest first), optionally only those in one state; at most `limit`. */
+  recent(options: { state?: TaskState; limit: number }): Promise<Task[]>
   /** How many tasks are in each state. */
   countByState(): Promise<Record<TaskState, number>>
   healthy(): Promise<boolean>

@@ -1,7 +1,7 @@
 // The master role: the client API (upload, poll, download) and the worker API, in front of database and storage.
 import { t } from 'elysia'
 import { Counter, type Registry } from 'prom-client'
-import type { DatabaseClient } from '../../clients/database-client.ts'
+import type { DatabaseClient, TaskRecord } from '../../clients/database-client.ts'
 import type { StorageClient } from '../../clients/storage-client.ts'
 import { withMethodGuard } from '../../plugins/method-guard.ts'
 import { roleKit } from '../../plugins/role-kit.ts'
@@ -9,6 +9,7 @@ import { NotFound } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { ErrorText, IdQuery, Success } from '../../shared/schemas.ts'
 import { acceptUpload } from './accept-upload.ts'
+import { CountsJson, RecentQuery } from '../../shared/task-schemas.ts'
 import { FailedQuery, LeaseQuery, pngRequestBody, pngResponse, RenewQuery, StatusJson } from './model.ts'
 
 export interface MasterAppDeps {
@@ -23,6 +24,19 @@ export interface MasterAppDeps {
 
 /** Headers of a stored image that the master passes on to its client. */
 const PASSED_ON = ['content-type', 'content-length', 'etag', 'last-modified', 'accept-ranges', 'content-range'] as const
+
+/** The public view of a task: no lease token, no internal flags. */
+function statusJson(task: TaskRecord) {
+  return {
+    id: task.id,
+    state: task.state,
+    stateName: task.stateName,
+    attempts: task.attempts,
+    ...(task.error !== undefined ? { error: task.error } : {}),
+    createdAt: task.createdAt,
+    updatedAt: task.updatedAt,
+  }
+}
 
 /** Builds the master app; it never listens (the entry file or the launcher does). */
 export function createMasterApp(deps: MasterAppDeps) {
@@ -96,20 +110,23 @@ export function createMasterApp(deps: MasterAppDeps) {
     )
     .get(
       '/status',
-      async ({ query }) => {
-        const task = await database.getById(Number(query.id))
-        return {
-          id: task.id,
-          state: task.state,
-          stateName: task.stateName,
-          attempts: task.attempts,
-          ...(task.error !== undefined ? { error: task.error } : {}),
-          createdAt: task.createdAt,
-          updatedAt: task.updatedAt,
-        }
-      },
+      async ({ query }) => statusJson(await database.getById(Number(query.id))),
       { query: IdQuery, response: { 200: StatusJson, 404: ErrorText }, detail: { summary: 'The task’s state, attempts and last error', tags: ['client'] } },
     )
+    .get(
+      '/tasks',
+      async ({ query }) =>
+        (await database.recentTasks({ state: query.state === undefined ? undefined : Number(query.state), limit: query.limit === undefined ? undefined : Number(query.limit) })).map(statusJson),
+      {
+        query: RecentQuery,
+        response: { 200: t.Array(StatusJson), 400: ErrorText },
+        detail: { summary: 'The newest tasks, newest first, optionally in one state (limit 1-200, default 50)', tags: ['operators'] },
+      },
+    )
+    .get('/counts', () => database.counts(), {
+      response: { 200: CountsJson },
+      detail: { summary: 'How many tasks are in each state', tags: ['operators'] },
+    })
     .post(
       '/getNewTask',
       async ({ set }) => {
