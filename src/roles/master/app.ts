@@ -104,8 +104,12 @@ export function createMasterApp(deps: MasterAppDeps) {
       },
       {
         query: IdQuery,
-        response: { 200: t.Any(), 404: ErrorText },
-        detail: { summary: 'The finished PNG; 404 while the task is not finished', tags: ['client'], responses: { 200: pngResponse } },
+        // The PNG answer is declared in `detail.responses`: a `response` schema would replace it with JSON.
+        detail: {
+          summary: 'The finished PNG; 404 while the task is not finished',
+          tags: ['client'],
+          responses: { 200: pngResponse, 404: { description: 'Unknown or unfinished task', content: { 'text/plain': { schema: { type: 'string' } } } } },
+        },
       },
     )
     .get(

@@ -1,0 +1,57 @@
+// An in-process stack for route tests: real database and storage apps behind the master, no sockets.
+import { join } from 'node:path'
+import { createDatabaseClient } from '../../src/clients/database-client.ts'
+import { fixedPeer } from '../../src/clients/peer-address.ts'
+import { createStorageClient } from '../../src/clients/storage-client.ts'
+import { createDatabaseApp } from '../../src/roles/database/app.ts'
+import { openSqliteTaskStore } from '../../src/roles/database/sqlite-task-store.ts'
+import { createMasterApp } from '../../src/roles/master/app.ts'
+import { createStorageApp } from '../../src/roles/storage/app.ts'
+import { openFsImageStore } from '../../src/roles/storage/fs-image-store.ts'
+import { inProcess } from './http.ts'
+import { quietDeps } from './silent.ts'
+import { tempDir } from './temp.ts'
+
+export interface StackOptions {
+  readonly maxUploadBytes?: number
+  readonly maxAttempts?: number
+}
+
+/** Database, storage and master apps wired together in-process over a fresh data folder. */
+export function inProcessStack(options: StackOptions = {}) {
+  const dir = tempDir()
+  const maxUploadBytes = options.maxUploadBytes ?? 1024 * 1024
+  const tasks = openSqliteTaskStore(join(dir.path, 'database'), { leaseSeconds: 60, maxAttempts: options.maxAttempts ?? 2 })
+  const images = openFsImageStore(join(dir.path, 'storage'))
+  const database = createDatabaseApp({ store: tasks, ...quietDeps('database') })
+  const storage = createStorageApp({ store: images, maxUploadBytes, ...quietDeps('storage') })
+  let storageUp = true
+  const storageFetch = inProcess(storage)
+  const master = createMasterApp({
+    database: createDatabaseClient(fixedPeer('databaseAddress', 'database.local'), inProcess(database)),
+    storage: createStorageClient(
+      fixedPeer('storageAddress', 'storage.local'),
+      // Lets a test take storage away, as a crashed role would be.
+      (request) => (storageUp ? storageFetch(request) : Promise.reject(new Error('connection refused'))),
+    ),
+    maxUploadBytes,
+    dependenciesHealthy: async () => ({ database: true, storage: storageUp }),
+    ...quietDeps('master'),
+  })
+  return {
+    master,
+    database,
+    storage,
+    tasks,
+    images,
+    dir: dir.path,
+    setStorageUp(up: boolean) {
+      storageUp = up
+    },
+    async close() {
+      await tasks.close()
+      await images.close()
+      dir.remove()
+    },
+  }
+}

@@ -1,0 +1,183 @@
+// master routes through app.handle, over real in-process database and storage apps.
+import { afterEach, beforeEach, describe, expect, test } from 'bun:test'
+import { readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { PNG_SIGNATURE } from '../../src/shared/png-header.ts'
+import { call } from '../helpers/http.ts'
+import { encodePng } from '../helpers/png.ts'
+import { inProcessStack } from '../helpers/stack.ts'
+
+let stack: ReturnType<typeof inProcessStack>
+beforeEach(() => {
+  stack = inProcessStack({ maxUploadBytes: 64 * 1024 })
+})
+afterEach(() => stack.close())
+
+const rows = (f: (x: number, y: number) => number[]) => Array.from({ length: 2 }, (_, y) => Array.from({ length: 3 }, (_, x) => f(x, y)))
+const PNG = encodePng(3, 2, 6, 8, rows((x, y) => [x * 40, 255 - y * 40, 7, 255]))
+const RESULT = encodePng(3, 2, 6, 8, rows(() => [1, 2, 3, 255]))
+
+const post = (path: string, body?: BodyInit) => call(stack.master, 'POST', path, body, body ? { 'content-type': 'image/png' } : undefined)
+const get = (path: string) => call(stack.master, 'GET', path)
+
+async function upload(body: BodyInit = PNG): Promise<number> {
+  const got = await post('/new', body)
+  expect(got.status).toBe(200)
+  return Number(got.text)
+}
+
+describe('master: POST /new', () => {
+  test('answers consecutive ids as text and stores each image as `working`, byte for byte', async () => {
+    expect(await upload()).toBe(0)
+    expect(await upload(RESULT)).toBe(1)
+    const stored = await call(stack.storage, 'GET', '/getImage?id=1&state=working')
+    expect(Buffer.from(stored.text, 'latin1').length).toBeGreaterThan(0)
+    const bytes = new Uint8Array(await (await stack.storage.handle(new Request('http://localhost/getImage?id=0&state=working'))).arrayBuffer())
+    expect(bytes).toEqual(PNG)
+    expect((await get('/status?id=0')).text).toContain('"state":0')
+  })
+
+  test('streams a chunked body of unknown length through to storage', async () => {
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(PNG.subarray(0, 5))
+        controller.enqueue(PNG.subarray(5, 40))
+        controller.enqueue(PNG.subarray(40))
+        controller.close()
+      },
+    })
+    const id = await upload(stream)
+    const bytes = new Uint8Array(await (await stack.storage.handle(new Request(`http://localhost/getImage?id=${id}&state=working`))).arrayBuffer())
+    expect(bytes).toEqual(PNG)
+  })
+
+  test.each([
+    ['an empty body', new Uint8Array(0), 400],
+    ['a text body', new TextEncoder().encode('hello, this is not an image at all'), 415],
+    ['the signature then garbage', new Uint8Array([...PNG_SIGNATURE, ...new Uint8Array(40).fill(7)]), 400],
+    ['a PNG cut inside its header', PNG.subarray(0, 20), 400],
+    ['a header with a bad CRC', (() => { const b = PNG.slice(); b[29] = (b[29]! + 1) % 256; return b })(), 400],
+    ['a body over PIXMILL_MAX_UPLOAD_BYTES', new Uint8Array([...PNG, ...new Uint8Array(64 * 1024)]), 413],
+  ])('refuses %s with %d and an Error: body, leaving no task and no image', async (_what, body, status) => {
+    const got = await post('/new', body)
+    expect(got.status).toBe(status)
+    expect(got.text).toStartWith('Error:')
+    expect((await call(stack.database, 'GET', '/list')).text).toBe('')
+    expect(readdirSync(join(stack.dir, 'storage', 'working')).filter((f) => !f.startsWith('.'))).toEqual([])
+  })
+
+  test('a chunked body that passes the limit midway is refused with 413 and its held task dropped', async () => {
+    const big = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(PNG)
+        for (let i = 0; i < 10; i++) controller.enqueue(new Uint8Array(16 * 1024))
+        controller.close()
+      },
+    })
+    const got = await post('/new', big)
+    expect(got.status).toBe(413)
+    expect(got.text).toStartWith('Error:')
+    expect((await call(stack.database, 'GET', '/list')).text).toBe('')
+  })
+
+  test('storage down: the client gets a 5xx and no task can ever be handed out', async () => {
+    stack.setStorageUp(false)
+    const got = await post('/new', PNG)
+    expect(got.status).toBeGreaterThanOrEqual(500)
+    expect(got.text).toStartWith('Error:')
+    stack.setStorageUp(true)
+    expect((await post('/getNewTask')).status).toBe(404)
+    expect((await call(stack.database, 'GET', '/list')).text).toBe('')
+  })
+})
+
+describe('master: the worker API and the client polling it', () => {
+  test('claim, store the result, finish: /isReady turns 1 and /get serves the finished PNG', async () => {
+    const id = await upload()
+    expect((await get(`/isReady?id=${id}`)).text).toBe('0')
+    expect((await get(`/get?id=${id}`)).status).toBe(404)
+    const claim = JSON.parse((await post('/getNewTask')).text)
+    expect(claim).toMatchObject({ id, state: 1 })
+    expect(claim.leaseToken).toBeString()
+    await stack.storage.handle(new Request(`http://localhost/sendImage?id=${id}&state=finished`, { method: 'POST', body: RESULT }))
+    expect((await post(`/registerTaskFinished?id=${id}&lease=${claim.leaseToken}`)).text).toBe('success')
+    expect((await get(`/isReady?id=${id}`)).text).toBe('1')
+    const response = await stack.master.handle(new Request(`http://localhost/get?id=${id}`))
+    expect(response.status).toBe(200)
+    expect(response.headers.get('content-type')).toBe('image/png')
+    expect(new Uint8Array(await response.arrayBuffer())).toEqual(RESULT)
+    const etag = response.headers.get('etag')!
+    const again = await stack.master.handle(new Request(`http://localhost/get?id=${id}`, { headers: { 'if-none-match': etag } }))
+    expect(again.status).toBe(304)
+  })
+
+  test('no task left: `Error: No non-started task.`', async () => {
+    expect(await post('/getNewTask')).toMatchObject({ status: 404, text: 'Error: No non-started task.' })
+  })
+
+  test('failures: /registerTaskFailed twice (max 2) ends in state 3 with the reason; /isReady 0; /retryTask brings it back', async () => {
+    const id = await upload()
+    await post('/getNewTask')
+    expect((await post(`/registerTaskFailed?id=${id}&error=cannot%20decode`)).text).toBe('success')
+    expect(JSON.parse((await get(`/status?id=${id}`)).text)).toMatchObject({ state: 0, attempts: 1 })
+    await post('/getNewTask')
+    await post(`/registerTaskFailed?id=${id}&error=cannot%20decode`)
+    const status = JSON.parse((await get(`/status?id=${id}`)).text)
+    expect(status).toMatchObject({ id, state: 3, stateName: 'failed', attempts: 2, error: 'cannot decode' })
+    expect(status).not.toHaveProperty('leaseToken')
+    expect((await get(`/isReady?id=${id}`)).text).toBe('0')
+    expect((await get(`/get?id=${id}`)).status).toBe(404)
+    expect((await post(`/retryTask?id=${id}`)).text).toBe('success')
+    expect((await post(`/retryTask?id=${id}`)).status).toBe(409)
+  })
+
+  test('/tasks and /counts give the status board its figures', async () => {
+    await upload()
+    await upload()
+    await post('/getNewTask')
+    expect(JSON.parse((await get('/counts')).text)).toEqual({ 'not-started': 1, 'in-progress': 1, finished: 0, failed: 0 })
+    expect(JSON.parse((await get('/tasks?limit=1')).text).map((t: { id: number }) => t.id)).toEqual([1])
+    expect(JSON.parse((await get('/tasks?state=1')).text).map((t: { id: number }) => t.id)).toEqual([0])
+    expect((await get('/tasks?limit=500')).status).toBe(400)
+  })
+})
+
+describe('master: bad ids and wrong methods', () => {
+  test.each(['abc', '1.5', '1abc', '0x1', '1e2', '', '01', '-1', '%201', '9007199254740993', '1&id=1', '..%2F..%2Fetc%2Fpasswd', '%2e%2e%2f'])(
+    'id=%p is 400 with an Error: body everywhere',
+    async (id) => {
+      for (const [method, path] of [['GET', '/isReady'], ['GET', '/get'], ['GET', '/status'], ['POST', '/registerTaskFinished'], ['POST', '/registerTaskFailed'], ['POST', '/retryTask']] as const) {
+        const got = await call(stack.master, method, `${path}?id=${id}`)
+        expect(got.status).toBe(400)
+        expect(got.text).toStartWith('Error:')
+      }
+    },
+  )
+
+  test('unknown ids are 404; finishing a task not in progress is 409', async () => {
+    for (const path of ['/isReady', '/get', '/status']) expect((await get(`${path}?id=987654`)).status).toBe(404)
+    expect((await post('/registerTaskFinished?id=987654')).status).toBe(404)
+    const id = await upload()
+    const got = await post(`/registerTaskFinished?id=${id}`)
+    expect(got.status).toBe(409)
+    expect(got.text).toStartWith('Error:')
+  })
+
+  test.each([['GET', '/new'], ['POST', '/isReady'], ['POST', '/get'], ['GET', '/getNewTask'], ['GET', '/registerTaskFinished'], ['GET', '/registerTaskFailed'], ['GET', '/retryTask']])(
+    '%s %s is 405 with Allow',
+    async (method, path) => {
+      const got = await call(stack.master, method, `${path}?id=0`)
+      expect(got.status).toBe(405)
+      expect(got.headers.get('allow')).toBeString()
+      expect(got.text).toStartWith('Error:')
+    },
+  )
+})
+
+describe('master: Swagger page', () => {
+  test('declares the upload as a raw image/png body, so the page offers a file picker', async () => {
+    const spec = JSON.parse((await get('/swagger/json')).text)
+    expect(spec.paths['/new'].post.requestBody.content['image/png'].schema).toEqual({ type: 'string', format: 'binary' })
+    expect(spec.paths['/get'].get.responses['200'].content).toHaveProperty('image/png')
+  })
+})
