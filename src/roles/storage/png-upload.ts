@@ -1,0 +1,46 @@
+// A raw PNG upload, checked before anything touches the disk: its announced size, then its first 8 bytes.
+import { declaredLength, type PeekedBody, peekBody } from '../../shared/body-stream.ts'
+import { BadRequest, PayloadTooLarge, UnsupportedMediaType } from '../../shared/errors.ts'
+import { hasPngSignature, PNG_SIGNATURE } from '../../shared/png-header.ts'
+
+/** The client went away (or its body stream broke) before the body was complete. */
+export class UploadBrokenOff extends BadRequest {
+  constructor() {
+    super('The upload was broken off before the body was complete; nothing was stored.')
+  }
+}
+
+const EMPTY = 'The body is empty: send the PNG file as the raw request body.'
+
+/**
+ * The request body, once it is known to be worth storing: 413 at once when Content-Length announces more than
+ * `maxBytes`, 400 when empty, 415 unless it starts with the PNG signature. The stream gives the whole body (the
+ * bytes peeked at included) and fails with PayloadTooLarge as soon as a body without Content-Length passes the limit.
+ */
+export async function pngUploadBody(request: Request, maxBytes: number): Promise<PeekedBody> {
+  const length = declaredLength(request)
+  if (length !== undefined && length > maxBytes) throw new PayloadTooLarge(maxBytes)
+  if (request.body === null || length === 0) throw new BadRequest(EMPTY)
+  let body: PeekedBody
+  try {
+    body = await peekBody(request.body, PNG_SIGNATURE.length, maxBytes)
+  } catch (error) {
+    if (error instanceof PayloadTooLarge) throw error
+    throw new UploadBrokenOff()
+  }
+  if (body.head.byteLength === 0) throw new BadRequest(EMPTY)
+  if (!hasPngSignature(body.head)) {
+    await body.stream.cancel().catch(() => {})
+    const why = body.head.byteLength < PNG_SIGNATURE.length ? 'it is shorter than the PNG signature' : 'it does not start with the PNG signature'
+    throw new UnsupportedMediaType(`The body is not a PNG: ${why}.`)
+  }
+  return body
+}
+
+/** What a failed store of `body` was at heart: the body's own failure (client gone, too large) comes first. */
+export function uploadFailure(body: PeekedBody | undefined, error: unknown, maxBytes: number): unknown {
+  const failure = body?.failure()
+  if (failure === 'source-failed') return new UploadBrokenOff()
+  if (failure === 'too-large' && !(error instanceof PayloadTooLarge)) return new PayloadTooLarge(maxBytes)
+  return error
+}

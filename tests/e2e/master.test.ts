@@ -1,0 +1,76 @@
+// kv, database, storage and master as real processes: the whole task cycle over sockets, and a 100 MiB upload in constant memory.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { PNG_SIGNATURE } from '../../src/shared/png-header.ts'
+import { encodePng, ihdrChunk } from '../helpers/png.ts'
+import { freePort, httpText, type RoleProcess, spawnRole } from '../helpers/processes.ts'
+import { generatedBody, peakRssGrowth } from '../helpers/rss.ts'
+import { tempDir } from '../helpers/temp.ts'
+
+const dir = tempDir('pixmill-e2e-master-')
+const at = () => `127.0.0.1:${freePort()}`
+const kv = at()
+const database = at()
+const storage = at()
+const master = at()
+const env = { PIXMILL_MAX_UPLOAD_BYTES: String(200 * 1024 * 1024) }
+let roles: RoleProcess[] = []
+
+beforeAll(async () => {
+  roles.push(await spawnRole('kv', [kv], { dataDir: dir.path, healthAt: kv, env }))
+  roles.push(await spawnRole('database', [database, kv], { dataDir: dir.path, healthAt: database, env }))
+  roles.push(await spawnRole('storage', [storage, kv], { dataDir: dir.path, healthAt: storage, env }))
+  roles.push(await spawnRole('master', [master, kv], { dataDir: dir.path, healthAt: master, env }))
+})
+afterAll(async () => {
+  await Promise.allSettled(roles.map((r) => r.kill9()))
+  dir.remove()
+})
+
+const png = encodePng(4, 3, 2, 8, Array.from({ length: 3 }, (_, y) => Array.from({ length: 4 }, (_, x) => [x * 60, y * 100, 9])))
+const result = encodePng(4, 3, 6, 8, Array.from({ length: 3 }, () => Array.from({ length: 4 }, () => [1, 2, 3, 255])))
+
+describe('e2e: master with its peers', () => {
+  test('every role registered itself in kv', async () => {
+    const list = (await httpText(kv, '/list')).text
+    for (const line of [`databaseAddress : ${database}`, `storageAddress : ${storage}`, `masterAddress : ${master}`]) expect(list).toContain(line)
+  })
+
+  test('upload, claim as a worker would, store the result, finish, download', async () => {
+    const id = (await httpText(master, '/new', { method: 'POST', body: png, headers: { 'content-type': 'image/png' } })).text
+    expect(id).toMatch(/^\d+$/)
+    expect((await httpText(master, `/isReady?id=${id}`)).text).toBe('0')
+    const claim = JSON.parse((await httpText(master, '/getNewTask', { method: 'POST' })).text)
+    expect(claim.id).toBe(Number(id))
+    const working = await fetch(`http://${storage}/getImage?id=${id}&state=working`)
+    expect(new Uint8Array(await working.arrayBuffer())).toEqual(png)
+    expect((await httpText(storage, `/sendImage?id=${id}&state=finished`, { method: 'POST', body: result })).text).toBe('success')
+    expect((await httpText(master, `/registerTaskFinished?id=${id}&lease=${claim.leaseToken}`, { method: 'POST' })).text).toBe('success')
+    expect((await httpText(master, `/isReady?id=${id}`)).text).toBe('1')
+    const download = await fetch(`http://${master}/get?id=${id}`)
+    expect(download.status).toBe(200)
+    expect(download.headers.get('content-type')).toBe('image/png')
+    expect(download.headers.get('content-length')).toBe(String(result.byteLength))
+    expect(new Uint8Array(await download.arrayBuffer())).toEqual(result)
+  })
+
+  test('a 100 MiB upload streams through master and storage: neither grows by 32 MiB', async () => {
+    const head = new Uint8Array([...PNG_SIGNATURE, ...ihdrChunk(8000, 8000, 8, 6)])
+    const total = 100 * 1024 * 1024
+    const pids = [roles[2]!.proc.pid, roles[3]!.proc.pid]
+    const { result: answer, growth } = await peakRssGrowth(pids, async () => {
+      const response = await fetch(`http://${master}/new`, {
+        method: 'POST',
+        body: generatedBody(head, total),
+        headers: { 'content-type': 'image/png', 'content-length': String(total) },
+      })
+      return { status: response.status, text: await response.text() }
+    })
+    expect(answer.status).toBe(200)
+    const stored = await fetch(`http://${storage}/getImage?id=${answer.text}&state=working`)
+    expect(stored.headers.get('content-length')).toBe(String(total))
+    await stored.body?.cancel()
+    console.log(`100 MiB upload, RSS growth: storage ${(growth[0]! / 2 ** 20).toFixed(1)} MiB, master ${(growth[1]! / 2 ** 20).toFixed(1)} MiB`)
+    expect(growth[0]!).toBeLessThan(32 * 2 ** 20)
+    expect(growth[1]!).toBeLessThan(32 * 2 ** 20)
+  })
+})

@@ -1,0 +1,120 @@
+// The file-system image store against the ImageStore contract, plus its own details: layout, temp files, folders gone.
+import { afterEach, describe, expect, test } from 'bun:test'
+import { existsSync, mkdirSync, readdirSync, renameSync, utimesSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { openFsImageStore } from '../../src/roles/storage/fs-image-store.ts'
+import { DependencyUnavailable } from '../../src/shared/errors.ts'
+import { imageStoreContract, pngBytes, readImage, streamOf } from '../helpers/image-store-contract.ts'
+import { tempDir } from '../helpers/temp.ts'
+
+const LIMIT = { maxBytes: 1024 * 1024 }
+
+imageStoreContract('file system', () => {
+  const dir = tempDir()
+  return { open: () => openFsImageStore(join(dir.path, 'storage')), cleanup: dir.remove }
+})
+
+imageStoreContract('file system without fsync', () => {
+  const dir = tempDir()
+  return { open: () => openFsImageStore(join(dir.path, 'storage'), { fsync: false }), cleanup: dir.remove }
+})
+
+/** Every file under the store, as `area/name`. */
+function listing(root: string): string[] {
+  return ['working', 'finished'].flatMap((area) => readdirSync(join(root, area)).map((name) => `${area}/${name}`)).sort()
+}
+
+describe('file-system image store', () => {
+  // Removed after each test, passed or failed.
+  const dirs: ReturnType<typeof tempDir>[] = []
+  const freshDir = () => {
+    const dir = tempDir()
+    dirs.push(dir)
+    return dir
+  }
+  afterEach(() => dirs.splice(0).forEach((dir) => dir.remove()))
+
+  test('keeps <root>/<area>/<id>.png and nothing else once puts are done, failed ones included', async () => {
+    const dir = freshDir()
+    const root = join(dir.path, 'storage')
+    const store = openFsImageStore(root)
+    await store.put(0, 'working', streamOf(pngBytes(10)), LIMIT)
+    await store.put(17, 'finished', streamOf(pngBytes(10)), LIMIT)
+    await store.put(17, 'finished', streamOf(pngBytes(2_000_000)), LIMIT).catch(() => {})
+    await store.put(18, 'finished', streamOf(pngBytes(300_000), 64 * 1024, 128 * 1024), LIMIT).catch(() => {})
+    expect(listing(root)).toEqual(['finished/17.png', 'working/0.png'])
+    expect(readdirSync(dir.path)).toEqual(['storage'])
+  })
+
+  test('an id or area that could leave the folder creates nothing anywhere', async () => {
+    const dir = freshDir()
+    const root = join(dir.path, 'storage')
+    const store = openFsImageStore(root)
+    for (const [id, area] of [[-1, 'working'], [1, '../..'], [1, '../../x'], [1.5, 'working']] as const) {
+      await store.put(id, area as 'working', streamOf(pngBytes(10)), LIMIT).catch(() => {})
+    }
+    expect(listing(root)).toEqual([])
+    expect(readdirSync(dir.path)).toEqual(['storage'])
+  })
+
+  test('at start it removes temp files of dead writers and of its own earlier life, and keeps live ones', async () => {
+    const dir = freshDir()
+    const root = join(dir.path, 'storage')
+    mkdirSync(join(root, 'working'), { recursive: true })
+    mkdirSync(join(root, 'finished'), { recursive: true })
+    const live = Bun.spawn(['sleep', '5'])
+    const names = {
+      own: `.1.png.${process.pid}.aa.tmp`,
+      dead: '.2.png.2147483646.bb.tmp',
+      live: `.3.png.${live.pid}.cc.tmp`,
+      liveButOld: `.4.png.${live.pid}.dd.tmp`,
+    }
+    for (const name of Object.values(names)) writeFileSync(join(root, 'working', name), 'partial')
+    const twoDaysAgo = new Date(Date.now() - 2 * 24 * 3600 * 1000)
+    utimesSync(join(root, 'working', names.liveButOld), twoDaysAgo, twoDaysAgo)
+    writeFileSync(join(root, 'finished', '5.png'), pngBytes(40))
+    const store = openFsImageStore(root)
+    live.kill()
+    expect(listing(root)).toEqual(['finished/5.png', `working/${names.live}`])
+    await expect(store.stats()).resolves.toEqual({ working: { images: 0, bytes: 0 }, finished: { images: 1, bytes: 40 } })
+  })
+
+  test('while its folder is gone it is unhealthy and answers DependencyUnavailable, and recovers when it is back', async () => {
+    const dir = freshDir()
+    const root = join(dir.path, 'storage')
+    const store = openFsImageStore(root)
+    await store.put(1, 'working', streamOf(pngBytes(100)), LIMIT)
+    expect(await store.healthy()).toBe(true)
+    renameSync(dir.path, `${dir.path}.gone`)
+    try {
+      expect(await store.healthy()).toBe(false)
+      await expect(store.put(2, 'working', streamOf(pngBytes(100)), LIMIT)).rejects.toBeInstanceOf(DependencyUnavailable)
+      await expect(store.open(1, 'working')).rejects.toBeInstanceOf(DependencyUnavailable)
+      // It does not quietly start an empty store in its place.
+      expect(existsSync(root)).toBe(false)
+    } finally {
+      renameSync(`${dir.path}.gone`, dir.path)
+    }
+    expect(await store.healthy()).toBe(true)
+    expect(await readImage((await store.open(1, 'working'))!)).toEqual(pngBytes(100))
+  })
+
+  test('the ETag changes with every replacement, even by a body of the same size', async () => {
+    const dir = freshDir()
+    const store = openFsImageStore(join(dir.path, 'storage'))
+    const tags = new Set<string>()
+    for (let i = 0; i < 5; i++) {
+      await store.put(1, 'working', streamOf(pngBytes(100, i)), LIMIT)
+      tags.add((await store.open(1, 'working'))!.etag)
+    }
+    expect(tags.size).toBe(5)
+  })
+
+  test('a closed store refuses puts and reports itself unhealthy', async () => {
+    const dir = freshDir()
+    const store = openFsImageStore(join(dir.path, 'storage'))
+    await store.close()
+    expect(await store.healthy()).toBe(false)
+    await expect(store.put(1, 'working', streamOf(pngBytes(10)), LIMIT)).rejects.toBeInstanceOf(DependencyUnavailable)
+  })
+})
