@@ -15,7 +15,8 @@ export function withMethodGuard<App extends AnyElysia>(app: App): App {
     methodsByPath.set(route.path, methods)
   }
   for (const [path, methods] of methodsByPath) {
-    const allow = [...new Set(methods)].sort()
+    // Elysia answers HEAD for every GET route by itself.
+    const allow = [...new Set(methods.includes('GET') ? [...methods, 'HEAD'] : methods)].sort()
     app.all(
       path,
       (context: { request?: Request }) => {

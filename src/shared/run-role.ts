@@ -57,7 +57,9 @@ export async function serveRole(options: ServeOptions): Promise<RunningRole> {
     },
   }
   if (options.register) {
-    const { kv, key, value, waitSeconds } = options.register
+    const { kv, key, waitSeconds } = options.register
+    // A role asked to listen on port 0 registers the port it was given.
+    const value = options.register.value.replace(/:0$/, `:${server.port}`)
     try {
       await withBackoff(() => kv.set(key, value), { ...kvWait({ kvWaitSeconds: waitSeconds }), what: `registering ${key}=${value} in kv at ${kv.address}`, log })
     } catch (error) {

@@ -79,9 +79,9 @@ describe('kv: wrong methods and unknown paths', () => {
   test.each([
     ['GET', '/set', 'POST'],
     ['PUT', '/set', 'POST'],
-    ['POST', '/get', 'GET'],
+    ['POST', '/get', 'GET, HEAD'],
     ['GET', '/remove', 'DELETE'],
-    ['POST', '/list', 'GET'],
+    ['POST', '/list', 'GET, HEAD'],
   ])('%s %s is 405 with Allow: %s and an Error: body', async (method, path, allow) => {
     const got = await call(app, method, `${path}?key=k&value=v`)
     expect(got.status).toBe(405)

@@ -217,9 +217,9 @@ describe('storage: wrong methods', () => {
     ['GET', '/sendImage', 'POST'],
     ['PUT', '/sendImage', 'POST'],
     ['DELETE', '/sendImage', 'POST'],
-    ['POST', '/getImage', 'GET'],
-    ['PUT', '/getImage', 'GET'],
-    ['PATCH', '/getImage', 'GET'],
+    ['POST', '/getImage', 'GET, HEAD'],
+    ['PUT', '/getImage', 'GET, HEAD'],
+    ['PATCH', '/getImage', 'GET, HEAD'],
   ])('%s %s is 405 with Allow: %s and an Error: body', async (method, path, allow) => {
     const got = await call(app, method, `${path}?id=1&state=working`, method === 'GET' ? null : pngBytes(100))
     expect(got.status).toBe(405)
