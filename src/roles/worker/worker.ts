@@ -1,0 +1,246 @@
+// The worker's pull loops (BullMQ-like): claim, fetch, swap, store, report; renew the lease while working.
+import type { MasterWorkerClient, ClaimedTask } from '../../clients/master-client.ts'
+import type { StorageClient } from '../../clients/storage-client.ts'
+import { sleep as abortableSleep } from '../../shared/backoff.ts'
+import { HttpError } from '../../shared/errors.ts'
+import type { Logger } from '../../shared/logger.ts'
+import { UnrecoverableImageError } from './errors.ts'
+import { type ImageWorkOptions, swapRedGreen } from './image-work.ts'
+
+export interface WorkerOptions {
+  readonly master: MasterWorkerClient
+  readonly storage: StorageClient
+  /** Concurrent loops. */
+  readonly threads: number
+  /** The most pixels one image may have; more fails the task. */
+  readonly maxPixels: number
+  /** The master's lease; a claim with a token is renewed every third of it. */
+  readonly leaseSeconds: number
+  readonly log: Logger
+  /** Safety net for one task, claim to report. Default 300000 (5 min). */
+  readonly taskTimeoutMs?: number
+  /** Wait after a peer's failure, jittered by ±10 %. Default 2000. */
+  readonly errorWaitMs?: number
+  /**
+   * Idle back-off when there is no task: starts at `initialMs`, doubles up to `maxMs`, each wait jittered by ±50 % so
+   * that the loops do not poll in step. A loop that claims a task wakes the idle ones. Default 50 to 1000.
+   */
+  readonly idle?: { readonly initialMs: number; readonly maxMs: number }
+  /** How long close() lets tasks in flight finish before abandoning them (their leases then expire). Default 60000. */
+  readonly closeTimeoutMs?: number
+  /** The image work; injectable so tests can make it slow or failing. Default swapRedGreen. */
+  readonly swap?: (png: Uint8Array, options: ImageWorkOptions) => Promise<Uint8Array<ArrayBuffer>>
+  /** Abortable sleep; injectable so tests move time instead of waiting. */
+  readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>
+  readonly clock?: () => number
+  readonly random?: () => number
+}
+
+/** Counters for the launcher: all since start. */
+export interface WorkerStats {
+  readonly processed: number
+  readonly failed: number
+  readonly peerErrors: number
+  readonly abandoned: number
+  readonly renewals: number
+  readonly inFlight: number
+  /** Claim-to-report milliseconds summed over processed tasks. */
+  readonly processingMs: number
+}
+
+export interface Worker {
+  /** Starts the loops; a second call does nothing. */
+  start(): void
+  /** Stops claiming, wakes sleeping loops, waits (bounded) for tasks in flight. Idempotent. */
+  close(): Promise<void>
+  stats(): WorkerStats
+}
+
+/** The task's own time limit passed. */
+class TaskTimedOut extends Error {
+  override name = 'TaskTimedOut'
+}
+
+/** The task's work stops without a report: the lease was lost, or close() stopped waiting. */
+class TaskAbandoned extends Error {
+  override name = 'TaskAbandoned'
+}
+
+const message = (error: unknown) => (error as Error)?.message ?? String(error)
+/** A peer answered 4xx to a call about this task: repeating the same call will not help. */
+const isRefusal = (error: unknown) => error instanceof HttpError && error.status >= 400 && error.status < 500
+
+/** Creates the worker; nothing runs until start(). */
+export function createWorker(options: WorkerOptions): Worker {
+  const { master, storage, log } = options
+  const swap = options.swap ?? swapRedGreen
+  const sleep = options.sleep ?? abortableSleep
+  const clock = options.clock ?? Date.now
+  const random = options.random ?? Math.random
+  const taskTimeoutMs = options.taskTimeoutMs ?? 300_000
+  const errorWaitMs = options.errorWaitMs ?? 2000
+  const idle = options.idle ?? { initialMs: 50, maxMs: 1000 }
+  const leaseMs = options.leaseSeconds * 1000
+  const imageOptions: ImageWorkOptions = {
+    maxPixels: options.maxPixels,
+    timeoutSeconds: Math.min(3600, Math.max(1, Math.ceil(taskTimeoutMs / 1000))),
+  }
+  const stopClaiming = new AbortController()
+  const giveUp = new AbortController()
+  const counts = { processed: 0, failed: 0, peerErrors: 0, abandoned: 0, renewals: 0, inFlight: 0, processingMs: 0 }
+  let loops: Promise<void>[] | undefined
+  let closing: Promise<void> | undefined
+
+  const jittered = (ms: number, spread = 0.1) => Math.round(ms * (1 - spread + random() * 2 * spread))
+  /** Aborted (and replaced) when a loop claims a task: where there was one there may be more. */
+  let wake = new AbortController()
+
+  /** Rejects with the signal's reason as soon as it aborts, so that a hung promise cannot hold the loop. */
+  function bounded<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+    if (signal.aborted) return Promise.reject(signal.reason)
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => reject(signal.reason)
+      signal.addEventListener('abort', onAbort, { once: true })
+      work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+    })
+  }
+
+  /** A call to a peer about a claimed task: retried after a peer failure (the lease is still ours), not after a refusal. */
+  async function withPeer<T>(what: string, task: ClaimedTask, signal: AbortSignal, call: () => Promise<T>): Promise<T> {
+    for (;;) {
+      try {
+        return await bounded(call(), signal)
+      } catch (error) {
+        if (signal.aborted || isRefusal(error)) throw error
+        counts.peerErrors++
+        log.warn({ task: task.id, err: message(error) }, `${what} failed; retrying in ${errorWaitMs} ms`)
+        await sleep(jittered(errorWaitMs), signal)
+      }
+    }
+  }
+
+  /** Renews the lease every third of it; a refused renewal means the task is someone else's now. */
+  function keepLease(task: ClaimedTask, lost: AbortController): () => void {
+    const token = task.leaseToken
+    if (token === undefined) return () => {}
+    const timer = setInterval(() => {
+      master.renewTask(task.id, token).then(
+        () => void counts.renewals++,
+        (error) => {
+          log.warn({ task: task.id, err: message(error) }, 'renewing the lease failed')
+          if (isRefusal(error)) lost.abort(new TaskAbandoned(`lease lost: ${message(error)}`))
+        },
+      )
+    }, leaseMs / 3)
+    timer.unref()
+    return () => clearInterval(timer)
+  }
+
+  /** Fetch, swap, store, report finished. Resolves undefined when finished, or with the reason the task cannot succeed. */
+  async function attempt(task: ClaimedTask, signal: AbortSignal): Promise<string | undefined> {
+    const refused = (what: string) => (error: unknown) => {
+      if (isRefusal(error)) return `${what}: ${message(error)}`
+      throw error
+    }
+    const png = await withPeer('fetching the working image', task, signal, async () =>
+      (await storage.get(task.id, 'working', { signal })).bytes(),
+    ).catch(refused('the working image cannot be fetched'))
+    if (typeof png === 'string') return png
+    let result: Uint8Array<ArrayBuffer>
+    try {
+      result = await bounded(swap(png, imageOptions), signal)
+    } catch (error) {
+      if (error instanceof UnrecoverableImageError || error instanceof TaskTimedOut) return message(error)
+      throw error
+    }
+    const stored = await withPeer('storing the finished image', task, signal, () =>
+      storage.send(task.id, 'finished', result, { contentLength: result.byteLength, signal }),
+    ).catch(refused('storage refused the result'))
+    if (typeof stored === 'string') return stored
+    await withPeer('reporting the task finished', task, signal, () => master.registerTaskFinished(task.id, task.leaseToken))
+    return undefined
+  }
+
+  /** Runs one claimed task to its report; never throws. */
+  async function runTask(task: ClaimedTask): Promise<void> {
+    const started = clock()
+    const own = new AbortController()
+    const timer = setTimeout(() => own.abort(new TaskTimedOut(`the task took longer than ${taskTimeoutMs} ms`)), taskTimeoutMs)
+    timer.unref?.()
+    const signal = AbortSignal.any([own.signal, giveUp.signal])
+    const stopRenewing = keepLease(task, own)
+    counts.inFlight++
+    try {
+      const failure = await attempt(task, signal)
+      if (failure === undefined) {
+        counts.processed++
+        counts.processingMs += clock() - started
+        log.info({ task: task.id, ms: clock() - started }, 'task finished')
+        return
+      }
+      counts.failed++
+      log.warn({ task: task.id, reason: failure }, 'the task cannot succeed; reporting it failed')
+      // Past the lease the report is moot (the task is back in the queue), so stop trying then.
+      const reportSignal = AbortSignal.any([giveUp.signal, AbortSignal.timeout(leaseMs)])
+      await withPeer('reporting the task failed', task, reportSignal, () => master.registerTaskFailed(task.id, failure, task.leaseToken))
+    } catch (error) {
+      // A peer down past the time limit, a lost lease, a refused report or closing: the lease puts the task back.
+      counts.abandoned++
+      log.warn({ task: task.id, err: message(error) }, 'abandoning the task; its lease will expire')
+    } finally {
+      clearTimeout(timer)
+      stopRenewing()
+      counts.inFlight--
+    }
+  }
+
+  async function loop(n: number): Promise<void> {
+    let idleMs = idle.initialMs
+    while (!stopClaiming.signal.aborted) {
+      let task: ClaimedTask | undefined
+      try {
+        task = await master.getNewTask()
+      } catch (error) {
+        counts.peerErrors++
+        log.warn({ loop: n, err: message(error) }, `asking the master for a task failed; retrying in ${errorWaitMs} ms`)
+        await sleep(jittered(errorWaitMs), stopClaiming.signal)
+        continue
+      }
+      if (task === undefined) {
+        const woken = wake.signal
+        await sleep(jittered(idleMs, 0.5), AbortSignal.any([stopClaiming.signal, woken]))
+        idleMs = woken.aborted ? idle.initialMs : Math.min(idleMs * 2, idle.maxMs)
+        continue
+      }
+      idleMs = idle.initialMs
+      wake.abort()
+      wake = new AbortController()
+      await runTask(task)
+    }
+  }
+
+  return {
+    start() {
+      if (loops || closing) return
+      log.info({ threads: options.threads }, 'worker started')
+      loops = Array.from({ length: options.threads }, (_, n) => loop(n))
+    },
+    close() {
+      closing ??= (async () => {
+        stopClaiming.abort()
+        const all = Promise.allSettled(loops ?? [])
+        const waitLimit = new AbortController()
+        const drained = await Promise.race([all.then(() => true), abortableSleep(options.closeTimeoutMs ?? 60_000, waitLimit.signal).then(() => false)])
+        waitLimit.abort()
+        if (!drained) {
+          log.warn({ inFlight: counts.inFlight }, 'close: tasks still in flight after the limit; abandoning them')
+          giveUp.abort(new TaskAbandoned('the worker is closing'))
+          await all
+        }
+        log.info(counts, 'worker stopped')
+      })()
+      return closing
+    },
+    stats: () => ({ ...counts }),
+  }
+}

@@ -1,0 +1,218 @@
+// The worker's image work against the PROTOCOL rule, computed here from the fixtures' own sample values.
+import { describe, expect, test } from 'bun:test'
+import { deflateSync } from 'node:zlib'
+import sharp from 'sharp'
+import { UnrecoverableImageError } from '../../src/roles/worker/errors.ts'
+import { swapRedGreen } from '../../src/roles/worker/image-work.ts'
+import { CHANNELS, type ColorType, chunk, concat, encodePng, type EncodeOptions, ihdrChunk, type Pixel, signature, VALID_DEPTHS } from '../helpers/png.ts'
+
+const LIMIT = { maxPixels: 1_000_000 }
+const D16 = 65535 * 257
+const NAMES: Record<ColorType, string> = { 0: 'grey', 2: 'RGB', 3: 'palette', 4: 'grey+alpha', 6: 'RGBA' }
+
+/** mulberry32: fixtures differ per case but never between runs. */
+function rng(seed: number): (n: number) => number {
+  let s = seed >>> 0
+  return (n) => {
+    s = (s + 0x6d2b79f5) >>> 0
+    let t = Math.imul(s ^ (s >>> 15), 1 | s)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return (((t ^ (t >>> 14)) >>> 0) % n) >>> 0
+  }
+}
+
+interface Fixture {
+  readonly png: Uint8Array
+  readonly width: number
+  readonly height: number
+  /** The PROTOCOL rule, computed from the samples: 8-bit (G, R, B, 255) composited over black. */
+  readonly expected: Uint8Array
+}
+
+interface Spec {
+  readonly ct: ColorType
+  readonly depth: number
+  readonly width: number
+  readonly height: number
+  readonly seed: number
+  readonly interlace?: boolean
+  /** Add tRNS: a colour key for grey/RGB (the first pixel's value), alphas 0, 255, 128, ... for a palette. */
+  readonly trns?: boolean
+  readonly extra?: EncodeOptions
+}
+
+/** The rule on the 16-bit scale, where every bit depth is exact: round(C16 * A16 / (65535 * 257)), half up. */
+const over = (c16: number, a16: number) => Math.floor((2 * c16 * a16 + D16) / (2 * D16))
+
+function makeFixture(spec: Spec): Fixture {
+  const { ct, depth, width, height } = spec
+  const next = rng(spec.seed)
+  const max = 2 ** depth - 1
+  const scale = 65535 / max // exact for 1, 2, 4, 8 and 16 bits
+  const palette = ct === 3 ? Array.from({ length: 2 ** depth }, () => [next(256), next(256), next(256)] as [number, number, number]) : undefined
+  const pixels: Pixel[][] = []
+  for (let y = 0; y < height; y++) {
+    const row: Pixel[] = []
+    for (let x = 0; x < width; x++) {
+      if (ct === 3) row.push([next(2 ** depth)])
+      else {
+        const px = Array.from({ length: CHANNELS[ct] }, () => next(max + 1))
+        // Alpha cycles through the edges as well as random values.
+        if (ct === 4 || ct === 6) px[px.length - 1] = [0, max, max >> 1, next(max + 1), max][(x + y) % 5]!
+        row.push(px)
+      }
+    }
+    pixels.push(row)
+  }
+  let trns: Uint8Array | undefined
+  let key: Pixel | undefined
+  if (spec.trns && ct === 3) trns = Uint8Array.from([0, 255, 128, ...Array.from({ length: 2 ** depth }, () => next(256))].slice(0, Math.max(1, 2 ** depth - 1)))
+  if (spec.trns && (ct === 0 || ct === 2)) {
+    key = pixels[0]![0]!
+    trns = new Uint8Array(key.flatMap((v) => [v >> 8, v & 0xff]))
+  }
+  const png = encodePng(width, height, ct, depth, pixels, { interlace: spec.interlace, palette, trns, ...spec.extra })
+  const expected = new Uint8Array(width * height * 4)
+  pixels.flat().forEach((px, i) => {
+    let rgba16: number[]
+    if (ct === 3) {
+      const index = px[0]!
+      rgba16 = [...palette![index]!.map((v) => v * 257), trns && index < trns.length ? trns[index]! * 257 : 65535]
+    } else {
+      const s = px.map((v) => v * scale)
+      const colour = ct === 0 || ct === 4 ? [s[0]!, s[0]!, s[0]!] : s.slice(0, 3)
+      const keyed = key !== undefined && px.every((v, k) => v === key[k])
+      rgba16 = [...colour, ct === 4 || ct === 6 ? s[s.length - 1]! : keyed ? 0 : 65535]
+    }
+    const [r, g, b, a] = rgba16 as [number, number, number, number]
+    expected.set([over(g, a), over(r, a), over(b, a), 255], i * 4)
+  })
+  return { png, width, height, expected }
+}
+
+/** The data of the first chunk of `type` in `png`. */
+function pngChunk(png: Uint8Array, type: string): Uint8Array | undefined {
+  const view = new DataView(png.buffer, png.byteOffset, png.byteLength)
+  for (let at = 8; at + 12 <= png.length; at += 12 + view.getUint32(at)) {
+    if (String.fromCharCode(...png.subarray(at + 4, at + 8)) === type) return png.subarray(at + 8, at + 8 + view.getUint32(at))
+  }
+  return undefined
+}
+
+async function expectRule(fixture: Fixture): Promise<void> {
+  const out = await swapRedGreen(fixture.png, LIMIT)
+  // IHDR: same size, 8-bit RGBA, not interlaced.
+  const view = new DataView(out.buffer, out.byteOffset)
+  expect([view.getUint32(16), view.getUint32(20), out[24], out[25], out[28]]).toEqual([fixture.width, fixture.height, 8, 6, 0])
+  const { data, info } = await sharp(out).raw().toBuffer({ resolveWithObject: true })
+  expect(info.channels).toBe(4)
+  expect(data.equals(Buffer.from(fixture.expected))).toBe(true)
+}
+
+async function expectRefused(png: Uint8Array, pattern: RegExp, maxPixels = LIMIT.maxPixels): Promise<void> {
+  const error = await swapRedGreen(png, { maxPixels }).then(() => undefined, (e: unknown) => e)
+  expect(error).toBeInstanceOf(UnrecoverableImageError)
+  expect((error as Error).message).toMatch(pattern)
+}
+
+describe('swapRedGreen: every colour type and bit depth, plain and interlaced', () => {
+  let seed = 1
+  for (const ct of [0, 2, 3, 4, 6] as const) {
+    for (const depth of VALID_DEPTHS[ct]) {
+      for (const interlace of [false, true]) {
+        const spec = { ct, depth, width: 13, height: 7, seed: seed++, interlace }
+        test(`${NAMES[ct]} ${depth}-bit${interlace ? ' interlaced' : ''} 13x7 follows the rule exactly`, () => expectRule(makeFixture(spec)))
+      }
+    }
+  }
+})
+
+describe('swapRedGreen: transparency', () => {
+  const cases: [ColorType, number][] = [[0, 1], [0, 2], [0, 8], [0, 16], [2, 8], [2, 16], [3, 2], [3, 4], [3, 8]]
+  for (const [ct, depth] of cases) {
+    test(`${NAMES[ct]} ${depth}-bit with tRNS composites the transparent pixels to black`, () =>
+      expectRule(makeFixture({ ct, depth, width: 11, height: 5, seed: 100 + ct * 20 + depth, trns: true })))
+  }
+  test('grey+alpha and RGBA, 8 and 16 bits, interlaced, odd sizes', async () => {
+    for (const [ct, depth, w, h] of [[4, 8, 9, 9], [4, 16, 5, 3], [6, 8, 1, 9], [6, 16, 7, 5]] as const) {
+      await expectRule(makeFixture({ ct, depth, width: w, height: h, seed: 200 + w, interlace: true }))
+    }
+  })
+  test('16-bit samples round half up at the 8-bit boundaries', async () => {
+    // c = 257k + 128 is just below k + 0.5 (stays k); 257k + 129 is above (k + 1); alpha 32768 halves.
+    const row: Pixel[] = [[257 * 7 + 128, 257 * 7 + 129, 65535, 65535], [65535, 0, 257 * 200, 32768], [1, 65535, 65534, 1], [32896, 32896, 32896, 65535]]
+    const png = encodePng(4, 1, 6, 16, [row])
+    const expected = row.flatMap(([r, g, b, a]) => [over(g!, a!), over(r!, a!), over(b!, a!), 255])
+    expect(expected.slice(0, 2)).toEqual([8, 7])
+    await expectRule({ png, width: 4, height: 1, expected: Uint8Array.from(expected) })
+  })
+})
+
+describe('swapRedGreen: sizes and encodings', () => {
+  test('1x1 images of every colour type', async () => {
+    for (const [ct, depth] of [[0, 1], [0, 16], [2, 8], [3, 1], [4, 8], [6, 16]] as const) {
+      await expectRule(makeFixture({ ct, depth, width: 1, height: 1, seed: 300 + ct, interlace: ct === 0 }))
+    }
+  })
+  test('odd sizes: 3x1 interlaced, 257x3, 9x9 palette interlaced', async () => {
+    await expectRule(makeFixture({ ct: 2, depth: 8, width: 3, height: 1, seed: 310, interlace: true }))
+    await expectRule(makeFixture({ ct: 2, depth: 8, width: 257, height: 3, seed: 311 }))
+    await expectRule(makeFixture({ ct: 3, depth: 2, width: 9, height: 9, seed: 312, interlace: true }))
+  })
+  test('each filter type, split IDAT chunks and ancillary chunks (an embedded profile is not applied)', async () => {
+    for (const filter of [0, 1, 2, 3, 4]) await expectRule(makeFixture({ ct: 2, depth: 8, width: 23, height: 9, seed: 320 + filter, extra: { filter } }))
+    await expectRule(makeFixture({ ct: 6, depth: 8, width: 31, height: 17, seed: 330, extra: { idatSize: 11 } }))
+    const text = (s: string) => new TextEncoder().encode(s)
+    const extraBefore: [string, Uint8Array][] = [
+      ['gAMA', Uint8Array.from([0, 0, 0xb1, 0x8f])],
+      ['prVt', text('private ancillary chunk, must be ignored')],
+    ]
+    await expectRule(makeFixture({ ct: 6, depth: 8, width: 19, height: 11, seed: 331, extra: { extraBefore } }))
+  })
+  test('an embedded ICC profile (Display P3) is not applied: the stored samples count', async () => {
+    const withP3 = await sharp({ create: { width: 2, height: 2, channels: 3, background: '#00f' } }).withIccProfile('p3').png().toBuffer()
+    const iccp = pngChunk(withP3, 'iCCP')
+    expect(iccp).toBeDefined()
+    for (const ct of [2, 6] as const) await expectRule(makeFixture({ ct, depth: 8, width: 9, height: 5, seed: 332 + ct, extra: { extraBefore: [['iCCP', iccp!]] } }))
+  })
+})
+
+describe('swapRedGreen: refusals', () => {
+  test('a decompression bomb of a few hundred bytes declaring 100000x100000 is refused from its header', async () => {
+    const bomb = concat([signature(), ihdrChunk(100_000, 100_000, 1, 0), chunk('IDAT', deflateSync(new Uint8Array(64))), chunk('IEND', new Uint8Array(0))])
+    expect(bomb.length).toBeLessThan(300)
+    const started = performance.now()
+    await expectRefused(bomb, /100000x100000 pixels, more than the limit of 50000000/, 50_000_000)
+    expect(performance.now() - started).toBeLessThan(200)
+  })
+  test('the pixel limit is inclusive', async () => {
+    const fixture = makeFixture({ ct: 2, depth: 8, width: 10, height: 10, seed: 400 })
+    await expect(swapRedGreen(fixture.png, { maxPixels: 100 })).resolves.toBeInstanceOf(Uint8Array)
+    await expectRefused(fixture.png, /10x10 pixels, more than the limit of 99/, 99)
+  })
+  test('garbage, an empty body and a JPEG are not decodable PNGs', async () => {
+    const next = rng(500)
+    await expectRefused(Uint8Array.from({ length: 1000 }, () => next(256)), /not a decodable PNG/)
+    await expectRefused(new Uint8Array(0), /not a decodable PNG/)
+    const jpeg = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#f00' } }).jpeg().toBuffer()
+    await expectRefused(jpeg, /not a PNG \(the content is jpeg\)/)
+  })
+  test('truncated PNGs: cut in the image data, cut before IEND, cut in the header', async () => {
+    const { png } = makeFixture({ ct: 2, depth: 8, width: 64, height: 64, seed: 600 })
+    await expectRefused(png.subarray(0, png.length >> 1), /does not decode/)
+    await expectRefused(png.subarray(0, png.length - 12 - 10), /does not decode/)
+    await expectRefused(png.subarray(0, 20), /not a decodable PNG/)
+  })
+  test('bad CRCs in IHDR and in IDAT, an unknown filter type, a bad bit depth', async () => {
+    const { png } = makeFixture({ ct: 2, depth: 8, width: 16, height: 8, seed: 700 })
+    const ihdrCrc = png.slice()
+    ihdrCrc[32]! ^= 0xff
+    await expectRefused(ihdrCrc, /CRC/)
+    const idatCrc = png.slice()
+    idatCrc[png.length - 12 - 2]! ^= 0xff
+    await expectRefused(idatCrc, /does not decode/)
+    const rows = concat(Array.from({ length: 8 }, () => Uint8Array.from([7, ...new Uint8Array(48)])))
+    await expectRefused(concat([signature(), ihdrChunk(16, 8, 8, 2), chunk('IDAT', deflateSync(rows)), chunk('IEND', new Uint8Array(0))]), /does not decode/)
+    await expectRefused(concat([signature(), ihdrChunk(16, 8, 3, 0), chunk('IDAT', deflateSync(rows)), chunk('IEND', new Uint8Array(0))]), /not a decodable PNG/)
+  })
+})
