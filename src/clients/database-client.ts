@@ -39,7 +39,9 @@ export interface DatabaseClient {
 
 export function createDatabaseClient(peer: PeerAddress, fetcher: Fetch = networkFetch): DatabaseClient {
   const call = (method: string, path: string, query: Query = {}) =>
-    onPeer(peer, async (address) => (await callPeer(fetcher, 'database', address, path, { method, query, timeoutMs: 10_000 })).text())
+    onPeer(peer, async (address) => (await callPeer(fetcher, 'database', address, path, { method, query, timeoutMs: 10_000 })).text(), {
+      idempotent: method === 'GET',
+    })
   return {
     async reserveTask() {
       return Number(await call('POST', '/reserveTask'))

@@ -55,13 +55,21 @@ export function kvPeer(kv: KvClient, key: string, options: LookupOptions = {}): 
   }
 }
 
-/** Runs `call` against the peer's current address; a failure of the peer makes the next call look it up again. */
-export async function onPeer<T>(peer: PeerAddress, call: (address: string) => Promise<T>): Promise<T> {
+/**
+ * Runs `call` against the peer's current address; a failure of the peer makes the next call look it up again.
+ * An `idempotent` call is tried once more at once when the peer turns out to have moved (a restarted role may come
+ * back on another address); other calls are not repeated, since their first attempt may have taken effect.
+ */
+export async function onPeer<T>(peer: PeerAddress, call: (address: string) => Promise<T>, options: { idempotent?: boolean } = {}): Promise<T> {
   const address = await peer.current()
   try {
     return await call(address)
   } catch (error) {
-    if (error instanceof DependencyUnavailable) peer.invalidate()
-    throw error
+    if (!(error instanceof DependencyUnavailable)) throw error
+    peer.invalidate()
+    if (!options.idempotent) throw error
+    const moved = await peer.current().catch(() => address)
+    if (moved === address) throw error
+    return call(moved)
   }
 }

@@ -29,8 +29,10 @@ export function createStorageClient(peer: PeerAddress, fetcher: Fetch = networkF
       })
     },
     async get(id, area, options) {
-      return onPeer(peer, (address) =>
-        callPeer(fetcher, 'storage', address, '/getImage', { query: { id, state: area }, signal: options?.signal, headers: options?.headers, timeoutMs: 300_000 }),
+      return onPeer(
+        peer,
+        (address) => callPeer(fetcher, 'storage', address, '/getImage', { query: { id, state: area }, signal: options?.signal, headers: options?.headers, timeoutMs: 300_000 }),
+        { idempotent: true },
       )
     },
   }

@@ -53,10 +53,30 @@ describe('e2e: master with its peers', () => {
     expect(new Uint8Array(await download.arrayBuffer())).toEqual(result)
   })
 
+  test('storage restarted on another address: the master looks it up again and a download goes through', async () => {
+    const id = (await httpText(master, '/new', { method: 'POST', body: png })).text
+    const claim = JSON.parse((await httpText(master, '/getNewTask', { method: 'POST' })).text)
+    expect(claim.id).toBe(Number(id))
+    await httpText(storage, `/sendImage?id=${id}&state=finished`, { method: 'POST', body: result })
+    await httpText(master, `/registerTaskFinished?id=${id}`, { method: 'POST' })
+    await roles[2]!.kill9()
+    const moved = `127.0.0.1:${freePort()}`
+    roles[2] = await spawnRole('storage', [moved, kv], { dataDir: dir.path, healthAt: moved, env })
+    expect((await httpText(kv, '/get?key=storageAddress')).text).toBe(moved)
+    const download = await fetch(`http://${master}/get?id=${id}`)
+    expect(download.status).toBe(200)
+    expect(new Uint8Array(await download.arrayBuffer())).toEqual(result)
+    const upload = await httpText(master, '/new', { method: 'POST', body: png })
+    expect(upload.status).toBe(200)
+    const stored = await fetch(`http://${moved}/getImage?id=${upload.text}&state=working`)
+    expect(new Uint8Array(await stored.arrayBuffer())).toEqual(png)
+  })
+
   test('a 100 MiB upload streams through master and storage: neither grows by 32 MiB', async () => {
     const head = new Uint8Array([...PNG_SIGNATURE, ...ihdrChunk(8000, 8000, 8, 6)])
     const total = 100 * 1024 * 1024
     const pids = [roles[2]!.proc.pid, roles[3]!.proc.pid]
+    const storageAddress = (await httpText(kv, '/get?key=storageAddress')).text
     const { result: answer, growth } = await peakRssGrowth(pids, async () => {
       const response = await fetch(`http://${master}/new`, {
         method: 'POST',
@@ -66,7 +86,7 @@ describe('e2e: master with its peers', () => {
       return { status: response.status, text: await response.text() }
     })
     expect(answer.status).toBe(200)
-    const stored = await fetch(`http://${storage}/getImage?id=${answer.text}&state=working`)
+    const stored = await fetch(`http://${storageAddress}/getImage?id=${answer.text}&state=working`)
     expect(stored.headers.get('content-length')).toBe(String(total))
     await stored.body?.cancel()
     console.log(`100 MiB upload, RSS growth: storage ${(growth[0]! / 2 ** 20).toFixed(1)} MiB, master ${(growth[1]! / 2 ** 20).toFixed(1)} MiB`)

@@ -1,0 +1,88 @@
+// Client of the master's client-facing API (upload, poll, download, status, board), for the frontend.
+import { callPeer, type Fetch, networkFetch } from './http.ts'
+import { onPeer, type PeerAddress } from './peer-address.ts'
+
+/** A task as the master answers `/status` and `/tasks`. */
+export interface TaskStatus {
+  readonly id: number
+  readonly state: number
+  readonly stateName: string
+  readonly attempts: number
+  readonly error?: string
+  readonly createdAt: string
+  readonly updatedAt: string
+}
+
+export type TaskCounts = Record<'not-started' | 'in-progress' | 'finished' | 'failed', number>
+
+/** Request headers a download passes on, so that conditional and range requests keep working through the frontend. */
+const DOWNLOAD_HEADERS = ['if-none-match', 'range', 'if-range'] as const
+
+export interface MasterPublicClient {
+  /** Streams `body` (the raw PNG) to `POST /new` and resolves to the new task id. */
+  submit(body: BodyInit, options?: { signal?: AbortSignal }): Promise<number>
+  /** The master's `/isReady` answer as it came (`0` or `1`). */
+  isReady(id: number): Promise<string>
+  /** The master's `/get` response, streaming; HttpError 404 while the task is not finished. */
+  getImage(id: number, request?: Request): Promise<Response>
+  status(id: number): Promise<TaskStatus>
+  /** The newest tasks, newest first, optionally in one state. */
+  tasks(options?: { state?: number; limit?: number }): Promise<TaskStatus[]>
+  counts(): Promise<TaskCounts>
+  /** Puts a failed task back; HttpError 409 when it is not failed. */
+  retry(id: number): Promise<void>
+  /** Whether the master answers `/health` with 200 within `timeoutMs`. */
+  healthy(timeoutMs?: number): Promise<boolean>
+}
+
+/** A client of the master at `peer`; a network failure or a 5xx makes the next call look the address up again. */
+export function createMasterPublicClient(peer: PeerAddress, fetcher: Fetch = networkFetch): MasterPublicClient {
+  const text = (method: string, path: string, query: Record<string, string | number | undefined> = {}) =>
+    onPeer(peer, async (address) => (await callPeer(fetcher, 'master', address, path, { method, query, timeoutMs: 10_000 })).text())
+  const json = async <T>(path: string, query: Record<string, string | number | undefined> = {}) => JSON.parse(await text('GET', path, query)) as T
+  return {
+    async submit(body, options) {
+      const answer = await onPeer(peer, async (address) =>
+        (
+          await callPeer(fetcher, 'master', address, '/new', {
+            method: 'POST',
+            body,
+            headers: { 'content-type': 'image/png' },
+            signal: options?.signal,
+            // A 50 MiB upload over a slow link takes a while; the body is streamed as it arrives.
+            timeoutMs: 600_000,
+          })
+        ).text(),
+      )
+      return Number(answer.trim())
+    },
+    isReady: (id) => text('GET', '/isReady', { id }),
+    getImage(id, request) {
+      const headers: Record<string, string> = {}
+      for (const name of DOWNLOAD_HEADERS) {
+        const value = request?.headers.get(name)
+        if (value) headers[name] = value
+      }
+      return onPeer(peer, (address) => callPeer(fetcher, 'master', address, '/get', { query: { id }, headers, timeoutMs: 300_000 }))
+    },
+    status: (id) => json<TaskStatus>('/status', { id }),
+    tasks: ({ state, limit } = {}) => json<TaskStatus[]>('/tasks', { state, limit }),
+    counts: () => json<TaskCounts>('/counts'),
+    async retry(id) {
+      await text('POST', '/retryTask', { id })
+    },
+    async healthy(timeoutMs = 1000) {
+      try {
+        const address = await Promise.race([peer.current(), Bun.sleep(timeoutMs).then(() => undefined)])
+        if (address === undefined) return false
+        const response = await fetcher(new Request(`http://${address}/health`, { signal: AbortSignal.timeout(timeoutMs) }))
+        await response.body?.cancel()
+        if (!response.ok) peer.invalidate()
+        return response.ok
+      } catch {
+        peer.invalidate()
+        return false
+      }
+    },
+  }
+}
