@@ -20,6 +20,7 @@ usage: bun run start [-- options]        (or: bun run scripts/launch.ts [options
   --host name       the host name roles register for each other (default localhost)
   --threads N       worker loops (default 2)
   --data dir        data folder, as PIXMILL_DATA_DIR (default ./data)
+  --port-offset N   add N to every default port (to run a second system beside the first)
   --help            this text
 
 Ports are the defaults of PROTOCOL.md: kv 3000, database 3001, storage 3002, master 3003, frontend 8080.
@@ -31,24 +32,31 @@ export interface LaunchPlan {
   readonly kv: string
   readonly host: string
   readonly threads: number
+  readonly portOffset: number
+}
+
+/** The default ports of PROTOCOL.md. */
+export const DEFAULT_PORTS = { kv: 3000, database: 3001, storage: 3002, master: 3003, frontend: 8080 } as const
+
+/** The port a role listens on under the plan. */
+export function portOf(role: keyof typeof DEFAULT_PORTS, plan: Pick<LaunchPlan, 'portOffset'>): number {
+  return DEFAULT_PORTS[role] + plan.portOffset
 }
 
 /** The command-line arguments of each role under the plan. */
 export function roleArgs(role: LaunchRole, plan: LaunchPlan): string[] {
-  const at = (port: number) => `${plan.host}:${port}`
+  const at = (r: keyof typeof DEFAULT_PORTS) => `${plan.host}:${portOf(r, plan)}`
   switch (role) {
     case 'kv':
       return [`:${plan.kv.split(':').pop()}`]
     case 'database':
-      return [at(3001), plan.kv]
     case 'storage':
-      return [at(3002), plan.kv]
     case 'master':
-      return [at(3003), plan.kv]
+      return [at(role), plan.kv]
     case 'worker':
       return [plan.kv, String(plan.threads)]
     case 'frontend':
-      return [plan.kv, ':8080']
+      return [plan.kv, `:${portOf('frontend', plan)}`]
   }
 }
 
@@ -63,6 +71,7 @@ export function parsePlan(argv: readonly string[]): LaunchPlan | 'help' {
       host: { type: 'string', default: 'localhost' },
       threads: { type: 'string', default: '2' },
       data: { type: 'string' },
+      'port-offset': { type: 'string', default: '0' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -73,10 +82,13 @@ export function parsePlan(argv: readonly string[]): LaunchPlan | 'help' {
   if (unknown.length > 0 || roles.length === 0) throw new Error(`unknown role(s): ${unknown.join(', ') || '(none given)'}`)
   const threads = Number(values.threads)
   if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new Error('--threads must be an integer from 1 to 256')
+  const portOffset = Number(values['port-offset'])
+  if (!Number.isInteger(portOffset) || portOffset < 0 || portOffset > 50_000) throw new Error('--port-offset must be an integer from 0 to 50000')
   if (values.data) process.env.PIXMILL_DATA_DIR = resolve(values.data)
   // Keep the order of ROLES, so that kv starts first and the others find what they need.
   const ordered = ROLES.filter((r) => roles.includes(r))
-  return { roles: ordered, separate: values.separate, kv: values.kv ?? `${values.host}:3000`, host: values.host, threads }
+  const kv = values.kv ?? `${values.host}:${DEFAULT_PORTS.kv + portOffset}`
+  return { roles: ordered, separate: values.separate, kv, host: values.host, threads, portOffset }
 }
 
 /** Imports a role's entry and starts it in this process. */
@@ -90,10 +102,10 @@ async function startInProcess(role: LaunchRole, plan: LaunchPlan, settings = loa
 function printWhere(plan: LaunchPlan): void {
   const has = (role: LaunchRole) => plan.roles.includes(role)
   const lines = ['', 'pixmill is running:']
-  if (has('frontend')) lines.push(`  web page           http://localhost:8080/`)
-  if (has('master')) lines.push(`  master API         http://localhost:3003/swagger`)
-  for (const [role, port] of [['kv', 3000], ['database', 3001], ['storage', 3002]] as const) {
-    if (has(role)) lines.push(`  ${role.padEnd(18)} http://localhost:${port}/swagger`)
+  if (has('frontend')) lines.push(`  web page           http://localhost:${portOf('frontend', plan)}/   (status board: /board)`)
+  if (has('master')) lines.push(`  master API         http://localhost:${portOf('master', plan)}/swagger`)
+  for (const role of ['kv', 'database', 'storage'] as const) {
+    if (has(role)) lines.push(`  ${role.padEnd(18)} http://localhost:${portOf(role, plan)}/swagger`)
   }
   if (has('worker')) lines.push(`  worker             ${plan.threads} loop(s)`)
   lines.push(`  data               ${loadSettings().dataDir}`, 'Stop with Ctrl-C.', '')

@@ -1,0 +1,113 @@
+// The launcher: all roles in one process doing real work, and separate processes with prefixed logs and restarts.
+import { afterAll, describe, expect, test } from 'bun:test'
+import { readdirSync, readFileSync } from 'node:fs'
+import sharp from 'sharp'
+import { encodePng } from '../helpers/png.ts'
+import { REPO_ROOT, waitHealthy } from '../helpers/processes.ts'
+import { tempDir } from '../helpers/temp.ts'
+
+const dirs: Array<ReturnType<typeof tempDir>> = []
+afterAll(() => dirs.forEach((d) => d.remove()))
+
+/** An offset that puts every default port (3000-3003, 8080) on a free port. */
+function freeOffset(): number {
+  for (;;) {
+    const offset = 20_000 + Math.floor(Math.random() * 20_000)
+    const free = [3000, 3001, 3002, 3003, 8080].every((port) => {
+      try {
+        Bun.serve({ port: port + offset, hostname: '0.0.0.0', fetch: () => new Response() }).stop(true)
+        return true
+      } catch {
+        return false
+      }
+    })
+    if (free) return offset
+  }
+}
+
+function launch(args: string[]) {
+  const dir = tempDir('pixmill-launch-')
+  dirs.push(dir)
+  const proc = Bun.spawn(['bun', 'run', 'scripts/launch.ts', '--data', dir.path, ...args], { cwd: REPO_ROOT, stdout: 'pipe', stderr: 'pipe' })
+  let output = ''
+  for (const stream of [proc.stdout, proc.stderr]) {
+    void (async () => {
+      for await (const chunk of stream) output += new TextDecoder().decode(chunk)
+    })()
+  }
+  return { proc, dir, output: () => output }
+}
+
+/** Pids whose parent is `pid`. */
+function childrenOf(pid: number): number[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .filter((name) => {
+      try {
+        return Number(readFileSync(`/proc/${name}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]) === pid
+      } catch {
+        return false
+      }
+    })
+    .map(Number)
+}
+
+describe('launcher', () => {
+  test('in one process: every role starts, an upload is processed, and SIGTERM exits 0', async () => {
+    const offset = freeOffset()
+    const run = launch(['--port-offset', String(offset), '--threads', '1'])
+    try {
+      const master = `127.0.0.1:${3003 + offset}`
+      await waitHealthy(master, 20_000)
+      await waitHealthy(`127.0.0.1:${8080 + offset}`, 20_000)
+      const png = encodePng(1, 1, 2, 8, [[[10, 200, 30]]])
+      const id = await (await fetch(`http://${master}/new`, { method: 'POST', body: png })).text()
+      const deadline = performance.now() + 20_000
+      while ((await (await fetch(`http://${master}/isReady?id=${id}`)).text()) !== '1') {
+        if (performance.now() > deadline) throw new Error(`task ${id} not finished; output:\n${run.output()}`)
+        await Bun.sleep(50)
+      }
+      const result = Buffer.from(await (await fetch(`http://${master}/get?id=${id}`)).arrayBuffer())
+      const { data, info } = await sharp(result).raw().toBuffer({ resolveWithObject: true })
+      expect(info.channels).toBe(4)
+      expect([...data]).toEqual([200, 10, 30, 255])
+      expect(run.output()).toContain(`http://localhost:${8080 + offset}/`)
+      expect(run.output()).toContain(`http://localhost:${3003 + offset}/swagger`)
+    } finally {
+      run.proc.kill('SIGTERM')
+    }
+    expect(await run.proc.exited).toBe(0)
+  })
+
+  test('as separate processes: prefixed logs, a killed role is restarted, SIGTERM stops them all', async () => {
+    const offset = freeOffset()
+    const run = launch(['--separate', '--roles', 'kv,database', '--port-offset', String(offset)])
+    const database = `127.0.0.1:${3001 + offset}`
+    try {
+      await waitHealthy(database, 20_000)
+      const children = childrenOf(run.proc.pid)
+      expect(children.length).toBe(2)
+      const databaseChild = children.find((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('src/database.ts'))!
+      process.kill(databaseChild, 'SIGKILL')
+      const deadline = performance.now() + 15_000
+      while (!/\[database\] exited with/.test(run.output()) && performance.now() < deadline) await Bun.sleep(50)
+      await waitHealthy(database, 15_000)
+      expect(childrenOf(run.proc.pid)).not.toContain(databaseChild)
+      expect(run.output()).toMatch(/^\[kv +\] .*kv listening/m)
+      expect(run.output()).toMatch(/^\[database\] .*database listening/m)
+    } finally {
+      run.proc.kill('SIGTERM')
+    }
+    expect(await run.proc.exited).toBe(0)
+    expect(childrenOf(run.proc.pid)).toEqual([])
+  })
+
+  test('--help says how; a bad option prints the help and exits non-zero', () => {
+    const help = Bun.spawnSync(['bun', 'run', 'scripts/launch.ts', '--help'], { cwd: REPO_ROOT })
+    expect(help.exitCode).toBe(0)
+    expect(help.stdout.toString()).toContain('--separate')
+    const bad = Bun.spawnSync(['bun', 'run', 'scripts/launch.ts', '--roles', 'kv,nonsense'], { cwd: REPO_ROOT, stderr: 'pipe' })
+    expect(bad.exitCode).toBe(2)
+    expect(bad.stderr.toString()).toContain('unknown role(s): nonsense')
+  })
+})
