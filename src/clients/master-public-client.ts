@@ -37,8 +37,11 @@ export interface MasterPublicClient {
 
 /** A client of the master at `peer`; a network failure or a 5xx makes the next call look the address up again. */
 export function createMasterPublicClient(peer: PeerAddress, fetcher: Fetch = networkFetch): MasterPublicClient {
+  // Reads are tried once more on the master's new address when it moved; a POST may have taken effect, so it is not.
   const text = (method: string, path: string, query: Record<string, string | number | undefined> = {}) =>
-    onPeer(peer, async (address) => (await callPeer(fetcher, 'master', address, path, { method, query, timeoutMs: 10_000 })).text())
+    onPeer(peer, async (address) => (await callPeer(fetcher, 'master', address, path, { method, query, timeoutMs: 10_000 })).text(), {
+      idempotent: method === 'GET',
+    })
   const json = async <T>(path: string, query: Record<string, string | number | undefined> = {}) => JSON.parse(await text('GET', path, query)) as T
   return {
     async submit(body, options) {
@@ -63,7 +66,7 @@ export function createMasterPublicClient(peer: PeerAddress, fetcher: Fetch = net
         const value = request?.headers.get(name)
         if (value) headers[name] = value
       }
-      return onPeer(peer, (address) => callPeer(fetcher, 'master', address, '/get', { query: { id }, headers, timeoutMs: 300_000 }))
+      return onPeer(peer, (address) => callPeer(fetcher, 'master', address, '/get', { query: { id }, headers, timeoutMs: 300_000 }), { idempotent: true })
     },
     status: (id) => json<TaskStatus>('/status', { id }),
     tasks: ({ state, limit } = {}) => json<TaskStatus[]>('/tasks', { state, limit }),

@@ -49,7 +49,7 @@ describe('e2e: master with its peers', () => {
     const download = await fetch(`http://${master}/get?id=${id}`)
     expect(download.status).toBe(200)
     expect(download.headers.get('content-type')).toBe('image/png')
-    expect(download.headers.get('content-length')).toBe(String(result.byteLength))
+    // No Content-Length assertion: Bun frames a proxied stream as chunked unless it arrived whole (oven-sh/bun#10507).
     expect(new Uint8Array(await download.arrayBuffer())).toEqual(result)
   })
 

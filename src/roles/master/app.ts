@@ -22,7 +22,10 @@ export interface MasterAppDeps {
   readonly dependenciesHealthy: () => Promise<Record<string, boolean>>
 }
 
-/** Headers of a stored image that the master passes on to its client. */
+/**
+ * Headers of a stored image that the master passes on to its client. Bun keeps the Content-Length of a streamed body
+ * only when the stream has arrived whole by the time it answers; a larger image goes out chunked (oven-sh/bun#10507).
+ */
 const PASSED_ON = ['content-type', 'content-length', 'etag', 'last-modified', 'accept-ranges', 'content-range'] as const
 
 /** The public view of a task: no lease token, no internal flags. */

@@ -1,0 +1,35 @@
+// Entry of the frontend role: `bun run src/frontend.ts <kv> [listen]` (listening on :8080 by default).
+import { createKvClient } from './clients/kv-client.ts'
+import { createMasterPublicClient } from './clients/master-public-client.ts'
+import { kvPeer } from './clients/peer-address.ts'
+import { createMetricsRegistry } from './plugins/metrics.ts'
+import { createFrontendApp } from './roles/frontend/app.ts'
+import { createTaskWatch } from './roles/frontend/task-watch.ts'
+import { dialable, parseFrontendArgs } from './shared/args.ts'
+import { withBackoff } from './shared/backoff.ts'
+import { loadSettings, type Settings } from './shared/config.ts'
+import { createLogger } from './shared/logger.ts'
+import { kvWait, type RunningRole, runMain, serveRole } from './shared/run-role.ts'
+
+/** Starts the frontend role from its command-line arguments; it does not register in kv (nobody calls it but people). */
+export async function startFrontend(argv: readonly string[], settings: Settings = loadSettings()): Promise<RunningRole> {
+  const { kv: kvAddress, listen } = parseFrontendArgs(argv)
+  const log = createLogger('frontend')
+  const kv = createKvClient(dialable(kvAddress))
+  const masterPeer = kvPeer(kv, 'masterAddress', { log })
+  await withBackoff(() => masterPeer.current(), { ...kvWait(settings), what: `finding masterAddress in kv at ${kv.address}`, log })
+  const master = createMasterPublicClient(masterPeer)
+  const watch = createTaskWatch({ status: (id) => master.status(id), log })
+  const app = createFrontendApp({ master, log, registry: createMetricsRegistry('frontend'), maxUploadBytes: settings.maxUploadBytes, watch })
+  const running = await serveRole({ role: 'frontend', app, listen, log })
+  return {
+    ...running,
+    // Open event streams never end by themselves; end them first, or a graceful stop would wait for them forever.
+    stop() {
+      watch.close()
+      return running.stop()
+    },
+  }
+}
+
+if (import.meta.main) await runMain(() => startFrontend(process.argv.slice(2)))

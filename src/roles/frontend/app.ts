@@ -1,0 +1,201 @@
+// The frontend role: the web page and its upload form, the status board, and the original pass-through endpoints.
+import { t } from 'elysia'
+import { Counter, Gauge, type Registry } from 'prom-client'
+import type { MasterPublicClient } from '../../clients/master-public-client.ts'
+import { withMethodGuard } from '../../plugins/method-guard.ts'
+import { roleKit } from '../../plugins/role-kit.ts'
+import { HttpError } from '../../shared/errors.ts'
+import type { Logger } from '../../shared/logger.ts'
+import { ErrorText, IdQuery, Success } from '../../shared/schemas.ts'
+import { acceptSubmission, FILE_FIELD, FORM_OVERHEAD_BYTES, humanBytes } from './accept-submission.ts'
+import { BoardJson, ConfigJson, eventsResponses, getImageResponses, IdsQuery, submitResponses, TaskStatusJson, uploadFormBody } from './model.ts'
+import { checkPageFiles, PAGE_SECURITY_HEADERS, pageFile } from './static-pages.ts'
+import { renderTaskPage, renderUnknownTaskPage } from './task-page.ts'
+import { createTaskWatch, type TaskWatch, type WatchEvent } from './task-watch.ts'
+
+export interface FrontendAppDeps {
+  readonly master: MasterPublicClient
+  readonly log: Logger
+  readonly registry: Registry
+  /** The largest PNG accepted (PIXMILL_MAX_UPLOAD_BYTES). */
+  readonly maxUploadBytes: number
+  /** The shared poll behind `/api/events`; default: one over `master.status`. The caller closes it when stopping. */
+  readonly watch?: TaskWatch
+}
+
+/** Headers of the master's image answer that go on to the browser. */
+const PASSED_ON = ['content-type', 'content-length', 'etag', 'last-modified', 'accept-ranges', 'content-range', 'cache-control'] as const
+
+/** Below Bun's 10 s idle time-out, in case the per-request time-out cannot be lifted. */
+const HEARTBEAT_MS = 8000
+
+/** One server-sent event. */
+function sseFrame(event: WatchEvent): string {
+  const data = event.type === 'status' ? event.task : event.type === 'unknown' ? { id: event.id } : event.type === 'trouble' ? { message: event.message } : {}
+  return `event: ${event.type}\ndata: ${JSON.stringify(data)}\n\n`
+}
+
+const isNotFound = (error: unknown) => error instanceof HttpError && error.status === 404
+
+/** Builds the frontend app; it never listens (the entry file or the launcher does). */
+export function createFrontendApp(deps: FrontendAppDeps) {
+  const { master, log, registry, maxUploadBytes } = deps
+  const watch = deps.watch ?? createTaskWatch({ status: (id) => master.status(id), log })
+  checkPageFiles()
+  // The page names the default limit; a browser without JavaScript gets the configured one instead.
+  const limitText = { '<span id="limit">50 MiB</span>': `<span id="limit">${humanBytes(maxUploadBytes)}</span>` }
+  const uploads = new Counter({ name: 'pixmill_frontend_uploads_total', help: 'Uploads to POST /submitTask, by outcome.', labelNames: ['outcome'], registers: [registry] })
+  const streams = new Gauge({ name: 'pixmill_frontend_event_streams', help: 'Open /api/events streams (pages watching tasks).', registers: [registry] })
+  new Gauge({
+    name: 'pixmill_frontend_watched_tasks',
+    help: 'Tasks whose state the frontend is polling for open pages.',
+    registers: [registry],
+    collect() {
+      this.set(watch.size())
+    },
+  })
+
+  const app = roleKit({
+    role: 'frontend',
+    description:
+      'The web page (`/`) and the status board (`/board`). The original endpoints: `POST /submitTask` (a multipart form with the PNG in ' +
+      '`uploadfile`; answers the task id), `GET /isReady` and `GET /getImage`, passed on to the master. The `/api/*` endpoints feed the page and the board.',
+    log,
+    registry,
+    // Bun's own limit stays above ours (plus the form's overhead), so that the role answers 413 itself, with an `Error:` body.
+    maxRequestBodySize: maxUploadBytes * 2 + FORM_OVERHEAD_BYTES + 1024 * 1024,
+    health: async () => {
+      const ok = await master.healthy()
+      return { ok, master: ok ? 'healthy' : 'unreachable or unhealthy' }
+    },
+  })
+    .get('/', () => pageFile('/', limitText), { detail: { summary: 'The upload page (HTML)', tags: ['page'] } })
+    .get('/board', () => pageFile('/board'), { detail: { summary: 'The status board for operators (HTML)', tags: ['page'] } })
+    .get('/app.js', () => pageFile('/app.js'), { detail: { hide: true } })
+    .get('/live.js', () => pageFile('/live.js'), { detail: { hide: true } })
+    .get('/board.js', () => pageFile('/board.js'), { detail: { hide: true } })
+    .get('/style.css', () => pageFile('/style.css'), { detail: { hide: true } })
+    .post(
+      '/submitTask',
+      async ({ request }) => {
+        try {
+          const { id, respond } = await acceptSubmission(request, { master, maxUploadBytes })
+          uploads.inc({ outcome: 'accepted' })
+          // A browser without JavaScript goes on to the task's page (POST, redirect, GET); every other client gets the id.
+          if (respond === 'page') return new Response(null, { status: 303, headers: { location: `/task?id=${id}` } })
+          return new Response(String(id), { headers: { 'content-type': 'text/plain; charset=utf-8' } })
+        } catch (error) {
+          uploads.inc({ outcome: error instanceof HttpError && error.status < 500 ? 'refused' : 'failed' })
+          throw error
+        }
+      },
+      { parse: 'none', detail: { summary: 'Upload a PNG in a form; answers the new task id', tags: ['client'], requestBody: uploadFormBody, responses: submitResponses } },
+    )
+    .get('/isReady', ({ query }) => master.isReady(Number(query.id)), {
+      query: IdQuery,
+      response: { 200: t.String({ description: '`1` when the task is finished, else `0`' }), 404: ErrorText },
+      detail: { summary: '`1` when the task is finished, else `0`, as the master answers', tags: ['client'] },
+    })
+    .get(
+      '/getImage',
+      async ({ query, request }) => {
+        const image = await master.getImage(Number(query.id), request)
+        const headers = new Headers()
+        for (const name of PASSED_ON) {
+          const value = image.headers.get(name)
+          if (value !== null) headers.set(name, value)
+        }
+        return new Response(image.body, { status: image.status, headers })
+      },
+      { query: IdQuery, detail: { summary: 'The finished PNG, as the master answers it', tags: ['client'], responses: getImageResponses } },
+    )
+    .get(
+      '/task',
+      async ({ query }) => {
+        const id = Number(query.id)
+        const headers = { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', ...PAGE_SECURITY_HEADERS }
+        try {
+          return new Response(renderTaskPage(await master.status(id)), { headers })
+        } catch (error) {
+          if (isNotFound(error)) return new Response(renderUnknownTaskPage(id), { status: 404, headers })
+          throw error
+        }
+      },
+      { query: IdQuery, detail: { summary: 'One task’s page for a browser without JavaScript (reloads itself until done)', tags: ['page'] } },
+    )
+    .get('/api/config', () => ({ maxUploadBytes, field: FILE_FIELD }) as const, {
+      response: { 200: ConfigJson },
+      detail: { summary: 'What the page checks before uploading', tags: ['page API'] },
+    })
+    .get('/api/status', ({ query }) => master.status(Number(query.id)), {
+      query: IdQuery,
+      response: { 200: TaskStatusJson, 404: ErrorText },
+      detail: { summary: 'A task’s state, attempts and last error', tags: ['page API'] },
+    })
+    .get(
+      '/api/events',
+      ({ query, request, server }) => {
+        const ids = query.ids.split(',').map(Number)
+        // An event stream is quiet for long stretches; Bun would cut it after its idle time-out.
+        server?.timeout(request, 0)
+        const encoder = new TextEncoder()
+        let stop = () => {}
+        const body = new ReadableStream<Uint8Array>({
+          start(controller) {
+            let stopped = false
+            let heartbeat: ReturnType<typeof setInterval> | undefined
+            let unsubscribe = () => {}
+            const write = (text: string) => {
+              try {
+                controller.enqueue(encoder.encode(text))
+              } catch {
+                stop()
+              }
+            }
+            stop = () => {
+              if (stopped) return
+              stopped = true
+              unsubscribe()
+              clearInterval(heartbeat)
+              request.signal.removeEventListener('abort', stop)
+              streams.dec()
+              try {
+                controller.close()
+              } catch {
+                // already closed by the client going away
+              }
+            }
+            streams.inc()
+            write('retry: 3000\n\n')
+            heartbeat = setInterval(() => write(': keep-alive\n\n'), HEARTBEAT_MS)
+            unsubscribe = watch.subscribe(ids, (event) => (event.type === 'closing' ? stop() : write(sseFrame(event))))
+            if (stopped) unsubscribe()
+            request.signal.addEventListener('abort', stop, { once: true })
+          },
+          cancel() {
+            stop()
+          },
+        })
+        return new Response(body, { headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' } })
+      },
+      { query: IdsQuery, detail: { summary: 'Live states of the given tasks (server-sent events)', tags: ['page API'], responses: eventsResponses } },
+    )
+    .get(
+      '/api/board',
+      async () => {
+        const [counts, latest, failed] = await Promise.all([master.counts(), master.tasks({ limit: 25 }), master.tasks({ state: 3, limit: 50 })])
+        return { counts, latest, failed, generatedAt: new Date().toISOString() }
+      },
+      { response: { 200: BoardJson, 502: ErrorText, 503: ErrorText }, detail: { summary: 'What the status board shows: counts, latest and failed tasks', tags: ['operators'] } },
+    )
+    .post(
+      '/api/retry',
+      async ({ query }) => {
+        await master.retry(Number(query.id))
+        log.info({ id: Number(query.id) }, 'failed task put back for another try from the board')
+        return 'success' as const
+      },
+      { query: IdQuery, response: { 200: Success, 404: ErrorText, 409: ErrorText }, detail: { summary: 'Try a failed task again (passed on to the master’s /retryTask)', tags: ['operators'] } },
+    )
+  return withMethodGuard(app)
+}

@@ -1,0 +1,76 @@
+// Schemas of the frontend role's routes: validation and the Swagger page both come from here.
+import { t } from 'elysia'
+import { ID_PATTERN } from '../../shared/schemas.ts'
+
+const ONE_ID = ID_PATTERN.slice(1, -1)
+
+/** Most tasks one page may watch over one event stream. */
+export const MAX_WATCHED_IDS = 100
+
+export const IdsQuery = t.Object({
+  ids: t.String({
+    pattern: `^${ONE_ID}(,${ONE_ID}){0,${MAX_WATCHED_IDS - 1}}$`,
+    error: `ids must be 1 to ${MAX_WATCHED_IDS} task ids separated by commas (0,1,17)`,
+    description: 'Task ids separated by commas',
+    examples: ['0,1,2'],
+  }),
+})
+
+export const TaskStatusJson = t.Object({
+  id: t.Integer(),
+  state: t.Integer({ description: '0 not started, 1 in progress, 2 finished, 3 failed' }),
+  stateName: t.String(),
+  attempts: t.Integer(),
+  error: t.Optional(t.String({ description: 'Why the last attempt failed' })),
+  createdAt: t.String({ format: 'date-time' }),
+  updatedAt: t.String({ format: 'date-time' }),
+})
+
+export const ConfigJson = t.Object({
+  maxUploadBytes: t.Integer({ description: 'The largest PNG accepted, in bytes (PIXMILL_MAX_UPLOAD_BYTES)' }),
+  field: t.Literal('uploadfile', { description: 'The form field of the file' }),
+})
+
+export const BoardJson = t.Object({
+  counts: t.Object({ 'not-started': t.Integer(), 'in-progress': t.Integer(), finished: t.Integer(), failed: t.Integer() }),
+  latest: t.Array(TaskStatusJson, { description: 'The newest tasks, newest first' }),
+  failed: t.Array(TaskStatusJson, { description: 'The newest failed tasks, with their reason' }),
+  generatedAt: t.String({ format: 'date-time' }),
+})
+
+/** The form of `/submitTask`, declared for the Swagger page (a `body:` schema would make Elysia read the whole form). */
+export const uploadFormBody = {
+  required: true,
+  description: 'A multipart form with one PNG in the field `uploadfile`; the file is streamed to the master as it arrives',
+  content: {
+    'multipart/form-data': {
+      schema: { type: 'object' as const, required: ['uploadfile'], properties: { uploadfile: { type: 'string' as const, format: 'binary' } } },
+    },
+  },
+}
+
+const text = (description: string) => ({ description, content: { 'text/plain': { schema: { type: 'string' as const, example: 'Error: ...' } } } })
+
+export const submitResponses = {
+  200: { description: 'The new task id, as text', content: { 'text/plain': { schema: { type: 'string', example: '0' } } } },
+  303: { description: 'With the page form field `respond=page` (the page without JavaScript): sent on to `/task?id=`' },
+  400: text('No file in `uploadfile`, more than one file, a file in another field, or a broken form'),
+  413: text('The file is larger than PIXMILL_MAX_UPLOAD_BYTES'),
+  415: text('Not a multipart form, or the file is not a PNG'),
+  502: text('The master failed'),
+  503: text('The master cannot be reached'),
+} as const
+
+export const getImageResponses = {
+  200: { description: 'The finished PNG, as the master answers it', content: { 'image/png': { schema: { type: 'string', format: 'binary' } } } },
+  404: text('Unknown task, or not finished yet'),
+} as const
+
+export const eventsResponses = {
+  200: {
+    description:
+      'Server-sent events: `status` (data: the task as in /api/status) at once and on every change, `unknown` (data: {id}) for an id ' +
+      'the master does not know, `trouble`/`recovered` while the master cannot be reached, and a comment every few seconds to keep the line open.',
+    content: { 'text/event-stream': { schema: { type: 'string' } } },
+  },
+} as const
