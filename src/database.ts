@@ -1,5 +1,6 @@
 // Entry of the database role: `bun run src/database.ts <self> <kv>`.
 import { join } from 'node:path'
+import { createPeerFetch } from './clients/http.ts'
 import { createKvClient } from './clients/kv-client.ts'
 import { createMetricsRegistry } from './plugins/metrics.ts'
 import { createDatabaseApp } from './roles/database/app.ts'
@@ -14,13 +15,13 @@ export async function startDatabase(argv: readonly string[], settings: Settings 
   const { self, kv } = parseServiceArgs('database', argv)
   const log = createLogger('database')
   const store = openSqliteTaskStore(join(settings.dataDir, 'database'), settings)
-  const app = createDatabaseApp({ store, log, registry: createMetricsRegistry('database') })
+  const app = createDatabaseApp({ store, log, registry: createMetricsRegistry('database'), token: settings.token, idleTimeoutSeconds: settings.idleTimeoutSeconds })
   return serveRole({
     role: 'database',
     app,
     listen: self,
     log,
-    register: { kv: createKvClient(dialable(kv)), key: 'databaseAddress', value: dialable(self), waitSeconds: settings.kvWaitSeconds },
+    register: { kv: createKvClient(dialable(kv), createPeerFetch({ token: settings.token })), key: 'databaseAddress', value: dialable(self), waitSeconds: settings.kvWaitSeconds },
     close: () => store.close(),
   })
 }

@@ -1,4 +1,5 @@
 // Entry of the frontend role: `bun run src/frontend.ts <kv> [listen]` (listening on :8080 by default).
+import { createPeerFetch } from './clients/http.ts'
 import { createKvClient } from './clients/kv-client.ts'
 import { createMasterPublicClient } from './clients/master-public-client.ts'
 import { kvPeer } from './clients/peer-address.ts'
@@ -15,12 +16,22 @@ import { kvWait, type RunningRole, runMain, serveRole } from './shared/run-role.
 export async function startFrontend(argv: readonly string[], settings: Settings = loadSettings()): Promise<RunningRole> {
   const { kv: kvAddress, listen } = parseFrontendArgs(argv)
   const log = createLogger('frontend')
-  const kv = createKvClient(dialable(kvAddress))
+  const fetcher = createPeerFetch({ token: settings.token })
+  const kv = createKvClient(dialable(kvAddress), fetcher)
   const masterPeer = kvPeer(kv, 'masterAddress', { log })
   await withBackoff(() => masterPeer.current(), { ...kvWait(settings), what: `finding masterAddress in kv at ${kv.address}`, log })
-  const master = createMasterPublicClient(masterPeer)
+  const master = createMasterPublicClient(masterPeer, fetcher)
   const watch = createTaskWatch({ status: (id) => master.status(id), log })
-  const app = createFrontendApp({ master, log, registry: createMetricsRegistry('frontend'), maxUploadBytes: settings.maxUploadBytes, watch })
+  const app = createFrontendApp({
+    master,
+    log,
+    registry: createMetricsRegistry('frontend'),
+    maxUploadBytes: settings.maxUploadBytes,
+    maxUploadsInFlight: settings.maxUploadsInFlight,
+    watch,
+    token: settings.token,
+    idleTimeoutSeconds: settings.idleTimeoutSeconds,
+  })
   const running = await serveRole({ role: 'frontend', app, listen, log })
   return {
     ...running,

@@ -13,7 +13,7 @@ export async function startKv(argv: readonly string[], settings: Settings = load
   const { listen } = parseKvArgs(argv)
   const log = createLogger('kv')
   const store = openSqliteKvStore(join(settings.dataDir, 'kv'))
-  const app = createKvApp({ store, log, registry: createMetricsRegistry('kv') })
+  const app = createKvApp({ store, log, registry: createMetricsRegistry('kv'), token: settings.token, idleTimeoutSeconds: settings.idleTimeoutSeconds })
   return serveRole({ role: 'kv', app, listen, log, close: () => store.close() })
 }
 

@@ -1,6 +1,6 @@
 // Entry of the master role: `bun run src/master.ts <self> <kv>`.
 import { createDatabaseClient } from './clients/database-client.ts'
-import { networkFetch } from './clients/http.ts'
+import { createPeerFetch, networkFetch } from './clients/http.ts'
 import { createKvClient } from './clients/kv-client.ts'
 import { kvPeer, type PeerAddress } from './clients/peer-address.ts'
 import { createStorageClient } from './clients/storage-client.ts'
@@ -31,7 +31,8 @@ async function peerHealthy(peer: PeerAddress): Promise<boolean> {
 export async function startMaster(argv: readonly string[], settings: Settings = loadSettings()): Promise<RunningRole> {
   const { self, kv: kvAddress } = parseServiceArgs('master', argv)
   const log = createLogger('master')
-  const kv = createKvClient(dialable(kvAddress))
+  const fetcher = createPeerFetch({ token: settings.token })
+  const kv = createKvClient(dialable(kvAddress), fetcher)
   const databasePeer = kvPeer(kv, 'databaseAddress', { log })
   const storagePeer = kvPeer(kv, 'storageAddress', { log })
   // Wait at start until both peers are registered, with the same bounded back-off as registration.
@@ -39,11 +40,15 @@ export async function startMaster(argv: readonly string[], settings: Settings = 
     await withBackoff(() => peer.current(), { ...kvWait(settings), what: `finding ${peer.key} in kv at ${kv.address}`, log })
   }
   const app = createMasterApp({
-    database: createDatabaseClient(databasePeer),
-    storage: createStorageClient(storagePeer),
+    database: createDatabaseClient(databasePeer, fetcher),
+    storage: createStorageClient(storagePeer, fetcher),
     log,
     registry: createMetricsRegistry('master'),
     maxUploadBytes: settings.maxUploadBytes,
+    uploadTimeoutSeconds: settings.uploadTimeoutSeconds,
+    maxUploadsInFlight: settings.maxUploadsInFlight,
+    token: settings.token,
+    idleTimeoutSeconds: settings.idleTimeoutSeconds,
     dependenciesHealthy: async () => {
       const [database, storage] = await Promise.all([peerHealthy(databasePeer), peerHealthy(storagePeer)])
       return { database, storage }

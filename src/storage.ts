@@ -1,5 +1,6 @@
 // Entry of the storage role: `bun run src/storage.ts <self> <kv>`.
 import { join } from 'node:path'
+import { createPeerFetch } from './clients/http.ts'
 import { createKvClient } from './clients/kv-client.ts'
 import { createMetricsRegistry } from './plugins/metrics.ts'
 import { createStorageApp } from './roles/storage/app.ts'
@@ -14,13 +15,21 @@ export async function startStorage(argv: readonly string[], settings: Settings =
   const { self, kv } = parseServiceArgs('storage', argv)
   const log = createLogger('storage')
   const store = openFsImageStore(join(settings.dataDir, 'storage'))
-  const app = createStorageApp({ store, log, registry: createMetricsRegistry('storage'), maxUploadBytes: settings.maxUploadBytes })
+  const app = createStorageApp({
+    store,
+    log,
+    registry: createMetricsRegistry('storage'),
+    maxUploadBytes: settings.maxUploadBytes,
+    uploadTimeoutSeconds: settings.uploadTimeoutSeconds,
+    token: settings.token,
+    idleTimeoutSeconds: settings.idleTimeoutSeconds,
+  })
   return serveRole({
     role: 'storage',
     app,
     listen: self,
     log,
-    register: { kv: createKvClient(dialable(kv)), key: 'storageAddress', value: dialable(self), waitSeconds: settings.kvWaitSeconds },
+    register: { kv: createKvClient(dialable(kv), createPeerFetch({ token: settings.token })), key: 'storageAddress', value: dialable(self), waitSeconds: settings.kvWaitSeconds },
     close: () => store.close(),
   })
 }

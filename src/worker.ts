@@ -1,4 +1,5 @@
 // Entry of the worker role: `bun run src/worker.ts <kv> <threads>`.
+import { createPeerFetch } from './clients/http.ts'
 import { createKvClient } from './clients/kv-client.ts'
 import { createMasterWorkerClient } from './clients/master-client.ts'
 import { kvPeer } from './clients/peer-address.ts'
@@ -22,7 +23,8 @@ export interface RunningWorker extends RunningRole {
 export async function startWorker(argv: readonly string[], settings: Settings = loadSettings()): Promise<RunningWorker> {
   const { kv, threads } = parseWorkerArgs(argv)
   const log = createLogger('worker')
-  const kvClient = createKvClient(dialable(kv))
+  const fetcher = createPeerFetch({ token: settings.token })
+  const kvClient = createKvClient(dialable(kv), fetcher)
   const masterPeer = kvPeer(kvClient, 'masterAddress', { log })
   const storagePeer = kvPeer(kvClient, 'storageAddress', { log })
   // Wait at start until both peers are registered, bounded by PIXMILL_KV_WAIT_SECONDS like every role.
@@ -34,11 +36,12 @@ export async function startWorker(argv: readonly string[], settings: Settings = 
     }
   }
   const worker = createWorker({
-    master: createMasterWorkerClient(masterPeer),
-    storage: createStorageClient(storagePeer),
+    master: createMasterWorkerClient(masterPeer, fetcher),
+    storage: createStorageClient(storagePeer, fetcher),
     threads,
     maxPixels: settings.maxPixels,
     leaseSeconds: settings.leaseSeconds,
+    taskTimeoutMs: settings.taskTimeoutSeconds * 1000,
     log,
   })
   worker.start()

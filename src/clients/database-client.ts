@@ -29,6 +29,7 @@ export interface DatabaseClient {
   finishTask(id: number, lease?: string): Promise<void>
   failTask(id: number, error?: string, lease?: string): Promise<void>
   retryTask(id: number): Promise<void>
+  releaseTask(id: number, lease?: string): Promise<void>
   /** The renewed task as JSON text. */
   renewTask(id: number, lease: string): Promise<string>
   /** The newest tasks, newest first, optionally in one state. */
@@ -64,6 +65,9 @@ export function createDatabaseClient(peer: PeerAddress, fetcher: Fetch = network
     },
     async retryTask(id) {
       await call('POST', '/retryTask', { id })
+    },
+    async releaseTask(id, lease) {
+      await call('POST', '/releaseTask', { id, lease })
     },
     renewTask: (id, lease) => call('POST', '/renewTask', { id, lease }),
     async recentTasks({ state, limit }) {

@@ -1,10 +1,26 @@
 // The one way roles call each other: plain fetch, with a peer's failure told apart from the caller's mistake.
 import { DependencyUnavailable, HttpError } from '../shared/errors.ts'
+import { currentRequestId, REQUEST_ID_HEADER } from '../shared/request-context.ts'
 
 export type Fetch = (request: Request) => Promise<Response>
 
 /** The default transport: the global fetch, with no decompression surprises. */
 export const networkFetch: Fetch = (request) => fetch(request)
+
+/**
+ * The transport between roles: every call carries the shared token (PIXMILL_TOKEN, when set) and the id of the
+ * request or task being served, so that one upload can be followed from role to role in the logs.
+ */
+export function createPeerFetch(options: { token?: string; base?: Fetch } = {}): Fetch {
+  const base = options.base ?? networkFetch
+  const authorization = options.token === undefined ? undefined : `Bearer ${options.token}`
+  return (request) => {
+    if (authorization !== undefined) request.headers.set('authorization', authorization)
+    const requestId = currentRequestId()
+    if (requestId !== undefined && !request.headers.has(REQUEST_ID_HEADER)) request.headers.set(REQUEST_ID_HEADER, requestId)
+    return base(request)
+  }
+}
 
 export interface CallOptions {
   readonly method?: string

@@ -9,15 +9,20 @@ export interface ClaimedTask {
   readonly state: number
   readonly leaseToken?: string
   readonly leaseExpiresAt?: string
+  /** The upload's request id (newer masters), for following the task in the logs. */
+  readonly requestId?: string
 }
 
 export interface MasterWorkerClient {
   /** The next task, or undefined when there is none (`Error: No non-started task.`). */
   getNewTask(): Promise<ClaimedTask | undefined>
-  registerTaskFinished(id: number, leaseToken?: string): Promise<void>
+  /** `processingMs`, when given, feeds the master's processing-time figures. */
+  registerTaskFinished(id: number, leaseToken?: string, processingMs?: number): Promise<void>
   registerTaskFailed(id: number, error: string, leaseToken?: string): Promise<void>
   /** Extends the lease of a claim while the work goes on. */
   renewTask(id: number, leaseToken: string): Promise<void>
+  /** Gives a claim back at once (shutting down), so another worker can take it without waiting for the lease. */
+  releaseTask(id: number, leaseToken?: string): Promise<void>
 }
 
 export function createMasterWorkerClient(peer: PeerAddress, fetcher: Fetch = networkFetch): MasterWorkerClient {
@@ -33,14 +38,17 @@ export function createMasterWorkerClient(peer: PeerAddress, fetcher: Fetch = net
         throw error
       }
     },
-    async registerTaskFinished(id, leaseToken) {
-      await post('/registerTaskFinished', { id, lease: leaseToken })
+    async registerTaskFinished(id, leaseToken, processingMs) {
+      await post('/registerTaskFinished', { id, lease: leaseToken, ms: processingMs === undefined ? undefined : Math.round(processingMs) })
     },
     async registerTaskFailed(id, error, leaseToken) {
       await post('/registerTaskFailed', { id, error: error.slice(0, 2000), lease: leaseToken })
     },
     async renewTask(id, leaseToken) {
       await post('/renewTask', { id, lease: leaseToken })
+    },
+    async releaseTask(id, leaseToken) {
+      await post('/releaseTask', { id, lease: leaseToken })
     },
   }
 }

@@ -2,6 +2,7 @@
 import { Elysia, ValidationError } from 'elysia'
 import { BadRequest, errorText, HttpError } from '../shared/errors.ts'
 import type { Logger } from '../shared/logger.ts'
+import { currentRequestId, REQUEST_ID_HEADER } from '../shared/request-context.ts'
 
 const TEXT = 'text/plain; charset=utf-8'
 
@@ -10,7 +11,11 @@ export const errorStatus = new WeakMap<Request, number>()
 
 function answer(request: Request, status: number, message: string, headers: Record<string, string> = {}): Response {
   errorStatus.set(request, status)
-  return new Response(errorText(message), { status, headers: { 'content-type': TEXT, ...headers } })
+  const requestId = currentRequestId()
+  return new Response(errorText(message), {
+    status,
+    headers: { 'content-type': TEXT, ...(requestId ? { [REQUEST_ID_HEADER]: requestId } : {}), ...headers },
+  })
 }
 
 function validationMessage(error: Readonly<Pick<ValidationError, 'type' | 'customError' | 'valueError'>>): string {
@@ -70,8 +75,9 @@ export function errorsPlugin(log: Logger) {
         const status = (error as { status: number }).status
         if (status >= 400 && status < 500) return answer(request, status, (error as Error).message || 'Bad request.')
       }
+      // Logged once, here, with the request id (from the log mixin); the answer names the id but gives no detail.
       log.error({ err: error, method: request.method, url: request.url }, 'unexpected error')
-      return answer(request, 500, 'Internal error; it has been logged.')
+      return answer(request, 500, `Internal error; it has been logged with request id ${currentRequestId() ?? 'unknown'}.`)
     })
 }
 

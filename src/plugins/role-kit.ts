@@ -2,9 +2,11 @@
 import { Elysia } from 'elysia'
 import type { Registry } from 'prom-client'
 import type { Logger } from '../shared/logger.ts'
+import { authPlugin } from './auth.ts'
 import { errorsPlugin } from './errors.ts'
 import { healthPlugin, type HealthReport } from './health.ts'
 import { metricsPlugin } from './metrics.ts'
+import { requestIdPlugin } from './request-id.ts'
 import { swaggerPlugin } from './swagger.ts'
 
 export interface RoleKitOptions {
@@ -15,15 +17,23 @@ export interface RoleKitOptions {
   readonly health: () => HealthReport | Promise<HealthReport>
   /** Bun's own body limit; set above the role's own limit so that the role answers 413 itself. */
   readonly maxRequestBodySize?: number
+  /** PIXMILL_TOKEN: when set, the `internal` routes want it as a Bearer token. */
+  readonly token?: string
+  /** Routes only other roles (and operators) call. */
+  readonly internal?: readonly string[]
+  /** A connection idle this long is closed (PIXMILL_IDLE_TIMEOUT_SECONDS). Default 30. */
+  readonly idleTimeoutSeconds?: number
 }
 
 /** A root Elysia app with the shared plugins mounted; the role adds its routes, then `withMethodGuard`. */
 export function roleKit(options: RoleKitOptions) {
   return new Elysia({
     name: `pixmill.${options.role}`,
-    serve: { maxRequestBodySize: options.maxRequestBodySize ?? 1024 * 1024 },
+    serve: { maxRequestBodySize: options.maxRequestBodySize ?? 1024 * 1024, idleTimeout: options.idleTimeoutSeconds ?? 30 },
   })
+    .use(requestIdPlugin())
     .use(errorsPlugin(options.log))
+    .use(authPlugin(options.token, options.internal ?? []))
     .use(metricsPlugin(options.registry))
     .use(healthPlugin(options.role, options.health))
     .use(swaggerPlugin({ title: `pixmill ${options.role}`, description: options.description }))

@@ -1,5 +1,5 @@
 // Request bodies as streams: peek at the first bytes, count the rest against a limit, never buffer the whole.
-import { BadRequest, PayloadTooLarge } from './errors.ts'
+import { BadRequest, PayloadTooLarge, RequestTimeout } from './errors.ts'
 
 /** The declared Content-Length, or undefined (chunked); a malformed one is bad input. */
 export function declaredLength(request: Request): number | undefined {
@@ -15,18 +15,35 @@ export interface PeekedBody {
   readonly head: Uint8Array
   /** The whole body again (head included), ending with PayloadTooLarge once it passes the limit. */
   readonly stream: ReadableStream<Uint8Array>
-  /** Why the stream ended early, if it did: the limit, or the client going away. */
-  failure(): 'too-large' | 'source-failed' | undefined
+  /** Why the stream ended early, if it did: the limit, the deadline, or the client going away. */
+  failure(): 'too-large' | 'too-slow' | 'source-failed' | undefined
 }
 
-/** Reads the first `n` bytes of `body` (a chunk or two), and gives back a stream of the whole body counted against `limit`. */
-export async function peekBody(body: ReadableStream<Uint8Array>, n: number, limit: number): Promise<PeekedBody> {
+/**
+ * Reads the first `n` bytes of `body` (a chunk or two), and gives back a stream of the whole body counted against
+ * `limit`. With `deadlineSeconds`, a body that has not arrived whole by then ends in RequestTimeout (a slow client
+ * trickling bytes would otherwise hold the upload open for ever).
+ */
+export async function peekBody(body: ReadableStream<Uint8Array>, n: number, limit: number, deadlineSeconds?: number): Promise<PeekedBody> {
   const reader = body.getReader()
+  let failure: 'too-large' | 'too-slow' | 'source-failed' | undefined
+  let timer: ReturnType<typeof setTimeout> | undefined
+  if (deadlineSeconds !== undefined) {
+    timer = setTimeout(() => {
+      failure ??= 'too-slow'
+      void reader.cancel(new RequestTimeout(deadlineSeconds)).catch(() => {})
+    }, deadlineSeconds * 1000)
+    timer.unref?.()
+  }
+  const tooSlow = () => (failure === 'too-slow' ? new RequestTimeout(deadlineSeconds ?? 0) : undefined)
   const buffered: Uint8Array[] = []
   let total = 0
   let ended = false
   while (total < n) {
-    const { done, value } = await reader.read()
+    const { done, value } = await reader.read().catch((error) => {
+      clearTimeout(timer)
+      throw tooSlow() ?? error
+    })
     if (done) {
       ended = true
       break
@@ -35,11 +52,14 @@ export async function peekBody(body: ReadableStream<Uint8Array>, n: number, limi
     total += value.byteLength
   }
   if (total > limit) {
+    clearTimeout(timer)
     await reader.cancel().catch(() => {})
     throw new PayloadTooLarge(limit)
   }
+  const slow = tooSlow()
+  if (slow) throw slow
+  if (ended) clearTimeout(timer)
   const head = buffered.length === 1 ? buffered[0]! : Buffer.concat(buffered)
-  let failure: 'too-large' | 'source-failed' | undefined
   let seen = total
   const stream = new ReadableStream<Uint8Array>({
     start(controller) {
@@ -51,13 +71,20 @@ export async function peekBody(body: ReadableStream<Uint8Array>, n: number, limi
       try {
         next = await reader.read()
       } catch (error) {
-        failure = 'source-failed'
-        controller.error(error)
+        clearTimeout(timer)
+        failure ??= 'source-failed'
+        controller.error(tooSlow() ?? error)
         return
       }
-      if (next.done) return controller.close()
+      if (next.done) {
+        clearTimeout(timer)
+        // A reader cancelled by the deadline reads as done: that is no whole body.
+        const slowNow = tooSlow()
+        return slowNow ? controller.error(slowNow) : controller.close()
+      }
       seen += next.value.byteLength
       if (seen > limit) {
+        clearTimeout(timer)
         failure = 'too-large'
         await reader.cancel().catch(() => {})
         return controller.error(new PayloadTooLarge(limit))
@@ -65,6 +92,7 @@ export async function peekBody(body: ReadableStream<Uint8Array>, n: number, limi
       controller.enqueue(next.value)
     },
     cancel(reason) {
+      clearTimeout(timer)
       return reader.cancel(reason)
     },
   })

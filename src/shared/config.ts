@@ -14,6 +14,19 @@ export interface Settings {
   readonly maxPixels: number
   /** How long a role waits at start for the kv store and its peers' registrations. Default 60. */
   readonly kvWaitSeconds: number
+  /**
+   * Shared secret of the roles (`PIXMILL_TOKEN`). When set, internal endpoints want `Authorization: Bearer <token>`
+   * and every role sends it; unset keeps the original, open behaviour. At least 16 characters.
+   */
+  readonly token: string | undefined
+  /** A connection idle this long is closed (slow or stalled clients). Default 30, at most 255 (Bun's limit). */
+  readonly idleTimeoutSeconds: number
+  /** An upload body must have arrived whole within this many seconds. Default 300. */
+  readonly uploadTimeoutSeconds: number
+  /** Uploads the master and the frontend take at once; more are told to come back later (503). Default 32. */
+  readonly maxUploadsInFlight: number
+  /** A worker gives up on one task after this many seconds (a poison image that hangs). Default 300. */
+  readonly taskTimeoutSeconds: number
 }
 
 /** A setting that is present but wrong; the message names the variable. */
@@ -33,6 +46,18 @@ function positiveInteger(env: Record<string, string | undefined>, name: string, 
   return Number(raw.trim())
 }
 
+function bounded(value: number, name: string, max: number): number {
+  if (value > max) throw new ConfigError(`${name} must be at most ${max}, got ${value}`)
+  return value
+}
+
+function secret(env: Record<string, string | undefined>, name: string): string | undefined {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return undefined
+  if (raw.length < 16 || /\s/.test(raw)) throw new ConfigError(`${name} must be at least 16 characters with no spaces`)
+  return raw
+}
+
 /** Reads and validates the settings; throws ConfigError naming the bad variable. */
 export function loadSettings(env: Record<string, string | undefined> = process.env): Settings {
   const dataDir = env.PIXMILL_DATA_DIR?.trim() || './data'
@@ -43,5 +68,10 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     maxUploadBytes: positiveInteger(env, 'PIXMILL_MAX_UPLOAD_BYTES', 52_428_800),
     maxPixels: positiveInteger(env, 'PIXMILL_MAX_PIXELS', 50_000_000),
     kvWaitSeconds: positiveInteger(env, 'PIXMILL_KV_WAIT_SECONDS', 60),
+    token: secret(env, 'PIXMILL_TOKEN'),
+    idleTimeoutSeconds: bounded(positiveInteger(env, 'PIXMILL_IDLE_TIMEOUT_SECONDS', 30), 'PIXMILL_IDLE_TIMEOUT_SECONDS', 255),
+    uploadTimeoutSeconds: positiveInteger(env, 'PIXMILL_UPLOAD_TIMEOUT_SECONDS', 300),
+    maxUploadsInFlight: positiveInteger(env, 'PIXMILL_MAX_UPLOADS_IN_FLIGHT', 32),
+    taskTimeoutSeconds: bounded(positiveInteger(env, 'PIXMILL_TASK_TIMEOUT_SECONDS', 300), 'PIXMILL_TASK_TIMEOUT_SECONDS', 3600),
   })
 }

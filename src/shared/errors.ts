@@ -72,3 +72,17 @@ export class DependencyUnavailable extends HttpError {
 export function errorText(message: string): string {
   return message.startsWith('Error:') ? message : `Error: ${message}`
 }
+
+/** 401: an internal endpoint called without the shared token. */
+export class Unauthorized extends HttpError {
+  constructor(message = 'This endpoint is internal: send Authorization: Bearer <PIXMILL_TOKEN>.') {
+    super(401, message, { 'WWW-Authenticate': 'Bearer realm="pixmill"' })
+  }
+}
+
+/** 408: the request body did not arrive in time. */
+export class RequestTimeout extends HttpError {
+  constructor(seconds: number) {
+    super(408, `The body did not arrive within ${seconds} s.`, { Connection: 'close' })
+  }
+}

@@ -121,6 +121,22 @@ export function taskStoreContract(name: string, setup: () => TaskStoreEnv) {
       expect(await store.get(id)).toMatchObject({ state: 3, attempts: 2 })
     })
 
+    test('release gives a claim back at once, without counting an attempt; a stale token cannot release', async () => {
+      const id = await store.create()
+      const claim = (await store.claim()).claim!
+      expect(await statusOf(store.release(id, 'not-the-token'))).toBe(409)
+      expect(await store.release(id, claim.leaseToken)).toMatchObject({ state: 0, attempts: 0, leaseExpiresAt: null })
+      expect((await store.claim()).claim?.task.id).toBe(id)
+      expect(await statusOf(store.release(99))).toBe(404)
+    })
+
+    test('a task keeps the request id of the upload that made it', async () => {
+      const id = await store.create({ ready: false, requestId: 'upload-42' })
+      await store.activate(id)
+      expect((await store.claim()).claim?.task.requestId).toBe('upload-42')
+      expect((await store.get(await store.create()))?.requestId).toBeNull()
+    })
+
     test('retry puts a failed task back with attempts cleared; other states are a conflict', async () => {
       const id = await store.create()
       expect(await statusOf(store.retry(id))).toBe(409)

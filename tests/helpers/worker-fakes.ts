@@ -46,6 +46,10 @@ export function fakeCluster(options: { leases?: boolean } = {}) {
         return text('success')
       case '/renewTask':
         return owns ? text(JSON.stringify(task)) : text('Error: not your task', 409)
+      case '/releaseTask':
+        if (!owns) return text('Error: not your task', 409)
+        task!.state = 0
+        return text('success')
       case '/getImage': {
         const image = images.get(`${q('state')}/${q('id')}`)
         return image ? new Response(image, { headers: { 'content-type': 'image/png' } }) : text('Error: no such image', 404)

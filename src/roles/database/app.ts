@@ -5,17 +5,28 @@ import { withMethodGuard } from '../../plugins/method-guard.ts'
 import { roleKit } from '../../plugins/role-kit.ts'
 import { NotFound } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
+import { currentRequestId } from '../../shared/request-context.ts'
 import { ErrorText, IdQuery, Success } from '../../shared/schemas.ts'
 import { ClaimJson, CountsJson, FailQuery, RecentQuery, IdLeaseQuery, RenewQuery, SetByIdBody, TaskJson, taskJson } from './model.ts'
 import { STATE_NAMES, type TaskState, type TaskStore } from './task-store.ts'
 
 export interface DatabaseAppDeps {
+  /** PIXMILL_TOKEN: when set, the internal routes want it. */
+  readonly token?: string
+  /** PIXMILL_IDLE_TIMEOUT_SECONDS. */
+  readonly idleTimeoutSeconds?: number
   readonly store: TaskStore
   readonly log: Logger
   readonly registry: Registry
 }
 
 const NO_TASK = 'No non-started task.'
+
+/** Every database route but the operations ones is internal: only the master and operators call the database. */
+const INTERNAL_ROUTES = [
+  '/newTask', '/getById', '/getNewTask', '/finishTask', '/setById', '/list', '/failTask', '/retryTask', '/renewTask',
+  '/releaseTask', '/tasks', '/counts', '/reserveTask', '/activateTask', '/dropTask',
+]
 
 function taskMetrics(registry: Registry, store: TaskStore) {
   new Gauge({
@@ -30,7 +41,7 @@ function taskMetrics(registry: Registry, store: TaskStore) {
   })
   const events = new Counter({
     name: 'pixmill_task_events_total',
-    help: 'Task lifecycle events: created, claimed, finished, failed, failed_for_good, lease_expired, retried.',
+    help: 'Task lifecycle events: created, claimed, finished, failed, failed_for_good, lease_expired, released, retried.',
     labelNames: ['event'],
     registers: [registry],
   })
@@ -38,10 +49,13 @@ function taskMetrics(registry: Registry, store: TaskStore) {
 }
 
 /** Builds the database app; it never listens (the entry file or the launcher does). */
-export function createDatabaseApp({ store, log, registry }: DatabaseAppDeps) {
+export function createDatabaseApp({ store, log, registry, token, idleTimeoutSeconds }: DatabaseAppDeps) {
   const count = taskMetrics(registry, store)
   const app = roleKit({
     role: 'database',
+    token: token,
+    internal: INTERNAL_ROUTES,
+    idleTimeoutSeconds: idleTimeoutSeconds,
     description:
       'Task records. A task is created held (`/reserveTask`) while its image is uploaded, then `/activateTask` makes it claimable; ' +
       '`/newTask` creates a claimable task at once, as the original protocol does. Claims carry a lease that runs out after ' +
@@ -53,7 +67,7 @@ export function createDatabaseApp({ store, log, registry }: DatabaseAppDeps) {
     .post(
       '/newTask',
       async () => {
-        const id = await store.create()
+        const id = await store.create({ requestId: currentRequestId() })
         count('created')
         return String(id)
       },
@@ -82,7 +96,11 @@ export function createDatabaseApp({ store, log, registry }: DatabaseAppDeps) {
           return `Error: ${NO_TASK}`
         }
         count('claimed')
-        return { ...taskJson(claim.task), leaseToken: claim.leaseToken }
+        return {
+          ...taskJson(claim.task),
+          leaseToken: claim.leaseToken,
+          ...(claim.task.requestId !== null ? { requestId: claim.task.requestId } : {}),
+        }
       },
       {
         response: { 200: ClaimJson, 404: ErrorText },
@@ -153,6 +171,19 @@ export function createDatabaseApp({ store, log, registry }: DatabaseAppDeps) {
       },
     )
     .post(
+      '/releaseTask',
+      async ({ query }) => {
+        await store.release(Number(query.id), query.lease)
+        count('released')
+        return 'success' as const
+      },
+      {
+        query: IdLeaseQuery,
+        response: { 200: Success, 404: ErrorText, 409: ErrorText },
+        detail: { summary: 'Give a claim back at once (a worker shutting down); no attempt is counted', tags: ['beyond'] },
+      },
+    )
+    .post(
       '/renewTask',
       async ({ query }) => taskJson(await store.renew(Number(query.id), query.lease)),
       {
@@ -184,7 +215,7 @@ export function createDatabaseApp({ store, log, registry }: DatabaseAppDeps) {
     )
     .post(
       '/reserveTask',
-      async () => String(await store.create({ ready: false })),
+      async () => String(await store.create({ ready: false, requestId: currentRequestId() })),
       {
         response: { 200: t.String({ description: 'The new task id, as text' }) },
         detail: {

@@ -42,7 +42,10 @@ export const TaskJson = t.Object({
 
 export const ClaimJson = t.Composite([
   TaskJson,
-  t.Object({ leaseToken: t.String({ description: 'Send back as `lease` to renew, finish or fail this claim' }) }),
+  t.Object({
+    leaseToken: t.String({ description: 'Send back as `lease` to renew, finish, fail or release this claim' }),
+    requestId: t.Optional(t.String({ description: 'The X-Request-Id of the upload, for following the task in the logs' })),
+  }),
 ])
 
 export function taskJson(task: Task) {

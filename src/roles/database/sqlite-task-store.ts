@@ -15,6 +15,7 @@ interface Row {
   lease_until: number | null
   lease_token: string | null
   ready: number
+  request_id: string | null
 }
 
 /** Tasks held for an upload that never completed are removed after this long. */
@@ -51,6 +52,7 @@ function toTask(row: Row): Task {
     updatedAt: row.updated_at,
     leaseExpiresAt: row.state === 1 ? row.lease_until : null,
     ready: row.ready === 1,
+    requestId: row.request_id,
   }
 }
 
@@ -61,20 +63,25 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
   // WAL with synchronous=NORMAL: a committed change survives a crash of the process (kill -9).
   db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;')
   db.exec(SCHEMA)
+  // Added after the first release: older files get the column on open.
+  const columns = db.prepare<{ name: string }, []>('PRAGMA table_info(tasks)').all().map((c) => c.name)
+  if (!columns.includes('request_id')) db.exec('ALTER TABLE tasks ADD COLUMN request_id TEXT')
   const now = options.now ?? Date.now
   const leaseMs = options.leaseSeconds * 1000
   const max = options.maxAttempts
 
   const q = {
     nextId: db.prepare<{ next: number }, []>(`UPDATE sequence SET next = next + 1 WHERE name = 'tasks' RETURNING next - 1 AS next`),
-    insert: db.prepare<Row, [number, number, number]>(
-      'INSERT INTO tasks (id, created_at, updated_at, ready) VALUES (?1, ?2, ?2, ?3) RETURNING *',
+    insert: db.prepare<Row, [number, number, number, string | null]>(
+      'INSERT INTO tasks (id, created_at, updated_at, ready, request_id) VALUES (?1, ?2, ?2, ?3, ?4) RETURNING *',
     ),
     get: db.prepare<Row, [number]>('SELECT * FROM tasks WHERE id = ?'),
     activate: db.prepare<Row, [number, number]>('UPDATE tasks SET ready = 1, updated_at = ?2 WHERE id = ?1 RETURNING *'),
     drop: db.prepare<Row, [number]>('DELETE FROM tasks WHERE id = ? AND ready = 0 RETURNING *'),
+    // INDEXED BY: without statistics the planner takes tasks_by_state and reads every task in progress on each claim
+    // (claims fell from 4,900/s to 1,200/s as 12,000 tasks were claimed); the partial index reads only expired leases.
     expire: db.prepare<Row, [number, number, string]>(
-      `UPDATE tasks SET attempts = attempts + 1, state = CASE WHEN attempts + 1 >= ?2 THEN 3 ELSE 0 END,
+      `UPDATE tasks INDEXED BY tasks_leased SET attempts = attempts + 1, state = CASE WHEN attempts + 1 >= ?2 THEN 3 ELSE 0 END,
          error = ?3, lease_until = NULL, lease_token = NULL, updated_at = ?1
        WHERE state = 1 AND lease_until <= ?1 RETURNING id`,
     ),
@@ -90,6 +97,9 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
     fail: db.prepare<Row, [number, number, number, string | null]>(
       `UPDATE tasks SET attempts = attempts + 1, state = CASE WHEN attempts + 1 >= ?3 THEN 3 ELSE 0 END,
          error = ?4, lease_until = NULL, lease_token = NULL, updated_at = ?2 WHERE id = ?1 RETURNING *`,
+    ),
+    release: db.prepare<Row, [number, number]>(
+      'UPDATE tasks SET state = 0, lease_until = NULL, lease_token = NULL, updated_at = ?2 WHERE id = ?1 RETURNING *',
     ),
     retry: db.prepare<Row, [number, number]>(
       'UPDATE tasks SET state = 0, attempts = 0, error = NULL, updated_at = ?2 WHERE id = ?1 RETURNING *',
@@ -123,10 +133,10 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
     return row
   }
 
-  const create = db.transaction((ready: boolean): number => {
+  const create = db.transaction((ready: boolean, requestId: string | null): number => {
     const id = q.nextId.get()!.next
     const t = now()
-    q.insert.get(id, t, ready ? 1 : 0)
+    q.insert.get(id, t, ready ? 1 : 0, requestId)
     return id
   })
 
@@ -147,6 +157,11 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
   const fail = db.transaction((id: number, error: string | undefined, leaseToken: string | undefined): Task => {
     inProgress(id, 'fail', leaseToken)
     return toTask(q.fail.get(id, now(), max, error ?? 'no reason given')!)
+  })
+
+  const release = db.transaction((id: number, leaseToken: string | undefined): Task => {
+    inProgress(id, 'release', leaseToken)
+    return toTask(q.release.get(id, now())!)
   })
 
   const renew = db.transaction((id: number, leaseToken: string): Task => {
@@ -180,7 +195,7 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
 
   return {
     async create(opts) {
-      return create.immediate(opts?.ready ?? true)
+      return create.immediate(opts?.ready ?? true, opts?.requestId ?? null)
     },
     async get(id) {
       const row = q.get.get(id)
@@ -206,6 +221,9 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
     },
     async retry(id) {
       return retry.immediate(id)
+    },
+    async release(id, leaseToken) {
+      return release.immediate(id, leaseToken)
     },
     async setState(id, state) {
       return setState.immediate(id, state)

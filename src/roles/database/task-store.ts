@@ -19,6 +19,8 @@ export interface Task {
   readonly leaseExpiresAt: number | null
   /** False while the task waits for its image: no worker can claim it. */
   readonly ready: boolean
+  /** The X-Request-Id of the upload that created the task, so its processing can be followed in the logs. */
+  readonly requestId: string | null
 }
 
 /** A claimed task and the token that proves the claim. */
@@ -48,7 +50,7 @@ export interface TaskStoreOptions {
  */
 export interface TaskStore {
   /** A new task; `ready: false` makes one that no worker can claim until `activate`. Ids count up from 0, never reused. */
-  create(options?: { ready?: boolean }): Promise<number>
+  create(options?: { ready?: boolean; requestId?: string }): Promise<number>
   get(id: number): Promise<Task | undefined>
   /** A held task becomes claimable. Idempotent. */
   activate(id: number): Promise<void>
@@ -60,6 +62,8 @@ export interface TaskStore {
   renew(id: number, leaseToken: string): Promise<Task>
   /** In progress to finished. */
   finish(id: number, leaseToken?: string): Promise<Task>
+  /** Gives a claim back at once (a worker shutting down): not started again, no attempt counted. */
+  release(id: number, leaseToken?: string): Promise<Task>
   /** Counts a failed attempt: back to not started, or failed for good at `maxAttempts`. */
   fail(id: number, error: string | undefined, leaseToken?: string): Promise<Task>
   /** A failed task goes back to not started with its attempts cleared. */

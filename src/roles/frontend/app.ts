@@ -3,6 +3,7 @@ import { t } from 'elysia'
 import { Counter, Gauge, type Registry } from 'prom-client'
 import type { MasterPublicClient } from '../../clients/master-public-client.ts'
 import { withMethodGuard } from '../../plugins/method-guard.ts'
+import { createGate } from '../../shared/gate.ts'
 import { roleKit } from '../../plugins/role-kit.ts'
 import { HttpError } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
@@ -14,6 +15,10 @@ import { renderTaskPage, renderUnknownTaskPage } from './task-page.ts'
 import { createTaskWatch, type TaskWatch, type WatchEvent } from './task-watch.ts'
 
 export interface FrontendAppDeps {
+  /** PIXMILL_TOKEN: when set, the internal routes want it. */
+  readonly token?: string
+  /** PIXMILL_IDLE_TIMEOUT_SECONDS. */
+  readonly idleTimeoutSeconds?: number
   readonly master: MasterPublicClient
   readonly log: Logger
   readonly registry: Registry
@@ -21,6 +26,8 @@ export interface FrontendAppDeps {
   readonly maxUploadBytes: number
   /** The shared poll behind `/api/events`; default: one over `master.status`. The caller closes it when stopping. */
   readonly watch?: TaskWatch
+  /** PIXMILL_MAX_UPLOADS_IN_FLIGHT: more uploads at once get 503 with Retry-After. Default 32. */
+  readonly maxUploadsInFlight?: number
 }
 
 /** Headers of the master's image answer that go on to the browser. */
@@ -55,8 +62,12 @@ export function createFrontendApp(deps: FrontendAppDeps) {
     },
   })
 
+  const uploadGate = createGate(deps.maxUploadsInFlight ?? 32, 'uploads')
   const app = roleKit({
     role: 'frontend',
+    token: deps.token,
+    internal: ['/api/retry'],
+    idleTimeoutSeconds: deps.idleTimeoutSeconds,
     description:
       'The web page (`/`) and the status board (`/board`). The original endpoints: `POST /submitTask` (a multipart form with the PNG in ' +
       '`uploadfile`; answers the task id), `GET /isReady` and `GET /getImage`, passed on to the master. The `/api/*` endpoints feed the page and the board.',
@@ -79,7 +90,7 @@ export function createFrontendApp(deps: FrontendAppDeps) {
       '/submitTask',
       async ({ request }) => {
         try {
-          const { id, respond } = await acceptSubmission(request, { master, maxUploadBytes })
+          const { id, respond } = await uploadGate.run(() => acceptSubmission(request, { master, maxUploadBytes }))
           uploads.inc({ outcome: 'accepted' })
           // A browser without JavaScript goes on to the task's page (POST, redirect, GET); every other client gets the id.
           if (respond === 'page') return new Response(null, { status: 303, headers: { location: `/task?id=${id}` } })

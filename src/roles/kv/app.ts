@@ -10,13 +10,17 @@ import type { KvStore } from './kv-store.ts'
 import { KeyQuery, PairQuery } from './model.ts'
 
 export interface KvAppDeps {
+  /** PIXMILL_TOKEN: when set, the internal routes want it. */
+  readonly token?: string
+  /** PIXMILL_IDLE_TIMEOUT_SECONDS. */
+  readonly idleTimeoutSeconds?: number
   readonly store: KvStore
   readonly log: Logger
   readonly registry: Registry
 }
 
 /** Builds the kv app; it never listens (the entry file or the launcher does). */
-export function createKvApp({ store, log, registry }: KvAppDeps) {
+export function createKvApp({ store, log, registry, token, idleTimeoutSeconds }: KvAppDeps) {
   new Gauge({
     name: 'pixmill_kv_pairs',
     help: 'Pairs held by the kv store.',
@@ -27,6 +31,9 @@ export function createKvApp({ store, log, registry }: KvAppDeps) {
   })
   const app = roleKit({
     role: 'kv',
+    token: token,
+    internal: ['/set', '/remove'],
+    idleTimeoutSeconds: idleTimeoutSeconds,
     description: 'Key-value store and service registry: roles register `<role>Address` here and look each other up.',
     log,
     registry,

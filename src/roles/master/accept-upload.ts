@@ -2,7 +2,7 @@
 import type { DatabaseClient } from '../../clients/database-client.ts'
 import type { StorageClient } from '../../clients/storage-client.ts'
 import { peekBody, declaredLength } from '../../shared/body-stream.ts'
-import { BadRequest, HttpError, PayloadTooLarge, UnsupportedMediaType } from '../../shared/errors.ts'
+import { BadRequest, HttpError, PayloadTooLarge, RequestTimeout, UnsupportedMediaType } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { hasPngSignature, parsePngHeader, PNG_HEADER_BYTES, type PngHeader } from '../../shared/png-header.ts'
 
@@ -10,6 +10,8 @@ export interface UploadDeps {
   readonly database: DatabaseClient
   readonly storage: StorageClient
   readonly maxUploadBytes: number
+  /** PIXMILL_UPLOAD_TIMEOUT_SECONDS: the whole body must have arrived by then. */
+  readonly uploadTimeoutSeconds?: number
   readonly log: Logger
 }
 
@@ -28,7 +30,7 @@ export async function acceptUpload(request: Request, deps: UploadDeps): Promise<
   const length = declaredLength(request)
   if (length !== undefined && length > limit) throw new PayloadTooLarge(limit)
   if (!request.body || length === 0) throw new BadRequest('The body is empty: send the PNG as the raw request body.')
-  const body = await peekBody(request.body, PNG_HEADER_BYTES, limit)
+  const body = await peekBody(request.body, PNG_HEADER_BYTES, limit, deps.uploadTimeoutSeconds)
   if (body.head.byteLength === 0) throw new BadRequest('The body is empty: send the PNG as the raw request body.')
   if (!hasPngSignature(body.head)) {
     await body.stream.cancel().catch(() => {})
@@ -48,6 +50,7 @@ export async function acceptUpload(request: Request, deps: UploadDeps): Promise<
     )
     const failure = body.failure()
     if (failure === 'too-large') throw new PayloadTooLarge(limit)
+    if (failure === 'too-slow') throw new RequestTimeout(deps.uploadTimeoutSeconds ?? 0)
     if (failure === 'source-failed') throw new BadRequest('The upload was interrupted before the whole body arrived.')
     if (error instanceof HttpError) throw error
     throw error

@@ -1,23 +1,32 @@
 // The master role: the client API (upload, poll, download) and the worker API, in front of database and storage.
 import { t } from 'elysia'
-import { Counter, type Registry } from 'prom-client'
+import { Counter, Histogram, type Registry } from 'prom-client'
 import type { DatabaseClient, TaskRecord } from '../../clients/database-client.ts'
 import type { StorageClient } from '../../clients/storage-client.ts'
 import { withMethodGuard } from '../../plugins/method-guard.ts'
 import { roleKit } from '../../plugins/role-kit.ts'
 import { NotFound } from '../../shared/errors.ts'
+import { createGate } from '../../shared/gate.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { ErrorText, IdQuery, Success } from '../../shared/schemas.ts'
 import { acceptUpload } from './accept-upload.ts'
 import { CountsJson, RecentQuery } from '../../shared/task-schemas.ts'
-import { FailedQuery, LeaseQuery, pngRequestBody, pngResponse, RenewQuery, StatusJson } from './model.ts'
+import { FailedQuery, FinishedQuery, LeaseQuery, pngRequestBody, pngResponse, RenewQuery, StatusJson } from './model.ts'
 
 export interface MasterAppDeps {
+  /** PIXMILL_TOKEN: when set, the internal routes want it. */
+  readonly token?: string
+  /** PIXMILL_IDLE_TIMEOUT_SECONDS. */
+  readonly idleTimeoutSeconds?: number
   readonly database: DatabaseClient
   readonly storage: StorageClient
   readonly log: Logger
   readonly registry: Registry
   readonly maxUploadBytes: number
+  /** PIXMILL_UPLOAD_TIMEOUT_SECONDS. Default 300. */
+  readonly uploadTimeoutSeconds?: number
+  /** PIXMILL_MAX_UPLOADS_IN_FLIGHT: more uploads at once get 503 with Retry-After. Default 32. */
+  readonly maxUploadsInFlight?: number
   /** Whether database and storage answer; feeds /health. */
   readonly dependenciesHealthy: () => Promise<Record<string, boolean>>
 }
@@ -44,9 +53,25 @@ function statusJson(task: TaskRecord) {
 /** Builds the master app; it never listens (the entry file or the launcher does). */
 export function createMasterApp(deps: MasterAppDeps) {
   const { database, storage, log, registry } = deps
+  const uploadGate = createGate(deps.maxUploadsInFlight ?? 32, 'uploads')
   const uploads = new Counter({ name: 'pixmill_uploads_total', help: 'Uploads to POST /new, by outcome.', labelNames: ['outcome'], registers: [registry] })
+  const events = new Counter({
+    name: 'pixmill_master_task_events_total',
+    help: 'Task events seen by the master: claimed, finished, failed, released, retried.',
+    labelNames: ['event'],
+    registers: [registry],
+  })
+  const processing = new Histogram({
+    name: 'pixmill_image_processing_seconds',
+    help: 'Claim-to-finish time of each processed image, as the worker reports it.',
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [registry],
+  })
   const app = roleKit({
     role: 'master',
+    token: deps.token,
+    internal: ['/getNewTask', '/registerTaskFinished', '/registerTaskFailed', '/renewTask', '/releaseTask', '/retryTask'],
+    idleTimeoutSeconds: deps.idleTimeoutSeconds,
     description:
       'Upload a PNG with `POST /new` (the raw PNG as the body; here, "Try it out" offers a file picker), poll `GET /isReady` or ' +
       '`GET /status`, and download the result with `GET /get`. Workers use `/getNewTask`, `/registerTaskFinished`, `/registerTaskFailed` and `/renewTask`.',
@@ -63,7 +88,7 @@ export function createMasterApp(deps: MasterAppDeps) {
       '/new',
       async ({ request }) => {
         try {
-          const { id } = await acceptUpload(request, deps)
+          const { id } = await uploadGate.run(() => acceptUpload(request, { uploadTimeoutSeconds: 300, ...deps }))
           uploads.inc({ outcome: 'accepted' })
           return String(id)
         } catch (error) {
@@ -73,7 +98,7 @@ export function createMasterApp(deps: MasterAppDeps) {
       },
       {
         parse: 'none',
-        response: { 200: t.String({ description: 'The new task id, as text' }), 400: ErrorText, 413: ErrorText, 415: ErrorText, 502: ErrorText, 503: ErrorText },
+        response: { 200: t.String({ description: 'The new task id, as text' }), 400: ErrorText, 408: ErrorText, 413: ErrorText, 415: ErrorText, 502: ErrorText, 503: ErrorText },
         detail: { summary: 'Upload a PNG; answers the new task id', tags: ['client'], requestBody: pngRequestBody },
       },
     )
@@ -138,6 +163,7 @@ export function createMasterApp(deps: MasterAppDeps) {
       '/getNewTask',
       async ({ set }) => {
         const claim = await database.getNewTask()
+        events.inc({ event: 'claimed' })
         set.headers['content-type'] = 'application/json; charset=utf-8'
         return claim
       },
@@ -150,14 +176,17 @@ export function createMasterApp(deps: MasterAppDeps) {
       '/registerTaskFinished',
       async ({ query }) => {
         await database.finishTask(Number(query.id), query.lease)
+        events.inc({ event: 'finished' })
+        if (query.ms !== undefined) processing.observe(Number(query.ms) / 1000)
         return 'success' as const
       },
-      { query: LeaseQuery, response: { 200: Success, 404: ErrorText, 409: ErrorText }, detail: { summary: 'Mark a task in progress finished (worker API)', tags: ['worker'] } },
+      { query: FinishedQuery, response: { 200: Success, 404: ErrorText, 409: ErrorText }, detail: { summary: 'Mark a task in progress finished (worker API)', tags: ['worker'] } },
     )
     .post(
       '/registerTaskFailed',
       async ({ query }) => {
         await database.failTask(Number(query.id), query.error, query.lease)
+        events.inc({ event: 'failed' })
         return 'success' as const
       },
       { query: FailedQuery, response: { 200: Success, 404: ErrorText, 409: ErrorText }, detail: { summary: 'Count a failed attempt (worker API)', tags: ['worker'] } },
@@ -172,9 +201,23 @@ export function createMasterApp(deps: MasterAppDeps) {
       { query: RenewQuery, response: { 200: t.String(), 404: ErrorText, 409: ErrorText }, detail: { summary: 'Extend the lease of a claim (worker API)', tags: ['worker'] } },
     )
     .post(
+      '/releaseTask',
+      async ({ query }) => {
+        await database.releaseTask(Number(query.id), query.lease)
+        events.inc({ event: 'released' })
+        return 'success' as const
+      },
+      {
+        query: LeaseQuery,
+        response: { 200: Success, 404: ErrorText, 409: ErrorText },
+        detail: { summary: 'Give a claim back at once, no attempt counted (worker API, on shutdown)', tags: ['worker'] },
+      },
+    )
+    .post(
       '/retryTask',
       async ({ query }) => {
         await database.retryTask(Number(query.id))
+        events.inc({ event: 'retried' })
         return 'success' as const
       },
       { query: IdQuery, response: { 200: Success, 404: ErrorText, 409: ErrorText }, detail: { summary: 'Try a failed task again (operators)', tags: ['operators'] } },

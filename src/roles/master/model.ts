@@ -6,6 +6,11 @@ export const LeaseQuery = t.Object({
   id: IdString,
   lease: t.Optional(t.String({ minLength: 1, maxLength: 128, error: 'lease must be the lease token of the claim' })),
 })
+export const FinishedQuery = t.Object({
+  id: IdString,
+  lease: t.Optional(t.String({ minLength: 1, maxLength: 128, error: 'lease must be the lease token of the claim' })),
+  ms: t.Optional(t.String({ pattern: '^(0|[1-9][0-9]{0,8})$', error: 'ms must be the processing time in whole milliseconds' })),
+})
 export const RenewQuery = t.Object({
   id: IdString,
   lease: t.String({ minLength: 1, maxLength: 128, error: 'lease must be the lease token of the claim' }),

@@ -11,11 +11,17 @@ import type { PeekedBody } from '../../shared/body-stream.ts'
 import { pngUploadBody, UploadBrokenOff, uploadFailure } from './png-upload.ts'
 
 export interface StorageAppDeps {
+  /** PIXMILL_TOKEN: when set, the internal routes want it. */
+  readonly token?: string
+  /** PIXMILL_IDLE_TIMEOUT_SECONDS. */
+  readonly idleTimeoutSeconds?: number
   readonly store: ImageStore
   readonly log: Logger
   readonly registry: Registry
   /** The largest PNG accepted, in bytes (PIXMILL_MAX_UPLOAD_BYTES); larger gets 413. */
   readonly maxUploadBytes: number
+  /** PIXMILL_UPLOAD_TIMEOUT_SECONDS: the whole body must have arrived by then. Default 300. */
+  readonly uploadTimeoutSeconds?: number
 }
 
 /**
@@ -74,10 +80,13 @@ export function etagMatches(ifNoneMatch: string | null, etag: string): boolean {
 }
 
 /** Builds the storage app; it never listens (the entry file or the launcher does). */
-export function createStorageApp({ store, log, registry, maxUploadBytes }: StorageAppDeps) {
+export function createStorageApp({ store, log, registry, maxUploadBytes, token, idleTimeoutSeconds, uploadTimeoutSeconds = 300 }: StorageAppDeps) {
   const metrics = storageMetrics(registry, store)
   const app = roleKit({
     role: 'storage',
+    token: token,
+    internal: ['/sendImage'],
+    idleTimeoutSeconds: idleTimeoutSeconds,
     description:
       'PNG images by task id, in two areas: `working` (uploaded) and `finished` (processed). Uploads are streamed to ' +
       'a temporary file and renamed into place once complete, so a reader never sees half an image; downloads carry ' +
@@ -92,7 +101,7 @@ export function createStorageApp({ store, log, registry, maxUploadBytes }: Stora
       async ({ query, request }) => {
         let body: PeekedBody | undefined
         try {
-          body = await pngUploadBody(request, maxUploadBytes)
+          body = await pngUploadBody(request, maxUploadBytes, uploadTimeoutSeconds)
           const { bytes } = await store.put(Number(query.id), query.state, body.stream, { maxBytes: maxUploadBytes })
           metrics.stored.inc({ area: query.state })
           metrics.received.inc(bytes)

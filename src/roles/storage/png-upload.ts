@@ -1,6 +1,6 @@
 // A raw PNG upload, checked before anything touches the disk: its announced size, then its first 8 bytes.
 import { declaredLength, type PeekedBody, peekBody } from '../../shared/body-stream.ts'
-import { BadRequest, PayloadTooLarge, UnsupportedMediaType } from '../../shared/errors.ts'
+import { BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType } from '../../shared/errors.ts'
 import { hasPngSignature, PNG_SIGNATURE } from '../../shared/png-header.ts'
 
 /** The client went away (or its body stream broke) before the body was complete. */
@@ -17,15 +17,15 @@ const EMPTY = 'The body is empty: send the PNG file as the raw request body.'
  * `maxBytes`, 400 when empty, 415 unless it starts with the PNG signature. The stream gives the whole body (the
  * bytes peeked at included) and fails with PayloadTooLarge as soon as a body without Content-Length passes the limit.
  */
-export async function pngUploadBody(request: Request, maxBytes: number): Promise<PeekedBody> {
+export async function pngUploadBody(request: Request, maxBytes: number, deadlineSeconds?: number): Promise<PeekedBody> {
   const length = declaredLength(request)
   if (length !== undefined && length > maxBytes) throw new PayloadTooLarge(maxBytes)
   if (request.body === null || length === 0) throw new BadRequest(EMPTY)
   let body: PeekedBody
   try {
-    body = await peekBody(request.body, PNG_SIGNATURE.length, maxBytes)
+    body = await peekBody(request.body, PNG_SIGNATURE.length, maxBytes, deadlineSeconds)
   } catch (error) {
-    if (error instanceof PayloadTooLarge) throw error
+    if (error instanceof PayloadTooLarge || error instanceof RequestTimeout) throw error
     throw new UploadBrokenOff()
   }
   if (body.head.byteLength === 0) throw new BadRequest(EMPTY)
@@ -41,6 +41,7 @@ export async function pngUploadBody(request: Request, maxBytes: number): Promise
 export function uploadFailure(body: PeekedBody | undefined, error: unknown, maxBytes: number): unknown {
   const failure = body?.failure()
   if (failure === 'source-failed') return new UploadBrokenOff()
+  if (failure === 'too-slow' && !(error instanceof RequestTimeout)) return new RequestTimeout(0)
   if (failure === 'too-large' && !(error instanceof PayloadTooLarge)) return new PayloadTooLarge(maxBytes)
   return error
 }

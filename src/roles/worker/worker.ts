@@ -3,6 +3,7 @@ import type { MasterWorkerClient, ClaimedTask } from '../../clients/master-clien
 import type { StorageClient } from '../../clients/storage-client.ts'
 import { sleep as abortableSleep } from '../../shared/backoff.ts'
 import { HttpError } from '../../shared/errors.ts'
+import { withRequestId } from '../../shared/request-context.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { UnrecoverableImageError } from './errors.ts'
 import { type ImageWorkOptions, swapRedGreen } from './image-work.ts'
@@ -26,7 +27,7 @@ export interface WorkerOptions {
    * that the loops do not poll in step. A loop that claims a task wakes the idle ones. Default 50 to 1000.
    */
   readonly idle?: { readonly initialMs: number; readonly maxMs: number }
-  /** How long close() lets tasks in flight finish before abandoning them (their leases then expire). Default 60000. */
+  /** How long close() lets tasks in flight finish before releasing them back to the queue. Default 20000. */
   readonly closeTimeoutMs?: number
   /** The image work; injectable so tests can make it slow or failing. Default swapRedGreen. */
   readonly swap?: (png: Uint8Array, options: ImageWorkOptions) => Promise<Uint8Array<ArrayBuffer>>
@@ -137,7 +138,7 @@ export function createWorker(options: WorkerOptions): Worker {
   }
 
   /** Fetch, swap, store, report finished. Resolves undefined when finished, or with the reason the task cannot succeed. */
-  async function attempt(task: ClaimedTask, signal: AbortSignal): Promise<string | undefined> {
+  async function attempt(task: ClaimedTask, signal: AbortSignal, started: number): Promise<string | undefined> {
     const refused = (what: string) => (error: unknown) => {
       if (isRefusal(error)) return `${what}: ${message(error)}`
       throw error
@@ -157,7 +158,8 @@ export function createWorker(options: WorkerOptions): Worker {
       storage.send(task.id, 'finished', result, { contentLength: result.byteLength, signal }),
     ).catch(refused('storage refused the result'))
     if (typeof stored === 'string') return stored
-    await withPeer('reporting the task finished', task, signal, () => master.registerTaskFinished(task.id, task.leaseToken))
+    const ms = clock() - started
+    await withPeer('reporting the task finished', task, signal, () => master.registerTaskFinished(task.id, task.leaseToken, ms))
     return undefined
   }
 
@@ -171,7 +173,7 @@ export function createWorker(options: WorkerOptions): Worker {
     const stopRenewing = keepLease(task, own)
     counts.inFlight++
     try {
-      const failure = await attempt(task, signal)
+      const failure = await attempt(task, signal, started)
       if (failure === undefined) {
         counts.processed++
         counts.processingMs += clock() - started
@@ -184,8 +186,16 @@ export function createWorker(options: WorkerOptions): Worker {
       const reportSignal = AbortSignal.any([giveUp.signal, AbortSignal.timeout(leaseMs)])
       await withPeer('reporting the task failed', task, reportSignal, () => master.registerTaskFailed(task.id, failure, task.leaseToken))
     } catch (error) {
-      // A peer down past the time limit, a lost lease, a refused report or closing: the lease puts the task back.
       counts.abandoned++
+      if (giveUp.signal.aborted) {
+        // Closing: hand the task back at once rather than leaving it to its lease.
+        log.warn({ task: task.id }, 'closing: releasing the task so that another worker can take it now')
+        await bounded(master.releaseTask(task.id, task.leaseToken), AbortSignal.timeout(2000)).catch((releaseError) =>
+          log.warn({ task: task.id, err: message(releaseError) }, 'releasing the task failed; its lease will expire'),
+        )
+        return
+      }
+      // A peer down past the time limit, a lost lease or a refused report: the lease puts the task back.
       log.warn({ task: task.id, err: message(error) }, 'abandoning the task; its lease will expire')
     } finally {
       clearTimeout(timer)
@@ -215,7 +225,9 @@ export function createWorker(options: WorkerOptions): Worker {
       idleMs = idle.initialMs
       wake.abort()
       wake = new AbortController()
-      await runTask(task)
+      // Everything done for the task (logs, calls to peers) carries the request id of the upload that made it.
+      const claimed = task
+      await withRequestId(claimed.requestId ?? `task-${claimed.id}`, () => runTask(claimed))
     }
   }
 
@@ -230,10 +242,10 @@ export function createWorker(options: WorkerOptions): Worker {
         stopClaiming.abort()
         const all = Promise.allSettled(loops ?? [])
         const waitLimit = new AbortController()
-        const drained = await Promise.race([all.then(() => true), abortableSleep(options.closeTimeoutMs ?? 60_000, waitLimit.signal).then(() => false)])
+        const drained = await Promise.race([all.then(() => true), abortableSleep(options.closeTimeoutMs ?? 20_000, waitLimit.signal).then(() => false)])
         waitLimit.abort()
         if (!drained) {
-          log.warn({ inFlight: counts.inFlight }, 'close: tasks still in flight after the limit; abandoning them')
+          log.warn({ inFlight: counts.inFlight }, 'close: tasks still in flight after the limit; releasing them')
           giveUp.abort(new TaskAbandoned('the worker is closing'))
           await all
         }
