@@ -1,6 +1,7 @@
 // An in-process stack for route tests: real database and storage apps behind the master, no sockets.
 import { join } from 'node:path'
 import { createDatabaseClient } from '../../src/clients/database-client.ts'
+import { createPeerFetch } from '../../src/clients/http.ts'
 import { fixedPeer } from '../../src/clients/peer-address.ts'
 import { createStorageClient } from '../../src/clients/storage-client.ts'
 import { createDatabaseApp } from '../../src/roles/database/app.ts'
@@ -15,6 +16,10 @@ import { tempDir } from './temp.ts'
 export interface StackOptions {
   readonly maxUploadBytes?: number
   readonly maxAttempts?: number
+  /** PIXMILL_TOKEN for every app; the peer clients send it. */
+  readonly token?: string
+  readonly maxUploadsInFlight?: number
+  readonly uploadTimeoutSeconds?: number
 }
 
 /** Database, storage and master apps wired together in-process over a fresh data folder. */
@@ -23,18 +28,22 @@ export function inProcessStack(options: StackOptions = {}) {
   const maxUploadBytes = options.maxUploadBytes ?? 1024 * 1024
   const tasks = openSqliteTaskStore(join(dir.path, 'database'), { leaseSeconds: 60, maxAttempts: options.maxAttempts ?? 2 })
   const images = openFsImageStore(join(dir.path, 'storage'))
-  const database = createDatabaseApp({ store: tasks, ...quietDeps('database') })
-  const storage = createStorageApp({ store: images, maxUploadBytes, ...quietDeps('storage') })
+  const { token } = options
+  const database = createDatabaseApp({ store: tasks, token, ...quietDeps('database') })
+  const storage = createStorageApp({ store: images, maxUploadBytes, token, uploadTimeoutSeconds: options.uploadTimeoutSeconds, ...quietDeps('storage') })
   let storageUp = true
   const storageFetch = inProcess(storage)
   const master = createMasterApp({
-    database: createDatabaseClient(fixedPeer('databaseAddress', 'database.local'), inProcess(database)),
+    database: createDatabaseClient(fixedPeer('databaseAddress', 'database.local'), createPeerFetch({ token, base: inProcess(database) })),
     storage: createStorageClient(
       fixedPeer('storageAddress', 'storage.local'),
       // Lets a test take storage away, as a crashed role would be.
-      (request) => (storageUp ? storageFetch(request) : Promise.reject(new Error('connection refused'))),
+      createPeerFetch({ token, base: (request) => (storageUp ? storageFetch(request) : Promise.reject(new Error('connection refused'))) }),
     ),
     maxUploadBytes,
+    token,
+    maxUploadsInFlight: options.maxUploadsInFlight,
+    uploadTimeoutSeconds: options.uploadTimeoutSeconds,
     dependenciesHealthy: async () => ({ database: true, storage: storageUp }),
     ...quietDeps('master'),
   })

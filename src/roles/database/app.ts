@@ -96,6 +96,7 @@ export function createDatabaseApp({ store, log, registry, token, idleTimeoutSeco
           return `Error: ${NO_TASK}`
         }
         count('claimed')
+        log.info({ id: claim.task.id, attempts: claim.task.attempts }, 'task claimed')
         return {
           ...taskJson(claim.task),
           leaseToken: claim.leaseToken,
@@ -116,6 +117,7 @@ export function createDatabaseApp({ store, log, registry, token, idleTimeoutSeco
       async ({ query }) => {
         await store.finish(Number(query.id), query.lease)
         count('finished')
+        log.info({ id: Number(query.id) }, 'task finished')
         return 'success' as const
       },
       {
@@ -149,6 +151,7 @@ export function createDatabaseApp({ store, log, registry, token, idleTimeoutSeco
       async ({ query }) => {
         const task = await store.fail(Number(query.id), query.error, query.lease)
         count(task.state === 3 ? 'failed_for_good' : 'failed')
+        log.info({ id: task.id, attempts: task.attempts, state: task.state, reason: query.error }, 'task failed')
         return 'success' as const
       },
       {
@@ -230,6 +233,7 @@ export function createDatabaseApp({ store, log, registry, token, idleTimeoutSeco
       async ({ query }) => {
         await store.activate(Number(query.id))
         count('created')
+        log.info({ id: Number(query.id) }, 'task created')
         return 'success' as const
       },
       { query: IdQuery, response: { 200: Success, 404: ErrorText }, detail: { summary: 'Make a held task claimable', tags: ['beyond'] } },

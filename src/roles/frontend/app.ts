@@ -92,6 +92,7 @@ export function createFrontendApp(deps: FrontendAppDeps) {
         try {
           const { id, respond } = await uploadGate.run(() => acceptSubmission(request, { master, maxUploadBytes }))
           uploads.inc({ outcome: 'accepted' })
+          log.info({ id }, 'upload accepted')
           // A browser without JavaScript goes on to the task's page (POST, redirect, GET); every other client gets the id.
           if (respond === 'page') return new Response(null, { status: 303, headers: { location: `/task?id=${id}` } })
           return new Response(String(id), { headers: { 'content-type': 'text/plain; charset=utf-8' } })

@@ -88,8 +88,9 @@ export function createMasterApp(deps: MasterAppDeps) {
       '/new',
       async ({ request }) => {
         try {
-          const { id } = await uploadGate.run(() => acceptUpload(request, { uploadTimeoutSeconds: 300, ...deps }))
+          const { id, header } = await uploadGate.run(() => acceptUpload(request, { uploadTimeoutSeconds: 300, ...deps }))
           uploads.inc({ outcome: 'accepted' })
+          log.info({ id, width: header.width, height: header.height }, 'upload accepted')
           return String(id)
         } catch (error) {
           uploads.inc({ outcome: 'refused' })

@@ -105,6 +105,7 @@ export function createStorageApp({ store, log, registry, maxUploadBytes, token, 
           const { bytes } = await store.put(Number(query.id), query.state, body.stream, { maxBytes: maxUploadBytes })
           metrics.stored.inc({ area: query.state })
           metrics.received.inc(bytes)
+          log.info({ id: Number(query.id), area: query.state, bytes }, 'image stored')
         } catch (caught) {
           const error = uploadFailure(body, caught, maxUploadBytes)
           const reason = rejectReason(error)

@@ -1,0 +1,96 @@
+// Slow and stalled clients are cut off after a timeout without holding resources, while others are served.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { PNG_SIGNATURE } from '../../src/shared/png-header.ts'
+import { freePort, httpText, type RoleProcess, spawnRole } from '../helpers/processes.ts'
+import { tempDir } from '../helpers/temp.ts'
+
+const dir = tempDir('pixmill-e2e-slow-')
+const kv = `127.0.0.1:${freePort()}`
+const storage = `127.0.0.1:${freePort()}`
+const env = { PIXMILL_IDLE_TIMEOUT_SECONDS: '2', PIXMILL_UPLOAD_TIMEOUT_SECONDS: '3' }
+const roles: RoleProcess[] = []
+
+beforeAll(async () => {
+  roles.push(await spawnRole('kv', [kv], { dataDir: dir.path, healthAt: kv, env }))
+  roles.push(await spawnRole('storage', [storage, kv], { dataDir: dir.path, healthAt: storage, env }))
+})
+afterAll(async () => {
+  await Promise.allSettled(roles.map((r) => r.kill9()))
+  dir.remove()
+})
+
+interface RawClient {
+  write(bytes: string | Uint8Array): void
+  /** Resolves when the server closes the connection, with what it sent. */
+  readonly closed: Promise<{ text: string; afterMs: number }>
+}
+
+/** A raw TCP client, so that a test can send a request byte by byte and see when the server hangs up. */
+async function rawClient(address: string): Promise<RawClient> {
+  const [hostname, port] = address.split(':')
+  const started = performance.now()
+  let received = ''
+  let done!: (value: { text: string; afterMs: number }) => void
+  const closed = new Promise<{ text: string; afterMs: number }>((resolve) => (done = resolve))
+  const socket = await Bun.connect({
+    hostname: hostname!,
+    port: Number(port),
+    socket: {
+      data(_socket, data) {
+        received += new TextDecoder().decode(data)
+      },
+      close() {
+        done({ text: received, afterMs: performance.now() - started })
+      },
+      error() {
+        done({ text: received, afterMs: performance.now() - started })
+      },
+    },
+  })
+  return { write: (bytes) => void socket.write(bytes), closed }
+}
+
+const files = () => ['working', 'finished'].flatMap((area) => readdirSync(join(dir.path, 'storage', area)))
+
+describe('e2e: slow clients', () => {
+  test('a client that sends half its headers and stops is cut off after a timeout; others are served meanwhile', async () => {
+    const slow = await rawClient(kv)
+    slow.write('GET /list HTTP/1.1\r\nHost: kv\r\n')
+    const others = await Promise.all(Array.from({ length: 5 }, () => httpText(kv, '/list')))
+    expect(others.every((r) => r.status === 200)).toBe(true)
+    // Bun cuts off a request whose headers are incomplete after its own fixed 10 s, whatever idleTimeout says.
+    const { afterMs } = await slow.closed
+    expect(afterMs).toBeGreaterThan(1000)
+    expect(afterMs).toBeLessThan(15_000)
+  })
+
+  test('a body trickled byte by byte past PIXMILL_UPLOAD_TIMEOUT_SECONDS gets 408 and leaves nothing on disk', async () => {
+    const slow = await rawClient(storage)
+    slow.write(`POST /sendImage?id=5&state=working HTTP/1.1\r\nHost: storage\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n`)
+    slow.write(PNG_SIGNATURE)
+    const timer = setInterval(() => slow.write(new Uint8Array([0x41])), 300)
+    try {
+      expect((await httpText(storage, '/health')).status).toBe(200)
+      const { text, afterMs } = await slow.closed
+      expect(text).toStartWith('HTTP/1.1 408')
+      expect(text).toContain('Error:')
+      expect(afterMs).toBeLessThan(8000)
+    } finally {
+      clearInterval(timer)
+    }
+    expect(files()).toEqual([])
+  })
+
+  test('a client that stops halfway through its body is cut off; no image and no temporary file remain', async () => {
+    const slow = await rawClient(storage)
+    slow.write(`POST /sendImage?id=6&state=working HTTP/1.1\r\nHost: storage\r\nContent-Length: 100000\r\n\r\n`)
+    slow.write(new Uint8Array([...PNG_SIGNATURE, ...new Uint8Array(40_000)]))
+    const { afterMs } = await slow.closed
+    expect(afterMs).toBeLessThan(8000)
+    await Bun.sleep(100)
+    expect(files()).toEqual([])
+    expect((await httpText(storage, '/getImage?id=6&state=working')).status).toBe(404)
+  })
+})
