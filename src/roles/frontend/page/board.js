@@ -23,10 +23,27 @@ function fill(body, empty, tasks, columns) {
   for (const task of tasks) columns(body.insertRow(), task)
 }
 
+/** Retrying is internal when the system runs with PIXMILL_TOKEN: ask the operator for it once per tab. */
+async function postRetry(id) {
+  const send = () => {
+    const token = sessionStorage.getItem('pixmill-token')
+    return fetch(`/api/retry?id=${id}`, { method: 'POST', headers: token ? { authorization: `Bearer ${token}` } : {} })
+  }
+  let r = await send()
+  if (r.status === 401) {
+    const token = window.prompt('Retrying needs the operator token (PIXMILL_TOKEN):')
+    if (!token) return r
+    sessionStorage.setItem('pixmill-token', token)
+    r = await send()
+    if (r.status === 401) sessionStorage.removeItem('pixmill-token')
+  }
+  return r
+}
+
 async function retry(id, button) {
   button.disabled = true
   try {
-    const r = await fetch(`/api/retry?id=${id}`, { method: 'POST' })
+    const r = await postRetry(id)
     const text = (await r.text()).replace(/^Error:\s*/, '')
     $('#retry-message').textContent = r.ok ? `Task ${id} is queued again.` : `Task ${id} could not be retried: ${text}`
   } catch {
