@@ -27,6 +27,12 @@ export interface Settings {
   readonly maxUploadsInFlight: number
   /** A worker gives up on one task after this many seconds (a poison image that hangs). Default 300. */
   readonly taskTimeoutSeconds: number
+  /** `PIXMILL_KV_URL=redis://...`: the kv role keeps its pairs in Redis instead of bun:sqlite. */
+  readonly kvUrl: string | undefined
+  /** `PIXMILL_DATABASE_URL=postgres://...`: the database role keeps tasks in PostgreSQL instead of bun:sqlite. */
+  readonly databaseUrl: string | undefined
+  /** `PIXMILL_STORAGE_URL=s3://bucket/prefix`: the storage role keeps images in S3-compatible storage (S3_* variables). */
+  readonly storageUrl: string | undefined
 }
 
 /** A setting that is present but wrong; the message names the variable. */
@@ -58,6 +64,19 @@ function secret(env: Record<string, string | undefined>, name: string): string |
   return raw
 }
 
+function url(env: Record<string, string | undefined>, name: string, schemes: readonly string[]): string | undefined {
+  const raw = env[name]?.trim()
+  if (raw === undefined || raw === '') return undefined
+  let parsed: URL
+  try {
+    parsed = new URL(raw)
+  } catch {
+    throw new ConfigError(`${name} must be a URL (${schemes.map((s) => `${s}//...`).join(' or ')}), got ${JSON.stringify(raw)}`)
+  }
+  if (!schemes.includes(parsed.protocol)) throw new ConfigError(`${name} must start with ${schemes.map((s) => `${s}//`).join(' or ')}, got ${parsed.protocol}//`)
+  return raw
+}
+
 /** Reads and validates the settings; throws ConfigError naming the bad variable. */
 export function loadSettings(env: Record<string, string | undefined> = process.env): Settings {
   const dataDir = env.PIXMILL_DATA_DIR?.trim() || './data'
@@ -73,5 +92,8 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     uploadTimeoutSeconds: positiveInteger(env, 'PIXMILL_UPLOAD_TIMEOUT_SECONDS', 300),
     maxUploadsInFlight: positiveInteger(env, 'PIXMILL_MAX_UPLOADS_IN_FLIGHT', 32),
     taskTimeoutSeconds: bounded(positiveInteger(env, 'PIXMILL_TASK_TIMEOUT_SECONDS', 300), 'PIXMILL_TASK_TIMEOUT_SECONDS', 3600),
+    kvUrl: url(env, 'PIXMILL_KV_URL', ['redis:', 'rediss:']),
+    databaseUrl: url(env, 'PIXMILL_DATABASE_URL', ['postgres:', 'postgresql:']),
+    storageUrl: url(env, 'PIXMILL_STORAGE_URL', ['s3:']),
   })
 }

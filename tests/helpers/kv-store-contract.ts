@@ -60,6 +60,32 @@ export function kvStoreContract(name: string, setup: () => { open(): KvStore; cl
       expect(await store.get('gone')).toBeUndefined()
     })
 
+    test('a pair set with a time to live is gone once it ran out; setting it again keeps it alive', async () => {
+      await store.set('masterAddress/a:1', 'a:1', { ttlSeconds: 0.3 })
+      await store.set('masterAddress/b:1', 'b:1', { ttlSeconds: 0.3 })
+      await store.set('forever', 'yes')
+      expect(await store.get('masterAddress/a:1')).toBe('a:1')
+      await Bun.sleep(200)
+      await store.set('masterAddress/b:1', 'b:1', { ttlSeconds: 0.3 })
+      await Bun.sleep(200)
+      expect(await store.get('masterAddress/a:1')).toBeUndefined()
+      expect(await store.get('masterAddress/b:1')).toBe('b:1')
+      expect(await store.list()).toEqual([['forever', 'yes'], ['masterAddress/b:1', 'b:1']])
+      // A plain set makes a pair permanent again.
+      await store.set('masterAddress/b:1', 'b:1')
+      await Bun.sleep(350)
+      expect(await store.get('masterAddress/b:1')).toBe('b:1')
+    })
+
+    test('list with a prefix gives only the keys that start with it', async () => {
+      await store.set('masterAddress', 'm:0')
+      await store.set('masterAddress/m:1', 'm:1')
+      await store.set('masterAddress/m:2', 'm:2')
+      await store.set('storageAddress/s:1', 's:1')
+      expect(await store.list('masterAddress/')).toEqual([['masterAddress/m:1', 'm:1'], ['masterAddress/m:2', 'm:2']])
+      expect(await store.list('nothing/')).toEqual([])
+    })
+
     test('a healthy store says so', async () => {
       expect(await store.healthy()).toBe(true)
     })

@@ -70,6 +70,16 @@ describe('kv: DELETE /remove and GET /list', () => {
     expect((await call(app, 'GET', '/get?key=a')).status).toBe(404)
   })
 
+  test('a pair set with ttl expires; /list?prefix= lists one family of keys', async () => {
+    await call(app, 'POST', '/set?key=masterAddress%2Fm%3A1&value=m%3A1&ttl=1')
+    await call(app, 'POST', '/set?key=masterAddress&value=m%3A1')
+    expect((await call(app, 'GET', '/list?prefix=masterAddress%2F')).text).toBe('masterAddress/m:1 : m:1\n')
+    await Bun.sleep(1050)
+    expect((await call(app, 'GET', '/get?key=masterAddress%2Fm%3A1')).status).toBe(404)
+    expect((await call(app, 'GET', '/list')).text).toBe('masterAddress : m:1\n')
+    for (const ttl of ['0', '-1', '1.5', 'x', '100000']) expect((await call(app, 'POST', `/set?key=k&value=v&ttl=${ttl}`)).status).toBe(400)
+  })
+
   test('removing an unknown key is still success', async () => {
     expect(await call(app, 'DELETE', '/remove?key=never')).toMatchObject({ status: 200, text: 'success' })
   })

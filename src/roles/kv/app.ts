@@ -7,7 +7,7 @@ import { NotFound } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { ErrorText, Success } from '../../shared/schemas.ts'
 import type { KvStore } from './kv-store.ts'
-import { KeyQuery, PairQuery } from './model.ts'
+import { KeyQuery, ListQuery, PairQuery } from './model.ts'
 
 export interface KvAppDeps {
   /** PIXMILL_TOKEN: when set, the internal routes want it. */
@@ -55,13 +55,13 @@ export function createKvApp({ store, log, registry, token, idleTimeoutSeconds }:
     .post(
       '/set',
       async ({ query }) => {
-        await store.set(query.key, query.value)
+        await store.set(query.key, query.value, query.ttl === undefined ? undefined : { ttlSeconds: Number(query.ttl) })
         return 'success' as const
       },
       {
         query: PairQuery,
         response: { 200: Success, 400: ErrorText },
-        detail: { summary: 'Set a key to a value (replacing any old value)', tags: ['kv'] },
+        detail: { summary: 'Set a key to a value (replacing any old value), optionally for `ttl` seconds', tags: ['kv'] },
       },
     )
     .delete(
@@ -78,11 +78,12 @@ export function createKvApp({ store, log, registry, token, idleTimeoutSeconds }:
     )
     .get(
       '/list',
-      async () => {
-        const pairs = await store.list()
+      async ({ query }) => {
+        const pairs = await store.list(query.prefix)
         return pairs.map(([key, value]) => `${key} : ${value}\n`).join('')
       },
       {
+        query: ListQuery,
         response: { 200: t.String({ description: 'One `key : value` line per pair' }) },
         detail: { summary: 'Every pair, one `key : value` line each', tags: ['kv'] },
       },

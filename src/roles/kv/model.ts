@@ -18,5 +18,14 @@ export const Value = t.String({
   examples: ['localhost:3003'],
 })
 
+export const Ttl = t.String({
+  pattern: '^([1-9][0-9]{0,4})$',
+  error: 'ttl must be a whole number of seconds from 1 to 99999',
+  description: 'Seconds until the pair disappears unless set again (registrations kept alive by a heartbeat)',
+})
+
 export const KeyQuery = t.Object({ key: Key })
-export const PairQuery = t.Object({ key: Key, value: Value })
+export const PairQuery = t.Object({ key: Key, value: Value, ttl: t.Optional(Ttl) })
+export const ListQuery = t.Object({
+  prefix: t.Optional(t.String({ maxLength: MAX_KEY_LENGTH, error: `prefix must be at most ${MAX_KEY_LENGTH} characters`, description: 'Only keys that start with this' })),
+})

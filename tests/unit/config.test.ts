@@ -1,0 +1,47 @@
+// Settings: defaults, validation naming the variable, and the back-end URLs.
+import { describe, expect, test } from 'bun:test'
+import { ConfigError, loadSettings } from '../../src/shared/config.ts'
+
+describe('settings', () => {
+  test('every PIXMILL_* variable has its documented default', () => {
+    const s = loadSettings({})
+    expect(s).toMatchObject({
+      leaseSeconds: 120,
+      maxAttempts: 3,
+      maxUploadBytes: 52_428_800,
+      maxPixels: 50_000_000,
+      kvWaitSeconds: 60,
+      token: undefined,
+      idleTimeoutSeconds: 30,
+      uploadTimeoutSeconds: 300,
+      maxUploadsInFlight: 32,
+      taskTimeoutSeconds: 300,
+      kvUrl: undefined,
+      databaseUrl: undefined,
+      storageUrl: undefined,
+    })
+    expect(s.dataDir).toEndWith('/data')
+    expect(Object.isFrozen(s)).toBe(true)
+  })
+
+  test.each([
+    ['PIXMILL_LEASE_SECONDS', '0'],
+    ['PIXMILL_LEASE_SECONDS', '1.5'],
+    ['PIXMILL_MAX_ATTEMPTS', 'three'],
+    ['PIXMILL_MAX_UPLOAD_BYTES', '-5'],
+    ['PIXMILL_IDLE_TIMEOUT_SECONDS', '256'],
+    ['PIXMILL_TOKEN', 'short'],
+    ['PIXMILL_TOKEN', 'has a space in it somewhere'],
+    ['PIXMILL_KV_URL', 'http://localhost:6379'],
+    ['PIXMILL_DATABASE_URL', 'not a url'],
+    ['PIXMILL_STORAGE_URL', 'file:///tmp'],
+  ])('%s=%p fails at start, naming the variable', (name, value) => {
+    expect(() => loadSettings({ [name]: value })).toThrow(ConfigError)
+    expect(() => loadSettings({ [name]: value })).toThrow(name)
+  })
+
+  test('back-end URLs of the right scheme are taken as given', () => {
+    const s = loadSettings({ PIXMILL_KV_URL: 'redis://127.0.0.1:6390', PIXMILL_DATABASE_URL: 'postgres://u@h:5433/db', PIXMILL_STORAGE_URL: 's3://bucket/pre' })
+    expect([s.kvUrl, s.databaseUrl, s.storageUrl]).toEqual(['redis://127.0.0.1:6390', 'postgres://u@h:5433/db', 's3://bucket/pre'])
+  })
+})
