@@ -60,7 +60,8 @@ export async function callPeer(fetcher: Fetch, peer: string, address: string, pa
       } as RequestInit),
     )
   } catch (error) {
-    throw new DependencyUnavailable(`${peer} at ${address} is unreachable: ${(error as Error).message}`)
+    const refused = (error as { code?: string }).code === 'ECONNREFUSED'
+    throw new DependencyUnavailable(`${peer} at ${address} is unreachable: ${(error as Error).message}`, 503, refused)
   }
   if (response.status < 400) return response
   const text = (await response.text().catch(() => '')).trim()

@@ -56,6 +56,7 @@ export function createMasterPublicClient(peer: PeerAddress, fetcher: Fetch = net
             timeoutMs: 600_000,
           })
         ).text(),
+        { replayable: !(body instanceof ReadableStream) },
       )
       return Number(answer.trim())
     },

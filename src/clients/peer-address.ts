@@ -1,4 +1,4 @@
-// Where a peer role is: looked up in kv, cached, looked up again after the peer failed (it may have moved).
+// Where a peer role is: its live instances, looked up in kv, spread over, and looked up again after a failure.
 import { DependencyUnavailable } from '../shared/errors.ts'
 import { withBackoff } from '../shared/backoff.ts'
 import type { Logger } from '../shared/logger.ts'
@@ -7,10 +7,10 @@ import type { KvClient } from './kv-client.ts'
 export interface PeerAddress {
   /** The peer's kv key, e.g. `storageAddress`. */
   readonly key: string
-  /** The cached `host:port`, looked up in kv when there is none. */
+  /** An address of a live instance (`host:port`), round-robin over them; looked up in kv when none is known. */
   current(): Promise<string>
-  /** Forget the cached address, so the next call looks it up again. */
-  invalidate(): void
+  /** `address` failed: skip it for a while and look the instances up again on the next call. */
+  invalidate(address?: string): void
 }
 
 /** A fixed address, for tests and for peers given on the command line. */
@@ -20,56 +20,100 @@ export function fixedPeer(key: string, address: string): PeerAddress {
 
 export interface LookupOptions {
   readonly log?: Logger
-  /** Attempts before giving up on one lookup. Default 5 (a few seconds); start-up waits longer with `waitFor`. */
+  /** Attempts before giving up on one lookup. Default 5 (a few seconds); start-up waits longer. */
   readonly attempts?: number
-}
-
-/** Looks `key` up in kv, with a short bounded back-off while the kv store or the key is not there. */
-export function kvPeer(kv: KvClient, key: string, options: LookupOptions = {}): PeerAddress {
-  let cached: string | undefined
-  let pending: Promise<string> | undefined
-  const lookup = async () => {
-    const value = await kv.get(key)
-    if (value === undefined) throw new DependencyUnavailable(`${key} is not registered in kv at ${kv.address}`)
-    return value
-  }
-  return {
-    key,
-    async current() {
-      if (cached !== undefined) return cached
-      // Concurrent callers share one lookup.
-      pending ??= withBackoff(lookup, { what: `looking up ${key} in kv`, attempts: options.attempts ?? 5, initialMs: 100, maxMs: 1000, log: options.log })
-        .then((value) => {
-          if (value !== cached) options.log?.info({ key, address: value }, `found ${key}`)
-          cached = value
-          return value
-        })
-        .finally(() => {
-          pending = undefined
-        })
-      return pending
-    },
-    invalidate() {
-      cached = undefined
-    },
-  }
+  /** How long a list of instances is trusted before it is looked up again, in ms. Default 3000. */
+  readonly refreshMs?: number
+  /** How long a failed instance is skipped, in ms. Default 5000. */
+  readonly skipMs?: number
+  readonly now?: () => number
 }
 
 /**
- * Runs `call` against the peer's current address; a failure of the peer makes the next call look it up again.
- * An `idempotent` call is tried once more at once when the peer turns out to have moved (a restarted role may come
- * back on another address); other calls are not repeated, since their first attempt may have taken effect.
+ * The instances of a role as registered in kv: every live `<key>/<address>` registration (kept alive by each
+ * instance's heartbeat), or, where there is none (an original peer), the plain `<key>` the original protocol uses.
+ * Calls are spread round-robin; an instance that failed is skipped for `skipMs` unless it is the only one.
  */
-export async function onPeer<T>(peer: PeerAddress, call: (address: string) => Promise<T>, options: { idempotent?: boolean } = {}): Promise<T> {
+export function kvPeer(kv: KvClient, key: string, options: LookupOptions = {}): PeerAddress {
+  const now = options.now ?? Date.now
+  const refreshMs = options.refreshMs ?? 3000
+  const skipMs = options.skipMs ?? 5000
+  let instances: string[] = []
+  let fetchedAt = -Infinity
+  let next = 0
+  let pending: Promise<string[]> | undefined
+  const skipped = new Map<string, number>()
+
+  const lookup = async (): Promise<string[]> => {
+    const registered = (await kv.list(`${key}/`)).map(([, value]) => value)
+    if (registered.length > 0) return [...new Set(registered)].sort()
+    const single = await kv.get(key)
+    if (single === undefined) throw new DependencyUnavailable(`${key} is not registered in kv at ${kv.address}`)
+    return [single]
+  }
+
+  const refresh = () => {
+    // Concurrent callers share one lookup.
+    pending ??= withBackoff(lookup, { what: `looking up ${key} in kv`, attempts: options.attempts ?? 5, initialMs: 100, maxMs: 1000, log: options.log })
+      .then((found) => {
+        if (found.join() !== instances.join()) options.log?.info({ key, instances: found }, `found ${key}`)
+        instances = found
+        fetchedAt = now()
+        return found
+      })
+      .finally(() => {
+        pending = undefined
+      })
+    return pending
+  }
+
+  return {
+    key,
+    async current() {
+      let list = instances
+      if (list.length === 0 || now() - fetchedAt > refreshMs) {
+        try {
+          list = await refresh()
+        } catch (error) {
+          // kv down: keep using what we knew rather than failing calls that could still work.
+          if (list.length === 0) throw error
+        }
+      }
+      const t = now()
+      const usable = list.filter((address) => (skipped.get(address) ?? 0) <= t)
+      const pool = usable.length > 0 ? usable : list
+      return pool[next++ % pool.length]!
+    },
+    invalidate(address) {
+      if (address !== undefined) skipped.set(address, now() + skipMs)
+      fetchedAt = -Infinity
+    },
+  }
+}
+
+export interface PeerCallOptions {
+  /** Safe to repeat even if the first attempt took effect (reads, downloads). */
+  readonly idempotent?: boolean
+  /** The request can be sent again as it is (no body, or a body held in memory; not a stream). Default true. */
+  readonly replayable?: boolean
+}
+
+/**
+ * Runs `call` against an instance of the peer; a failed instance is skipped and the instances are looked up again.
+ * The call is tried once more at once on another instance (or the role's new address) when that cannot do it twice:
+ * an idempotent call, or a replayable one that never reached the first instance (connection refused).
+ */
+export async function onPeer<T>(peer: PeerAddress, call: (address: string) => Promise<T>, options: PeerCallOptions = {}): Promise<T> {
   const address = await peer.current()
   try {
     return await call(address)
   } catch (error) {
     if (!(error instanceof DependencyUnavailable)) throw error
-    peer.invalidate()
-    if (!options.idempotent) throw error
-    const moved = await peer.current().catch(() => address)
-    if (moved === address) throw error
-    return call(moved)
+    peer.invalidate(address)
+    const safe = options.idempotent || (error.notSent && options.replayable !== false)
+    if (!safe) throw error
+    const other = await peer.current().catch(() => address)
+    if (other === address) throw error
+    return call(other)
   }
 }

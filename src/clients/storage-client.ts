@@ -26,7 +26,7 @@ export function createStorageClient(peer: PeerAddress, fetcher: Fetch = networkF
           timeoutMs: 300_000,
         })
         await response.text()
-      })
+      }, { replayable: !(body instanceof ReadableStream) })
     },
     async get(id, area, options) {
       return onPeer(

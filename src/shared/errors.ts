@@ -63,7 +63,12 @@ export class TooBusy extends HttpError {
 
 /** 502/503: a peer role or the role's own store failed; not the caller's fault. */
 export class DependencyUnavailable extends HttpError {
-  constructor(message: string, status: 502 | 503 = 503) {
+  constructor(
+    message: string,
+    status: 502 | 503 = 503,
+    /** The request never reached the peer (connection refused), so sending it elsewhere cannot do it twice. */
+    readonly notSent = false,
+  ) {
     super(status, message)
   }
 }

@@ -15,6 +15,9 @@ export interface RunningRole {
   stop(): Promise<void>
 }
 
+/** A registration lives this long unless the instance's heartbeat renews it (every third of it). */
+export const REGISTRATION_TTL_SECONDS = 15
+
 /** Back-off while waiting at start for the kv store or a peer's registration, within PIXMILL_KV_WAIT_SECONDS. */
 export function kvWait(settings: { kvWaitSeconds: number }) {
   return { attempts: Number.MAX_SAFE_INTEGER, withinMs: settings.kvWaitSeconds * 1000, initialMs: 250, maxMs: 5000 } as const
@@ -39,12 +42,20 @@ export async function serveRole(options: ServeOptions): Promise<RunningRole> {
   if (!server) throw new Error(`${role}: could not listen on ${listen.text}`)
   log.info({ address: `${server.hostname}:${server.port}` }, `${role} listening`)
   let stopping: Promise<void> | undefined
+  let heartbeat: ReturnType<typeof setInterval> | undefined
+  let instanceKey: string | undefined
   const running: RunningRole = {
     role,
     port: server.port,
     stop() {
       stopping ??= (async () => {
         log.info(`${role} stopping: finishing requests in flight`)
+        clearInterval(heartbeat)
+        // Leave the registry at once rather than when the registration runs out; best effort, bounded.
+        if (options.register && instanceKey) {
+          const { kv } = options.register
+          await Promise.race([kv.remove(instanceKey).catch(() => {}), Bun.sleep(1000)])
+        }
         await server.stop(false)
         try {
           await options.close?.()
@@ -60,13 +71,34 @@ export async function serveRole(options: ServeOptions): Promise<RunningRole> {
     const { kv, key, waitSeconds } = options.register
     // A role asked to listen on port 0 registers the port it was given.
     const value = options.register.value.replace(/:0$/, `:${server.port}`)
+    instanceKey = `${key}/${value}`
+    // The plain key is the original protocol's (one address); `<key>/<address>` lists every live instance.
+    const register = async () => {
+      await kv.set(instanceKey!, value, REGISTRATION_TTL_SECONDS)
+      await kv.set(key, value)
+    }
     try {
-      await withBackoff(() => kv.set(key, value), { ...kvWait({ kvWaitSeconds: waitSeconds }), what: `registering ${key}=${value} in kv at ${kv.address}`, log })
+      await withBackoff(register, { ...kvWait({ kvWaitSeconds: waitSeconds }), what: `registering ${key}=${value} in kv at ${kv.address}`, log })
     } catch (error) {
       await running.stop()
       throw new Error(`${role}: could not register in the kv store at ${kv.address} within ${waitSeconds} s (PIXMILL_KV_WAIT_SECONDS): ${(error as Error).message}`)
     }
     log.info({ key, value }, `${role} registered in kv`)
+    let failing = false
+    heartbeat = setInterval(() => {
+      register().then(
+        () => {
+          if (failing) log.info({ key, value }, `${role} registered in kv again`)
+          failing = false
+        },
+        (error) => {
+          // The kv store is down: keep serving, keep trying; the peers still have our address cached.
+          if (!failing) log.warn({ err: (error as Error).message }, `${role}: renewing the registration in kv failed; retrying`)
+          failing = true
+        },
+      )
+    }, (REGISTRATION_TTL_SECONDS * 1000) / 3)
+    heartbeat.unref()
   }
   return running
 }

@@ -1,10 +1,13 @@
 // Slow and stalled clients are cut off after a timeout without holding resources, while others are served.
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { PNG_SIGNATURE } from '../../src/shared/png-header.ts'
 import { freePort, httpText, type RoleProcess, spawnRole } from '../helpers/processes.ts'
 import { tempDir } from '../helpers/temp.ts'
+
+// Bun's own header timeout is 10 s: these tests wait for it.
+setDefaultTimeout(30_000)
 
 const dir = tempDir('pixmill-e2e-slow-')
 const kv = `127.0.0.1:${freePort()}`

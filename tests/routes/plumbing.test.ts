@@ -65,7 +65,7 @@ describe('plumbing: GET /swagger', () => {
   test('the OpenAPI document names every route of the role', async () => {
     const spec = JSON.parse((await call(app, 'GET', '/swagger/json')).text)
     expect(Object.keys(spec.paths)).toEqual(expect.arrayContaining(['/get', '/set', '/remove', '/list', '/health', '/metrics']))
-    expect(spec.paths['/set'].post.parameters.map((p: { name: string }) => p.name).sort()).toEqual(['key', 'value'])
+    expect(spec.paths['/set'].post.parameters.map((p: { name: string }) => p.name).sort()).toEqual(['key', 'ttl', 'value'])
   })
 })
 
