@@ -21,7 +21,7 @@ export async function startDatabase(argv: readonly string[], settings: Settings 
     app,
     listen: self,
     log,
-    register: { kv: createKvClient(dialable(kv), createPeerFetch({ token: settings.token })), key: 'databaseAddress', value: dialable(self), waitSeconds: settings.kvWaitSeconds },
+    register: { kv: createKvClient(dialable(kv), createPeerFetch({ token: settings.token })), key: 'databaseAddress', value: dialable(self), waitSeconds: settings.kvWaitSeconds, ttlSeconds: settings.registrationTtlSeconds },
     close: () => store.close(),
   })
 }

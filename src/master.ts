@@ -54,7 +54,7 @@ export async function startMaster(argv: readonly string[], settings: Settings = 
       return { database, storage }
     },
   })
-  return serveRole({ role: 'master', app, listen: self, log, register: { kv, key: 'masterAddress', value: dialable(self), waitSeconds: settings.kvWaitSeconds } })
+  return serveRole({ role: 'master', app, listen: self, log, register: { kv, key: 'masterAddress', value: dialable(self), waitSeconds: settings.kvWaitSeconds, ttlSeconds: settings.registrationTtlSeconds } })
 }
 
 if (import.meta.main) await runMain(() => startMaster(process.argv.slice(2)))

@@ -29,7 +29,7 @@ export async function startStorage(argv: readonly string[], settings: Settings =
     app,
     listen: self,
     log,
-    register: { kv: createKvClient(dialable(kv), createPeerFetch({ token: settings.token })), key: 'storageAddress', value: dialable(self), waitSeconds: settings.kvWaitSeconds },
+    register: { kv: createKvClient(dialable(kv), createPeerFetch({ token: settings.token })), key: 'storageAddress', value: dialable(self), waitSeconds: settings.kvWaitSeconds, ttlSeconds: settings.registrationTtlSeconds },
     close: () => store.close(),
   })
 }

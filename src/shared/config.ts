@@ -27,6 +27,8 @@ export interface Settings {
   readonly maxUploadsInFlight: number
   /** A worker gives up on one task after this many seconds (a poison image that hangs). Default 300. */
   readonly taskTimeoutSeconds: number
+  /** A role instance's registration in kv lives this long unless its heartbeat renews it. Default 15. */
+  readonly registrationTtlSeconds: number
   /** `PIXMILL_KV_URL=redis://...`: the kv role keeps its pairs in Redis instead of bun:sqlite. */
   readonly kvUrl: string | undefined
   /** `PIXMILL_DATABASE_URL=postgres://...`: the database role keeps tasks in PostgreSQL instead of bun:sqlite. */
@@ -92,6 +94,7 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     uploadTimeoutSeconds: positiveInteger(env, 'PIXMILL_UPLOAD_TIMEOUT_SECONDS', 300),
     maxUploadsInFlight: positiveInteger(env, 'PIXMILL_MAX_UPLOADS_IN_FLIGHT', 32),
     taskTimeoutSeconds: bounded(positiveInteger(env, 'PIXMILL_TASK_TIMEOUT_SECONDS', 300), 'PIXMILL_TASK_TIMEOUT_SECONDS', 3600),
+    registrationTtlSeconds: bounded(positiveInteger(env, 'PIXMILL_REGISTRATION_TTL_SECONDS', 15), 'PIXMILL_REGISTRATION_TTL_SECONDS', 3600),
     kvUrl: url(env, 'PIXMILL_KV_URL', ['redis:', 'rediss:']),
     databaseUrl: url(env, 'PIXMILL_DATABASE_URL', ['postgres:', 'postgresql:']),
     storageUrl: url(env, 'PIXMILL_STORAGE_URL', ['s3:']),

@@ -15,9 +15,6 @@ export interface RunningRole {
   stop(): Promise<void>
 }
 
-/** A registration lives this long unless the instance's heartbeat renews it (every third of it). */
-export const REGISTRATION_TTL_SECONDS = 15
-
 /** Back-off while waiting at start for the kv store or a peer's registration, within PIXMILL_KV_WAIT_SECONDS. */
 export function kvWait(settings: { kvWaitSeconds: number }) {
   return { attempts: Number.MAX_SAFE_INTEGER, withinMs: settings.kvWaitSeconds * 1000, initialMs: 250, maxMs: 5000 } as const
@@ -29,7 +26,14 @@ export interface ServeOptions {
   readonly listen: Address
   readonly log: Logger
   /** Registers `key` = `value` in kv once listening, waiting up to `waitSeconds` for the kv store. */
-  readonly register?: { readonly kv: KvClient; readonly key: string; readonly value: string; readonly waitSeconds: number }
+  readonly register?: {
+    readonly kv: KvClient
+    readonly key: string
+    readonly value: string
+    readonly waitSeconds: number
+    /** The instance's registration lives this long unless the heartbeat (every third of it) renews it. Default 15. */
+    readonly ttlSeconds?: number
+  }
   /** Closes the role's stores, after the server stopped. */
   readonly close?: () => Promise<void>
 }
@@ -69,12 +73,13 @@ export async function serveRole(options: ServeOptions): Promise<RunningRole> {
   }
   if (options.register) {
     const { kv, key, waitSeconds } = options.register
+    const ttlSeconds = options.register.ttlSeconds ?? 15
     // A role asked to listen on port 0 registers the port it was given.
     const value = options.register.value.replace(/:0$/, `:${server.port}`)
     instanceKey = `${key}/${value}`
     // The plain key is the original protocol's (one address); `<key>/<address>` lists every live instance.
     const register = async () => {
-      await kv.set(instanceKey!, value, REGISTRATION_TTL_SECONDS)
+      await kv.set(instanceKey!, value, ttlSeconds)
       await kv.set(key, value)
     }
     try {
@@ -97,7 +102,7 @@ export async function serveRole(options: ServeOptions): Promise<RunningRole> {
           failing = true
         },
       )
-    }, (REGISTRATION_TTL_SECONDS * 1000) / 3)
+    }, (ttlSeconds * 1000) / 3)
     heartbeat.unref()
   }
   return running

@@ -16,6 +16,7 @@ describe('settings', () => {
       uploadTimeoutSeconds: 300,
       maxUploadsInFlight: 32,
       taskTimeoutSeconds: 300,
+      registrationTtlSeconds: 15,
       kvUrl: undefined,
       databaseUrl: undefined,
       storageUrl: undefined,

@@ -1,0 +1,81 @@
+// Several instances of a role on the embedded default: registrations with a heartbeat, calls spread over live
+// instances, and a killed instance dropping out while the work goes on.
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import sharp from 'sharp'
+import { encodePng } from '../helpers/png.ts'
+import { freePort, httpText, type RoleProcess, spawnRole } from '../helpers/processes.ts'
+import { tempDir } from '../helpers/temp.ts'
+
+setDefaultTimeout(60_000)
+const dir = tempDir('pixmill-e2e-many-')
+const at = () => `127.0.0.1:${freePort()}`
+const [kv, database, storage, masterA, masterB, frontend] = [at(), at(), at(), at(), at(), at()]
+const roles: Record<string, RoleProcess> = {}
+
+beforeAll(async () => {
+  const spawn = (name: string, role: string, args: string[], healthAt?: string) =>
+    spawnRole(role, args, { dataDir: dir.path, healthAt, env: { PIXMILL_REGISTRATION_TTL_SECONDS: '3' } }).then((p) => (roles[name] = p))
+  await spawn('kv', 'kv', [kv], kv)
+  await spawn('database', 'database', [database, kv], database)
+  await spawn('storage', 'storage', [storage, kv], storage)
+  await spawn('masterA', 'master', [masterA, kv], masterA)
+  await spawn('masterB', 'master', [masterB, kv], masterB)
+  await spawn('worker1', 'worker', [kv, '1'])
+  await spawn('worker2', 'worker', [kv, '1'])
+  await spawn('frontend', 'frontend', [kv, frontend], frontend)
+})
+afterAll(async () => {
+  await Promise.allSettled(Object.values(roles).map((r) => r.kill9()))
+  dir.remove()
+})
+
+const pixel = (i: number) => [i % 256, (i * 7) % 256, 99]
+const pngFor = (i: number) => encodePng(2, 1, 2, 8, [[pixel(i), pixel(i + 1)]])
+
+async function submit(i: number): Promise<number | undefined> {
+  const form = new FormData()
+  form.append('uploadfile', new Blob([pngFor(i)], { type: 'image/png' }), `${i}.png`)
+  const response = await fetch(`http://${frontend}/submitTask`, { method: 'POST', body: form, signal: AbortSignal.timeout(10_000) }).catch(() => undefined)
+  if (!response || response.status !== 200) return undefined
+  return Number(await response.text())
+}
+
+describe('e2e: many instances', () => {
+  test('both masters are registered with a time to live, and the plain key names one of them', async () => {
+    const list = (await httpText(kv, '/list?prefix=masterAddress%2F')).text
+    expect(list).toContain(`masterAddress/${masterA} : ${masterA}`)
+    expect(list).toContain(`masterAddress/${masterB} : ${masterB}`)
+    expect([masterA, masterB]).toContain((await httpText(kv, '/get?key=masterAddress')).text)
+  })
+
+  test('uploads spread over both masters; one master killed midway drops out, and every acknowledged task finishes', async () => {
+    const accepted = new Map<number, number>()
+    for (let i = 0; i < 60; i++) {
+      if (i === 20) await roles.masterA!.kill9()
+      const id = await submit(i)
+      if (id !== undefined) accepted.set(id, i)
+    }
+    expect(accepted.size).toBeGreaterThanOrEqual(55)
+    const logA = await Bun.file(roles.masterA!.logFile).text()
+    const logB = await Bun.file(roles.masterB!.logFile).text()
+    expect(logA).toContain('upload accepted')
+    expect(logB).toContain('upload accepted')
+    // The killed master's registration runs out (3 s here) and the plain key points at the live one.
+    const deadline = performance.now() + 15_000
+    while ((await httpText(kv, '/list?prefix=masterAddress%2F')).text.includes(masterA) && performance.now() < deadline) await Bun.sleep(250)
+    expect((await httpText(kv, '/list?prefix=masterAddress%2F')).text).not.toContain(masterA)
+    expect((await httpText(kv, '/get?key=masterAddress')).text).toBe(masterB)
+    for (const [id, i] of accepted) {
+      while ((await httpText(masterB, `/isReady?id=${id}`)).text !== '1') {
+        if (performance.now() > deadline + 20_000) throw new Error(`task ${id} never finished`)
+        await Bun.sleep(50)
+      }
+      const result = Buffer.from(await (await fetch(`http://${masterB}/get?id=${id}`)).arrayBuffer())
+      const { data } = await sharp(result).raw().toBuffer({ resolveWithObject: true })
+      const [r, g, b] = pixel(i)
+      expect([...data.subarray(0, 4)]).toEqual([g!, r!, b!, 255])
+    }
+    // Both workers took part.
+    for (const worker of ['worker1', 'worker2']) expect(await Bun.file(roles[worker]!.logFile).text()).toContain('task finished')
+  })
+})
