@@ -6,8 +6,8 @@
 //   whose writes are few): Redis appends the command to its append-only file and fsyncs it before it
 //   replies, so an acknowledged pair survives `kill -9` of redis-server and a crash of the machine.
 // - `appendonly yes` + `appendfsync everysec` (Redis's default fsync policy): the command is written to the
-//   file (the OS's page cache) before the reply, so it survives `kill -9` of redis-server; a crash of the
-//   machine can lose about the last second.
+//   file (the OS's page cache) before the reply, so it survives `kill -9` of redis-server (unless a slow
+//   disk made Redis postpone the write, up to 2 s); a crash of the machine can lose about the last second.
 // - `appendonly no` (RDB snapshots only, or none): a Redis restart loses the pairs written since the last
 //   snapshot. We warn in the log when we see this (CONFIG GET may be disabled on managed Redis).
 // A TTL is stored by Redis as an absolute expiry time, so it survives a restart of Redis as well.
@@ -53,11 +53,10 @@ export function openRedisKvStore(url: string, options: RedisKvStoreOptions = {})
     // Without the offline queue a command while disconnected fails at once instead of waiting for a
     // reconnection that may never come (the kv route answers 503, the caller's back-off retries).
     enableOfflineQueue: false,
-    // Bun retries a lost connection by itself (50, 100, 200 ms): a quick Redis restart goes unnoticed.
-    // After that it gives up for good, and the next call starts connect() again (see ensureConnected), so
-    // a long outage costs each call at most those 350 ms, not the ~30 s of the default 20 retries.
-    autoReconnect: true,
-    maxRetries: 3,
+    // We reconnect ourselves, on demand (ensureConnected): the next call after a drop connects again, and
+    // connects at once when Redis is back. Bun's own reconnection makes connect() wait through its back-off
+    // (20 retries by default, ~30 s), then gives up for good; it has also had bugs (oven-sh/bun#19131, #24019).
+    autoReconnect: false,
     connectionTimeout: timeoutMs,
   })
   let connecting: Promise<unknown> | undefined
