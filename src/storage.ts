@@ -5,16 +5,35 @@ import { createKvClient } from './clients/kv-client.ts'
 import { createMetricsRegistry } from './plugins/metrics.ts'
 import { createStorageApp } from './roles/storage/app.ts'
 import { openFsImageStore } from './roles/storage/fs-image-store.ts'
+import type { ImageStore } from './roles/storage/image-store.ts'
+import { openS3ImageStore } from './roles/storage/s3-image-store.ts'
 import { dialable, parseServiceArgs } from './shared/args.ts'
+import { withBackoff } from './shared/backoff.ts'
 import { loadSettings, type Settings } from './shared/config.ts'
-import { createLogger } from './shared/logger.ts'
-import { type RunningRole, runMain, serveRole } from './shared/run-role.ts'
+import { createLogger, type Logger } from './shared/logger.ts'
+import { kvWait, type RunningRole, runMain, serveRole } from './shared/run-role.ts'
 
-/** Starts the storage role from its command-line arguments; images live under `<dataDir>/storage`. */
+/**
+ * The S3 store when PIXMILL_STORAGE_URL is set (endpoint and keys from the S3_* variables Bun's client reads), waiting
+ * for it at start as for the kv store; otherwise the file system under `<dataDir>/storage`.
+ */
+async function openImageStore(settings: Settings, log: Logger): Promise<ImageStore> {
+  const url = settings.storageUrl
+  if (url === undefined) {
+    const folder = join(settings.dataDir, 'storage')
+    log.info({ folder }, 'images kept on the file system')
+    return openFsImageStore(folder)
+  }
+  const store = await withBackoff(() => openS3ImageStore(url), { ...kvWait(settings), what: `opening the image store at ${url}`, log })
+  log.info({ storageUrl: url }, 'images kept in S3-compatible object storage')
+  return store
+}
+
+/** Starts the storage role from its command-line arguments; images live under `<dataDir>/storage` or in S3. */
 export async function startStorage(argv: readonly string[], settings: Settings = loadSettings()): Promise<RunningRole> {
   const { self, kv } = parseServiceArgs('storage', argv)
   const log = createLogger('storage')
-  const store = openFsImageStore(join(settings.dataDir, 'storage'))
+  const store = await openImageStore(settings, log)
   const app = createStorageApp({
     store,
     log,
