@@ -127,13 +127,13 @@ export function createStorageApp({ store, log, registry, maxUploadBytes, token, 
   const metrics = storageMetrics(registry, store)
   const app = roleKit({
     role: 'storage',
-    token: token,
+    token,
     internal: ['/sendImage'],
-    idleTimeoutSeconds: idleTimeoutSeconds,
+    idleTimeoutSeconds,
     description:
-      'PNG images by task id, in two areas: `working` (uploaded) and `finished` (processed). Uploads are streamed to ' +
-      'a temporary file and renamed into place once complete, so a reader never sees half an image; downloads carry ' +
-      'an `ETag` and honour `If-None-Match` and `Range`.',
+      'PNG images by task id, in two areas: `working` (uploaded) and `finished` (processed). Uploads are streamed in and ' +
+      'replace an image atomically once complete (a temporary file renamed into place, or one S3 object put), so a reader ' +
+      'never sees half an image; downloads carry an `ETag` and honour `If-None-Match` and `Range`.',
     log,
     registry,
     health: async () => ({ ok: await store.healthy() }),
