@@ -23,6 +23,9 @@ afterAll(async () => {
 
 describe('e2e: kv and database processes', () => {
   test('the database registers its address in kv', async () => {
+    // Healthy comes a moment before registered: wait for the key (as the conformance harness does).
+    const deadline = performance.now() + 10_000
+    while ((await httpText(kvAddress, '/get?key=databaseAddress')).status !== 200 && performance.now() < deadline) await Bun.sleep(25)
     expect(await httpText(kvAddress, '/get?key=databaseAddress')).toMatchObject({ status: 200, text: dbAddress })
     expect((await httpText(kvAddress, '/list')).text).toContain(`databaseAddress : ${dbAddress}\n`)
   })

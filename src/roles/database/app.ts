@@ -35,8 +35,9 @@ function taskMetrics(registry: Registry, store: TaskStore) {
     labelNames: ['state'],
     registers: [registry],
     async collect() {
-      const counts = await store.countByState()
-      for (const state of [0, 1, 2, 3] as const) this.set({ state: STATE_NAMES[state] }, counts[state])
+      // A store that is down keeps the last figures: /metrics must still answer (it is how an outage is seen).
+      const counts = await store.countByState().catch(() => undefined)
+      if (counts) for (const state of [0, 1, 2, 3] as const) this.set({ state: STATE_NAMES[state] }, counts[state])
     },
   })
   const events = new Counter({
@@ -53,9 +54,9 @@ export function createDatabaseApp({ store, log, registry, token, idleTimeoutSeco
   const count = taskMetrics(registry, store)
   const app = roleKit({
     role: 'database',
-    token: token,
+    token,
     internal: INTERNAL_ROUTES,
-    idleTimeoutSeconds: idleTimeoutSeconds,
+    idleTimeoutSeconds,
     description:
       'Task records. A task is created held (`/reserveTask`) while its image is uploaded, then `/activateTask` makes it claimable; ' +
       '`/newTask` creates a claimable task at once, as the original protocol does. Claims carry a lease that runs out after ' +

@@ -26,14 +26,16 @@ export function createKvApp({ store, log, registry, token, idleTimeoutSeconds }:
     help: 'Pairs held by the kv store.',
     registers: [registry],
     async collect() {
-      this.set((await store.list()).length)
+      // A store that is down keeps the last figure: /metrics must still answer.
+      const pairs = await store.list().catch(() => undefined)
+      if (pairs) this.set(pairs.length)
     },
   })
   const app = roleKit({
     role: 'kv',
-    token: token,
+    token,
     internal: ['/set', '/remove'],
-    idleTimeoutSeconds: idleTimeoutSeconds,
+    idleTimeoutSeconds,
     description: 'Key-value store and service registry: roles register `<role>Address` here and look each other up.',
     log,
     registry,

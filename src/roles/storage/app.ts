@@ -39,8 +39,9 @@ function storageMetrics(registry: Registry, store: ImageStore) {
       labelNames: ['area'],
       registers: [registry],
       async collect() {
-        const stats = await store.stats()
-        for (const area of AREAS) this.set({ area }, stats[area][pick])
+        // A store that is down keeps the last figures: /metrics must still answer.
+        const stats = await store.stats().catch(() => undefined)
+        if (stats) for (const area of AREAS) this.set({ area }, stats[area][pick])
       },
     })
   figure('pixmill_storage_images', 'Images held, per area.', 'images')

@@ -1,0 +1,52 @@
+// The PostgreSQL task store's schema and its migrations, run once per start under an advisory lock.
+import type { SQL } from 'bun'
+
+/**
+ * Numbered migrations, applied in order once each. A database records how many it has in `pixmill_schema`;
+ * a later release appends to this list and never edits an entry that has shipped.
+ */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE IF NOT EXISTS pixmill_tasks (
+    id          BIGINT PRIMARY KEY,
+    state       SMALLINT NOT NULL DEFAULT 0 CHECK (state IN (0, 1, 2, 3)),
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    error       TEXT,
+    created_at  BIGINT NOT NULL,
+    updated_at  BIGINT NOT NULL,
+    lease_until BIGINT,
+    lease_token TEXT,
+    ready       BOOLEAN NOT NULL DEFAULT TRUE,
+    request_id  TEXT
+  );
+  CREATE INDEX IF NOT EXISTS pixmill_tasks_claimable ON pixmill_tasks (id) WHERE state = 0 AND ready;
+  CREATE INDEX IF NOT EXISTS pixmill_tasks_leased ON pixmill_tasks (lease_until) WHERE state = 1;
+  CREATE INDEX IF NOT EXISTS pixmill_tasks_held ON pixmill_tasks (created_at) WHERE NOT ready;
+  CREATE INDEX IF NOT EXISTS pixmill_tasks_by_state ON pixmill_tasks (state, id);
+  -- A counter row rather than a SEQUENCE: a sequence skips up to 32 values after a crash and on a rolled-back
+  -- insert, and ids here count up from 0 without gaps (held by the row lock until the insert commits).
+  CREATE TABLE IF NOT EXISTS pixmill_counters (name TEXT PRIMARY KEY, next BIGINT NOT NULL);
+  INSERT INTO pixmill_counters (name, next) VALUES ('tasks', 0) ON CONFLICT (name) DO NOTHING;
+  `,
+]
+
+/** Arbitrary, fixed: every pixmill instance migrating the same database takes this advisory lock. */
+const MIGRATION_LOCK = 7_368_801_920_001
+
+/**
+ * Brings the database's schema up to date. Instances that start together queue on a transaction-scoped advisory
+ * lock, so exactly one of them runs a migration and the others find it done (concurrent CREATE ... IF NOT EXISTS
+ * alone can still fail on the system catalogues' unique indexes).
+ */
+export async function migrate(sql: SQL): Promise<number> {
+  return sql.begin(async (tx) => {
+    await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`
+    await tx`CREATE TABLE IF NOT EXISTS pixmill_schema (version INTEGER NOT NULL)`
+    const [row] = await tx<{ version: number }[]>`SELECT version FROM pixmill_schema`
+    const from = row?.version ?? 0
+    for (const step of MIGRATIONS.slice(from)) await tx.unsafe(step)
+    if (!row) await tx`INSERT INTO pixmill_schema (version) VALUES (${MIGRATIONS.length})`
+    else if (from < MIGRATIONS.length) await tx`UPDATE pixmill_schema SET version = ${MIGRATIONS.length}`
+    return MIGRATIONS.length
+  })
+}

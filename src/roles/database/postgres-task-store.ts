@@ -1,0 +1,262 @@
+// TaskStore on PostgreSQL through Bun's SQL: claims stay atomic across any number of database role instances.
+import { SQL } from 'bun'
+import { Conflict, DependencyUnavailable, NotFound } from '../../shared/errors.ts'
+import type { Logger } from '../../shared/logger.ts'
+import { createGuard, reasonOf } from './postgres-errors.ts'
+import { migrate } from './postgres-schema.ts'
+import type { ClaimResult, Task, TaskState, TaskStore, TaskStoreOptions } from './task-store.ts'
+
+/** A row as Bun returns it: BIGINT columns arrive as strings. */
+interface Row {
+  id: string
+  state: TaskState
+  attempts: number
+  error: string | null
+  created_at: string
+  updated_at: string
+  lease_until: string | null
+  lease_token: string | null
+  ready: boolean
+  request_id: string | null
+}
+
+export interface PostgresTaskStoreOptions extends TaskStoreOptions {
+  /** Connections in this instance's pool. Default 10. */
+  readonly maxConnections?: number
+  /** Seconds to wait for a connection to open before the call fails with 503. Default 5. */
+  readonly connectTimeoutSeconds?: number
+  /** An operation that has not settled by then fails with 503 (a hung server or network). Default 10000. */
+  readonly operationTimeoutMs?: number
+  /** Gets one line when PostgreSQL becomes unavailable and one when it is back. Default: silent. */
+  readonly log?: Logger
+}
+
+/** Tasks held for an upload that never completed are removed after this long (as in the embedded store). */
+const HELD_TASK_TTL_MS = 60 * 60 * 1000
+/** list() reads this many rows per query, so listing a large table neither loads it whole nor holds a cursor open. */
+const LIST_PAGE = 500
+/** healthy() gives up after this long: a hung server is as unhealthy as a stopped one. */
+const HEALTH_TIMEOUT_MS = 2000
+const EXPIRED_ERROR = 'the lease ran out before the task was finished'
+
+function toTask(row: Row): Task {
+  return {
+    id: Number(row.id),
+    state: row.state,
+    attempts: row.attempts,
+    error: row.error,
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
+    leaseExpiresAt: row.state === 1 && row.lease_until !== null ? Number(row.lease_until) : null,
+    ready: row.ready,
+    requestId: row.request_id,
+  }
+}
+
+/** `postgres://user:secret@host/db` without the secret, for logs. */
+export function redactPostgresUrl(url: string): string {
+  const parsed = new URL(url)
+  if (parsed.password) parsed.password = '***'
+  return parsed.toString()
+}
+
+/**
+ * Opens a pool on `url` (`postgres://user:pass@host:port/db`) and creates or migrates the schema. Rejects with
+ * DependencyUnavailable when PostgreSQL cannot be reached. Every change is a single statement (or a transaction)
+ * committed before the call returns.
+ */
+export async function openPostgresTaskStore(url: string, options: PostgresTaskStoreOptions): Promise<TaskStore> {
+  const sql = new SQL(url, {
+    max: options.maxConnections ?? 10,
+    connectionTimeout: options.connectTimeoutSeconds ?? 5,
+    idleTimeout: 60,
+  })
+  const timeoutMs = options.operationTimeoutMs ?? 10_000
+  try {
+    // Not the store's guard: a failed start is the caller's to report (and retry), with the driver's reason.
+    await createGuard({ timeoutMs })(() => migrate(sql))
+  } catch (error) {
+    await sql.close({ timeout: 0 }).catch(() => {})
+    if (!(error instanceof DependencyUnavailable)) throw error
+    throw Object.assign(new DependencyUnavailable(`Cannot open the task database at ${redactPostgresUrl(url)}: ${reasonOf(error.cause ?? error)}`), { cause: error.cause })
+  }
+  const guarded = createGuard({ timeoutMs, log: options.log })
+  const now = options.now ?? Date.now
+  const leaseMs = options.leaseSeconds * 1000
+  const max = options.maxAttempts
+
+  async function row(id: number): Promise<Row | undefined> {
+    const rows = await sql<Row[]>`SELECT * FROM pixmill_tasks WHERE id = ${id}`
+    return rows[0]
+  }
+
+  /**
+   * Why a guarded update of a task in progress touched no row: it is unknown, not in progress, or held by another
+   * claim. Read after the update failed, so in a race the answer describes the state that won.
+   */
+  async function refusal(id: number, action: string, leaseToken: string | undefined): Promise<never> {
+    const current = await row(id)
+    if (!current) throw new NotFound(`No task with id ${id}.`)
+    if (current.state !== 1) {
+      const why = current.state === 2 ? 'is already finished' : current.state === 3 ? 'has failed for good' : 'is not in progress'
+      throw new Conflict(`Cannot ${action} task ${id}: it ${why}.`)
+    }
+    if (leaseToken !== undefined && leaseToken !== current.lease_token) {
+      throw new Conflict(`Cannot ${action} task ${id}: the lease token does not match; the lease ran out and the task was claimed again.`)
+    }
+    throw new Conflict(`Cannot ${action} task ${id}: it changed while the call ran; try again.`)
+  }
+
+  /** The task if `rows` holds the updated row, else the reason it was refused. */
+  async function updated(rows: Row[], id: number, action: string, leaseToken: string | undefined): Promise<Task> {
+    return rows[0] ? toTask(rows[0]) : refusal(id, action, leaseToken)
+  }
+
+  // Every token-checked change is ONE conditional UPDATE: the state and token are checked on the locked row, so
+  // two instances racing on one task cannot both succeed (a check-then-write would need SELECT ... FOR UPDATE).
+  const inProgress = (id: number, token: string | undefined) => sql`id = ${id} AND state = 1 AND (${token ?? null}::text IS NULL OR lease_token = ${token ?? null})`
+
+  return {
+    create: (opts) =>
+      guarded(async () => {
+        const t = now()
+        // One statement: the counter row stays locked until the insert commits, so ids have no gaps or repeats.
+        const [created] = await sql<{ id: string }[]>`
+          WITH next AS (UPDATE pixmill_counters SET next = next + 1 WHERE name = 'tasks' RETURNING next - 1 AS id)
+          INSERT INTO pixmill_tasks (id, created_at, updated_at, ready, request_id)
+          SELECT id, ${t}, ${t}, ${opts?.ready ?? true}, ${opts?.requestId ?? null} FROM next RETURNING id`
+        return Number(created!.id)
+      }),
+    get: (id) =>
+      guarded(async () => {
+        const found = await row(id)
+        return found ? toTask(found) : undefined
+      }),
+    activate: (id) =>
+      guarded(async () => {
+        const rows = await sql`UPDATE pixmill_tasks SET ready = TRUE, updated_at = ${now()} WHERE id = ${id} RETURNING id`
+        if (rows.length === 0) throw new NotFound(`No task with id ${id}.`)
+      }),
+    drop: (id) =>
+      guarded(async () => {
+        const rows = await sql`DELETE FROM pixmill_tasks WHERE id = ${id} AND NOT ready RETURNING id`
+        if (rows.length > 0) return
+        if (await row(id)) throw new Conflict(`Cannot drop task ${id}: it is not held for an upload.`)
+        throw new NotFound(`No task with id ${id}.`)
+      }),
+    claim: () =>
+      guarded(async (): Promise<ClaimResult> => {
+        const t = now()
+        // Expired leases are put back (or failed for good) and stale held tasks swept in one statement. SKIP LOCKED:
+        // a row another instance is already expiring (or finishing) is left to it, so each expiry counts once and
+        // no claimer waits on another. The sweep leaves alone a row the expiry touches (one change per row).
+        const [expiry] = await sql<{ expired: number }[]>`
+          WITH expired AS (
+            UPDATE pixmill_tasks SET attempts = attempts + 1, state = CASE WHEN attempts + 1 >= ${max} THEN 3 ELSE 0 END,
+              error = ${EXPIRED_ERROR}, lease_until = NULL, lease_token = NULL, updated_at = ${t}
+            WHERE id IN (SELECT id FROM pixmill_tasks WHERE state = 1 AND lease_until <= ${t} FOR UPDATE SKIP LOCKED)
+            RETURNING id
+          ), swept AS (
+            DELETE FROM pixmill_tasks
+            WHERE id IN (SELECT id FROM pixmill_tasks WHERE NOT ready AND created_at <= ${t - HELD_TASK_TTL_MS} FOR UPDATE SKIP LOCKED)
+              AND id NOT IN (SELECT id FROM expired)
+            RETURNING id
+          )
+          SELECT (SELECT count(*) FROM expired)::int AS expired, (SELECT count(*) FROM swept)::int AS swept`
+        // A separate statement so that it sees the tasks just put back. SKIP LOCKED: concurrent claimers each take
+        // a different row instead of queueing on the oldest one and then finding it taken.
+        const leaseToken = crypto.randomUUID()
+        const [claimed] = await sql<Row[]>`
+          UPDATE pixmill_tasks SET state = 1, lease_until = ${t + leaseMs}, lease_token = ${leaseToken}, updated_at = ${t}
+          WHERE id = (SELECT id FROM pixmill_tasks WHERE state = 0 AND ready ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+          RETURNING *`
+        return { claim: claimed ? { task: toTask(claimed), leaseToken } : undefined, expired: expiry?.expired ?? 0 }
+      }),
+    renew: (id, leaseToken) =>
+      guarded(async () => {
+        const t = now()
+        const rows = await sql<Row[]>`UPDATE pixmill_tasks SET lease_until = ${t + leaseMs}, updated_at = ${t} WHERE ${inProgress(id, leaseToken)} RETURNING *`
+        return updated(rows, id, 'renew the lease of', leaseToken)
+      }),
+    finish: (id, leaseToken) =>
+      guarded(async () => {
+        const rows = await sql<Row[]>`
+          UPDATE pixmill_tasks SET state = 2, lease_until = NULL, lease_token = NULL, updated_at = ${now()}
+          WHERE ${inProgress(id, leaseToken)} RETURNING *`
+        return updated(rows, id, 'finish', leaseToken)
+      }),
+    fail: (id, error, leaseToken) =>
+      guarded(async () => {
+        const rows = await sql<Row[]>`
+          UPDATE pixmill_tasks SET attempts = attempts + 1, state = CASE WHEN attempts + 1 >= ${max} THEN 3 ELSE 0 END,
+            error = ${error ?? 'no reason given'}, lease_until = NULL, lease_token = NULL, updated_at = ${now()}
+          WHERE ${inProgress(id, leaseToken)} RETURNING *`
+        return updated(rows, id, 'fail', leaseToken)
+      }),
+    release: (id, leaseToken) =>
+      guarded(async () => {
+        const rows = await sql<Row[]>`
+          UPDATE pixmill_tasks SET state = 0, lease_until = NULL, lease_token = NULL, updated_at = ${now()}
+          WHERE ${inProgress(id, leaseToken)} RETURNING *`
+        return updated(rows, id, 'release', leaseToken)
+      }),
+    retry: (id) =>
+      guarded(async () => {
+        const rows = await sql<Row[]>`
+          UPDATE pixmill_tasks SET state = 0, attempts = 0, error = NULL, updated_at = ${now()} WHERE id = ${id} AND state = 3 RETURNING *`
+        if (rows[0]) return toTask(rows[0])
+        const current = await row(id)
+        if (!current) throw new NotFound(`No task with id ${id}.`)
+        throw new Conflict(`Cannot retry task ${id}: only a failed task (state 3) can be retried; it is in state ${current.state}.`)
+      }),
+    setState: (id, state) =>
+      guarded(async () => {
+        const t = now()
+        const rows = await sql<Row[]>`
+          UPDATE pixmill_tasks SET state = ${state}, lease_until = ${state === 1 ? t + leaseMs : null}, lease_token = NULL, updated_at = ${t}
+          WHERE id = ${id} RETURNING *`
+        if (!rows[0]) throw new NotFound(`No task with id ${id}.`)
+        return toTask(rows[0])
+      }),
+    async *list() {
+      // Keyset pages: each page is its own short query, so a slow reader holds no connection between pages.
+      for (let after = -1; ; ) {
+        const rows = await guarded(() => sql<Row[]>`SELECT * FROM pixmill_tasks WHERE id > ${after} ORDER BY id LIMIT ${LIST_PAGE}`)
+        for (const found of rows) yield toTask(found)
+        if (rows.length < LIST_PAGE) return
+        after = Number(rows[rows.length - 1]!.id)
+      }
+    },
+    recent: ({ state, limit }) =>
+      guarded(async () => {
+        const rows =
+          state === undefined
+            ? await sql<Row[]>`SELECT * FROM pixmill_tasks ORDER BY id DESC LIMIT ${limit}`
+            : await sql<Row[]>`SELECT * FROM pixmill_tasks WHERE state = ${state} ORDER BY id DESC LIMIT ${limit}`
+        return rows.map(toTask)
+      }),
+    countByState: () =>
+      guarded(async () => {
+        const counts: Record<TaskState, number> = { 0: 0, 1: 0, 2: 0, 3: 0 }
+        const rows = await sql<{ state: TaskState; n: number }[]>`SELECT state, count(*)::int AS n FROM pixmill_tasks GROUP BY state`
+        for (const { state, n } of rows) counts[state] = n
+        return counts
+      }),
+    async healthy() {
+      // A second try after a quick failure: after PostgreSQL restarts, the first query on the old pool can still
+      // fail with the old connection's error. No second try after no answer: that is a hung server.
+      for (let attempt = 0; attempt < 2; attempt++) {
+        let timer: ReturnType<typeof setTimeout> | undefined
+        const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), HEALTH_TIMEOUT_MS)))
+        const ping = (async () => (await sql<{ one: number }[]>`SELECT 1 AS one`)[0]?.one === 1)().catch(() => false)
+        const answer = await Promise.race([ping, late])
+        clearTimeout(timer)
+        if (answer !== false) return answer === true
+      }
+      return false
+    },
+    async close() {
+      await sql.close({ timeout: 5 })
+    },
+  }
+}

@@ -1,0 +1,201 @@
+// The PostgreSQL task store against the TaskStore contract, plus what only PostgreSQL has: many instances, an outage, a crash.
+import { SQL } from 'bun'
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { openPostgresTaskStore } from '../../src/roles/database/postgres-task-store.ts'
+import type { TaskStore, TaskStoreOptions } from '../../src/roles/database/task-store.ts'
+import { DependencyUnavailable } from '../../src/shared/errors.ts'
+import { type PostgresServer, postgresInstalled, startPostgresServer } from '../helpers/postgres-server.ts'
+import { taskStoreContract } from '../helpers/task-store-contract.ts'
+
+/**
+ * The contract opens stores synchronously; this one opens asynchronously, so each method waits for the opening.
+ * Errors of the opening surface on the first call, where the contract sees them.
+ */
+function whenOpen(opening: Promise<TaskStore>): TaskStore {
+  opening.catch(() => {})
+  return {
+    create: async (o) => (await opening).create(o),
+    get: async (id) => (await opening).get(id),
+    activate: async (id) => (await opening).activate(id),
+    drop: async (id) => (await opening).drop(id),
+    claim: async () => (await opening).claim(),
+    renew: async (id, token) => (await opening).renew(id, token),
+    finish: async (id, token) => (await opening).finish(id, token),
+    release: async (id, token) => (await opening).release(id, token),
+    fail: async (id, error, token) => (await opening).fail(id, error, token),
+    retry: async (id) => (await opening).retry(id),
+    setState: async (id, state) => (await opening).setState(id, state),
+    async *list() {
+      yield* (await opening).list()
+    },
+    recent: async (o) => (await opening).recent(o),
+    countByState: async () => (await opening).countByState(),
+    healthy: async () => (await opening).healthy(),
+    close: async () => (await opening).close(),
+  }
+}
+
+// The server is part of the test setup (.ci/run installs it): without it these tests fail, they do not skip.
+if (!postgresInstalled()) throw new Error('PostgreSQL is not installed (apt-get install -y postgresql)')
+
+let server: PostgresServer
+/** A fresh, empty database for each test (tests run one after the other and close their stores). */
+const freshDatabase = () => server.emptyDatabase()
+const options = (): TaskStoreOptions => ({ leaseSeconds: 60, maxAttempts: 3 })
+
+// initdb takes about a second, more on a busy machine: above bun's default 5 s hook timeout there.
+beforeAll(async () => {
+  server = await startPostgresServer()
+}, 60_000)
+afterAll(async () => {
+  await server?.destroy()
+}, 30_000)
+
+taskStoreContract('PostgreSQL', () => {
+  // Every open() within one test reaches the same database, so "close and open again" sees the same tasks.
+  const url = freshDatabase()
+  return { open: (o) => whenOpen(url.then((u) => openPostgresTaskStore(u, o))), cleanup: () => {} }
+})
+
+describe('PostgreSQL task store: several instances on one database', () => {
+  test('200 concurrent claims over 100 tasks, spread over three instances, hand each task out exactly once', async () => {
+    const url = await freshDatabase()
+    const stores = await Promise.all([0, 1, 2].map(() => openPostgresTaskStore(url, options())))
+    try {
+      for (let i = 0; i < 100; i++) await stores[i % 3]!.create()
+      const results = await Promise.all(Array.from({ length: 200 }, (_, i) => stores[i % 3]!.claim()))
+      const ids = results.flatMap((r) => (r.claim ? [r.claim.task.id] : []))
+      expect(ids.length).toBe(100)
+      expect([...new Set(ids)].sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => i))
+      expect(new Set(results.flatMap((r) => (r.claim ? [r.claim.leaseToken] : []))).size).toBe(100)
+      expect(await stores[0]!.countByState()).toEqual({ 0: 0, 1: 100, 2: 0, 3: 0 })
+    } finally {
+      await Promise.all(stores.map((s) => s.close()))
+    }
+  })
+
+  test('an expired lease is put back once even when three instances claim at the same moment', async () => {
+    const url = await freshDatabase()
+    let clock = 1_700_000_000_000
+    const stores = await Promise.all([0, 1, 2].map(() => openPostgresTaskStore(url, { ...options(), now: () => clock })))
+    try {
+      for (let i = 0; i < 30; i++) await stores[0]!.create()
+      for (let i = 0; i < 30; i++) await stores[i % 3]!.claim()
+      clock += 61_000
+      const results = await Promise.all(Array.from({ length: 60 }, (_, i) => stores[i % 3]!.claim()))
+      expect(results.reduce((n, r) => n + r.expired, 0)).toBe(30)
+      const ids = results.flatMap((r) => (r.claim ? [r.claim.task.id] : []))
+      expect(new Set(ids).size).toBe(ids.length)
+      for await (const task of stores[1]!.list()) expect(task.attempts).toBe(1)
+    } finally {
+      await Promise.all(stores.map((s) => s.close()))
+    }
+  })
+
+  test('four instances starting at once on an empty database migrate it once, and share one id counter', async () => {
+    const url = await freshDatabase()
+    const stores = await Promise.all([0, 1, 2, 3].map(() => openPostgresTaskStore(url, options())))
+    const sql = new SQL(url, { max: 1 })
+    try {
+      // Without the advisory lock, racing starts fail on the catalogues or record the schema version twice.
+      expect(await sql`SELECT version FROM pixmill_schema`).toEqual([{ version: 1 }])
+      const ids = await Promise.all(Array.from({ length: 20 }, (_, i) => stores[i % 4]!.create()))
+      expect([...ids].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i))
+      // A later start finds the schema current and changes nothing.
+      const later = await openPostgresTaskStore(url, options())
+      expect((await later.countByState())[0]).toBe(20)
+      await later.close()
+    } finally {
+      await sql.close()
+      await Promise.all(stores.map((s) => s.close()))
+    }
+  })
+})
+
+/** Stopping (a checkpoint with fsync on) and restarting take seconds on a busy machine. */
+const OUTAGE_TIMEOUT_MS = 30_000
+
+describe('PostgreSQL task store: outages and crashes', () => {
+  test('with PostgreSQL down, calls fail quickly with 503 and healthy() is false; when it is back, everything works', async () => {
+    const store = await openPostgresTaskStore(await freshDatabase(), options())
+    try {
+      const id = await store.create()
+      await server.stop()
+      const started = performance.now()
+      for (const call of [() => store.create(), () => store.claim(), () => store.get(id), () => store.countByState()]) {
+        const error = await call().then(() => undefined, (e: unknown) => e)
+        expect(error).toBeInstanceOf(DependencyUnavailable)
+        expect((error as DependencyUnavailable).status).toBe(503)
+      }
+      expect(await store.healthy()).toBe(false)
+      expect(performance.now() - started).toBeLessThan(3000)
+      await server.restart()
+      expect(await store.healthy()).toBe(true)
+      expect((await store.claim()).claim?.task.id).toBe(id)
+      expect(await store.create()).toBe(id + 1)
+    } finally {
+      await store.close()
+    }
+  }, OUTAGE_TIMEOUT_MS)
+
+  test('a hung PostgreSQL: calls fail with 503 after the operation deadline, healthy() is false within seconds', async () => {
+    const store = await openPostgresTaskStore(await freshDatabase(), { ...options(), operationTimeoutMs: 300 })
+    try {
+      await store.create()
+      server.freeze()
+      const started = performance.now()
+      expect(await store.claim().then(() => undefined, (e: unknown) => e)).toBeInstanceOf(DependencyUnavailable)
+      expect(performance.now() - started).toBeLessThan(1000)
+      expect(await store.healthy()).toBe(false)
+      expect(performance.now() - started).toBeLessThan(4000)
+      server.thaw()
+      // The claim that timed out may still have gone through once the server woke: the task is handed out once at most.
+      const again = await store.claim()
+      expect(again.claim === undefined || again.claim.task.id === 0).toBe(true)
+      expect(await store.healthy()).toBe(true)
+    } finally {
+      server.thaw()
+      await store.close()
+    }
+  }, OUTAGE_TIMEOUT_MS)
+
+  test('a store opened while PostgreSQL is down rejects with 503 instead of hanging', async () => {
+    const url = await freshDatabase()
+    await server.stop()
+    try {
+      const error = await openPostgresTaskStore(url, options()).then(() => undefined, (e: unknown) => e)
+      expect(error).toBeInstanceOf(DependencyUnavailable)
+    } finally {
+      await server.restart()
+    }
+  }, OUTAGE_TIMEOUT_MS)
+
+  test('acknowledged tasks, states and the id counter survive kill -9 of PostgreSQL and its restart', async () => {
+    const url = await freshDatabase()
+    const store = await openPostgresTaskStore(url, options())
+    try {
+      for (let i = 0; i < 5; i++) await store.create()
+      const claim = (await store.claim()).claim!
+      await store.finish(claim.task.id, claim.leaseToken)
+      await store.claim()
+      await store.setState(4, 2)
+      await server.kill9()
+      await server.restart()
+      const reopened = await openPostgresTaskStore(url, options())
+      try {
+        const states: number[] = []
+        for await (const task of reopened.list()) states.push(task.state)
+        expect(states).toEqual([2, 1, 0, 0, 2])
+        expect(await reopened.create()).toBe(5)
+        expect((await reopened.claim()).claim?.task.id).toBe(2)
+        // The store opened before the crash recovers on its own too.
+        expect(await store.healthy()).toBe(true)
+        expect((await store.get(5))?.state).toBe(0)
+      } finally {
+        await reopened.close()
+      }
+    } finally {
+      await store.close()
+    }
+  }, OUTAGE_TIMEOUT_MS)
+})
