@@ -1,0 +1,121 @@
+// End to end: PNGs uploaded through the master, one worker of 1 and 2 threads, beside the raw image work alone.
+import { mkdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { type BenchContext, call } from './context.ts'
+import { writeImageSet } from './images.ts'
+import { figure, type Figure } from './model.ts'
+import { type RawWorkResult, runRawWork } from './processes.ts'
+import { MiB, percentile } from './stats.ts'
+
+const THREADS = [1, 2] as const
+
+/** Images per figure: enough for a few seconds of work at the speeds measured here (2048x2048: about 0.7 s each). */
+const SIZES = (quick: boolean) => [
+  { size: 512, count: quick ? 6 : 60 },
+  { size: 2048, count: quick ? 2 : 8 },
+]
+
+interface Finished {
+  readonly id: number
+  readonly finishedAt: number
+}
+
+/** Uploads one PNG through the master; answers the task id. */
+async function upload(master: string, png: Uint8Array<ArrayBuffer>): Promise<number> {
+  return Number(await call(`http://${master}/new`, { method: 'POST', body: png, headers: { 'content-type': 'image/png' } }))
+}
+
+/**
+ * Waits until every task is finished and answers when each was, from the database's own `updatedAt`: polling only
+ * finds out, so the latency is not rounded to the polling interval. Polls the oldest unfinished task (tasks finish
+ * nearly in order), about 50 times a second: little load beside the work being measured.
+ */
+async function waitFinished(master: string, ids: readonly number[], timeoutMs: number): Promise<Finished[]> {
+  const deadline = performance.now() + timeoutMs
+  const done: Finished[] = []
+  for (const id of ids) {
+    for (;;) {
+      const task = JSON.parse(await call(`http://${master}/status?id=${id}`)) as { state: number; updatedAt: string; error?: string }
+      if (task.state === 2) {
+        done.push({ id, finishedAt: Date.parse(task.updatedAt) })
+        break
+      }
+      if (task.state === 3) throw new Error(`task ${id} failed: ${task.error}`)
+      if (performance.now() > deadline) throw new Error(`task ${id} not finished within ${timeoutMs} ms`)
+      await Bun.sleep(20)
+    }
+  }
+  return done
+}
+
+/** One batch: upload every image one after another as fast as the master takes them, then wait for all. */
+async function batch(ctx: BenchContext, pngs: readonly Uint8Array<ArrayBuffer>[]) {
+  const master = ctx.system.addresses.master
+  const start = Date.now()
+  const uploadedAt: number[] = []
+  const ids: number[] = []
+  for (const png of pngs) {
+    uploadedAt.push(Date.now())
+    const id = await upload(master, png)
+    ctx.ownTasks.add(id)
+    ids.push(id)
+  }
+  const finished = await waitFinished(master, ids, 60_000 + pngs.length * 10_000)
+  const latencies = finished.map((f, i) => f.finishedAt - uploadedAt[i]!)
+  const seconds = (Math.max(...finished.map((f) => f.finishedAt)) - start) / 1000
+  return { imagesPerSecond: pngs.length / seconds, latencies }
+}
+
+export async function e2eFigures(ctx: BenchContext): Promise<Figure[]> {
+  const dir = join(ctx.workDir, 'images')
+  mkdirSync(dir, { recursive: true })
+  const sets = await Promise.all(
+    SIZES(ctx.quick).map(async ({ size, count }) => {
+      const files = await writeImageSet(dir, size, count)
+      return { size, files, pngs: files.map((f) => new Uint8Array(readFileSync(f))) }
+    }),
+  )
+  const figures: Figure[] = []
+  const rounds = ctx.quick ? 1 : 2
+  for (const threads of THREADS) {
+    const worker = await ctx.system.startWorker(threads)
+    try {
+      for (const set of sets) {
+        // The codec limit and the system in turn, so that both see the same share of a machine others use too.
+        const raws: RawWorkResult[] = []
+        const runs: Awaited<ReturnType<typeof batch>>[] = []
+        for (let i = 0; i < rounds; i++) {
+          raws.push(await runRawWork(threads, set.files, ctx.workDir))
+          // One image first, right before the batch: the worker's start and the JIT are not its throughput, and a
+          // worker left idle during the raw run polls only every 0.5-1.5 s; after a task its loops poll within 0.1 s.
+          await batch(ctx, set.pngs.slice(0, 1))
+          runs.push(await batch(ctx, set.pngs))
+        }
+        const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length
+        const rate = mean(runs.map((r) => r.imagesPerSecond))
+        const rawRate = mean(raws.map((r) => r.imagesPerSecond))
+        const latencies = runs.flatMap((r) => r.latencies)
+        const mib = set.pngs.reduce((sum, p) => sum + p.byteLength, 0) / set.pngs.length / MiB
+        const name = `${set.size}x${set.size}, ${threads} thread${threads > 1 ? 's' : ''}`
+        const list = (values: number[]) => values.map((v) => v.toFixed(2)).join(', ')
+        ctx.progress(`  end to end ${name}: ${list(runs.map((r) => r.imagesPerSecond))} images/s; raw image work: ${list(raws.map((r) => r.imagesPerSecond))} images/s`)
+        figures.push(
+          figure({
+            id: `e2e.${set.size}.t${threads}`,
+            label: `end to end ${name}`,
+            load: `${rounds} x ${set.pngs.length} PNGs of ${mib.toFixed(1)} MiB uploaded one after another`,
+            value: rate,
+            unit: 'images/s',
+            p50Ms: percentile(latencies, 50),
+            p99Ms: percentile(latencies, 99),
+            baseline: { label: `raw image work, ${threads} thread${threads > 1 ? 's' : ''}`, value: rawRate, unit: 'images/s', p99Ms: percentile(raws.map((r) => r.p99Ms), 50) },
+            details: { images: set.pngs.length * rounds, rawP50Ms: Math.round(percentile(raws.map((r) => r.p50Ms), 50)) },
+          }),
+        )
+      }
+    } finally {
+      await worker.stop()
+    }
+  }
+  return figures
+}

@@ -1,0 +1,90 @@
+// The shape of one bench run: each figure beside its baseline from the same run, and the targets as ratios.
+
+/** A measured quantity with its unit, as printed. */
+export interface Measure {
+  readonly label: string
+  readonly value: number
+  readonly unit: string
+}
+
+export interface Figure {
+  /** Stable key (`kv.get`, `e2e.2048.t2`, ...): the test and the README refer to figures by it. */
+  readonly id: string
+  readonly label: string
+  /** How it was loaded: connections, duration, images. */
+  readonly load: string
+  readonly value: number
+  readonly unit: string
+  readonly p50Ms?: number
+  readonly p99Ms?: number
+  readonly mibPerSecond?: number
+  /** The limit of this machine for the same work, measured next to the figure. */
+  readonly baseline: Measure & { readonly p99Ms?: number; readonly mibPerSecond?: number }
+  /** value / baseline.value. */
+  readonly ratio: number
+  /** Facts checked or worth knowing beside the number (duplicate claims, RSS growth, ...). */
+  readonly details?: Readonly<Record<string, number | string>>
+}
+
+export interface Target {
+  readonly figure: string
+  readonly text: string
+  /** The compared quantity: a ratio, or a value in the figure's unit. */
+  readonly actual: number
+  readonly met: boolean
+}
+
+export interface Skipped {
+  readonly id: string
+  readonly reason: string
+}
+
+export interface Machine {
+  readonly cores: number
+  readonly cpu: string
+  readonly memoryGiB: number
+  readonly kernel: string
+  readonly bun: string
+  readonly wrk: string
+}
+
+export interface BenchRun {
+  readonly date: string
+  readonly command: string
+  readonly mode: 'full' | 'quick'
+  /** `started`: the tool started its own system; otherwise the addresses it was given. */
+  readonly system: 'started' | Readonly<Record<string, string>>
+  readonly machine: Machine
+  readonly seconds: number
+  readonly figures: readonly Figure[]
+  readonly targets: readonly Target[]
+  readonly skipped: readonly Skipped[]
+  readonly durationSeconds: number
+}
+
+/** A figure from its measure and its baseline; the ratio is derived so that it cannot disagree with them. */
+export function figure(fields: Omit<Figure, 'ratio'>): Figure {
+  return { ...fields, ratio: fields.baseline.value > 0 ? fields.value / fields.baseline.value : 0 }
+}
+
+const percent = (ratio: number) => `${Math.round(ratio * 100)} %`
+
+/** The issue's targets (2 cores, ratios from one run), judged against the figures that were measured. */
+export function judgeTargets(figures: readonly Figure[]): Target[] {
+  const byId = new Map(figures.map((f) => [f.id, f]))
+  const targets: Target[] = []
+  const atLeast = (id: string, min: number, what: string) => {
+    const f = byId.get(id)
+    if (f) targets.push({ figure: id, text: `${f.label} ≥ ${percent(min)} of ${what}: ${percent(f.ratio)}`, actual: f.ratio, met: f.ratio >= min })
+  }
+  const below = (id: string, max: number) => {
+    const f = byId.get(id)
+    if (f) targets.push({ figure: id, text: `${f.label} < ${max} ${f.unit}: ${f.value.toFixed(1)} ${f.unit}`, actual: f.value, met: f.value < max })
+  }
+  atLeast('kv.get', 0.6, 'the bare Bun.serve constant answer')
+  atLeast('storage.getImage', 0.9, 'the bare Bun.file server')
+  for (const f of figures) if (f.id.startsWith('e2e.')) atLeast(f.id, 0.8, 'the raw image work with the same threads')
+  below('memory.storage', 64)
+  below('memory.master', 64)
+  return targets
+}

@@ -1,0 +1,112 @@
+// The processes a run starts: the pixmill roles, the bare baseline servers and the raw image work, and their stopping.
+import type { Subprocess } from 'bun'
+import { appendFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { freePort, REPO_ROOT, type RoleProcess, spawnRole, waitHealthy } from '../../tests/helpers/processes.ts'
+
+export type RoleName = 'kv' | 'database' | 'storage' | 'master'
+export type Addresses = Readonly<Record<RoleName, string>>
+
+export interface BenchSystem {
+  readonly addresses: Addresses
+  /** Pids of storage and master when this run started them (their RSS can be read); undefined otherwise. */
+  readonly pids?: { readonly storage: number; readonly master: number }
+  /** Starts `bun run src/worker.ts <kv> <threads>` against this system. */
+  startWorker(threads: number): Promise<Stoppable>
+  stop(): Promise<void>
+}
+
+export interface Stoppable {
+  stop(): Promise<void>
+}
+
+/** Room for the memory figure's 200 MiB upload, which the default limit (50 MiB) refuses. */
+export const BENCH_MAX_UPLOAD_BYTES = 256 * 1024 * 1024
+
+/** Environment of every process started: the bench's upload limit, and logs only when something is wrong. */
+const ENV = { PIXMILL_MAX_UPLOAD_BYTES: String(BENCH_MAX_UPLOAD_BYTES), PIXMILL_LOG_LEVEL: 'warn' }
+
+/** SIGTERM, then kill -9 if it has not exited within `graceMs`. */
+async function stopRole(role: RoleProcess, graceMs = 5000): Promise<void> {
+  const exited = await Promise.race([role.terminate(), Bun.sleep(graceMs).then(() => undefined)])
+  if (exited === undefined) await role.kill9()
+}
+
+function workerStarter(kv: string, dataDir: string) {
+  return async (threads: number): Promise<Stoppable> => {
+    const worker = await spawnRole('worker', [kv, String(threads)], { dataDir, env: ENV })
+    return { stop: () => stopRole(worker, 65_000) }
+  }
+}
+
+/** kv, database, storage and master as separate processes on free ports, with their data in `dataDir`. */
+export async function startSystem(dataDir: string): Promise<BenchSystem> {
+  const at = () => `127.0.0.1:${freePort()}`
+  const addresses = { kv: at(), database: at(), storage: at(), master: at() }
+  const roles: RoleProcess[] = []
+  const stop = async () => {
+    await Promise.allSettled(roles.splice(0).reverse().map((role) => stopRole(role)))
+  }
+  try {
+    roles.push(await spawnRole('kv', [addresses.kv], { dataDir, healthAt: addresses.kv, env: ENV }))
+    for (const role of ['database', 'storage', 'master'] as const) {
+      roles.push(await spawnRole(role, [addresses[role], addresses.kv], { dataDir, healthAt: addresses[role], env: ENV }))
+    }
+  } catch (error) {
+    await stop()
+    throw error
+  }
+  return {
+    addresses,
+    pids: { storage: roles[2]!.proc.pid, master: roles[3]!.proc.pid },
+    startWorker: workerStarter(addresses.kv, dataDir),
+    stop,
+  }
+}
+
+/** A system somebody else runs: nothing to stop, no pids to read. */
+export function remoteSystem(addresses: Addresses, dataDir: string): BenchSystem {
+  return { addresses, startWorker: workerStarter(addresses.kv, dataDir), stop: async () => {} }
+}
+
+/** Starts `bun run scripts/bench/<script>.ts <args>` with its output appended to `<logDir>/<script>.log`. */
+function spawnScript(script: string, args: readonly string[], logDir: string): Subprocess {
+  const proc = Bun.spawn(['bun', 'run', `scripts/bench/${script}.ts`, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...ENV }, stdout: 'pipe', stderr: 'pipe' })
+  void (async () => {
+    for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) appendFileSync(join(logDir, `${script}.log`), chunk)
+  })()
+  return proc
+}
+
+/** A bare Bun.serve from baseline-server.ts, listening on a free port once this resolves. */
+export async function startBaseline(mode: 'constant' | 'file' | 'write', path: string | undefined, logDir: string): Promise<{ address: string } & Stoppable> {
+  const address = `127.0.0.1:${freePort()}`
+  const proc = spawnScript('baseline-server', [mode, address.split(':')[1]!, ...(path ? [path] : [])], logDir)
+  const stop = async () => {
+    proc.kill('SIGKILL')
+    await proc.exited
+  }
+  try {
+    await waitHealthy(address, 15_000)
+  } catch (error) {
+    await stop()
+    throw error
+  }
+  return { address, stop }
+}
+
+export interface RawWorkResult {
+  readonly images: number
+  readonly seconds: number
+  readonly imagesPerSecond: number
+  readonly p50Ms: number
+  readonly p99Ms: number
+}
+
+/** The codec limit: raw-work.ts swaps `files` with `threads` loops in a process of its own. */
+export async function runRawWork(threads: number, files: readonly string[], logDir: string): Promise<RawWorkResult> {
+  const proc = spawnScript('raw-work', [String(threads), ...files], logDir)
+  const [out, code] = await Promise.all([new Response(proc.stdout as ReadableStream).text(), proc.exited])
+  if (code !== 0) throw new Error(`raw-work.ts exited ${code}; see ${join(logDir, 'raw-work.log')}`)
+  return JSON.parse(out) as RawWorkResult
+}
