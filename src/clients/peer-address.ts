@@ -26,6 +26,8 @@ export interface LookupOptions {
   readonly refreshMs?: number
   /** How long a failed instance is skipped, in ms. Default 5000. */
   readonly skipMs?: number
+  /** How long a call waits for a kv lookup when it can go on with the instances it knew, in ms. Default 1000. */
+  readonly patienceMs?: number
   readonly now?: () => number
 }
 
@@ -52,9 +54,9 @@ export function kvPeer(kv: KvClient, key: string, options: LookupOptions = {}): 
     return [single]
   }
 
-  const refresh = () => {
+  const refresh = (attempts: number) => {
     // Concurrent callers share one lookup.
-    pending ??= withBackoff(lookup, { what: `looking up ${key} in kv`, attempts: options.attempts ?? 5, initialMs: 100, maxMs: 1000, log: options.log })
+    pending ??= withBackoff(lookup, { what: `looking up ${key} in kv`, attempts, initialMs: 100, maxMs: 1000, log: options.log })
       .then((found) => {
         if (found.join() !== instances.join()) options.log?.info({ key, instances: found }, `found ${key}`)
         instances = found
@@ -73,10 +75,14 @@ export function kvPeer(kv: KvClient, key: string, options: LookupOptions = {}): 
       let list = instances
       if (list.length === 0 || now() - fetchedAt > refreshMs) {
         try {
-          list = await refresh()
+          // With instances known, one quick look: back-off here would hold up every call while kv is down, and a kv
+          // store that hangs (stopped, overloaded) would hold it up for the whole time-out of the lookup.
+          list = list.length === 0 ? await refresh(options.attempts ?? 5) : await within(refresh(1), options.patienceMs ?? 1000)
         } catch (error) {
-          // kv down: keep using what we knew rather than failing calls that could still work.
+          // kv down: keep using what we knew rather than failing calls that could still work, and ask kv again only
+          // after another refreshMs (before, every call paid 1.5 s of back-off: 4.4 s per upload while kv was down).
           if (list.length === 0) throw error
+          fetchedAt = now()
         }
       }
       const t = now()
@@ -89,6 +95,16 @@ export function kvPeer(kv: KvClient, key: string, options: LookupOptions = {}): 
       fetchedAt = -Infinity
     },
   }
+}
+
+/** `work`, or a rejection once `ms` have passed (the work goes on, and still updates what it was for). */
+function within<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
+    timer.unref?.()
+  })
+  return Promise.race([work, late]).finally(() => clearTimeout(timer))
 }
 
 export interface PeerCallOptions {

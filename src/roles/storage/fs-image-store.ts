@@ -100,6 +100,8 @@ export function openFsImageStore(root: string, options: FsImageStoreOptions = {}
     const code = (error as NodeJS.ErrnoException).code
     if (code === 'ENOENT' || code === 'ENOTDIR') return new DependencyUnavailable(`${what} failed: the storage folder ${root} is not there.`)
     if (code === 'ENOSPC' || code === 'EDQUOT') return new DependencyUnavailable(`${what} failed: the disk is full.`)
+    // A file-size limit (ulimit -f, a quota on file size) is the disk refusing the write, as a full disk is.
+    if (code === 'EFBIG') return new DependencyUnavailable(`${what} failed: the file system refuses a file this large (EFBIG).`)
     if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'EIO') {
       return new DependencyUnavailable(`${what} failed: the storage folder cannot be written (${code}).`)
     }
