@@ -41,6 +41,13 @@ export interface ServeOptions {
 /** Listens, registers, and returns a handle whose stop() drains in-flight requests first. */
 export async function serveRole(options: ServeOptions): Promise<RunningRole> {
   const { app, listen, log, role } = options
+  // A role that others find through kv is not ready until it is registered: /health says so until then, so that
+  // whoever waits for it to be healthy can count on finding it in kv.
+  let registered = options.register === undefined
+  app.onRequest(({ request }) => {
+    if (registered) return
+    if (new URL(request.url).pathname === '/health') return Response.json({ role, ok: false, starting: 'registering in kv' }, { status: 503 })
+  })
   app.listen({ hostname: listen.hostname, port: listen.port })
   const server = app.server
   if (!server) throw new Error(`${role}: could not listen on ${listen.text}`)
@@ -88,6 +95,7 @@ export async function serveRole(options: ServeOptions): Promise<RunningRole> {
       await running.stop()
       throw new Error(`${role}: could not register in the kv store at ${kv.address} within ${waitSeconds} s (PIXMILL_KV_WAIT_SECONDS): ${(error as Error).message}`)
     }
+    registered = true
     log.info({ key, value }, `${role} registered in kv`)
     let failing = false
     heartbeat = setInterval(() => {
