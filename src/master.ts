@@ -2,7 +2,7 @@
 import { createDatabaseClient } from './clients/database-client.ts'
 import { createPeerFetch, networkFetch } from './clients/http.ts'
 import { createKvClient } from './clients/kv-client.ts'
-import { kvPeer, type PeerAddress } from './clients/peer-address.ts'
+import { kvPeer, peerHealthy } from './clients/peer-address.ts'
 import { createStorageClient } from './clients/storage-client.ts'
 import { createMetricsRegistry } from './plugins/metrics.ts'
 import { createMasterApp } from './roles/master/app.ts'
@@ -11,21 +11,6 @@ import { withBackoff } from './shared/backoff.ts'
 import { loadSettings, type Settings } from './shared/config.ts'
 import { createLogger } from './shared/logger.ts'
 import { kvWait, type RunningRole, runMain, serveRole } from './shared/run-role.ts'
-
-/** Whether a peer's /health answers 200 within a second. */
-async function peerHealthy(peer: PeerAddress): Promise<boolean> {
-  try {
-    const address = await Promise.race([peer.current(), Bun.sleep(1000).then(() => undefined)])
-    if (address === undefined) return false
-    const response = await networkFetch(new Request(`http://${address}/health`, { signal: AbortSignal.timeout(1000) }))
-    await response.body?.cancel()
-    if (!response.ok) peer.invalidate()
-    return response.ok
-  } catch {
-    peer.invalidate()
-    return false
-  }
-}
 
 /** Starts the master role from its command-line arguments. */
 export async function startMaster(argv: readonly string[], settings: Settings = loadSettings()): Promise<RunningRole> {
@@ -50,7 +35,7 @@ export async function startMaster(argv: readonly string[], settings: Settings = 
     token: settings.token,
     idleTimeoutSeconds: settings.idleTimeoutSeconds,
     dependenciesHealthy: async () => {
-      const [database, storage] = await Promise.all([peerHealthy(databasePeer), peerHealthy(storagePeer)])
+      const [database, storage] = await Promise.all([peerHealthy(databasePeer, networkFetch), peerHealthy(storagePeer, networkFetch)])
       return { database, storage }
     },
   })

@@ -1,6 +1,6 @@
 // Client of the master's client-facing API (upload, poll, download, status, board), for the frontend.
 import { callPeer, type Fetch, networkFetch } from './http.ts'
-import { onPeer, type PeerAddress } from './peer-address.ts'
+import { onPeer, type PeerAddress, peerHealthy } from './peer-address.ts'
 
 /** A task as the master answers `/status` and `/tasks`. */
 export interface TaskStatus {
@@ -75,18 +75,6 @@ export function createMasterPublicClient(peer: PeerAddress, fetcher: Fetch = net
     async retry(id) {
       await text('POST', '/retryTask', { id })
     },
-    async healthy(timeoutMs = 1000) {
-      try {
-        const address = await Promise.race([peer.current(), Bun.sleep(timeoutMs).then(() => undefined)])
-        if (address === undefined) return false
-        const response = await fetcher(new Request(`http://${address}/health`, { signal: AbortSignal.timeout(timeoutMs) }))
-        await response.body?.cancel()
-        if (!response.ok) peer.invalidate()
-        return response.ok
-      } catch {
-        peer.invalidate()
-        return false
-      }
-    },
+    healthy: (timeoutMs = 1000) => peerHealthy(peer, fetcher, timeoutMs),
   }
 }

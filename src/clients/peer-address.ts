@@ -2,6 +2,7 @@
 import { DependencyUnavailable } from '../shared/errors.ts'
 import { withBackoff } from '../shared/backoff.ts'
 import type { Logger } from '../shared/logger.ts'
+import type { Fetch } from './http.ts'
 import type { KvClient } from './kv-client.ts'
 
 export interface PeerAddress {
@@ -131,5 +132,21 @@ export async function onPeer<T>(peer: PeerAddress, call: (address: string) => Pr
     const other = await peer.current().catch(() => address)
     if (other === address) throw error
     return call(other)
+  }
+}
+
+/** Whether an instance of the peer answers `/health` with 200 within `timeoutMs`; a failing one is skipped next time. */
+export async function peerHealthy(peer: PeerAddress, fetcher: Fetch, timeoutMs = 1000): Promise<boolean> {
+  let address: string | undefined
+  try {
+    address = await Promise.race([peer.current(), Bun.sleep(timeoutMs).then(() => undefined)])
+    if (address === undefined) return false
+    const response = await fetcher(new Request(`http://${address}/health`, { signal: AbortSignal.timeout(timeoutMs) }))
+    await response.body?.cancel()
+    if (!response.ok) peer.invalidate(address)
+    return response.ok
+  } catch {
+    peer.invalidate(address)
+    return false
   }
 }
