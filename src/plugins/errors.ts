@@ -6,11 +6,7 @@ import { currentRequestId, REQUEST_ID_HEADER } from '../shared/request-context.t
 
 const TEXT = 'text/plain; charset=utf-8'
 
-/** The status of each request answered with an error, for the metrics plugin (Elysia's hooks see the pre-mapping status). */
-export const errorStatus = new WeakMap<Request, number>()
-
 function answer(request: Request, status: number, message: string, headers: Record<string, string> = {}): Response {
-  errorStatus.set(request, status)
   const requestId = currentRequestId()
   return new Response(errorText(message), {
     status,
@@ -33,6 +29,8 @@ function validationMessage(error: Readonly<Pick<ValidationError, 'type' | 'custo
 export function queryProblem(url: string): string | undefined {
   const q = url.indexOf('?')
   if (q < 0) return undefined
+  // The common case, one parameter in plain characters, has nothing to check (this runs on every request).
+  if (url.indexOf('&', q) < 0 && url.indexOf('%', q) < 0) return undefined
   const seen = new Set<string>()
   for (const part of url.slice(q + 1).split('&')) {
     if (part === '') continue
@@ -51,15 +49,20 @@ export function queryProblem(url: string): string | undefined {
   return undefined
 }
 
+export interface ErrorsOptions {
+  /** Told of each request for a path no route has, answered 404 here (the metrics count it: no route hook sees it). */
+  readonly onUnmatched?: (request: Request) => void
+}
+
 /** Error translator for a role; `log` gets unexpected errors once, with the request. */
-export function errorsPlugin(log: Logger) {
+export function errorsPlugin(log: Logger, options: ErrorsOptions = {}) {
   return new Elysia({ name: 'pixmill.errors' })
     // After routing, before validation: so that the answer is counted under its route.
     .onTransform({ as: 'global' }, ({ request }) => {
       const problem = queryProblem(request.url)
       if (problem !== undefined) throw new BadRequest(problem)
     })
-    .onError({ as: 'global' }, ({ code, error, request }) => {
+    .onError({ as: 'global' }, ({ code, error, request, route }) => {
       if (error instanceof HttpError) return answer(request, error.status, error.message, error.headers)
       switch (code) {
         case 'VALIDATION':
@@ -67,6 +70,7 @@ export function errorsPlugin(log: Logger) {
         case 'PARSE':
           return answer(request, 400, 'The body could not be parsed as this endpoint expects (see /swagger).')
         case 'NOT_FOUND':
+          if (!route) options.onUnmatched?.(request)
           return answer(request, 404, `Not found: ${request.method} ${new URL(request.url).pathname}`)
         case 'INVALID_COOKIE_SIGNATURE':
           return answer(request, 400, 'Invalid cookie signature.')

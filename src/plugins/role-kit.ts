@@ -5,7 +5,7 @@ import type { Logger } from '../shared/logger.ts'
 import { authPlugin } from './auth.ts'
 import { errorsPlugin } from './errors.ts'
 import { healthPlugin, type HealthReport } from './health.ts'
-import { metricsPlugin } from './metrics.ts'
+import { requestMetrics } from './metrics.ts'
 import { requestIdPlugin } from './request-id.ts'
 import { swaggerPlugin } from './swagger.ts'
 
@@ -27,14 +27,15 @@ export interface RoleKitOptions {
 
 /** A root Elysia app with the shared plugins mounted; the role adds its routes, then `withMethodGuard`. */
 export function roleKit(options: RoleKitOptions) {
+  const metrics = requestMetrics(options.registry)
   return new Elysia({
     name: `pixmill.${options.role}`,
     serve: { maxRequestBodySize: options.maxRequestBodySize ?? 1024 * 1024, idleTimeout: options.idleTimeoutSeconds ?? 30 },
   })
     .use(requestIdPlugin())
-    .use(errorsPlugin(options.log))
+    .use(errorsPlugin(options.log, { onUnmatched: metrics.unmatched }))
     .use(authPlugin(options.token, options.internal ?? []))
-    .use(metricsPlugin(options.registry))
+    .use(metrics.plugin)
     .use(healthPlugin(options.role, options.health))
     .use(swaggerPlugin({ title: `pixmill ${options.role}`, description: options.description }))
 }

@@ -1,6 +1,6 @@
 // Peeking at a request body and counting it against a limit, without buffering the whole.
 import { describe, expect, test } from 'bun:test'
-import { declaredLength, peekBody } from '../../src/shared/body-stream.ts'
+import { collectionPace, declaredLength, peekBody } from '../../src/shared/body-stream.ts'
 import { PayloadTooLarge } from '../../src/shared/errors.ts'
 
 function chunks(...parts: Uint8Array[]): ReadableStream<Uint8Array> {
@@ -22,6 +22,20 @@ describe('peekBody', () => {
     expect(whole.byteLength).toBe(45)
     expect([whole[0], whole[10], whole[44]]).toEqual([1, 2, 3])
     expect(body.failure()).toBeUndefined()
+  })
+
+  test('with collectEveryBytes, the body still comes through whole and in order', async () => {
+    const parts = Array.from({ length: 8 }, (_, i) => bytes(1000, i + 1))
+    const body = await peekBody(chunks(...parts), 33, 100_000, undefined, 2500)
+    const whole = new Uint8Array(await new Response(body.stream).arrayBuffer())
+    expect(whole.byteLength).toBe(8000)
+    expect(Array.from({ length: 8 }, (_, i) => whole[i * 1000 + 999])).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
+  })
+
+  test('only a big body, or one of unknown length, is collected after as it goes', () => {
+    expect(collectionPace(10 * 1024 * 1024)).toBeUndefined()
+    expect(collectionPace(200 * 1024 * 1024)).toBe(3 * 1024 * 1024)
+    expect(collectionPace(undefined)).toBe(3 * 1024 * 1024)
   })
 
   test('a body shorter than the peek is given whole', async () => {

@@ -1,6 +1,7 @@
 // The worker's loops against an in-process fake master and storage, through the real peer clients.
 import { afterEach, describe, expect, test } from 'bun:test'
 import sharp from 'sharp'
+import type { StorageClient } from '../../src/clients/storage-client.ts'
 import { createWorker, type Worker, type WorkerOptions } from '../../src/roles/worker/worker.ts'
 import { silentLogger } from '../../src/shared/logger.ts'
 import { encodePng } from '../helpers/png.ts'
@@ -230,6 +231,70 @@ describe('worker loop', () => {
     await until(() => cluster.tasks[id]!.state === 2, 'task finished')
     expect(cluster.calls.some((c) => c.startsWith('/renewTask'))).toBe(false)
     expect(cluster.calls.some((c) => new RegExp(`^/registerTaskFinished\\?id=${id}&ms=\\d+$`).test(c))).toBe(true)
+  })
+
+  /** The cluster's storage, with the store of `held` results waiting for `gate` (for ever if it never opens). */
+  function holdStores(cluster: FakeCluster, held: readonly number[], gate: Promise<void>): StorageClient {
+    return {
+      get: (...args) => cluster.storage.get(...args),
+      send: async (id, ...rest) => {
+        if (held.includes(id)) await gate
+        return cluster.storage.send(id, ...rest)
+      },
+    }
+  }
+
+  test('a loop claims and decodes its next task while the previous result is stored and reported, one store at a time', async () => {
+    const cluster = fakeCluster()
+    const [a, b, c] = [cluster.addTask(PNG), cluster.addTask(PNG), cluster.addTask(PNG)]
+    const gate = deferred()
+    let swaps = 0
+    // A 60 ms lease renews every 20 ms.
+    const w = start(cluster, { threads: 1, leaseSeconds: 0.06, storage: holdStores(cluster, [a], gate.promise), swap: async () => (swaps++, PNG) })
+    await until(() => swaps === 2, 'the second task decoded while the first is being stored')
+    await Bun.sleep(80)
+    // The third waits: a loop holds at most the task being stored and the one decoded behind it.
+    expect(cluster.tasks.map((t) => t.state)).toEqual([1, 1, 0])
+    expect(cluster.callsFor(b).filter((call) => call !== '/renewTask')).toEqual(['/getImage'])
+    expect(w.stats().inFlight).toBe(2)
+    // The lease of the task being stored is still renewed: it is ours until the finish is reported.
+    expect(cluster.callsFor(a).filter((call) => call === '/renewTask').length).toBeGreaterThanOrEqual(2)
+    gate.resolve()
+    await until(() => cluster.tasks.every((t) => t.state === 2), 'all three finished')
+    // b is stored only once a is reported, and c claimed only then.
+    const finishedA = cluster.calls.findIndex((call) => call.startsWith(`/registerTaskFinished?id=${a}&`))
+    expect(cluster.calls.findIndex((call) => call.startsWith(`/sendImage?id=${b}&`))).toBeGreaterThan(finishedA)
+    expect(cluster.calls.slice(0, finishedA).filter((call) => call.startsWith('/getNewTask'))).toHaveLength(2)
+    expect(w.stats()).toMatchObject({ processed: 3, inFlight: 0 })
+  })
+
+  test('close() waits for the result being stored and the task decoded behind it, and claims nothing more', async () => {
+    const cluster = fakeCluster()
+    const [a, b, c] = [cluster.addTask(PNG), cluster.addTask(PNG), cluster.addTask(PNG)]
+    const gate = deferred()
+    let swaps = 0
+    const w = start(cluster, { threads: 1, storage: holdStores(cluster, [a], gate.promise), swap: async () => (swaps++, PNG) })
+    await until(() => swaps === 2, 'the second task decoded')
+    let closed = false
+    const closing = w.close().then(() => (closed = true))
+    await Bun.sleep(30)
+    expect(closed).toBe(false)
+    gate.resolve()
+    await closing
+    expect([cluster.tasks[a]!.state, cluster.tasks[b]!.state, cluster.tasks[c]!.state]).toEqual([2, 2, 0])
+    expect(w.stats()).toMatchObject({ processed: 2, inFlight: 0 })
+  })
+
+  test('close() past its limit releases both the task being stored and the one decoded behind it', async () => {
+    const cluster = fakeCluster()
+    const [a, b] = [cluster.addTask(PNG), cluster.addTask(PNG)]
+    let swaps = 0
+    const w = start(cluster, { threads: 1, closeTimeoutMs: 50, storage: holdStores(cluster, [a], new Promise(() => {})), swap: async () => (swaps++, PNG) })
+    await until(() => swaps === 2, 'the second task decoded')
+    await w.close()
+    expect(cluster.calls).toEqual(expect.arrayContaining([`/releaseTask?id=${a}&lease=L${a}`, `/releaseTask?id=${b}&lease=L${b}`]))
+    expect([cluster.tasks[a]!.state, cluster.tasks[b]!.state]).toEqual([0, 0])
+    expect(w.stats()).toMatchObject({ abandoned: 2, inFlight: 0, processed: 0 })
   })
 
   test('a task over its time limit is reported failed and the loop goes on', async () => {

@@ -1,7 +1,7 @@
 // POST /new without lost or phantom work: reserve a held task, stream the image to storage, then activate the task.
 import type { DatabaseClient } from '../../clients/database-client.ts'
 import type { StorageClient } from '../../clients/storage-client.ts'
-import { peekBody, declaredLength } from '../../shared/body-stream.ts'
+import { collectionPace, declaredLength, peekBody } from '../../shared/body-stream.ts'
 import { BadRequest, HttpError, PayloadTooLarge, RequestTimeout, UnsupportedMediaType } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { hasPngSignature, parsePngHeader, PNG_HEADER_BYTES, type PngHeader } from '../../shared/png-header.ts'
@@ -30,7 +30,7 @@ export async function acceptUpload(request: Request, deps: UploadDeps): Promise<
   const length = declaredLength(request)
   if (length !== undefined && length > limit) throw new PayloadTooLarge(limit)
   if (!request.body || length === 0) throw new BadRequest('The body is empty: send the PNG as the raw request body.')
-  const body = await peekBody(request.body, PNG_HEADER_BYTES, limit, deps.uploadTimeoutSeconds)
+  const body = await peekBody(request.body, PNG_HEADER_BYTES, limit, deps.uploadTimeoutSeconds, collectionPace(length))
   if (body.head.byteLength === 0) throw new BadRequest('The body is empty: send the PNG as the raw request body.')
   if (!hasPngSignature(body.head)) {
     await body.stream.cancel().catch(() => {})

@@ -1,5 +1,5 @@
 // A raw PNG upload, checked before anything touches the disk: its announced size, then its first 8 bytes.
-import { declaredLength, type PeekedBody, peekBody } from '../../shared/body-stream.ts'
+import { collectionPace, declaredLength, type PeekedBody, peekBody } from '../../shared/body-stream.ts'
 import { BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType } from '../../shared/errors.ts'
 import { hasPngSignature, PNG_SIGNATURE } from '../../shared/png-header.ts'
 
@@ -23,7 +23,7 @@ export async function pngUploadBody(request: Request, maxBytes: number, deadline
   if (request.body === null || length === 0) throw new BadRequest(EMPTY)
   let body: PeekedBody
   try {
-    body = await peekBody(request.body, PNG_SIGNATURE.length, maxBytes, deadlineSeconds)
+    body = await peekBody(request.body, PNG_SIGNATURE.length, maxBytes, deadlineSeconds, collectionPace(length))
   } catch (error) {
     if (error instanceof PayloadTooLarge || error instanceof RequestTimeout) throw error
     throw new UploadBrokenOff()

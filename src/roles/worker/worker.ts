@@ -67,6 +67,13 @@ class TaskAbandoned extends Error {
   override name = 'TaskAbandoned'
 }
 
+/**
+ * Called by a task between its image work and the store of its result: lets its loop claim and decode the next task
+ * meanwhile (about 10 ms of HTTP and fsync per task, hidden behind the next one's 40-50 ms of codec work for a small
+ * image), and resolves once the loop's previous task has been stored and reported, so that stores stay one at a time.
+ */
+type Handoff = () => Promise<void>
+
 const message = (error: unknown) => (error as Error)?.message ?? String(error)
 /** A peer answered 4xx to a call about this task: repeating the same call will not help. */
 const isRefusal = (error: unknown) => error instanceof HttpError && error.status >= 400 && error.status < 500
@@ -137,8 +144,11 @@ export function createWorker(options: WorkerOptions): Worker {
     return () => clearInterval(timer)
   }
 
-  /** Fetch, swap, store, report finished. Resolves undefined when finished, or with the reason the task cannot succeed. */
-  async function attempt(task: ClaimedTask, signal: AbortSignal, started: number): Promise<string | undefined> {
+  /**
+   * Fetch, swap, store, report finished. Resolves undefined when finished, or with the reason the task cannot succeed.
+   * Between the swap and the store it calls `handoff` (see Handoff).
+   */
+  async function attempt(task: ClaimedTask, signal: AbortSignal, started: number, handoff: Handoff): Promise<string | undefined> {
     const refused = (what: string) => (error: unknown) => {
       if (isRefusal(error)) return `${what}: ${message(error)}`
       throw error
@@ -154,6 +164,7 @@ export function createWorker(options: WorkerOptions): Worker {
       if (error instanceof UnrecoverableImageError || error instanceof TaskTimedOut) return message(error)
       throw error
     }
+    await bounded(handoff(), signal)
     const stored = await withPeer('storing the finished image', task, signal, () =>
       storage.send(task.id, 'finished', result, { contentLength: result.byteLength, signal }),
     ).catch(refused('storage refused the result'))
@@ -164,7 +175,7 @@ export function createWorker(options: WorkerOptions): Worker {
   }
 
   /** Runs one claimed task to its report; never throws. */
-  async function runTask(task: ClaimedTask): Promise<void> {
+  async function runTask(task: ClaimedTask, handoff: Handoff): Promise<void> {
     const started = clock()
     const own = new AbortController()
     const timer = setTimeout(() => own.abort(new TaskTimedOut(`the task took longer than ${taskTimeoutMs} ms`)), taskTimeoutMs)
@@ -173,7 +184,7 @@ export function createWorker(options: WorkerOptions): Worker {
     const stopRenewing = keepLease(task, own)
     counts.inFlight++
     try {
-      const failure = await attempt(task, signal, started)
+      const failure = await attempt(task, signal, started, handoff)
       if (failure === undefined) {
         counts.processed++
         counts.processingMs += clock() - started
@@ -206,6 +217,8 @@ export function createWorker(options: WorkerOptions): Worker {
 
   async function loop(n: number): Promise<void> {
     let idleMs = idle.initialMs
+    /** The previous task's store and report, which go on while this loop claims and decodes the next task. */
+    let previous: Promise<void> = Promise.resolve()
     while (!stopClaiming.signal.aborted) {
       let task: ClaimedTask | undefined
       try {
@@ -225,10 +238,20 @@ export function createWorker(options: WorkerOptions): Worker {
       idleMs = idle.initialMs
       wake.abort()
       wake = new AbortController()
-      // Everything done for the task (logs, calls to peers) carries the request id of the upload that made it.
       const claimed = task
-      await withRequestId(claimed.requestId ?? `task-${claimed.id}`, () => runTask(claimed))
+      const prior = previous
+      const decoded = Promise.withResolvers<void>()
+      const handoff: Handoff = () => {
+        decoded.resolve()
+        return prior
+      }
+      // Everything done for the task (logs, calls to peers) carries the request id of the upload that made it.
+      previous = withRequestId(claimed.requestId ?? `task-${claimed.id}`, () => runTask(claimed, handoff)).finally(decoded.resolve)
+      // The next claim waits for this task's image work and the previous task's report: one store in flight per loop.
+      await decoded.promise
+      await prior
     }
+    await previous
   }
 
   return {
