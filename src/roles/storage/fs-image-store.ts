@@ -5,6 +5,7 @@ import { type FileHandle, open, rm, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { BadRequest, DependencyUnavailable, HttpError, PayloadTooLarge } from '../../shared/errors.ts'
 import { type Area, AREAS, assertImageKey, type ImageStore, type StoreStats } from './image-store.ts'
+import { relieveMemory } from '../../shared/memory.ts'
 
 export interface FsImageStoreOptions {
   /**
@@ -30,22 +31,6 @@ function abandoned(pid: number, ageMs: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'ESRCH'
   }
-}
-
-/**
- * Bun hands each request-body chunk to JavaScript as a fresh buffer, and the collector frees them late: a 100 MiB
- * upload to the storage process grew it by 43-58 MiB with nothing done, by 17-24 MiB with a full collection after
- * every 8 MiB written (16 MiB: 24-27; 32 MiB: 30-37), at the price of about 0.1 s per 100 MiB (190 ms -> 290 ms).
- * Counted across all puts, so the cost follows the bytes, not the number of uploads.
- */
-const COLLECT_EVERY_BYTES = 8 * 1024 * 1024
-let writtenSinceCollect = 0
-
-function relieveMemory(bytes: number): void {
-  writtenSinceCollect += bytes
-  if (writtenSinceCollect < COLLECT_EVERY_BYTES) return
-  writtenSinceCollect = 0
-  Bun.gc(true)
 }
 
 async function writeAll(file: FileHandle, chunk: Uint8Array): Promise<void> {

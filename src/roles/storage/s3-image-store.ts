@@ -3,6 +3,7 @@ import { S3Client, type S3Options } from 'bun'
 import { ConfigError } from '../../shared/config.ts'
 import { DependencyUnavailable, HttpError, PayloadTooLarge } from '../../shared/errors.ts'
 import { type Area, AREAS, assertImageKey, type ImageStore, type StoreStats } from './image-store.ts'
+import { relieveMemory } from '../../shared/memory.ts'
 
 export interface S3ImageStoreOptions {
   /** Endpoint and credentials. Default: what Bun's client reads itself (S3_ENDPOINT, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, S3_REGION). */
@@ -42,19 +43,6 @@ const isMissing = (error: unknown) => ['NoSuchKey', 'NotFound'].includes((error 
 function strongTag(tag: string | null): string | undefined {
   const bare = tag?.replace(/^W\//, '').replace(/^"|"$/g, '')
   return bare ? `"${bare}"` : undefined
-}
-
-/**
- * As in the file-system store: Bun hands each request-body chunk to JavaScript as a fresh buffer and collects them
- * late, so a full collection every 8 MiB passed on keeps a 100 MiB upload from growing the process by its size.
- */
-const COLLECT_EVERY_BYTES = 8 * 1024 * 1024
-let passedSinceCollect = 0
-function relieveMemory(bytes: number): void {
-  passedSinceCollect += bytes
-  if (passedSinceCollect < COLLECT_EVERY_BYTES) return
-  passedSinceCollect = 0
-  Bun.gc(true)
 }
 
 type Sizes = Record<Area, Map<number, number>>
