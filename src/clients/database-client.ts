@@ -1,16 +1,10 @@
 // Client of the database role, for the master.
+import type { TaskStatus } from './master-public-client.ts'
 import { callPeer, type Fetch, networkFetch } from './http.ts'
 import { onPeer, type PeerAddress } from './peer-address.ts'
 
-/** A task as the database answers `/getById`. */
-export interface TaskRecord {
-  readonly id: number
-  readonly state: number
-  readonly stateName: string
-  readonly attempts: number
-  readonly error?: string
-  readonly createdAt: string
-  readonly updatedAt: string
+/** A task as the database answers `/getById`: the public status plus the database's own fields. */
+export interface TaskRecord extends TaskStatus {
   readonly leaseExpiresAt?: string
   readonly held?: boolean
 }

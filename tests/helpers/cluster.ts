@@ -1,10 +1,9 @@
 // A whole system of real role processes for fault-injection tests: start, kill, restart, read logs, check images.
-import type { Subprocess } from 'bun'
-import { appendFileSync, mkdirSync, readFileSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import sharp from 'sharp'
 import { encodePng, type Bytes } from './png.ts'
-import { freePort, REPO_ROOT, type RoleProcess, spawnRole, waitHealthy } from './processes.ts'
+import { freePort, REPO_ROOT, type RoleProcess, spawnCommand, spawnRole, waitHealthy } from './processes.ts'
 import { tempDir } from './temp.ts'
 
 export type ServiceRole = 'kv' | 'database' | 'storage' | 'master'
@@ -45,37 +44,6 @@ export function logged(file: string, msg: string | RegExp, task?: number): Array
     (line) =>
       (typeof msg === 'string' ? line.msg === msg : msg.test(String(line.msg))) && (task === undefined || line.task === task || line.id === task),
   )
-}
-
-/** Starts `argv` from the repository root like spawnRole does, for commands that are not a plain `bun run` (ulimit). */
-export function spawnCommand(role: string, argv: readonly string[], dataDir: string, env: Record<string, string> = {}): RoleProcess {
-  const logFile = join(dataDir, `${role}.log`)
-  const proc: Subprocess = Bun.spawn([...argv], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, PIXMILL_DATA_DIR: dataDir, PIXMILL_LOG_LEVEL: 'info', ...env },
-    stdout: 'pipe',
-    stderr: 'pipe',
-  })
-  for (const stream of [proc.stdout, proc.stderr]) {
-    void (async () => {
-      for await (const chunk of stream as ReadableStream<Uint8Array>) appendFileSync(logFile, chunk)
-    })()
-  }
-  return {
-    role,
-    args: argv.slice(1),
-    proc,
-    logFile,
-    exited: proc.exited,
-    async kill9() {
-      proc.kill('SIGKILL')
-      await proc.exited
-    },
-    async terminate() {
-      proc.kill('SIGTERM')
-      return proc.exited
-    },
-  }
 }
 
 export interface ClusterOptions {

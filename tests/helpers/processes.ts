@@ -34,12 +34,12 @@ export interface SpawnOptions {
   readonly timeoutMs?: number
 }
 
-/** Starts `bun run src/<role>.ts <args>` from the repository root, with its output in `<dataDir>/<role>.log`. */
-export async function spawnRole(role: string, args: readonly string[], options: SpawnOptions): Promise<RoleProcess> {
-  const logFile = join(options.dataDir, `${role}.log`)
-  const proc = Bun.spawn(['bun', 'run', `src/${role}.ts`, ...args], {
+/** Starts `argv` from the repository root as `role`, with its output in `<dataDir>/<role>.log`. */
+export function spawnCommand(role: string, argv: readonly string[], dataDir: string, env: Record<string, string> = {}): RoleProcess {
+  const logFile = join(dataDir, `${role}.log`)
+  const proc = Bun.spawn([...argv], {
     cwd: REPO_ROOT,
-    env: { ...process.env, PIXMILL_DATA_DIR: options.dataDir, PIXMILL_LOG_LEVEL: 'info', ...options.env },
+    env: { ...process.env, PIXMILL_DATA_DIR: dataDir, PIXMILL_LOG_LEVEL: 'info', ...env },
     stdout: 'pipe',
     stderr: 'pipe',
   })
@@ -48,9 +48,9 @@ export async function spawnRole(role: string, args: readonly string[], options: 
       for await (const chunk of stream as ReadableStream<Uint8Array>) appendFileSync(logFile, chunk)
     })()
   }
-  const running: RoleProcess = {
+  return {
     role,
-    args,
+    args: argv.slice(1),
     proc,
     logFile,
     exited: proc.exited,
@@ -63,6 +63,11 @@ export async function spawnRole(role: string, args: readonly string[], options: 
       return proc.exited
     },
   }
+}
+
+/** Starts `bun run src/<role>.ts <args>` from the repository root, with its output in `<dataDir>/<role>.log`. */
+export async function spawnRole(role: string, args: readonly string[], options: SpawnOptions): Promise<RoleProcess> {
+  const running = { ...spawnCommand(role, ['bun', 'run', `src/${role}.ts`, ...args], options.dataDir, options.env), args }
   if (options.healthAt) await waitHealthy(options.healthAt, options.timeoutMs ?? 20_000, running)
   return running
 }
