@@ -15,8 +15,9 @@ setDefaultTimeout(120_000)
 const UPLOADS = 300
 const dir = tempDir('pixmill-e2e-scale-')
 const at = () => `127.0.0.1:${freePort()}`
-const kvs = [at(), at()]
-const masters = [at(), at()]
+// Picked just before each role starts: ports picked earlier could be taken meanwhile by Redis, PostgreSQL or s3rver.
+const kvs: string[] = []
+const masters: string[] = []
 let redis: RedisServer
 let postgres: PostgresServer
 let s3: S3Server
@@ -38,11 +39,13 @@ beforeAll(async () => {
     PIXMILL_LEASE_SECONDS: '3',
     PIXMILL_REGISTRATION_TTL_SECONDS: '3',
   }
+  kvs.push(at(), at())
   await Promise.all(kvs.map((address, i) => start(`kv${i}`, 'kv', [address], env, address)))
   // Every other role talks to one of the two kv instances; both serve the same pairs from Redis.
   const kvOf = (i: number) => kvs[i % 2]!
   await Promise.all([0, 1].map((i) => { const a = at(); return start(`database${i}`, 'database', [a, kvOf(i)], env, a) }))
   await Promise.all([0, 1].map((i) => { const a = at(); return start(`storage${i}`, 'storage', [a, kvOf(i)], env, a) }))
+  masters.push(at(), at())
   await Promise.all(masters.map((address, i) => start(`master${i}`, 'master', [address, kvOf(i)], env, address)))
   await Promise.all([0, 1, 2].map((i) => start(`worker${i}`, 'worker', [kvOf(i), '1'], env)))
 }, 120_000)
