@@ -1,5 +1,5 @@
 // `bun run bench`: every role against the limit of this machine, side by side in one run; a table, JSON and Markdown.
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -12,7 +12,7 @@ import { memoryFigures } from './bench/figures-memory.ts'
 import { storageFigures } from './bench/figures-storage.ts'
 import { describeMachine } from './bench/machine.ts'
 import { type BenchRun, type Figure, judgeTargets, type Skipped } from './bench/model.ts'
-import { type Addresses, type BenchSystem, remoteSystem, type RoleName, startSystem } from './bench/processes.ts'
+import { type Addresses, type BenchSystem, remoteSystem, type RoleName, startOneProcessSystem, startSystem } from './bench/processes.ts'
 import { consoleReport, updateReadme, writeReports } from './bench/report.ts'
 
 const USAGE = `usage: bun run bench [--quick] [--seconds N] [--out DIR] [--readme] [--addresses kv=host:port[,database=...,storage=...,master=...]]
@@ -25,6 +25,7 @@ writes bench-<date>.json|md and latest.json|md to DIR (default: results/). Stops
   --seconds N    length of each load run (default 2, alternated three times with its baseline; 1, once, with --quick)
   --out DIR      where the reports go
   --readme       also put the table in README.md (between its bench markers)
+  --only LIST    only these groups, comma-separated: memory, http, claims, storage, e2e (default: all)
   --addresses    measure a system already running instead; addresses not given are looked up in its kv.
                  The RSS figures are skipped (the processes are not ours). Run it against a system with no
                  worker attached: the claims figure drains the queue, and the end-to-end figures start their own worker.
@@ -33,6 +34,7 @@ writes bench-<date>.json|md and latest.json|md to DIR (default: results/). Stops
 Needs wrk: apt-get install -y wrk`
 
 const ROLES: readonly RoleName[] = ['kv', 'database', 'storage', 'master']
+const GROUPS = ['memory', 'http', 'claims', 'storage', 'e2e'] as const
 const ADDRESS = /^[^\s:,=]+:\d{1,5}$/
 
 function fail(message: string): never {
@@ -51,6 +53,7 @@ function parseOptions(argv: string[]) {
         out: { type: 'string' },
         addresses: { type: 'string' },
         readme: { type: 'boolean', default: false },
+        only: { type: 'string' },
         help: { type: 'boolean', default: false },
       },
       strict: true,
@@ -75,7 +78,10 @@ function parseOptions(argv: string[]) {
     }
     if (!given.kv) fail('--addresses needs at least kv=host:port')
   }
-  return { quick: parsed.quick, readme: parsed.readme, seconds, out: resolve(parsed.out ?? join(import.meta.dir, '..', 'results')), given }
+  const only = parsed.only === undefined ? [...GROUPS] : parsed.only.split(',').map((g) => g.trim())
+  for (const group of only) if (!(GROUPS as readonly string[]).includes(group)) fail(`--only: "${group}" is not one of ${GROUPS.join(', ')}`)
+  if (parsed.readme && only.length < GROUPS.length) fail('--readme needs every group: the README table is one whole run')
+  return { quick: parsed.quick, readme: parsed.readme, only: new Set(only), seconds, out: resolve(parsed.out ?? join(import.meta.dir, '..', 'results')), given }
 }
 
 /** The addresses given, the rest as the system's kv registry knows them. */
@@ -122,7 +128,8 @@ try {
   const ctx: BenchContext = { quick: options.quick, seconds: options.seconds, workDir, system, fixtureId, ownTasks: new Set([fixtureId]), progress }
 
   /** Runs one group; a failure is reported and skipped, and the others still run. */
-  const step = async (id: string, title: string, run: () => Promise<Figure | Figure[]>) => {
+  const step = async (id: (typeof GROUPS)[number], title: string, run: () => Promise<Figure | Figure[]>) => {
+    if (!options.only.has(id)) return
     progress(title)
     try {
       figures.push(...[await run()].flat())
@@ -133,12 +140,24 @@ try {
     }
   }
   // Memory first, while the processes hold nothing of earlier load; its task is drained by the claims figure.
-  if (system.pids) await step('memory', 'memory: a 200 MiB upload through the master', () => memoryFigures(ctx))
-  else skipped.push({ id: 'memory', reason: 'the storage and master processes were not started by this run, so their RSS cannot be read' })
+  if (system.pids === undefined && options.only.has('memory')) skipped.push({ id: 'memory', reason: 'the storage and master processes were not started by this run, so their RSS cannot be read' })
+  else await step('memory', 'memory: a 200 MiB upload through the master', () => memoryFigures(ctx))
   await step('http', 'small answers at 64 connections', () => httpFigures(ctx))
   await step('claims', 'claims by 100 callers over a full queue', () => claimsFigure(ctx))
   await step('storage', 'storage: a 1 MiB PNG at 16 connections', () => storageFigures(ctx))
   await step('e2e', 'end to end through the master, one worker', () => e2eFigures(ctx))
+  if (!options.given && options.only.has('e2e')) {
+    // The same figures with the roles in one process, as `bun run start` runs them.
+    progress('starting kv, database, storage and master in one process')
+    const oneDir = join(workDir, 'one-process')
+    mkdirSync(oneDir)
+    const one = await startOneProcessSystem(oneDir)
+    try {
+      await step('e2e', 'end to end through the master, one worker, roles in one process', () => e2eFigures({ ...ctx, system: one, workDir: oneDir }))
+    } finally {
+      await one.stop()
+    }
+  }
 } catch (error) {
   failed = true
   progress(`Error: ${(error as Error).stack ?? error}`)

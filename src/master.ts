@@ -1,6 +1,6 @@
 // Entry of the master role: `bun run src/master.ts <self> <kv>`.
 import { createDatabaseClient } from './clients/database-client.ts'
-import { createPeerFetch, networkFetch } from './clients/http.ts'
+import { createPeerFetch, peerTransport } from './clients/http.ts'
 import { createKvClient } from './clients/kv-client.ts'
 import { kvPeer, peerHealthy } from './clients/peer-address.ts'
 import { createStorageClient } from './clients/storage-client.ts'
@@ -35,7 +35,7 @@ export async function startMaster(argv: readonly string[], settings: Settings = 
     token: settings.token,
     idleTimeoutSeconds: settings.idleTimeoutSeconds,
     dependenciesHealthy: async () => {
-      const [database, storage] = await Promise.all([peerHealthy(databasePeer, networkFetch), peerHealthy(storagePeer, networkFetch)])
+      const [database, storage] = await Promise.all([peerHealthy(databasePeer, peerTransport), peerHealthy(storagePeer, peerTransport)])
       return { database, storage }
     },
   })

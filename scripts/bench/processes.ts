@@ -2,12 +2,15 @@
 import type { Subprocess } from 'bun'
 import { appendFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { freePort, REPO_ROOT, type RoleProcess, spawnRole, waitHealthy } from '../../tests/helpers/processes.ts'
+import { freePort, REPO_ROOT, type RoleProcess, spawnCommand, spawnRole, waitHealthy } from '../../tests/helpers/processes.ts'
 
 export type RoleName = 'kv' | 'database' | 'storage' | 'master'
 export type Addresses = Readonly<Record<RoleName, string>>
+/** How the roles run: each in its own process, all four in one (as `bun run start` runs them), or somebody else's. */
+export type Layout = 'separate' | 'one-process' | 'given'
 
 export interface BenchSystem {
+  readonly layout: Layout
   readonly addresses: Addresses
   /** Pids of storage and master when this run started them (their RSS can be read); undefined otherwise. */
   readonly pids?: { readonly storage: number; readonly master: number }
@@ -57,6 +60,7 @@ export async function startSystem(dataDir: string): Promise<BenchSystem> {
     throw error
   }
   return {
+    layout: 'separate',
     addresses,
     pids: { storage: roles[2]!.proc.pid, master: roles[3]!.proc.pid },
     startWorker: workerStarter(addresses.kv, dataDir),
@@ -64,9 +68,44 @@ export async function startSystem(dataDir: string): Promise<BenchSystem> {
   }
 }
 
+/** Whether something listens on 127.0.0.1:`port`. */
+function portTaken(port: number): boolean {
+  try {
+    Bun.serve({ port, hostname: '127.0.0.1', fetch: () => new Response() }).stop(true)
+    return false
+  } catch {
+    return true
+  }
+}
+
+/**
+ * kv, database, storage and master in one process, as `bun run start` runs them (so they call each other in-process),
+ * through the launcher with a port offset under which their four default ports are free.
+ */
+export async function startOneProcessSystem(dataDir: string): Promise<BenchSystem> {
+  const roles = ['kv', 'database', 'storage', 'master'] as const
+  let offset = 0
+  for (let tries = 0; ; tries++) {
+    offset = 20_000 + Math.floor(Math.random() * 20_000)
+    if (!roles.some((_, i) => portTaken(3000 + offset + i))) break
+    if (tries === 20) throw new Error('no free ports for the one-process system')
+  }
+  const addresses = Object.fromEntries(roles.map((role, i) => [role, `127.0.0.1:${3000 + offset + i}`])) as Record<RoleName, string>
+  const argv = ['bun', 'run', 'scripts/launch.ts', '--roles', roles.join(','), '--port-offset', String(offset), '--host', '127.0.0.1', '--data', dataDir]
+  const launched = spawnCommand('roles', argv, dataDir, ENV)
+  const stop = () => stopRole(launched)
+  try {
+    await waitHealthy(addresses.master, 20_000, launched)
+  } catch (error) {
+    await stop()
+    throw error
+  }
+  return { layout: 'one-process', addresses, startWorker: workerStarter(addresses.kv, dataDir), stop }
+}
+
 /** A system somebody else runs: nothing to stop, no pids to read. */
 export function remoteSystem(addresses: Addresses, dataDir: string): BenchSystem {
-  return { addresses, startWorker: workerStarter(addresses.kv, dataDir), stop: async () => {} }
+  return { layout: 'given', addresses, startWorker: workerStarter(addresses.kv, dataDir), stop: async () => {} }
 }
 
 /** Starts `bun run scripts/bench/<script>.ts <args>` with its output appended to `<logDir>/<script>.log`. */

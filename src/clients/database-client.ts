@@ -1,6 +1,6 @@
 // Client of the database role, for the master.
 import type { TaskStatus } from './master-public-client.ts'
-import { callPeer, type Fetch, networkFetch } from './http.ts'
+import { callPeer, type Fetch, peerTransport } from './http.ts'
 import { onPeer, type PeerAddress } from './peer-address.ts'
 
 /** A task as the database answers `/getById`: the public status plus the database's own fields. */
@@ -32,7 +32,7 @@ export interface DatabaseClient {
   counts(): Promise<Record<'not-started' | 'in-progress' | 'finished' | 'failed', number>>
 }
 
-export function createDatabaseClient(peer: PeerAddress, fetcher: Fetch = networkFetch): DatabaseClient {
+export function createDatabaseClient(peer: PeerAddress, fetcher: Fetch = peerTransport): DatabaseClient {
   const call = (method: string, path: string, query: Query = {}) =>
     onPeer(peer, async (address) => (await callPeer(fetcher, 'database', address, path, { method, query, timeoutMs: 10_000 })).text(), {
       idempotent: method === 'GET',

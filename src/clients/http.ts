@@ -1,18 +1,22 @@
 // The one way roles call each other: plain fetch, with a peer's failure told apart from the caller's mistake.
 import { DependencyUnavailable, HttpError } from '../shared/errors.ts'
 import { currentRequestId, REQUEST_ID_HEADER } from '../shared/request-context.ts'
+import { callInProcess, inProcessHandler } from './in-process.ts'
 
 export type Fetch = (request: Request) => Promise<Response>
 
-/** The default transport: the global fetch, with no decompression surprises. */
-export const networkFetch: Fetch = (request) => fetch(request)
+/** The default transport: the peer's app itself when it runs in this process, the global fetch otherwise. */
+export const peerTransport: Fetch = (request) => {
+  const local = inProcessHandler(request.url)
+  return local === undefined ? fetch(request) : callInProcess(local, request)
+}
 
 /**
  * The transport between roles: every call carries the shared token (PIXMILL_TOKEN, when set) and the id of the
  * request or task being served, so that one upload can be followed from role to role in the logs.
  */
 export function createPeerFetch(options: { token?: string; base?: Fetch } = {}): Fetch {
-  const base = options.base ?? networkFetch
+  const base = options.base ?? peerTransport
   const authorization = options.token === undefined ? undefined : `Bearer ${options.token}`
   return (request) => {
     if (authorization !== undefined) request.headers.set('authorization', authorization)

@@ -1,5 +1,5 @@
 // Client of the kv role: registration and lookup.
-import { callPeer, type Fetch, networkFetch } from './http.ts'
+import { callPeer, type Fetch, peerTransport } from './http.ts'
 
 export interface KvClient {
   readonly address: string
@@ -13,7 +13,7 @@ export interface KvClient {
 }
 
 /** A client of the kv role at `address` (`host:port`). */
-export function createKvClient(address: string, fetcher: Fetch = networkFetch): KvClient {
+export function createKvClient(address: string, fetcher: Fetch = peerTransport): KvClient {
   return {
     address,
     async get(key) {

@@ -1,6 +1,6 @@
 // Client of the master's worker-facing API.
 import { NotFound } from '../shared/errors.ts'
-import { callPeer, type Fetch, networkFetch } from './http.ts'
+import { callPeer, type Fetch, peerTransport } from './http.ts'
 import { onPeer, type PeerAddress } from './peer-address.ts'
 
 /** A claimed task as the master answers it; `leaseToken` is absent from original masters. */
@@ -25,7 +25,7 @@ export interface MasterWorkerClient {
   releaseTask(id: number, leaseToken?: string): Promise<void>
 }
 
-export function createMasterWorkerClient(peer: PeerAddress, fetcher: Fetch = networkFetch): MasterWorkerClient {
+export function createMasterWorkerClient(peer: PeerAddress, fetcher: Fetch = peerTransport): MasterWorkerClient {
   const post = (path: string, query: Record<string, string | number | undefined>) =>
     onPeer(peer, async (address) => (await callPeer(fetcher, 'master', address, path, { method: 'POST', query })).text())
   return {

@@ -1,5 +1,5 @@
 // Client of the master's client-facing API (upload, poll, download, status, board), for the frontend.
-import { callPeer, type Fetch, networkFetch } from './http.ts'
+import { callPeer, type Fetch, peerTransport } from './http.ts'
 import { onPeer, type PeerAddress, peerHealthy } from './peer-address.ts'
 
 /** A task as the master answers `/status` and `/tasks`. */
@@ -36,7 +36,7 @@ export interface MasterPublicClient {
 }
 
 /** A client of the master at `peer`; a network failure or a 5xx makes the next call look the address up again. */
-export function createMasterPublicClient(peer: PeerAddress, fetcher: Fetch = networkFetch): MasterPublicClient {
+export function createMasterPublicClient(peer: PeerAddress, fetcher: Fetch = peerTransport): MasterPublicClient {
   // Reads are tried once more on the master's new address when it moved; a POST may have taken effect, so it is not.
   const text = (method: string, path: string, query: Record<string, string | number | undefined> = {}) =>
     onPeer(peer, async (address) => (await callPeer(fetcher, 'master', address, path, { method, query, timeoutMs: 10_000 })).text(), {

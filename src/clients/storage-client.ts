@@ -1,5 +1,5 @@
 // Client of the storage role: streaming PNG bodies both ways.
-import { callPeer, type Fetch, networkFetch } from './http.ts'
+import { callPeer, type Fetch, peerTransport } from './http.ts'
 import { onPeer, type PeerAddress } from './peer-address.ts'
 
 export type Area = 'working' | 'finished'
@@ -11,7 +11,7 @@ export interface StorageClient {
   get(id: number, area: Area, options?: { signal?: AbortSignal; headers?: Record<string, string> }): Promise<Response>
 }
 
-export function createStorageClient(peer: PeerAddress, fetcher: Fetch = networkFetch): StorageClient {
+export function createStorageClient(peer: PeerAddress, fetcher: Fetch = peerTransport): StorageClient {
   return {
     async send(id, area, body, options) {
       await onPeer(peer, async (address) => {

@@ -3,11 +3,11 @@ import { Elysia, ValidationError } from 'elysia'
 import { BadRequest, errorText, HttpError } from '../shared/errors.ts'
 import type { Logger } from '../shared/logger.ts'
 import { currentRequestId, REQUEST_ID_HEADER } from '../shared/request-context.ts'
+import { answeredRequestId } from './request-id.ts'
 
 const TEXT = 'text/plain; charset=utf-8'
 
-function answer(request: Request, status: number, message: string, headers: Record<string, string> = {}): Response {
-  const requestId = currentRequestId()
+function answer(requestId: string | undefined, status: number, message: string, headers: Record<string, string> = {}): Response {
   return new Response(errorText(message), {
     status,
     headers: { 'content-type': TEXT, ...(requestId ? { [REQUEST_ID_HEADER]: requestId } : {}), ...headers },
@@ -62,26 +62,28 @@ export function errorsPlugin(log: Logger, options: ErrorsOptions = {}) {
       const problem = queryProblem(request.url)
       if (problem !== undefined) throw new BadRequest(problem)
     })
-    .onError({ as: 'global' }, ({ code, error, request, route }) => {
-      if (error instanceof HttpError) return answer(request, error.status, error.message, error.headers)
+    .onError({ as: 'global' }, ({ code, error, request, route, set }) => {
+      const requestId = answeredRequestId(set) ?? currentRequestId()
+      if (error instanceof HttpError) return answer(requestId, error.status, error.message, error.headers)
       switch (code) {
         case 'VALIDATION':
-          return answer(request, 400, validationMessage(error))
+          return answer(requestId, 400, validationMessage(error))
         case 'PARSE':
-          return answer(request, 400, 'The body could not be parsed as this endpoint expects (see /swagger).')
+          return answer(requestId, 400, 'The body could not be parsed as this endpoint expects (see /swagger).')
         case 'NOT_FOUND':
           if (!route) options.onUnmatched?.(request)
-          return answer(request, 404, `Not found: ${request.method} ${new URL(request.url).pathname}`)
+          return answer(requestId, 404, `Not found: ${request.method} ${new URL(request.url).pathname}`)
         case 'INVALID_COOKIE_SIGNATURE':
-          return answer(request, 400, 'Invalid cookie signature.')
+          return answer(requestId, 400, 'Invalid cookie signature.')
       }
       if ('status' in (error as object) && typeof (error as { status: unknown }).status === 'number') {
         const status = (error as { status: number }).status
-        if (status >= 400 && status < 500) return answer(request, status, (error as Error).message || 'Bad request.')
+        if (status >= 400 && status < 500) return answer(requestId, status, (error as Error).message || 'Bad request.')
       }
-      // Logged once, here, with the request id (from the log mixin); the answer names the id but gives no detail.
-      log.error({ err: error, method: request.method, url: request.url }, 'unexpected error')
-      return answer(request, 500, `Internal error; it has been logged with request id ${currentRequestId() ?? 'unknown'}.`)
+      // Logged once, here, with the request id (the log mixin adds it where the role propagates ids); the answer names
+      // the id but gives no detail.
+      log.error({ err: error, method: request.method, url: request.url, ...(currentRequestId() === undefined && requestId ? { requestId } : {}) }, 'unexpected error')
+      return answer(requestId, 500, `Internal error; it has been logged with request id ${requestId ?? 'unknown'}.`)
     })
 }
 

@@ -24,3 +24,8 @@ export function withRequestId<T>(requestId: string, fn: () => T): T {
 export function currentRequestId(): string | undefined {
   return context.getStore()?.requestId
 }
+
+/** Runs `fn` with no request current; what `fn` enters stays inside it (a role called in-process enters its own). */
+export function outsideRequestContext<T>(fn: () => T): T {
+  return context.exit(fn)
+}

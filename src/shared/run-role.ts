@@ -1,5 +1,6 @@
 // Starting and stopping a role: listen, register in kv, stop gracefully on SIGTERM/SIGINT.
 import type { AnyElysia } from 'elysia'
+import { serveInProcess } from '../clients/in-process.ts'
 import type { KvClient } from '../clients/kv-client.ts'
 import { type Address, UsageError } from './args.ts'
 import { withBackoff } from './backoff.ts'
@@ -52,6 +53,23 @@ export async function serveRole(options: ServeOptions): Promise<RunningRole> {
   const server = app.server
   if (!server) throw new Error(`${role}: could not listen on ${listen.text}`)
   log.info({ address: `${server.hostname}:${server.port}` }, `${role} listening`)
+  // Roles of this process that call this one are answered by its app directly, at any address it is known by.
+  const ownAddresses = [`${server.hostname}:${server.port}`]
+  // Listening on every interface or on loopback, this port on this machine is ours under each loopback name.
+  if (['0.0.0.0', '::', '[::]', 'localhost', '127.0.0.1', '::1', '[::1]'].includes(server.hostname ?? '')) {
+    ownAddresses.push(`localhost:${server.port}`, `127.0.0.1:${server.port}`, `[::1]:${server.port}`)
+  }
+  if (options.register) ownAddresses.push(options.register.value.replace(/:0$/, `:${server.port}`))
+  let inProcessCalls = 0
+  let inProcessDrained: (() => void) | undefined
+  const leaveProcess = serveInProcess(ownAddresses, async (request) => {
+    inProcessCalls++
+    try {
+      return await app.handle(request)
+    } finally {
+      if (--inProcessCalls === 0) inProcessDrained?.()
+    }
+  })
   let stopping: Promise<void> | undefined
   let heartbeat: ReturnType<typeof setInterval> | undefined
   let instanceKey: string | undefined
@@ -62,12 +80,15 @@ export async function serveRole(options: ServeOptions): Promise<RunningRole> {
       stopping ??= (async () => {
         log.info(`${role} stopping: finishing requests in flight`)
         clearInterval(heartbeat)
+        leaveProcess()
         // Leave the registry at once rather than when the registration runs out; best effort, bounded.
         if (options.register && instanceKey) {
           const { kv } = options.register
           await Promise.race([kv.remove(instanceKey).catch(() => {}), Bun.sleep(1000)])
         }
         await server.stop(false)
+        // Calls from roles of this process in flight finish too, as the server's own did.
+        if (inProcessCalls > 0) await new Promise<void>((resolve) => (inProcessDrained = resolve))
         try {
           await options.close?.()
         } catch (error) {

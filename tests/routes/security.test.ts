@@ -6,6 +6,7 @@ import { bearerMatches } from '../../src/plugins/auth.ts'
 import { createKvApp } from '../../src/roles/kv/app.ts'
 import { openSqliteKvStore } from '../../src/roles/kv/sqlite-kv-store.ts'
 import { createHash } from 'node:crypto'
+import pino from 'pino'
 import { call } from '../helpers/http.ts'
 import { encodePng } from '../helpers/png.ts'
 import { quietDeps } from '../helpers/silent.ts'
@@ -84,6 +85,25 @@ describe('security: request ids', () => {
     expect((await call(app, 'GET', '/get?key=none', null, { 'x-request-id': 'trace-404' })).headers.get('x-request-id')).toBe('trace-404')
     const fresh = (await call(app, 'GET', '/list', null, { 'x-request-id': 'bad id with spaces' })).headers.get('x-request-id')
     expect(fresh).toMatch(/^[0-9a-f-]{36}$/)
+  })
+
+  test('kv, which does not carry ids into its async work, still answers and logs an unexpected error under the id', async () => {
+    const lines: string[] = []
+    const log = pino({ level: 'error' }, { write: (line: string) => void lines.push(line) })
+    const dir = tempDir()
+    const store = openSqliteKvStore(join(dir.path, 'kv'))
+    cleanups.push(async () => {
+      await store.close()
+      dir.remove()
+    })
+    const broken = { ...store, get: async () => Promise.reject(new Error('disk on fire')) }
+    const app = createKvApp({ ...quietDeps('kv'), store: broken, log })
+    const got = await call(app, 'GET', '/get?key=a', null, { 'x-request-id': 'kv-500' })
+    expect(got.status).toBe(500)
+    expect(got.headers.get('x-request-id')).toBe('kv-500')
+    expect(got.text).toBe('Error: Internal error; it has been logged with request id kv-500.')
+    expect(lines).toHaveLength(1)
+    expect(JSON.parse(lines[0]!)).toMatchObject({ requestId: 'kv-500', msg: 'unexpected error', err: { message: 'disk on fire' } })
   })
 
   test('the upload’s request id is kept on its task and handed to the worker with the claim', async () => {

@@ -268,6 +268,37 @@ describe('worker loop', () => {
     expect(w.stats()).toMatchObject({ processed: 3, inFlight: 0 })
   })
 
+  test('a loop fetches its next task while the current image is in the codec, and swaps one image at a time', async () => {
+    const cluster = fakeCluster()
+    const [a, b, c] = [cluster.addTask(PNG), cluster.addTask(PNG), cluster.addTask(PNG)]
+    const gates = [deferred(), deferred(), deferred()]
+    let started = 0
+    let inCodec = 0
+    let mostInCodec = 0
+    const swap = async () => {
+      const gate = gates[started++]!
+      mostInCodec = Math.max(mostInCodec, ++inCodec)
+      await gate.promise
+      inCodec--
+      return PNG
+    }
+    const w = start(cluster, { threads: 1, swap })
+    await until(() => started === 1 && cluster.callsFor(b).includes('/getImage'), 'the second image fetched while the first is in the codec')
+    await Bun.sleep(20)
+    // b waits for the codec, and c for b to get it.
+    expect(started).toBe(1)
+    expect(cluster.callsFor(a)).toEqual(['/getImage'])
+    expect(cluster.tasks[c]!.state).toBe(0)
+    gates[0]!.resolve()
+    await until(() => started === 2 && cluster.callsFor(c).includes('/getImage'), 'the third fetched while the second is in the codec')
+    expect(cluster.tasks[a]!.state).toBe(2)
+    gates[1]!.resolve()
+    gates[2]!.resolve()
+    await until(() => cluster.tasks.every((t) => t.state === 2), 'all three finished')
+    expect(mostInCodec).toBe(1)
+    expect(w.stats()).toMatchObject({ processed: 3, inFlight: 0 })
+  })
+
   test('close() waits for the result being stored and the task decoded behind it, and claims nothing more', async () => {
     const cluster = fakeCluster()
     const [a, b, c] = [cluster.addTask(PNG), cluster.addTask(PNG), cluster.addTask(PNG)]

@@ -36,6 +36,8 @@ export function createKvApp({ store, log, registry, token, idleTimeoutSeconds }:
     token,
     internal: ['/set', '/remove'],
     idleTimeoutSeconds,
+    // kv calls no peer and logs nothing per request; its answers still carry the id.
+    propagateRequestId: false,
     description: 'Key-value store and service registry: roles register `<role>Address` here and look each other up.',
     log,
     registry,

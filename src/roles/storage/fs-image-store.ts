@@ -5,7 +5,6 @@ import { type FileHandle, open, rm, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { BadRequest, DependencyUnavailable, HttpError, PayloadTooLarge } from '../../shared/errors.ts'
 import { type Area, AREAS, assertImageKey, type ImageStore, type StoreStats } from './image-store.ts'
-import { relieveMemory } from '../../shared/memory.ts'
 
 export interface FsImageStoreOptions {
   /**
@@ -119,7 +118,6 @@ export function openFsImageStore(root: string, options: FsImageStoreOptions = {}
           bytes += value.byteLength
           if (bytes > maxBytes) throw new PayloadTooLarge(maxBytes)
           await writeAll(file, value)
-          relieveMemory(value.byteLength)
         }
         if (fsync) await file.sync()
         await file.close()

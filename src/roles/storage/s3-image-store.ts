@@ -3,7 +3,6 @@ import { S3Client, type S3Options } from 'bun'
 import { ConfigError } from '../../shared/config.ts'
 import { DependencyUnavailable, HttpError, PayloadTooLarge } from '../../shared/errors.ts'
 import { type Area, AREAS, assertImageKey, type ImageStore, type StoreStats } from './image-store.ts'
-import { relieveMemory } from '../../shared/memory.ts'
 
 export interface S3ImageStoreOptions {
   /** Endpoint and credentials. Default: what Bun's client reads itself (S3_ENDPOINT, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, S3_REGION). */
@@ -174,7 +173,6 @@ export async function openS3ImageStore(url: string, options: S3ImageStoreOptions
               throw bodyFailure.error
             }
             controller.enqueue(chunk.value)
-            relieveMemory(chunk.value.byteLength)
           },
           cancel: (reason) => reader.cancel(reason),
         },

@@ -68,11 +68,19 @@ class TaskAbandoned extends Error {
 }
 
 /**
- * Called by a task between its image work and the store of its result: lets its loop claim and decode the next task
- * meanwhile (about 10 ms of HTTP and fsync per task, hidden behind the next one's 40-50 ms of codec work for a small
- * image), and resolves once the loop's previous task has been stored and reported, so that stores stay one at a time.
+ * A loop runs its tasks as a pipeline: while one task's image is in the codec, the task before stores and reports its
+ * result and the loop claims and fetches the next (a few ms of HTTP per task that otherwise leave the codec idle between
+ * images). A task waits for its turns: the codec once the loop's previous task is out of it, the store once the
+ * previous task has stored and reported (one store in flight per loop, results in claim order).
  */
-type Handoff = () => Promise<void>
+interface Turns {
+  /** Resolves when the loop's previous task is done with the codec; the loop then claims its next task. */
+  codec(): Promise<void>
+  /** This task is done with the codec (called when its result is ready; ending the task does it too). */
+  leaveCodec(): void
+  /** Resolves when the loop's previous task has stored and reported its result. */
+  store(): Promise<void>
+}
 
 const message = (error: unknown) => (error as Error)?.message ?? String(error)
 /** A peer answered 4xx to a call about this task: repeating the same call will not help. */
@@ -145,10 +153,10 @@ export function createWorker(options: WorkerOptions): Worker {
   }
 
   /**
-   * Fetch, swap, store, report finished. Resolves undefined when finished, or with the reason the task cannot succeed.
-   * Between the swap and the store it calls `handoff` (see Handoff).
+   * Fetch, swap, store, report finished, each in its turn (see Turns). Resolves undefined when finished, or with the
+   * reason the task cannot succeed.
    */
-  async function attempt(task: ClaimedTask, signal: AbortSignal, started: number, handoff: Handoff): Promise<string | undefined> {
+  async function attempt(task: ClaimedTask, signal: AbortSignal, started: number, turns: Turns): Promise<string | undefined> {
     const refused = (what: string) => (error: unknown) => {
       if (isRefusal(error)) return `${what}: ${message(error)}`
       throw error
@@ -157,6 +165,7 @@ export function createWorker(options: WorkerOptions): Worker {
       (await storage.get(task.id, 'working', { signal })).bytes(),
     ).catch(refused('the working image cannot be fetched'))
     if (typeof png === 'string') return png
+    await bounded(turns.codec(), signal)
     let result: Uint8Array<ArrayBuffer>
     try {
       result = await bounded(swap(png, imageOptions), signal)
@@ -164,7 +173,8 @@ export function createWorker(options: WorkerOptions): Worker {
       if (error instanceof UnrecoverableImageError || error instanceof TaskTimedOut) return message(error)
       throw error
     }
-    await bounded(handoff(), signal)
+    turns.leaveCodec()
+    await bounded(turns.store(), signal)
     const stored = await withPeer('storing the finished image', task, signal, () =>
       storage.send(task.id, 'finished', result, { contentLength: result.byteLength, signal }),
     ).catch(refused('storage refused the result'))
@@ -175,7 +185,7 @@ export function createWorker(options: WorkerOptions): Worker {
   }
 
   /** Runs one claimed task to its report; never throws. */
-  async function runTask(task: ClaimedTask, handoff: Handoff): Promise<void> {
+  async function runTask(task: ClaimedTask, turns: Turns): Promise<void> {
     const started = clock()
     const own = new AbortController()
     const timer = setTimeout(() => own.abort(new TaskTimedOut(`the task took longer than ${taskTimeoutMs} ms`)), taskTimeoutMs)
@@ -184,7 +194,7 @@ export function createWorker(options: WorkerOptions): Worker {
     const stopRenewing = keepLease(task, own)
     counts.inFlight++
     try {
-      const failure = await attempt(task, signal, started, handoff)
+      const failure = await attempt(task, signal, started, turns)
       if (failure === undefined) {
         counts.processed++
         counts.processingMs += clock() - started
@@ -217,8 +227,10 @@ export function createWorker(options: WorkerOptions): Worker {
 
   async function loop(n: number): Promise<void> {
     let idleMs = idle.initialMs
-    /** The previous task's store and report, which go on while this loop claims and decodes the next task. */
+    /** Settles when every task this loop claimed has ended (the last one waits for the ones before to store). */
     let previous: Promise<void> = Promise.resolve()
+    /** Resolves when the loop's latest task is out of the codec. */
+    let codecFree: Promise<void> = Promise.resolve()
     while (!stopClaiming.signal.aborted) {
       let task: ClaimedTask | undefined
       try {
@@ -239,17 +251,26 @@ export function createWorker(options: WorkerOptions): Worker {
       wake.abort()
       wake = new AbortController()
       const claimed = task
-      const prior = previous
-      const decoded = Promise.withResolvers<void>()
-      const handoff: Handoff = () => {
-        decoded.resolve()
-        return prior
+      const priorCodec = codecFree
+      const priorStore = previous
+      const inCodec = Promise.withResolvers<void>()
+      const outOfCodec = Promise.withResolvers<void>()
+      codecFree = outOfCodec.promise
+      const turns: Turns = {
+        codec: () => priorCodec.then(inCodec.resolve),
+        leaveCodec: outOfCodec.resolve,
+        store: () => priorStore,
       }
       // Everything done for the task (logs, calls to peers) carries the request id of the upload that made it.
-      previous = withRequestId(claimed.requestId ?? `task-${claimed.id}`, () => runTask(claimed, handoff)).finally(decoded.resolve)
-      // The next claim waits for this task's image work and the previous task's report: one store in flight per loop.
-      await decoded.promise
-      await prior
+      const ended = withRequestId(claimed.requestId ?? `task-${claimed.id}`, () => runTask(claimed, turns)).finally(() => {
+        inCodec.resolve()
+        outOfCodec.resolve()
+      })
+      previous = Promise.all([priorStore, ended]).then(() => {})
+      // The next claim once this task has the codec (or has ended) and the one before has reported: a loop holds at
+      // most a task storing, one in the codec and one being fetched.
+      await inCodec.promise
+      await priorStore
     }
     await previous
   }
