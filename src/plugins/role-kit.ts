@@ -23,8 +23,8 @@ export interface RoleKitOptions {
   readonly internal?: readonly string[]
   /** A connection idle this long is closed (PIXMILL_IDLE_TIMEOUT_SECONDS). Default 30. */
   readonly idleTimeoutSeconds?: number
-  /** See RequestIdOptions.propagate. Default true. */
-  readonly propagateRequestId?: boolean
+  /** See RequestIdOptions.everyRequest. Default true. */
+  readonly idForEveryRequest?: boolean
 }
 
 /** A root Elysia app with the shared plugins mounted; the role adds its routes, then `withMethodGuard`. */
@@ -34,7 +34,7 @@ export function roleKit(options: RoleKitOptions) {
     name: `pixmill.${options.role}`,
     serve: { maxRequestBodySize: options.maxRequestBodySize ?? 1024 * 1024, idleTimeout: options.idleTimeoutSeconds ?? 30 },
   })
-    .use(requestIdPlugin({ propagate: options.propagateRequestId }))
+    .use(requestIdPlugin({ everyRequest: options.idForEveryRequest }))
     .use(errorsPlugin(options.log, { onUnmatched: metrics.unmatched }))
     .use(authPlugin(options.token, options.internal ?? []))
     .use(metrics.plugin)

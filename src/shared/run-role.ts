@@ -45,10 +45,13 @@ export async function serveRole(options: ServeOptions): Promise<RunningRole> {
   // A role that others find through kv is not ready until it is registered: /health says so until then, so that
   // whoever waits for it to be healthy can count on finding it in kv.
   let registered = options.register === undefined
-  app.onRequest(({ request }) => {
-    if (registered) return
-    if (new URL(request.url).pathname === '/health') return Response.json({ role, ok: false, starting: 'registering in kv' }, { status: 503 })
-  })
+  // Only where there is something to wait for: every hook is a cost on every request.
+  if (!registered) {
+    app.onRequest(({ request }) => {
+      if (registered) return
+      if (new URL(request.url).pathname === '/health') return Response.json({ role, ok: false, starting: 'registering in kv' }, { status: 503 })
+    })
+  }
   app.listen({ hostname: listen.hostname, port: listen.port })
   const server = app.server
   if (!server) throw new Error(`${role}: could not listen on ${listen.text}`)

@@ -79,12 +79,27 @@ describe('security: PIXMILL_TOKEN', () => {
 })
 
 describe('security: request ids', () => {
-  test('every answer carries X-Request-Id: the caller’s when it is plain, a new one otherwise', async () => {
+  test('an answer carries the caller’s X-Request-Id when it is plain, a new one otherwise', async () => {
     const app = kvWithToken(undefined)
     expect((await call(app, 'GET', '/list', null, { 'x-request-id': 'trace-123' })).headers.get('x-request-id')).toBe('trace-123')
     expect((await call(app, 'GET', '/get?key=none', null, { 'x-request-id': 'trace-404' })).headers.get('x-request-id')).toBe('trace-404')
     const fresh = (await call(app, 'GET', '/list', null, { 'x-request-id': 'bad id with spaces' })).headers.get('x-request-id')
     expect(fresh).toMatch(/^[0-9a-f-]{36}$/)
+  })
+
+  test('kv echoes an id only when the caller sent one (the registry’s reads stay cheap), and gives every error one', async () => {
+    const app = kvWithToken(undefined)
+    await call(app, 'POST', '/set?key=a&value=1')
+    const plain = await call(app, 'GET', '/get?key=a')
+    expect(plain.status).toBe(200)
+    expect(plain.headers.get('x-request-id')).toBeNull()
+    const missing = await call(app, 'GET', '/get?key=none')
+    expect(missing.status).toBe(404)
+    expect(missing.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/)
+    // The other roles give every answer an id.
+    const stack = inProcessStack()
+    cleanups.push(() => stack.close())
+    expect((await call(stack.master, 'GET', '/counts')).headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/)
   })
 
   test('kv, which does not carry ids into its async work, still answers and logs an unexpected error under the id', async () => {

@@ -109,7 +109,7 @@ describe('Redis kv store: outages', () => {
     store = openRedisKvStore(own.url)
     await store.set('kept', 'yes')
     await own.kill9()
-    for (const call of [() => store.get('kept'), () => store.set('k', 'v'), () => store.remove('kept'), () => store.list()]) {
+    for (const call of [async () => store.get('kept'), () => store.set('k', 'v'), () => store.remove('kept'), () => store.list()]) {
       const { error, ms } = await failure(call)
       expect(error).toBeInstanceOf(DependencyUnavailable)
       expect((error as DependencyUnavailable).status).toBe(503)
@@ -130,7 +130,7 @@ describe('Redis kv store: outages', () => {
     await store.set('k', 'v')
     own.pause()
     try {
-      const { error, ms } = await failure(() => store.get('k'))
+      const { error, ms } = await failure(async () => store.get('k'))
       expect(error).toBeInstanceOf(DependencyUnavailable)
       expect(ms).toBeLessThan(800)
       expect(await store.healthy()).toBe(false)

@@ -19,6 +19,11 @@ export interface KvAppDeps {
   readonly registry: Registry
 }
 
+function found(key: string, value: string | undefined): string {
+  if (value === undefined) throw new NotFound(`No value for key ${JSON.stringify(key)}.`)
+  return value
+}
+
 /** Builds the kv app; it never listens (the entry file or the launcher does). */
 export function createKvApp({ store, log, registry, token, idleTimeoutSeconds }: KvAppDeps) {
   new Gauge({
@@ -36,8 +41,8 @@ export function createKvApp({ store, log, registry, token, idleTimeoutSeconds }:
     token,
     internal: ['/set', '/remove'],
     idleTimeoutSeconds,
-    // kv calls no peer and logs nothing per request; its answers still carry the id.
-    propagateRequestId: false,
+    // kv calls no peer and logs nothing per request: ids only where the caller sent one, or on an error.
+    idForEveryRequest: false,
     description: 'Key-value store and service registry: roles register `<role>Address` here and look each other up.',
     log,
     registry,
@@ -45,10 +50,9 @@ export function createKvApp({ store, log, registry, token, idleTimeoutSeconds }:
   })
     .get(
       '/get',
-      async ({ query }) => {
-        const value = await store.get(query.key)
-        if (value === undefined) throw new NotFound(`No value for key ${JSON.stringify(query.key)}.`)
-        return value
+      ({ query }): string | Promise<string> => {
+        const value = store.get(query.key)
+        return value instanceof Promise ? value.then((v) => found(query.key, v)) : found(query.key, value)
       },
       {
         query: KeyQuery,

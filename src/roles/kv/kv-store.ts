@@ -7,8 +7,11 @@ export interface SetOptions {
 
 /** A durable string-to-string map. Implementations: bun:sqlite (embedded default). */
 export interface KvStore {
-  /** The value, or undefined for an unknown or expired key. */
-  get(key: string): Promise<string | undefined>
+  /**
+   * The value, or undefined for an unknown or expired key. A store that holds its pairs in memory answers at once,
+   * without a promise: registry lookups are the system's hottest read.
+   */
+  get(key: string): string | undefined | Promise<string | undefined>
   /** Resolves once the pair is durable. Setting a key again replaces its value and its time to live. */
   set(key: string, value: string, options?: SetOptions): Promise<void>
   /** Resolves true when the key existed. */
