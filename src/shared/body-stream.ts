@@ -10,17 +10,16 @@ export function declaredLength(request: Request): number | undefined {
 }
 
 /**
- * The `collectEveryBytes` the master and storage give peekBody for a body of `declared` length: every 3 MiB for a body
+ * The `collectEveryBytes` the master and storage give peekBody for a body of `declared` length: every 2 MiB for a body
  * of 32 MiB or more, or of unknown length; none for smaller ones, which grow a process by no more than its collector
  * lets garbage pile up anyway (about 20 MiB), and would pay 3-7 ms per collection (a 10 MiB image through master and
  * storage cost them about 60 ms more CPU; collecting every 8 MiB of all bodies together, as storage once did, was a
  * sixth of its CPU with many small images). Measured with one 200 MiB upload through the master: without collections
- * the master grew by 17-22 MiB (peak 71-76 MiB) and storage by 12-17 MiB (64-69 MiB); with them, by 6-7 MiB
- * (60-61 MiB) and 7 MiB (59-60 MiB), the upload taking 1.0-1.35 s instead of 0.75-0.8 s. Every 4 MiB left the master
- * at 62-63 MiB; every 2 MiB saved no more.
+ * the master grew by 17-22 MiB (peak 71-76 MiB) and storage by 12-17 MiB (64-69 MiB); every 3 MiB left the master at
+ * 61.7-64.0 MiB and storage at 60.7-65.0 MiB; every 2 MiB, 61.2-61.9 and 60.0-60.9 MiB, the upload taking 1.5 s.
  */
 export function collectionPace(declared: number | undefined): number | undefined {
-  return declared === undefined || declared >= 32 * 1024 * 1024 ? 3 * 1024 * 1024 : undefined
+  return declared === undefined || declared >= 32 * 1024 * 1024 ? 2 * 1024 * 1024 : undefined
 }
 
 /** A body stream that has been peeked at, and what happened to it as it was read. */

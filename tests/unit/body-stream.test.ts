@@ -34,8 +34,8 @@ describe('peekBody', () => {
 
   test('only a big body, or one of unknown length, is collected after as it goes', () => {
     expect(collectionPace(10 * 1024 * 1024)).toBeUndefined()
-    expect(collectionPace(200 * 1024 * 1024)).toBe(3 * 1024 * 1024)
-    expect(collectionPace(undefined)).toBe(3 * 1024 * 1024)
+    expect(collectionPace(200 * 1024 * 1024)).toBe(2 * 1024 * 1024)
+    expect(collectionPace(undefined)).toBe(2 * 1024 * 1024)
   })
 
   test('a body shorter than the peek is given whole', async () => {
