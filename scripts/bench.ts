@@ -22,7 +22,7 @@ when needed, measures every figure beside its baseline with wrk (one thread), pr
 writes bench-<date>.json|md and latest.json|md to DIR (default: results/). Stops everything it started.
 
   --quick        about a second per figure and few images (the test suite runs this)
-  --seconds N    length of each load run (default 2, alternated three times with its baseline; 1, once, with --quick)
+  --seconds N    length of each load run (default 2, in five rounds with its baseline; 1, once, with --quick)
   --out DIR      where the reports go
   --readme       also put the table in README.md (between its bench markers)
   --only LIST    only these groups, comma-separated: memory, http, claims, storage, e2e (default: all)

@@ -4,7 +4,7 @@ import { assertClean, runWrk, type WrkOptions, type WrkResult } from './wrk.ts'
 
 export interface BenchContext {
   readonly quick: boolean
-  /** Length of each measured wrk run (the full mode alternates three of the figure and three of its baseline). */
+  /** Length of each measured wrk run (the full mode runs five rounds of the baseline then the figure). */
   readonly seconds: number
   /** Scratch folder of this run (scripts, images, logs of helper processes). */
   readonly workDir: string
@@ -16,20 +16,17 @@ export interface BenchContext {
   readonly progress: (line: string) => void
 }
 
-/** Runs of a figure and of its baseline, alternated: on a shared machine the load of others comes and goes. */
+/** Rounds of a figure and of its baseline, alternated: on a shared machine the load of others comes and goes. */
 export function rounds(ctx: BenchContext): number {
-  return ctx.quick ? 1 : 3
-}
-
-/** The run with the median rate, whole (its latencies and bytes belong to it). */
-function median(results: readonly WrkResult[]): WrkResult {
-  return [...results].sort((a, b) => a.requestsPerSecond - b.requestsPerSecond)[Math.floor(results.length / 2)]!
+  return ctx.quick ? 1 : 5
 }
 
 /**
  * A figure and its baseline, each warmed up 1 s in the full mode (the JIT and the connections of a fresh server are
- * not its speed), then measured in alternating runs of `ctx.seconds`; each answers its median run. Fails on any error
- * answer: a fast error is not throughput.
+ * not its speed), then measured in rounds of `ctx.seconds` each, the baseline right before the figure. It answers the
+ * round whose ratio is the median, both runs whole (their latencies and bytes belong to them): a round's two runs
+ * see the same machine, while this machine's own speed drifts by a quarter from one round to the next. Fails on any
+ * error answer: a fast error is not throughput.
  */
 export async function measurePair(
   ctx: BenchContext,
@@ -43,15 +40,15 @@ export async function measurePair(
     await run(names.base, base, 1)
     await run(names.role, role, 1)
   }
-  const bases: WrkResult[] = []
-  const roles: WrkResult[] = []
+  const pairs: Array<{ base: WrkResult; role: WrkResult }> = []
   for (let i = 0; i < rounds(ctx); i++) {
-    bases.push(await run(names.base, base, ctx.seconds))
-    roles.push(await run(names.role, role, ctx.seconds))
+    const baseRun = await run(names.base, base, ctx.seconds)
+    pairs.push({ base: baseRun, role: await run(names.role, role, ctx.seconds) })
   }
-  const rates = (results: WrkResult[]) => results.map((r) => Math.round(r.requestsPerSecond).toLocaleString('en-US')).join(', ')
-  ctx.progress(`  ${names.role}: ${rates(roles)} req/s; ${names.base}: ${rates(bases)} req/s`)
-  return { base: median(bases), role: median(roles) }
+  const rate = (r: WrkResult) => Math.round(r.requestsPerSecond).toLocaleString('en-US')
+  ctx.progress(`  ${names.role}: ${pairs.map((p) => `${rate(p.role)} / ${rate(p.base)} (${Math.round((100 * p.role.requestsPerSecond) / p.base.requestsPerSecond)} %)`).join(', ')} req/s against ${names.base}`)
+  const ratio = (p: (typeof pairs)[number]) => p.role.requestsPerSecond / p.base.requestsPerSecond
+  return pairs.sort((a, b) => ratio(a) - ratio(b))[Math.floor(pairs.length / 2)]!
 }
 
 /** Fetches and reads the answer as text, with PIXMILL_TOKEN when it is set; throws on a non-2xx answer. */
