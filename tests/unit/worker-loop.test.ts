@@ -328,6 +328,16 @@ describe('worker loop', () => {
     expect(w.stats()).toMatchObject({ abandoned: 2, inFlight: 0, processed: 0 })
   })
 
+  test('the time limit does not count a task’s wait for the codec held by the task before it', async () => {
+    const cluster = fakeCluster()
+    const [a, b] = [cluster.addTask(PNG), cluster.addTask(PNG)]
+    // Each swap takes 70 % of the limit: b, fetched while a is in the codec, waits about that long first.
+    const w = start(cluster, { threads: 1, taskTimeoutMs: 300, swap: async () => (await Bun.sleep(210), PNG) })
+    await until(() => cluster.tasks.every((t) => t.state >= 2), 'both ended')
+    expect([cluster.tasks[a]!.state, cluster.tasks[b]!.state]).toEqual([2, 2])
+    expect(w.stats()).toMatchObject({ processed: 2, failed: 0 })
+  })
+
   test('a task over its time limit is reported failed and the loop goes on', async () => {
     const cluster = fakeCluster()
     const hung = cluster.addTask(PNG)

@@ -18,7 +18,7 @@ export interface WorkerOptions {
   /** The master's lease; a claim with a token is renewed every third of it. */
   readonly leaseSeconds: number
   readonly log: Logger
-  /** Safety net for one task, claim to report. Default 300000 (5 min). */
+  /** Safety net for one task, claim to report, not counting its wait for the loop's codec. Default 300000 (5 min). */
   readonly taskTimeoutMs?: number
   /** Wait after a peer's failure, jittered by ±10 %. Default 2000. */
   readonly errorWaitMs?: number
@@ -80,6 +80,12 @@ interface Turns {
   leaveCodec(): void
   /** Resolves when the loop's previous task has stored and reported its result. */
   store(): Promise<void>
+}
+
+/** The task's time limit (PIXMILL_TASK_TIMEOUT_SECONDS): start() (re)starts it whole, stop() holds it. */
+interface TaskClock {
+  start(): void
+  stop(): void
 }
 
 const message = (error: unknown) => (error as Error)?.message ?? String(error)
@@ -156,7 +162,7 @@ export function createWorker(options: WorkerOptions): Worker {
    * Fetch, swap, store, report finished, each in its turn (see Turns). Resolves undefined when finished, or with the
    * reason the task cannot succeed.
    */
-  async function attempt(task: ClaimedTask, signal: AbortSignal, started: number, turns: Turns): Promise<string | undefined> {
+  async function attempt(task: ClaimedTask, signal: AbortSignal, started: number, turns: Turns, limit: TaskClock): Promise<string | undefined> {
     const refused = (what: string) => (error: unknown) => {
       if (isRefusal(error)) return `${what}: ${message(error)}`
       throw error
@@ -165,7 +171,9 @@ export function createWorker(options: WorkerOptions): Worker {
       (await storage.get(task.id, 'working', { signal })).bytes(),
     ).catch(refused('the working image cannot be fetched'))
     if (typeof png === 'string') return png
+    limit.stop()
     await bounded(turns.codec(), signal)
+    limit.start()
     let result: Uint8Array<ArrayBuffer>
     try {
       result = await bounded(swap(png, imageOptions), signal)
@@ -188,13 +196,23 @@ export function createWorker(options: WorkerOptions): Worker {
   async function runTask(task: ClaimedTask, turns: Turns): Promise<void> {
     const started = clock()
     const own = new AbortController()
-    const timer = setTimeout(() => own.abort(new TaskTimedOut(`the task took longer than ${taskTimeoutMs} ms`)), taskTimeoutMs)
-    timer.unref?.()
+    let timer: ReturnType<typeof setTimeout> | undefined
+    // The time limit is the task's own work: it stops while the task waits for its loop's codec, which the task
+    // before may hold for up to its own limit.
+    const limit: TaskClock = {
+      start() {
+        clearTimeout(timer)
+        timer = setTimeout(() => own.abort(new TaskTimedOut(`the task took longer than ${taskTimeoutMs} ms`)), taskTimeoutMs)
+        timer.unref?.()
+      },
+      stop: () => clearTimeout(timer),
+    }
+    limit.start()
     const signal = AbortSignal.any([own.signal, giveUp.signal])
     const stopRenewing = keepLease(task, own)
     counts.inFlight++
     try {
-      const failure = await attempt(task, signal, started, turns)
+      const failure = await attempt(task, signal, started, turns, limit)
       if (failure === undefined) {
         counts.processed++
         counts.processingMs += clock() - started
