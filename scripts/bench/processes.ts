@@ -86,7 +86,8 @@ export async function startOneProcessSystem(dataDir: string): Promise<BenchSyste
   const roles = ['kv', 'database', 'storage', 'master'] as const
   let offset = 0
   for (let tries = 0; ; tries++) {
-    offset = 20_000 + Math.floor(Math.random() * 20_000)
+    // Ports 20000-29003: below the kernel's ephemeral range, where no outgoing connection takes them meanwhile.
+    offset = 17_000 + Math.floor(Math.random() * 9_000)
     if (!roles.some((_, i) => portTaken(3000 + offset + i))) break
     if (tries === 20) throw new Error('no free ports for the one-process system')
   }

@@ -5,12 +5,28 @@ import { join, resolve } from 'node:path'
 
 export const REPO_ROOT = resolve(import.meta.dir, '../..')
 
-/** A port nobody listens on right now (the OS picks it). */
+/**
+ * Ports handed out below the kernel's ephemeral range (32768-60999 on Linux): a port the OS picked for us there
+ * could meanwhile become the source port of some outgoing connection, before the role meant to listen on it starts.
+ */
+const PORTS = { from: 20_000, to: 32_000 }
+const handedOut = new Set<number>()
+
+/** A port nobody listens on right now, and not handed out before by this process. */
 export function freePort(): number {
-  const server = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: () => new Response() })
-  const port = server.port!
-  server.stop(true)
-  return port
+  for (let tries = 0; tries < 1000; tries++) {
+    const port = PORTS.from + Math.floor(Math.random() * (PORTS.to - PORTS.from))
+    if (handedOut.has(port)) continue
+    try {
+      // Every interface, as a role given `:port` listens.
+      Bun.serve({ port, hostname: '0.0.0.0', fetch: () => new Response() }).stop(true)
+    } catch {
+      continue
+    }
+    handedOut.add(port)
+    return port
+  }
+  throw new Error(`no free port in ${PORTS.from}-${PORTS.to}`)
 }
 
 export interface RoleProcess {
