@@ -64,7 +64,8 @@ export function errorsPlugin(log: Logger, options: ErrorsOptions = {}) {
     })
     .onError({ as: 'global' }, ({ code, error, request, route, set }) => {
       // A role that makes ids only on demand (kv) makes one for an error answer, which is logged under it.
-      const requestId = answeredRequestId(set) ?? currentRequestId() ?? crypto.randomUUID()
+      const current = currentRequestId()
+      const requestId = answeredRequestId(set) ?? current ?? crypto.randomUUID()
       if (error instanceof HttpError) return answer(requestId, error.status, error.message, error.headers)
       switch (code) {
         case 'VALIDATION':
@@ -83,7 +84,7 @@ export function errorsPlugin(log: Logger, options: ErrorsOptions = {}) {
       }
       // Logged once, here, with the request id (the log mixin adds it where the role propagates ids); the answer names
       // the id but gives no detail.
-      log.error({ err: error, method: request.method, url: request.url, ...(currentRequestId() === undefined ? { requestId } : {}) }, 'unexpected error')
+      log.error({ err: error, method: request.method, url: request.url, ...(current === undefined ? { requestId } : {}) }, 'unexpected error')
       return answer(requestId, 500, `Internal error; it has been logged with request id ${requestId}.`)
     })
 }

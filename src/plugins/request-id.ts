@@ -27,7 +27,7 @@ export function requestIdPlugin({ everyRequest = true }: RequestIdOptions = {}) 
   })
 }
 
-/** The id of the request being answered: the one the plugin put on the answer, else the current one. */
+/** The id the plugin put on the answer being made, if it put one there. */
 export function answeredRequestId(set: { headers: Record<string, unknown> }): string | undefined {
   const id = set.headers[REQUEST_ID_HEADER]
   return typeof id === 'string' ? id : undefined

@@ -62,7 +62,9 @@ export async function serveRole(options: ServeOptions): Promise<RunningRole> {
   if (['0.0.0.0', '::', '[::]', 'localhost', '127.0.0.1', '::1', '[::1]'].includes(server.hostname ?? '')) {
     ownAddresses.push(`localhost:${server.port}`, `127.0.0.1:${server.port}`, `[::1]:${server.port}`)
   }
-  if (options.register) ownAddresses.push(options.register.value.replace(/:0$/, `:${server.port}`))
+  // A role asked to listen on port 0 registers the port it was given.
+  const registeredValue = options.register?.value.replace(/:0$/, `:${server.port}`)
+  if (registeredValue !== undefined) ownAddresses.push(registeredValue)
   let inProcessCalls = 0
   let inProcessDrained: (() => void) | undefined
   const leaveProcess = serveInProcess(ownAddresses, async (request) => {
@@ -105,8 +107,7 @@ export async function serveRole(options: ServeOptions): Promise<RunningRole> {
   if (options.register) {
     const { kv, key, waitSeconds } = options.register
     const ttlSeconds = options.register.ttlSeconds ?? 15
-    // A role asked to listen on port 0 registers the port it was given.
-    const value = options.register.value.replace(/:0$/, `:${server.port}`)
+    const value = registeredValue!
     instanceKey = `${key}/${value}`
     // The plain key is the original protocol's (one address); `<key>/<address>` lists every live instance.
     const register = async () => {
