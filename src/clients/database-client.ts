@@ -1,26 +1,41 @@
-// Client of the database role, for the master.
+// Client of the database role, for the master; against an original database it keeps to the original endpoints.
+import { DependencyUnavailable, HttpError, NotFound, NotOffered } from '../shared/errors.ts'
 import type { TaskStatus } from './master-public-client.ts'
 import { callPeer, type Fetch, peerTransport } from './http.ts'
+import { createOfferedPaths } from './offered-paths.ts'
 import { onPeer, type PeerAddress } from './peer-address.ts'
 
 /** A task as the database answers `/getById`: the public status plus the database's own fields. */
 export interface TaskRecord extends TaskStatus {
   readonly leaseExpiresAt?: string
-  readonly held?: boolean
+}
+
+/** A task as an original database answers it: `{"id", "state"}` and nothing more. */
+export interface PlainTaskRecord {
+  readonly id: number
+  readonly state: number
+  readonly plain: true
+}
+
+/** A reserved id: `held` while no worker can claim it (an original database has no held tasks: it is claimable at once). */
+export interface Reservation {
+  readonly id: number
+  readonly held: boolean
 }
 
 type Query = Record<string, string | number | undefined>
 
 export interface DatabaseClient {
-  /** A held task: no worker can claim it until `activateTask`. */
-  reserveTask(): Promise<number>
+  /** A held task, which no worker can claim until `activateTask`; from an original database, a task claimable at once. */
+  reserveTask(): Promise<Reservation>
   activateTask(id: number): Promise<void>
   dropTask(id: number): Promise<void>
   /** The task; NotFound-like HttpError (404) for an unknown id. */
-  getById(id: number): Promise<TaskRecord>
-  /** The database's claim answer as JSON text; HttpError 404 `No non-started task.` when there is none. */
+  getById(id: number): Promise<TaskRecord | PlainTaskRecord>
+  /** The database's claim answer as JSON text; NotFound `No non-started task.` when there is none. */
   getNewTask(): Promise<string>
   finishTask(id: number, lease?: string): Promise<void>
+  /** NotOffered (501) from an original database, as every call below. */
   failTask(id: number, error?: string, lease?: string): Promise<void>
   retryTask(id: number): Promise<void>
   releaseTask(id: number, lease?: string): Promise<void>
@@ -32,14 +47,46 @@ export interface DatabaseClient {
   counts(): Promise<Record<'not-started' | 'in-progress' | 'finished' | 'failed', number>>
 }
 
+const NO_TASK = /^(Error:\s*)?No non-started task/
+
+/** `/getById`'s answer: this project's record, or an original database's `{id, state}`. */
+function parseTask(text: string): TaskRecord | PlainTaskRecord {
+  let task: Partial<TaskRecord> | undefined
+  try {
+    task = JSON.parse(text)
+  } catch {
+    // Reported below.
+  }
+  if (!task || !Number.isSafeInteger(task.id) || !Number.isSafeInteger(task.state)) {
+    throw new DependencyUnavailable(`The database answered /getById with something that is not a task: ${text.slice(0, 200)}`, 502)
+  }
+  if (typeof task.stateName === 'string' && typeof task.createdAt === 'string') return task as TaskRecord
+  return { id: task.id!, state: task.state!, plain: true }
+}
+
 export function createDatabaseClient(peer: PeerAddress, fetcher: Fetch = peerTransport): DatabaseClient {
+  const offered = createOfferedPaths()
   const call = (method: string, path: string, query: Query = {}) =>
     onPeer(peer, async (address) => (await callPeer(fetcher, 'database', address, path, { method, query, timeoutMs: 10_000 })).text(), {
       idempotent: method === 'GET',
     })
   return {
     async reserveTask() {
-      return Number(await call('POST', '/reserveTask'))
+      return onPeer(peer, async (address) => {
+        if (!offered.lacks(address, '/reserveTask')) {
+          try {
+            return { id: Number(await (await callPeer(fetcher, 'database', address, '/reserveTask', { method: 'POST', timeoutMs: 10_000 })).text()), held: true }
+          } catch (error) {
+            if (!(error instanceof NotOffered)) throw error
+            offered.remember(address, '/reserveTask')
+          }
+        }
+        // The original way: a task that is claimable before its image is stored (a worker that comes too early fails
+        // to fetch the image, and the task goes back to the queue with its lease).
+        const id = (await (await callPeer(fetcher, 'database', address, '/newTask', { method: 'POST', timeoutMs: 10_000 })).text()).trim()
+        if (!/^(0|[1-9]\d{0,15})$/.test(id)) throw new DependencyUnavailable(`The database answered /newTask with something that is not a task id: ${id.slice(0, 200)}`, 502)
+        return { id: Number(id), held: false }
+      })
     },
     async activateTask(id) {
       await call('POST', '/activateTask', { id })
@@ -48,9 +95,20 @@ export function createDatabaseClient(peer: PeerAddress, fetcher: Fetch = peerTra
       await call('POST', '/dropTask', { id })
     },
     async getById(id) {
-      return JSON.parse(await call('GET', '/getById', { id })) as TaskRecord
+      return parseTask(await call('GET', '/getById', { id }))
     },
-    getNewTask: () => call('POST', '/getNewTask'),
+    async getNewTask() {
+      let text: string
+      try {
+        text = await call('POST', '/getNewTask')
+      } catch (error) {
+        // An original database may refuse with another status than 404.
+        if (error instanceof HttpError && error.status < 500 && NO_TASK.test(error.message)) throw new NotFound('No non-started task.')
+        throw error
+      }
+      if (NO_TASK.test(text)) throw new NotFound('No non-started task.')
+      return text
+    },
     async finishTask(id, lease) {
       await call('POST', '/finishTask', { id, lease })
     },

@@ -1,5 +1,5 @@
 // The one way roles call each other: plain fetch, with a peer's failure told apart from the caller's mistake.
-import { DependencyUnavailable, HttpError } from '../shared/errors.ts'
+import { DependencyUnavailable, HttpError, NotOffered } from '../shared/errors.ts'
 import { currentRequestId, REQUEST_ID_HEADER } from '../shared/request-context.ts'
 import { callInProcess, inProcessHandler } from './in-process.ts'
 
@@ -46,7 +46,7 @@ export function peerUrl(address: string, path: string, query?: CallOptions['quer
 /**
  * Calls a peer and returns its 2xx/3xx response. A 4xx from the peer is rethrown as the same HttpError (its message
  * without the `Error:` prefix), so that a caller's mistake stays the caller's; a network failure, a time-out or a 5xx
- * becomes DependencyUnavailable.
+ * becomes DependencyUnavailable; a path the peer does not know (an original role) becomes NotOffered.
  */
 export async function callPeer(fetcher: Fetch, peer: string, address: string, path: string, options: CallOptions = {}): Promise<Response> {
   const timeout = AbortSignal.timeout(options.timeoutMs ?? 30_000)
@@ -69,6 +69,12 @@ export async function callPeer(fetcher: Fetch, peer: string, address: string, pa
   }
   if (response.status < 400) return response
   const text = (await response.text().catch(() => '')).trim()
+  // Every answer of the contract's errors starts with `Error:`; a bare 404 is a router's (an original role's
+  // `404 page not found` for a path beyond the original protocol), and a 501 is a peer passing such a gap on.
+  if ((response.status === 404 && !text.startsWith('Error:')) || response.status === 501) {
+    const said = text.replace(/^Error:\s*/, '')
+    throw new NotOffered(response.status === 501 && said ? said : `The ${peer} at ${address} does not offer ${path} (it answered ${response.status} ${text.slice(0, 80) || 'with no body'}).`, path)
+  }
   const message = text.replace(/^Error:\s*/, '') || `HTTP ${response.status}`
   if (response.status < 500) {
     const headers: Record<string, string> = {}

@@ -1,4 +1,4 @@
-// Client of the kv role: registration and lookup.
+// Client of the kv role: registration and lookup, against this project's kv or an original one.
 import { callPeer, type Fetch, peerTransport } from './http.ts'
 
 export interface KvClient {
@@ -8,12 +8,18 @@ export interface KvClient {
   /** `ttlSeconds`: the pair disappears unless set again in time (a registration kept alive by a heartbeat). */
   set(key: string, value: string, ttlSeconds?: number): Promise<void>
   remove(key: string): Promise<void>
-  /** The live pairs whose keys start with `prefix`. */
+  /** The live pairs whose keys start with `prefix` (filtered here too: an original kv answers every pair). */
   list(prefix: string): Promise<Array<readonly [string, string]>>
+  /**
+   * Whether this kv keeps pairs with a time to live (this project's kv) rather than ignoring `ttl` and keeping every
+   * pair for ever (an original kv, which has no `/health` either). Asked once, on the first call that gets an answer.
+   */
+  expiresPairs(): Promise<boolean>
 }
 
 /** A client of the kv role at `address` (`host:port`). */
 export function createKvClient(address: string, fetcher: Fetch = peerTransport): KvClient {
+  let expires: Promise<boolean> | undefined
   return {
     address,
     async get(key) {
@@ -32,13 +38,26 @@ export function createKvClient(address: string, fetcher: Fetch = peerTransport):
     },
     async list(prefix) {
       const text = await (await callPeer(fetcher, 'kv', address, '/list', { query: { prefix } })).text()
-      return text
-        .split('\n')
-        .filter((line) => line.includes(' : '))
-        .map((line) => {
-          const at = line.indexOf(' : ')
-          return [line.slice(0, at), line.slice(at + 3)] as const
-        })
+      return text.split('\n').flatMap((line) => {
+        const at = line.indexOf(' : ')
+        if (at < 0) return []
+        const key = line.slice(0, at)
+        // An original kv ignores `prefix` and answers every pair: never trust it to filter.
+        return key.startsWith(prefix) ? [[key, line.slice(at + 3)] as const] : []
+      })
+    },
+    expiresPairs() {
+      expires ??= (async () => {
+        const response = await fetcher(new Request(`http://${address}/health`, { signal: AbortSignal.timeout(5000) }))
+        const text = await response.text()
+        // Any answer but a router's bare 404 is this project's kv, even a 503 while its store is down.
+        return !(response.status === 404 && !text.startsWith('Error:'))
+      })().catch((error) => {
+        // No answer: ask again next time.
+        expires = undefined
+        throw error
+      })
+      return expires
     },
   }
 }

@@ -1,5 +1,5 @@
 // Client of the master's worker-facing API.
-import { NotFound } from '../shared/errors.ts'
+import { DependencyUnavailable, HttpError } from '../shared/errors.ts'
 import { callPeer, type Fetch, peerTransport } from './http.ts'
 import { onPeer, type PeerAddress } from './peer-address.ts'
 
@@ -18,6 +18,7 @@ export interface MasterWorkerClient {
   getNewTask(): Promise<ClaimedTask | undefined>
   /** `processingMs`, when given, feeds the master's processing-time figures. */
   registerTaskFinished(id: number, leaseToken?: string, processingMs?: number): Promise<void>
+  /** NotOffered (501) from a master of the original protocol, which has no failed state; the same for the next two. */
   registerTaskFailed(id: number, error: string, leaseToken?: string): Promise<void>
   /** Extends the lease of a claim while the work goes on. */
   renewTask(id: number, leaseToken: string): Promise<void>
@@ -25,18 +26,38 @@ export interface MasterWorkerClient {
   releaseTask(id: number, leaseToken?: string): Promise<void>
 }
 
+const NO_TASK = /^(Error:\s*)?No non-started task/
+
+/** A claim answer, checked: a master that answers something else is failing, not handing out a task. */
+function parseClaim(text: string): ClaimedTask {
+  let claim: Partial<ClaimedTask> | undefined
+  try {
+    claim = JSON.parse(text)
+  } catch {
+    // Reported below.
+  }
+  if (!claim || !Number.isSafeInteger(claim.id) || claim.id! < 0) {
+    throw new DependencyUnavailable(`The master answered /getNewTask with something that is not a task: ${text.slice(0, 200)}`, 502)
+  }
+  const token = typeof claim.leaseToken === 'string' && claim.leaseToken !== '' ? claim.leaseToken : undefined
+  return { ...claim, id: claim.id!, state: claim.state ?? 1, leaseToken: token, requestId: typeof claim.requestId === 'string' ? claim.requestId : undefined }
+}
+
 export function createMasterWorkerClient(peer: PeerAddress, fetcher: Fetch = peerTransport): MasterWorkerClient {
   const post = (path: string, query: Record<string, string | number | undefined>) =>
     onPeer(peer, async (address) => (await callPeer(fetcher, 'master', address, path, { method: 'POST', query })).text())
   return {
     async getNewTask() {
+      let text: string
       try {
-        const text = await post('/getNewTask', {})
-        return JSON.parse(text) as ClaimedTask
+        text = await post('/getNewTask', {})
       } catch (error) {
-        if (error instanceof NotFound || ((error as { status?: number }).status === 404 && /No non-started task/.test((error as Error).message))) return undefined
+        if (error instanceof HttpError && error.status < 500 && NO_TASK.test(error.message)) return undefined
         throw error
       }
+      // An original master passes the database's answer on as it came, with status 200 even for its errors.
+      if (NO_TASK.test(text)) return undefined
+      return parseClaim(text)
     },
     async registerTaskFinished(id, leaseToken, processingMs) {
       await post('/registerTaskFinished', { id, lease: leaseToken, ms: processingMs === undefined ? undefined : Math.round(processingMs) })

@@ -1,5 +1,7 @@
 // Client of the master's client-facing API (upload, poll, download, status, board), for the frontend.
+import { DependencyUnavailable, NotOffered } from '../shared/errors.ts'
 import { callPeer, type Fetch, peerTransport } from './http.ts'
+import { createOfferedPaths } from './offered-paths.ts'
 import { onPeer, type PeerAddress, peerHealthy } from './peer-address.ts'
 
 /** A task as the master answers `/status` and `/tasks`. */
@@ -11,6 +13,17 @@ export interface TaskStatus {
   readonly error?: string
   readonly createdAt: string
   readonly updatedAt: string
+}
+
+/**
+ * All that a master of the original protocol can tell of a task, from `/isReady`: finished (2) or not yet (0, which
+ * there means waiting or in progress). It has no `/status`, attempts, times or failed state.
+ */
+export interface TaskReadiness {
+  readonly id: number
+  readonly state: 0 | 2
+  readonly stateName: 'not-finished' | 'finished'
+  readonly readinessOnly: true
 }
 
 export type TaskCounts = Record<'not-started' | 'in-progress' | 'finished' | 'failed', number>
@@ -25,8 +38,9 @@ export interface MasterPublicClient {
   isReady(id: number): Promise<string>
   /** The master's `/get` response, streaming; HttpError 404 while the task is not finished. */
   getImage(id: number, request?: Request): Promise<Response>
-  status(id: number): Promise<TaskStatus>
-  /** The newest tasks, newest first, optionally in one state. */
+  /** The task's status; from a master of the original protocol (no `/status`), what its `/isReady` says. */
+  status(id: number): Promise<TaskStatus | TaskReadiness>
+  /** The newest tasks, newest first, optionally in one state; NotOffered (501) from an original master, as the next two. */
   tasks(options?: { state?: number; limit?: number }): Promise<TaskStatus[]>
   counts(): Promise<TaskCounts>
   /** Puts a failed task back; HttpError 409 when it is not failed. */
@@ -42,6 +56,7 @@ export function createMasterPublicClient(peer: PeerAddress, fetcher: Fetch = pee
     onPeer(peer, async (address) => (await callPeer(fetcher, 'master', address, path, { method, query, timeoutMs: 10_000 })).text(), {
       idempotent: method === 'GET',
     })
+  const offered = createOfferedPaths()
   const json = async <T>(path: string, query: Record<string, string | number | undefined> = {}) => JSON.parse(await text('GET', path, query)) as T
   return {
     async submit(body, options) {
@@ -58,7 +73,10 @@ export function createMasterPublicClient(peer: PeerAddress, fetcher: Fetch = pee
         ).text(),
         { replayable: !(body instanceof ReadableStream) },
       )
-      return Number(answer.trim())
+      const id = answer.trim()
+      // An original master answers its failures with status 200 too: only a task id is a task id.
+      if (!/^(0|[1-9]\d{0,15})$/.test(id)) throw new DependencyUnavailable(`The master answered the upload with something that is not a task id: ${id.slice(0, 200)}`, 502)
+      return Number(id)
     },
     isReady: (id) => text('GET', '/isReady', { id }),
     getImage(id, request) {
@@ -69,7 +87,26 @@ export function createMasterPublicClient(peer: PeerAddress, fetcher: Fetch = pee
       }
       return onPeer(peer, (address) => callPeer(fetcher, 'master', address, '/get', { query: { id }, headers, timeoutMs: 300_000 }), { idempotent: true })
     },
-    status: (id) => json<TaskStatus>('/status', { id }),
+    status: (id) =>
+      onPeer(
+        peer,
+        async (address) => {
+          if (!offered.lacks(address, '/status')) {
+            try {
+              return JSON.parse(await (await callPeer(fetcher, 'master', address, '/status', { query: { id }, timeoutMs: 10_000 })).text()) as TaskStatus
+            } catch (error) {
+              if (!(error instanceof NotOffered)) throw error
+              // Remembered, so that polling a task costs one call, not two.
+              offered.remember(address, '/status')
+            }
+          }
+          const ready = (await (await callPeer(fetcher, 'master', address, '/isReady', { query: { id }, timeoutMs: 10_000 })).text()).trim() === '1'
+          return ready
+            ? ({ id, state: 2, stateName: 'finished', readinessOnly: true } as const)
+            : ({ id, state: 0, stateName: 'not-finished', readinessOnly: true } as const)
+        },
+        { idempotent: true },
+      ),
     tasks: ({ state, limit } = {}) => json<TaskStatus[]>('/tasks', { state, limit }),
     counts: () => json<TaskCounts>('/counts'),
     async retry(id) {

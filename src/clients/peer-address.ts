@@ -135,16 +135,21 @@ export async function onPeer<T>(peer: PeerAddress, call: (address: string) => Pr
   }
 }
 
-/** Whether an instance of the peer answers `/health` with 200 within `timeoutMs`; a failing one is skipped next time. */
+/**
+ * Whether an instance of the peer answers `/health` with 200 (or, being an original role, answers at all) within
+ * `timeoutMs`; a failing one is skipped next time.
+ */
 export async function peerHealthy(peer: PeerAddress, fetcher: Fetch, timeoutMs = 1000): Promise<boolean> {
   let address: string | undefined
   try {
     address = await Promise.race([peer.current(), Bun.sleep(timeoutMs).then(() => undefined)])
     if (address === undefined) return false
     const response = await fetcher(new Request(`http://${address}/health`, { signal: AbortSignal.timeout(timeoutMs) }))
-    await response.body?.cancel()
-    if (!response.ok) peer.invalidate(address)
-    return response.ok
+    // An original role has no /health: its router's bare `404 page not found` says it is up, which is all it can say.
+    const ok = response.ok || (response.status === 404 && !(await response.text()).startsWith('Error:'))
+    await response.body?.cancel().catch(() => {})
+    if (!ok) peer.invalidate(address)
+    return ok
   } catch {
     peer.invalidate(address)
     return false

@@ -91,3 +91,17 @@ export class RequestTimeout extends HttpError {
     super(408, `The body did not arrive within ${seconds} s.`, { Connection: 'close' })
   }
 }
+
+/**
+ * 501: a peer does not offer an endpoint beyond the original protocol (an original role answers such a path
+ * `404 page not found`). Callers degrade to what the original protocol allows instead of failing.
+ */
+export class NotOffered extends HttpError {
+  constructor(
+    message: string,
+    /** The path the peer does not offer. */
+    readonly path: string,
+  ) {
+    super(501, message)
+  }
+}

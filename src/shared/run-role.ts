@@ -108,10 +108,14 @@ export async function serveRole(options: ServeOptions): Promise<RunningRole> {
     const { kv, key, waitSeconds } = options.register
     const ttlSeconds = options.register.ttlSeconds ?? 15
     const value = registeredValue!
-    instanceKey = `${key}/${value}`
-    // The plain key is the original protocol's (one address); `<key>/<address>` lists every live instance.
+    // The plain key is the original protocol's (one address); `<key>/<address>` lists every live instance. An original
+    // kv would keep such a pair for ever (it ignores `ttl`), listing this instance long after it is gone: there the
+    // plain key alone, as the original roles register.
     const register = async () => {
-      await kv.set(instanceKey!, value, ttlSeconds)
+      if (await kv.expiresPairs()) {
+        await kv.set(`${key}/${value}`, value, ttlSeconds)
+        instanceKey = `${key}/${value}`
+      }
       await kv.set(key, value)
     }
     try {

@@ -1,6 +1,6 @@
 // The contract every TaskStore must keep: ids, claims, leases, attempts, held tasks, durability.
 import { afterEach, beforeEach, describe, expect, test } from 'bun:test'
-import type { TaskStore, TaskStoreOptions } from '../../src/roles/database/task-store.ts'
+import { LEASE_RAN_OUT, type TaskStore, type TaskStoreOptions } from '../../src/roles/database/task-store.ts'
 import { HttpError } from '../../src/shared/errors.ts'
 
 export interface TaskStoreEnv {
@@ -25,11 +25,15 @@ export function taskStoreContract(name: string, setup: () => TaskStoreEnv) {
     let env: TaskStoreEnv
     let store: TaskStore
     let clock: number
+    /** Leases the store said ran out, summed. */
+    let expiries: number
     const options = (): TaskStoreOptions => ({ leaseSeconds: 10, maxAttempts: 2, now: () => clock })
     beforeEach(() => {
       clock = 1_700_000_000_000
+      expiries = 0
       env = setup()
       store = env.open(options())
+      store.onLeasesExpired((n) => (expiries += n))
     })
     afterEach(async () => {
       await store.close().catch(() => {})
@@ -40,7 +44,7 @@ export function taskStoreContract(name: string, setup: () => TaskStoreEnv) {
       expect(await store.create()).toBe(0)
       expect(await store.create()).toBe(1)
       const task = await store.get(1)
-      expect(task).toMatchObject({ id: 1, state: 0, attempts: 0, error: null, ready: true, leaseExpiresAt: null })
+      expect(task).toMatchObject({ id: 1, state: 0, attempts: 0, error: null, leaseExpiresAt: null })
       expect(await store.get(2)).toBeUndefined()
     })
 
@@ -67,6 +71,28 @@ export function taskStoreContract(name: string, setup: () => TaskStoreEnv) {
       expect(await store.create()).toBe(2)
     })
 
+    test('a held task is visible to no read or change but activate and drop, and a dropped id never comes back', async () => {
+      const held = await store.create({ ready: false })
+      const visible = await store.create()
+      expect(await store.get(held)).toBeUndefined()
+      expect((await store.recent({ limit: 10 })).map((t) => t.id)).toEqual([visible])
+      expect((await store.recent({ state: 0, limit: 10 })).map((t) => t.id)).toEqual([visible])
+      expect(await store.countByState()).toEqual({ 0: 1, 1: 0, 2: 0, 3: 0 })
+      const listed: number[] = []
+      for await (const task of store.list()) listed.push(task.id)
+      expect(listed).toEqual([visible])
+      expect(await statusOf(store.finish(held))).toBe(404)
+      expect(await statusOf(store.setState(held, 2))).toBe(404)
+      expect(await statusOf(store.retry(held))).toBe(404)
+      // The upload failed: the id stays a gap, also once the store is opened again.
+      await store.drop(held)
+      await store.close()
+      store = env.open(options())
+      expect(await store.get(held)).toBeUndefined()
+      expect(await store.create()).toBe(2)
+      expect((await store.recent({ limit: 10 })).map((t) => t.id)).toEqual([2, visible])
+    })
+
     test('finishing: only a task in progress; a second finish is a conflict that changes nothing', async () => {
       const id = await store.create()
       expect(await statusOf(store.finish(id))).toBe(409)
@@ -82,11 +108,47 @@ export function taskStoreContract(name: string, setup: () => TaskStoreEnv) {
       const first = (await store.claim()).claim!
       clock += 10_001
       const second = await store.claim()
-      expect(second.expired).toBe(1)
+      expect(expiries).toBe(1)
       expect(second.claim?.task).toMatchObject({ id, state: 1, attempts: 1 })
       expect(await statusOf(store.finish(id, first.leaseToken))).toBe(409)
       expect(await statusOf(store.fail(id, 'late', first.leaseToken))).toBe(409)
       expect((await store.finish(id, second.claim!.leaseToken)).state).toBe(2)
+    })
+
+    test('a lease that ran out shows on every read at once, with no claim since, and counts one attempt', async () => {
+      const id = await store.create()
+      const other = await store.create()
+      const claim = (await store.claim()).claim!
+      clock += 9_999
+      expect((await store.get(id))?.state).toBe(1)
+      clock += 2
+      const back = { id, state: 0, attempts: 1, error: LEASE_RAN_OUT, leaseExpiresAt: null }
+      expect(await store.get(id)).toMatchObject(back)
+      expect(await store.countByState()).toEqual({ 0: 2, 1: 0, 2: 0, 3: 0 })
+      expect((await store.recent({ state: 1, limit: 10 })).length).toBe(0)
+      expect((await store.recent({ state: 0, limit: 10 })).map((t) => t.id)).toEqual([other, id])
+      const listed = []
+      for await (const task of store.list()) listed.push(task)
+      expect(listed[0]).toMatchObject(back)
+      // Put back once, however many reads saw it.
+      expect(expiries).toBe(1)
+      expect(await store.get(id)).toMatchObject({ attempts: 1 })
+      // The claim that ran out can no longer renew or finish it.
+      expect(await statusOf(store.renew(id, claim.leaseToken))).toBe(409)
+      expect(await statusOf(store.finish(id))).toBe(409)
+      expect((await store.claim()).claim?.task).toMatchObject({ id, attempts: 1 })
+    })
+
+    test('a lease that runs out on the last attempt reads as failed for good at once', async () => {
+      const id = await store.create()
+      await store.claim()
+      clock += 10_001
+      await store.claim()
+      clock += 10_001
+      expect(await store.recent({ state: 3, limit: 10 })).toMatchObject([{ id, state: 3, attempts: 2, error: LEASE_RAN_OUT }])
+      expect(await store.countByState()).toEqual({ 0: 0, 1: 0, 2: 0, 3: 1 })
+      expect(await store.retry(id)).toMatchObject({ state: 0, attempts: 0 })
+      expect(expiries).toBe(2)
     })
 
     test('renewing a lease keeps the task from being handed out again', async () => {

@@ -10,8 +10,12 @@ export interface FakeTask {
   error?: string
 }
 
-/** Master and storage as one fetch handler: tasks, images, a log of calls, and injectable network failures. */
-export function fakeCluster(options: { leases?: boolean } = {}) {
+/**
+ * Master and storage as one fetch handler: tasks, images, a log of calls, and injectable network failures.
+ * `original`: the master knows only the original endpoints (others answer Go's `404 page not found`) and passes the
+ * database's refusals on with status 200, as the original master did.
+ */
+export function fakeCluster(options: { leases?: boolean; original?: boolean } = {}) {
   const tasks: FakeTask[] = []
   const images = new Map<string, Uint8Array<ArrayBuffer>>()
   const calls: string[] = []
@@ -28,10 +32,11 @@ export function fakeCluster(options: { leases?: boolean } = {}) {
     }
     const task = tasks.find((t) => t.id === Number(q('id')))
     const owns = task?.state === 1 && task.lease === q('lease')
+    if (options.original && ['/registerTaskFailed', '/renewTask', '/releaseTask'].includes(url.pathname)) return text('404 page not found\n', 404)
     switch (url.pathname) {
       case '/getNewTask': {
         const next = tasks.find((t) => t.state === 0)
-        if (!next) return text('Error: No non-started task.', 404)
+        if (!next) return text('Error: No non-started task.', options.original ? 200 : 404)
         next.state = 1
         if (options.leases !== false) next.lease = `L${next.id}`
         return text(JSON.stringify({ id: next.id, state: 1, leaseToken: next.lease }))

@@ -170,7 +170,11 @@ describe('database: held tasks (/reserveTask, /activateTask, /dropTask)', () => 
   test('a reserved task is not handed out until activated; a dropped one is gone; /newTask still claimable at once', async () => {
     expect((await call(app, 'POST', '/reserveTask')).text).toBe('0')
     expect((await call(app, 'POST', '/reserveTask')).text).toBe('1')
-    expect((await json('GET', '/getById?id=0')).body).toMatchObject({ state: 0, held: true })
+    // Until its image is stored, a reserved id is no task at all: no read shows it.
+    expect((await call(app, 'GET', '/getById?id=0')).status).toBe(404)
+    expect((await call(app, 'GET', '/list')).text).toBe('')
+    expect((await json('GET', '/tasks')).body).toEqual([])
+    expect((await json('GET', '/counts')).body).toEqual({ 'not-started': 0, 'in-progress': 0, finished: 0, failed: 0 })
     expect((await call(app, 'POST', '/getNewTask')).status).toBe(404)
     expect(await call(app, 'POST', '/activateTask?id=0')).toMatchObject({ status: 200, text: 'success' })
     expect(await call(app, 'POST', '/dropTask?id=1')).toMatchObject({ status: 200, text: 'success' })
@@ -178,6 +182,23 @@ describe('database: held tasks (/reserveTask, /activateTask, /dropTask)', () => 
     expect((await call(app, 'POST', '/dropTask?id=0')).status).toBe(409)
     expect((await json('POST', '/getNewTask')).body.id).toBe(0)
     expect((await call(app, 'POST', '/newTask')).text).toBe('2')
+    expect((await call(app, 'GET', '/list')).text.split('\n').filter(Boolean).map((line) => JSON.parse(line).id)).toEqual([0, 2])
+  })
+})
+
+describe('database: a lease that ran out, on every read', () => {
+  test('/getById, /list, /tasks, /counts and the task gauge show the task back at 0 at once, with no claim since', async () => {
+    await call(app, 'POST', '/newTask')
+    await json('POST', '/getNewTask')
+    expect((await json('GET', '/getById?id=0')).body.state).toBe(1)
+    clock += 60_001
+    expect((await json('GET', '/getById?id=0')).body).toMatchObject({ state: 0, attempts: 1, error: 'the lease ran out before the task was finished' })
+    expect(JSON.parse((await call(app, 'GET', '/list')).text)).toMatchObject({ id: 0, state: 0 })
+    expect((await json('GET', '/tasks?state=1')).body).toEqual([])
+    expect((await json('GET', '/counts')).body).toMatchObject({ 'not-started': 1, 'in-progress': 0 })
+    const metrics = (await call(app, 'GET', '/metrics')).text
+    expect(metrics).toMatch(/^pixmill_tasks\{state="in-progress",[^}]*\} 0$/m)
+    expect(metrics).toMatch(/^pixmill_task_events_total\{event="lease_expired",[^}]*\} 1$/m)
   })
 })
 

@@ -233,6 +233,36 @@ describe('worker loop', () => {
     expect(cluster.calls.some((c) => new RegExp(`^/registerTaskFinished\\?id=${id}&ms=\\d+$`).test(c))).toBe(true)
   })
 
+  test('against an original master, an undecodable image is reported once, then left to its lease; the loop goes on', async () => {
+    const cluster = fakeCluster({ original: true, leases: false })
+    const bad = cluster.addTask(new TextEncoder().encode('this is not a PNG at all'))
+    const good = cluster.addTask(PNG)
+    const w = start(cluster, { threads: 1, errorWaitMs: 5 })
+    await until(() => cluster.tasks[good]!.state === 2, 'the next task finished')
+    // Not retried: /registerTaskFailed is a path the original master does not have.
+    expect(cluster.callsFor(bad)).toEqual(['/getImage', '/registerTaskFailed'])
+    expect(cluster.tasks[bad]!.state).toBe(1)
+    expect(w.stats()).toMatchObject({ processed: 1, failed: 1, peerErrors: 0 })
+  })
+
+  test('a master that hands out lease tokens but cannot renew them: renewal stops at the first answer, the task finishes', async () => {
+    const cluster = fakeCluster({ original: true })
+    const id = cluster.addTask(PNG)
+    // Renewals every 10 ms over a 100 ms swap would be about ten calls.
+    start(cluster, { leaseSeconds: 0.03, swap: async () => (await Bun.sleep(100), PNG) })
+    await until(() => cluster.tasks[id]!.state === 2, 'task finished')
+    expect(cluster.calls.filter((c) => c.startsWith('/renewTask')).length).toBe(1)
+  })
+
+  test('`Error: No non-started task.` with status 200 (an original master passing the database on) is no task, not a failure', async () => {
+    const cluster = fakeCluster({ original: true })
+    const w = start(cluster, { threads: 1 })
+    await until(() => cluster.calls.filter((c) => c === '/getNewTask').length >= 3, 'a few idle claims')
+    const id = cluster.addTask(PNG)
+    await until(() => cluster.tasks[id]!.state === 2, 'task finished')
+    expect(w.stats()).toMatchObject({ peerErrors: 0, processed: 1 })
+  })
+
   /** The cluster's storage, with the store of `held` results waiting for `gate` (for ever if it never opens). */
   function holdStores(cluster: FakeCluster, held: readonly number[], gate: Promise<void>): StorageClient {
     return {

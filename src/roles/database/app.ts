@@ -52,6 +52,7 @@ function taskMetrics(registry: Registry, store: TaskStore) {
 /** Builds the database app; it never listens (the entry file or the launcher does). */
 export function createDatabaseApp({ store, log, registry, token, idleTimeoutSeconds }: DatabaseAppDeps) {
   const count = taskMetrics(registry, store)
+  store.onLeasesExpired((n) => count('lease_expired', n))
   const app = roleKit({
     role: 'database',
     token,
@@ -59,8 +60,9 @@ export function createDatabaseApp({ store, log, registry, token, idleTimeoutSeco
     idleTimeoutSeconds,
     description:
       'Task records. A task is created held (`/reserveTask`) while its image is uploaded, then `/activateTask` makes it claimable; ' +
-      '`/newTask` creates a claimable task at once, as the original protocol does. Claims carry a lease that runs out after ' +
-      'PIXMILL_LEASE_SECONDS and a token that `/renewTask`, `/finishTask` and `/failTask` check when given.',
+      'until then no read shows it. `/newTask` creates a claimable task at once, as the original protocol does. Claims carry a ' +
+      'lease that runs out after PIXMILL_LEASE_SECONDS and a token that `/renewTask`, `/finishTask` and `/failTask` check when ' +
+      'given; a task whose lease ran out is back at state 0 (one failed attempt) on every read at once.',
     log,
     registry,
     health: async () => ({ ok: await store.healthy() }),
@@ -89,8 +91,7 @@ export function createDatabaseApp({ store, log, registry, token, idleTimeoutSeco
     .post(
       '/getNewTask',
       async ({ set }) => {
-        const { claim, expired } = await store.claim()
-        count('lease_expired', expired)
+        const { claim } = await store.claim()
         if (!claim) {
           set.status = 404
           set.headers['content-type'] = 'text/plain; charset=utf-8'
@@ -108,7 +109,7 @@ export function createDatabaseApp({ store, log, registry, token, idleTimeoutSeco
         response: { 200: ClaimJson, 404: ErrorText },
         detail: {
           summary: 'Claim the oldest not-started task (now state 1, with a lease)',
-          description: `Answers \`Error: ${NO_TASK}\` (404) when there is none. Expired leases are put back first.`,
+          description: `Answers \`Error: ${NO_TASK}\` (404) when there is none.`,
           tags: ['original'],
         },
       },

@@ -37,7 +37,6 @@ export const TaskJson = t.Object({
   createdAt: t.String({ format: 'date-time' }),
   updatedAt: t.String({ format: 'date-time' }),
   leaseExpiresAt: t.Optional(t.String({ format: 'date-time' })),
-  held: t.Optional(t.Boolean({ description: 'True while the task waits for its image and cannot be claimed' })),
 })
 
 export const ClaimJson = t.Composite([
@@ -58,7 +57,6 @@ export function taskJson(task: Task) {
     createdAt: new Date(task.createdAt).toISOString(),
     updatedAt: new Date(task.updatedAt).toISOString(),
     ...(task.leaseExpiresAt !== null ? { leaseExpiresAt: new Date(task.leaseExpiresAt).toISOString() } : {}),
-    ...(task.ready ? {} : { held: true }),
   }
 }
 

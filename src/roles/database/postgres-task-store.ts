@@ -4,7 +4,7 @@ import { Conflict, DependencyUnavailable, NotFound } from '../../shared/errors.t
 import type { Logger } from '../../shared/logger.ts'
 import { createGuard, reasonOf } from './postgres-errors.ts'
 import { migrate } from './postgres-schema.ts'
-import type { ClaimResult, Task, TaskState, TaskStore, TaskStoreOptions } from './task-store.ts'
+import { type ClaimResult, LEASE_RAN_OUT, type Task, type TaskState, type TaskStore, type TaskStoreOptions } from './task-store.ts'
 
 /** A row as Bun returns it: BIGINT columns arrive as strings. */
 interface Row {
@@ -37,7 +37,6 @@ const HELD_TASK_TTL_MS = 60 * 60 * 1000
 const LIST_PAGE = 500
 /** healthy() gives up after this long: a hung server is as unhealthy as a stopped one. */
 const HEALTH_TIMEOUT_MS = 2000
-const EXPIRED_ERROR = 'the lease ran out before the task was finished'
 
 function toTask(row: Row): Task {
   return {
@@ -48,7 +47,6 @@ function toTask(row: Row): Task {
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
     leaseExpiresAt: row.state === 1 && row.lease_until !== null ? Number(row.lease_until) : null,
-    ready: row.ready,
     requestId: row.request_id,
   }
 }
@@ -85,10 +83,40 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
   const leaseMs = options.leaseSeconds * 1000
   const max = options.maxAttempts
 
+  /** A task that is not held: a held task is visible to no call but activate and drop. */
   async function row(id: number): Promise<Row | undefined> {
-    const rows = await sql<Row[]>`SELECT * FROM pixmill_tasks WHERE id = ${id}`
+    const rows = await sql<Row[]>`SELECT * FROM pixmill_tasks WHERE id = ${id} AND ready`
     return rows[0]
   }
+
+  const expiryListeners = new Set<(count: number) => void>()
+
+  /**
+   * Puts back the tasks whose lease ran out, before a call reads or changes tasks, so that every answer shows them back
+   * at once. Rows are locked in id order and waited for (not skipped): a row another instance is expiring is seen after
+   * that commits, already put back, and two instances expiring together cannot deadlock. Each expiry counts once: the
+   * second instance finds the row no longer expired.
+   */
+  async function expireLeases(t: number): Promise<void> {
+    const [expiry] = await sql<{ expired: number }[]>`
+      WITH expired AS (
+        UPDATE pixmill_tasks SET attempts = attempts + 1, state = CASE WHEN attempts + 1 >= ${max} THEN 3 ELSE 0 END,
+          error = ${LEASE_RAN_OUT}, lease_until = NULL, lease_token = NULL, updated_at = ${t}
+        WHERE id IN (SELECT id FROM pixmill_tasks WHERE state = 1 AND lease_until <= ${t} ORDER BY id FOR UPDATE)
+        RETURNING id
+      )
+      SELECT count(*)::int AS expired FROM expired`
+    const expired = expiry?.expired ?? 0
+    if (expired > 0) for (const listener of expiryListeners) listener(expired)
+  }
+
+  /** Runs `work` once the leases that ran out by now are put back. */
+  const fresh = <T>(work: (t: number) => Promise<T>) =>
+    guarded(async () => {
+      const t = now()
+      await expireLeases(t)
+      return work(t)
+    })
 
   /**
    * Why a guarded update of a task in progress touched no row: it is unknown, not in progress, or held by another
@@ -129,7 +157,13 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
       }),
     get: (id) =>
       guarded(async () => {
-        const found = await row(id)
+        const t = now()
+        let found = await row(id)
+        // Only a task in progress past its lease needs the expiry first: most reads cost one query.
+        if (found && found.state === 1 && found.lease_until !== null && Number(found.lease_until) <= t) {
+          await expireLeases(t)
+          found = await row(id)
+        }
         return found ? toTask(found) : undefined
       }),
     activate: (id) =>
@@ -141,7 +175,7 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
       guarded(async () => {
         const rows = await sql`DELETE FROM pixmill_tasks WHERE id = ${id} AND NOT ready RETURNING id`
         if (rows.length > 0) return
-        if (await row(id)) throw new Conflict(`Cannot drop task ${id}: it is not held for an upload.`)
+        if ((await sql`SELECT id FROM pixmill_tasks WHERE id = ${id}`).length > 0) throw new Conflict(`Cannot drop task ${id}: it is not held for an upload.`)
         throw new NotFound(`No task with id ${id}.`)
       }),
     claim: () =>
@@ -153,7 +187,7 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
         const [expiry] = await sql<{ expired: number }[]>`
           WITH expired AS (
             UPDATE pixmill_tasks SET attempts = attempts + 1, state = CASE WHEN attempts + 1 >= ${max} THEN 3 ELSE 0 END,
-              error = ${EXPIRED_ERROR}, lease_until = NULL, lease_token = NULL, updated_at = ${t}
+              error = ${LEASE_RAN_OUT}, lease_until = NULL, lease_token = NULL, updated_at = ${t}
             WHERE id IN (SELECT id FROM pixmill_tasks WHERE state = 1 AND lease_until <= ${t} FOR UPDATE SKIP LOCKED)
             RETURNING id
           ), swept AS (
@@ -170,78 +204,82 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
           UPDATE pixmill_tasks SET state = 1, lease_until = ${t + leaseMs}, lease_token = ${leaseToken}, updated_at = ${t}
           WHERE id = (SELECT id FROM pixmill_tasks WHERE state = 0 AND ready ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
           RETURNING *`
-        return { claim: claimed ? { task: toTask(claimed), leaseToken } : undefined, expired: expiry?.expired ?? 0 }
+        const expired = expiry?.expired ?? 0
+        if (expired > 0) for (const listener of expiryListeners) listener(expired)
+        return { claim: claimed ? { task: toTask(claimed), leaseToken } : undefined }
       }),
     renew: (id, leaseToken) =>
-      guarded(async () => {
-        const t = now()
+      fresh(async (t) => {
         const rows = await sql<Row[]>`UPDATE pixmill_tasks SET lease_until = ${t + leaseMs}, updated_at = ${t} WHERE ${inProgress(id, leaseToken)} RETURNING *`
         return updated(rows, id, 'renew the lease of', leaseToken)
       }),
     finish: (id, leaseToken) =>
-      guarded(async () => {
+      fresh(async (t) => {
         const rows = await sql<Row[]>`
-          UPDATE pixmill_tasks SET state = 2, lease_until = NULL, lease_token = NULL, updated_at = ${now()}
+          UPDATE pixmill_tasks SET state = 2, lease_until = NULL, lease_token = NULL, updated_at = ${t}
           WHERE ${inProgress(id, leaseToken)} RETURNING *`
         return updated(rows, id, 'finish', leaseToken)
       }),
     fail: (id, error, leaseToken) =>
-      guarded(async () => {
+      fresh(async (t) => {
         const rows = await sql<Row[]>`
           UPDATE pixmill_tasks SET attempts = attempts + 1, state = CASE WHEN attempts + 1 >= ${max} THEN 3 ELSE 0 END,
-            error = ${error ?? 'no reason given'}, lease_until = NULL, lease_token = NULL, updated_at = ${now()}
+            error = ${error ?? 'no reason given'}, lease_until = NULL, lease_token = NULL, updated_at = ${t}
           WHERE ${inProgress(id, leaseToken)} RETURNING *`
         return updated(rows, id, 'fail', leaseToken)
       }),
     release: (id, leaseToken) =>
-      guarded(async () => {
+      fresh(async (t) => {
         const rows = await sql<Row[]>`
-          UPDATE pixmill_tasks SET state = 0, lease_until = NULL, lease_token = NULL, updated_at = ${now()}
+          UPDATE pixmill_tasks SET state = 0, lease_until = NULL, lease_token = NULL, updated_at = ${t}
           WHERE ${inProgress(id, leaseToken)} RETURNING *`
         return updated(rows, id, 'release', leaseToken)
       }),
     retry: (id) =>
-      guarded(async () => {
+      fresh(async (t) => {
         const rows = await sql<Row[]>`
-          UPDATE pixmill_tasks SET state = 0, attempts = 0, error = NULL, updated_at = ${now()} WHERE id = ${id} AND state = 3 RETURNING *`
+          UPDATE pixmill_tasks SET state = 0, attempts = 0, error = NULL, updated_at = ${t} WHERE id = ${id} AND state = 3 AND ready RETURNING *`
         if (rows[0]) return toTask(rows[0])
         const current = await row(id)
         if (!current) throw new NotFound(`No task with id ${id}.`)
         throw new Conflict(`Cannot retry task ${id}: only a failed task (state 3) can be retried; it is in state ${current.state}.`)
       }),
     setState: (id, state) =>
-      guarded(async () => {
-        const t = now()
+      fresh(async (t) => {
         const rows = await sql<Row[]>`
           UPDATE pixmill_tasks SET state = ${state}, lease_until = ${state === 1 ? t + leaseMs : null}, lease_token = NULL, updated_at = ${t}
-          WHERE id = ${id} RETURNING *`
+          WHERE id = ${id} AND ready RETURNING *`
         if (!rows[0]) throw new NotFound(`No task with id ${id}.`)
         return toTask(rows[0])
       }),
     async *list() {
       // Keyset pages: each page is its own short query, so a slow reader holds no connection between pages.
+      await guarded(() => expireLeases(now()))
       for (let after = -1; ; ) {
-        const rows = await guarded(() => sql<Row[]>`SELECT * FROM pixmill_tasks WHERE id > ${after} ORDER BY id LIMIT ${LIST_PAGE}`)
+        const rows = await guarded(() => sql<Row[]>`SELECT * FROM pixmill_tasks WHERE id > ${after} AND ready ORDER BY id LIMIT ${LIST_PAGE}`)
         for (const found of rows) yield toTask(found)
         if (rows.length < LIST_PAGE) return
         after = Number(rows[rows.length - 1]!.id)
       }
     },
     recent: ({ state, limit }) =>
-      guarded(async () => {
+      fresh(async () => {
         const rows =
           state === undefined
-            ? await sql<Row[]>`SELECT * FROM pixmill_tasks ORDER BY id DESC LIMIT ${limit}`
-            : await sql<Row[]>`SELECT * FROM pixmill_tasks WHERE state = ${state} ORDER BY id DESC LIMIT ${limit}`
+            ? await sql<Row[]>`SELECT * FROM pixmill_tasks WHERE ready ORDER BY id DESC LIMIT ${limit}`
+            : await sql<Row[]>`SELECT * FROM pixmill_tasks WHERE state = ${state} AND ready ORDER BY id DESC LIMIT ${limit}`
         return rows.map(toTask)
       }),
     countByState: () =>
-      guarded(async () => {
+      fresh(async () => {
         const counts: Record<TaskState, number> = { 0: 0, 1: 0, 2: 0, 3: 0 }
-        const rows = await sql<{ state: TaskState; n: number }[]>`SELECT state, count(*)::int AS n FROM pixmill_tasks GROUP BY state`
+        const rows = await sql<{ state: TaskState; n: number }[]>`SELECT state, count(*)::int AS n FROM pixmill_tasks WHERE ready GROUP BY state`
         for (const { state, n } of rows) counts[state] = n
         return counts
       }),
+    onLeasesExpired(listener) {
+      expiryListeners.add(listener)
+    },
     async healthy() {
       // A second try after a quick failure: after PostgreSQL restarts, the first query on the old pool can still
       // fail with the old connection's error. No second try after no answer: that is a hung server.

@@ -3,7 +3,7 @@ import { Database } from 'bun:sqlite'
 import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Conflict, NotFound } from '../../shared/errors.ts'
-import type { ClaimResult, Task, TaskState, TaskStore, TaskStoreOptions } from './task-store.ts'
+import { type ClaimResult, LEASE_RAN_OUT, type Task, type TaskState, type TaskStore, type TaskStoreOptions } from './task-store.ts'
 
 interface Row {
   id: number
@@ -51,7 +51,6 @@ function toTask(row: Row): Task {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     leaseExpiresAt: row.state === 1 ? row.lease_until : null,
-    ready: row.ready === 1,
     requestId: row.request_id,
   }
 }
@@ -75,7 +74,8 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
     insert: db.prepare<Row, [number, number, number, string | null]>(
       'INSERT INTO tasks (id, created_at, updated_at, ready, request_id) VALUES (?1, ?2, ?2, ?3, ?4) RETURNING *',
     ),
-    get: db.prepare<Row, [number]>('SELECT * FROM tasks WHERE id = ?'),
+    get: db.prepare<Row, [number]>('SELECT * FROM tasks WHERE id = ? AND ready = 1'),
+    getHeldOrNot: db.prepare<Row, [number]>('SELECT * FROM tasks WHERE id = ?'),
     activate: db.prepare<Row, [number, number]>('UPDATE tasks SET ready = 1, updated_at = ?2 WHERE id = ?1 RETURNING *'),
     drop: db.prepare<Row, [number]>('DELETE FROM tasks WHERE id = ? AND ready = 0 RETURNING *'),
     // INDEXED BY: without statistics the planner takes tasks_by_state and reads every task in progress on each claim
@@ -85,6 +85,7 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
          error = ?3, lease_until = NULL, lease_token = NULL, updated_at = ?1
        WHERE state = 1 AND lease_until <= ?1 RETURNING id`,
     ),
+    anyExpired: db.prepare<{ one: number }, [number]>('SELECT 1 AS one FROM tasks INDEXED BY tasks_leased WHERE state = 1 AND lease_until <= ? LIMIT 1'),
     sweepHeld: db.prepare<Row, [number]>('DELETE FROM tasks WHERE ready = 0 AND created_at <= ?'),
     claim: db.prepare<Row, [number, number, string]>(
       `UPDATE tasks SET state = 1, lease_until = ?2, lease_token = ?3, updated_at = ?1
@@ -107,10 +108,10 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
     setState: db.prepare<Row, [number, number, number | null, number]>(
       'UPDATE tasks SET state = ?2, lease_until = ?3, lease_token = NULL, updated_at = ?4 WHERE id = ?1 RETURNING *',
     ),
-    all: db.prepare<Row, []>('SELECT * FROM tasks ORDER BY id'),
-    recent: db.prepare<Row, [number]>('SELECT * FROM tasks ORDER BY id DESC LIMIT ?'),
-    recentInState: db.prepare<Row, [number, number]>('SELECT * FROM tasks WHERE state = ? ORDER BY id DESC LIMIT ?'),
-    counts: db.prepare<{ state: TaskState; n: number }, []>('SELECT state, COUNT(*) AS n FROM tasks GROUP BY state'),
+    all: db.prepare<Row, []>('SELECT * FROM tasks WHERE ready = 1 ORDER BY id'),
+    recent: db.prepare<Row, [number]>('SELECT * FROM tasks WHERE ready = 1 ORDER BY id DESC LIMIT ?'),
+    recentInState: db.prepare<Row, [number, number]>('SELECT * FROM tasks WHERE state = ? AND ready = 1 ORDER BY id DESC LIMIT ?'),
+    counts: db.prepare<{ state: TaskState; n: number }, []>('SELECT state, COUNT(*) AS n FROM tasks WHERE ready = 1 GROUP BY state'),
     ping: db.prepare<{ one: number }, []>('SELECT 1 AS one'),
   }
 
@@ -140,13 +141,26 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
     return id
   })
 
+  const expiryListeners = new Set<(count: number) => void>()
+  const expire = db.transaction((t: number): number => q.expire.all(t, max, LEASE_RAN_OUT).length)
+
+  /**
+   * Puts back the tasks whose lease ran out, before any call reads or changes tasks: so every answer shows them back
+   * at once. In a transaction of its own, so that a call that fails afterwards (a conflict) cannot undo it; nothing
+   * runs between the two, as bun:sqlite calls are synchronous.
+   */
+  function expireLeases(t = now()): void {
+    if (!q.anyExpired.get(t)) return
+    const expired = expire.immediate(t)
+    if (expired > 0) for (const listener of expiryListeners) listener(expired)
+  }
+
   const claim = db.transaction((): ClaimResult => {
     const t = now()
-    const expired = q.expire.all(t, max, 'the lease ran out before the task was finished').length
     q.sweepHeld.run(t - HELD_TASK_TTL_MS)
     const leaseToken = crypto.randomUUID()
     const row = q.claim.get(t, t + leaseMs, leaseToken)
-    return { claim: row ? { task: toTask(row), leaseToken } : undefined, expired }
+    return { claim: row ? { task: toTask(row), leaseToken } : undefined }
   })
 
   const finish = db.transaction((id: number, leaseToken: string | undefined): Task => {
@@ -183,12 +197,13 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
   })
 
   const activate = db.transaction((id: number): void => {
-    existing(id)
+    if (!q.getHeldOrNot.get(id)) throw new NotFound(`No task with id ${id}.`)
     q.activate.get(id, now())
   })
 
   const drop = db.transaction((id: number): void => {
-    const row = existing(id)
+    const row = q.getHeldOrNot.get(id)
+    if (!row) throw new NotFound(`No task with id ${id}.`)
     if (row.ready === 1) throw new Conflict(`Cannot drop task ${id}: it is not held for an upload.`)
     q.drop.get(id)
   })
@@ -198,7 +213,13 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
       return create.immediate(opts?.ready ?? true, opts?.requestId ?? null)
     },
     async get(id) {
-      const row = q.get.get(id)
+      const t = now()
+      let row = q.get.get(id)
+      // Only a task in progress past its lease needs the expiry first: most reads cost one lookup.
+      if (row && row.state === 1 && row.lease_until !== null && row.lease_until <= t) {
+        expireLeases(t)
+        row = q.get.get(id)
+      }
       return row ? toTask(row) : undefined
     },
     async activate(id) {
@@ -208,37 +229,50 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
       drop.immediate(id)
     },
     async claim() {
+      expireLeases()
       return claim.immediate()
     },
     async renew(id, leaseToken) {
+      expireLeases()
       return renew.immediate(id, leaseToken)
     },
     async finish(id, leaseToken) {
+      expireLeases()
       return finish.immediate(id, leaseToken)
     },
     async fail(id, error, leaseToken) {
+      expireLeases()
       return fail.immediate(id, error, leaseToken)
     },
     async retry(id) {
+      expireLeases()
       return retry.immediate(id)
     },
     async release(id, leaseToken) {
+      expireLeases()
       return release.immediate(id, leaseToken)
     },
     async setState(id, state) {
+      expireLeases()
       return setState.immediate(id, state)
     },
     async *list() {
+      expireLeases()
       for (const row of q.all.iterate()) yield toTask(row)
     },
     async recent({ state, limit }) {
+      expireLeases()
       const rows = state === undefined ? q.recent.all(limit) : q.recentInState.all(state, limit)
       return rows.map(toTask)
     },
     async countByState() {
+      expireLeases()
       const counts: Record<TaskState, number> = { 0: 0, 1: 0, 2: 0, 3: 0 }
       for (const { state, n } of q.counts.all()) counts[state] = n
       return counts
+    },
+    onLeasesExpired(listener) {
+      expiryListeners.add(listener)
     },
     async healthy() {
       return existsSync(dir) && q.ping.get()?.one === 1

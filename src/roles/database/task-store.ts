@@ -17,8 +17,6 @@ export interface Task {
   readonly updatedAt: number
   /** When the current lease ends (state 1 only), epoch milliseconds. */
   readonly leaseExpiresAt: number | null
-  /** False while the task waits for its image: no worker can claim it. */
-  readonly ready: boolean
   /** The X-Request-Id of the upload that created the task, so its processing can be followed in the logs. */
   readonly requestId: string | null
 }
@@ -29,12 +27,13 @@ export interface Claim {
   readonly leaseToken: string
 }
 
-/** What happened in one claim call, for the metrics. */
+/** The answer of one claim call. */
 export interface ClaimResult {
   readonly claim: Claim | undefined
-  /** In-progress tasks whose lease ran out and were put back (or failed for good). */
-  readonly expired: number
 }
+
+/** The message a task gets when its lease runs out. */
+export const LEASE_RAN_OUT = 'the lease ran out before the task was finished'
 
 export interface TaskStoreOptions {
   readonly leaseSeconds: number
@@ -47,6 +46,11 @@ export interface TaskStoreOptions {
  * Task records. Methods throw NotFound for an unknown id and Conflict for a call the task's state forbids.
  * A `leaseToken` argument, when given, must match the current claim; without it the call acts as the original
  * protocol did (any caller may finish a task in progress).
+ *
+ * A lease that ran out is seen by every call at once, read or write, with no timer per task: each call first puts
+ * back (or fails for good, at `maxAttempts`) the tasks whose lease ended, counting one failed attempt each. A held
+ * task (created with `ready: false`, its image still on its way) is seen by no call but `activate` and `drop`:
+ * `get` answers undefined and no list or count includes it, so an id whose upload was refused is never visible.
  */
 export interface TaskStore {
   /** A new task; `ready: false` makes one that no worker can claim until `activate`. Ids count up from 0, never reused. */
@@ -56,7 +60,7 @@ export interface TaskStore {
   activate(id: number): Promise<void>
   /** Removes a task that is still held (its upload failed). */
   drop(id: number): Promise<void>
-  /** Puts back expired leases, then claims the oldest claimable not-started task. */
+  /** Claims the oldest claimable not-started task. */
   claim(): Promise<ClaimResult>
   /** Extends a claim's lease. */
   renew(id: number, leaseToken: string): Promise<Task>
@@ -76,6 +80,8 @@ export interface TaskStore {
   recent(options: { state?: TaskState; limit: number }): Promise<Task[]>
   /** How many tasks are in each state. */
   countByState(): Promise<Record<TaskState, number>>
+  /** `listener` is told how many leases ran out each time expired tasks are put back, once the change committed. */
+  onLeasesExpired(listener: (count: number) => void): void
   healthy(): Promise<boolean>
   close(): Promise<void>
 }

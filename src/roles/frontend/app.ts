@@ -5,7 +5,7 @@ import type { MasterPublicClient } from '../../clients/master-public-client.ts'
 import { withMethodGuard } from '../../plugins/method-guard.ts'
 import { createGate } from '../../shared/gate.ts'
 import { roleKit } from '../../plugins/role-kit.ts'
-import { HttpError } from '../../shared/errors.ts'
+import { HttpError, NotOffered } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { ErrorText, IdQuery, Success } from '../../shared/schemas.ts'
 import { acceptSubmission, FILE_FIELD, FORM_OVERHEAD_BYTES, humanBytes } from './accept-submission.ts'
@@ -195,8 +195,17 @@ export function createFrontendApp(deps: FrontendAppDeps) {
     .get(
       '/api/board',
       async () => {
-        const [counts, latest, failed] = await Promise.all([master.counts(), master.tasks({ limit: 25 }), master.tasks({ state: 3, limit: 50 })])
-        return { counts, latest, failed, generatedAt: new Date().toISOString() }
+        const generatedAt = new Date().toISOString()
+        try {
+          const [counts, latest, failed] = await Promise.all([master.counts(), master.tasks({ limit: 25 }), master.tasks({ state: 3, limit: 50 })])
+          return { counts, latest, failed, generatedAt }
+        } catch (error) {
+          if (!(error instanceof NotOffered)) throw error
+          return {
+            unavailable: 'The master offers no status: it knows only the original endpoints, so there are no counts or task lists to show. Uploads and downloads work.',
+            generatedAt,
+          }
+        }
       },
       { response: { 200: BoardJson, 502: ErrorText, 503: ErrorText }, detail: { summary: 'What the status board shows: counts, latest and failed tasks', tags: ['operators'] } },
     )

@@ -16,27 +16,44 @@ export const IdsQuery = t.Object({
   }),
 })
 
-export const TaskStatusJson = t.Object({
-  id: t.Integer(),
-  state: t.Integer({ description: '0 not started, 1 in progress, 2 finished, 3 failed' }),
-  stateName: t.String(),
-  attempts: t.Integer(),
-  error: t.Optional(t.String({ description: 'Why the last attempt failed' })),
-  createdAt: t.String({ format: 'date-time' }),
-  updatedAt: t.String({ format: 'date-time' }),
-})
+export const TaskStatusJson = t.Union([
+  t.Object({
+    id: t.Integer(),
+    state: t.Integer({ description: '0 not started, 1 in progress, 2 finished, 3 failed' }),
+    stateName: t.String(),
+    attempts: t.Integer(),
+    error: t.Optional(t.String({ description: 'Why the last attempt failed' })),
+    createdAt: t.String({ format: 'date-time' }),
+    updatedAt: t.String({ format: 'date-time' }),
+  }),
+  t.Object(
+    {
+      id: t.Integer(),
+      state: t.Union([t.Literal(0), t.Literal(2)], { description: '2 finished, 0 not yet (waiting or in progress)' }),
+      stateName: t.Union([t.Literal('not-finished'), t.Literal('finished')]),
+      readinessOnly: t.Literal(true),
+    },
+    { description: 'From a master of the original protocol, which tells only whether the task is finished (`/isReady`)' },
+  ),
+])
 
 export const ConfigJson = t.Object({
   maxUploadBytes: t.Integer({ description: 'The largest PNG accepted, in bytes (PIXMILL_MAX_UPLOAD_BYTES)' }),
   field: t.Literal('uploadfile', { description: 'The form field of the file' }),
 })
 
-export const BoardJson = t.Object({
-  counts: t.Object({ 'not-started': t.Integer(), 'in-progress': t.Integer(), finished: t.Integer(), failed: t.Integer() }),
-  latest: t.Array(TaskStatusJson, { description: 'The newest tasks, newest first' }),
-  failed: t.Array(TaskStatusJson, { description: 'The newest failed tasks, with their reason' }),
-  generatedAt: t.String({ format: 'date-time' }),
-})
+export const BoardJson = t.Union([
+  t.Object({
+    counts: t.Object({ 'not-started': t.Integer(), 'in-progress': t.Integer(), finished: t.Integer(), failed: t.Integer() }),
+    latest: t.Array(TaskStatusJson, { description: 'The newest tasks, newest first' }),
+    failed: t.Array(TaskStatusJson, { description: 'The newest failed tasks, with their reason' }),
+    generatedAt: t.String({ format: 'date-time' }),
+  }),
+  t.Object(
+    { unavailable: t.String({ description: 'Why there is nothing to show' }), generatedAt: t.String({ format: 'date-time' }) },
+    { description: 'The master offers no counts or task lists (a master of the original protocol)' },
+  ),
+])
 
 /** The form of `/submitTask`, declared for the Swagger page (a `body:` schema would make Elysia read the whole form). */
 export const uploadFormBody = {

@@ -1,5 +1,5 @@
 // The status page of one task for a browser without JavaScript: it reloads itself until the task is done.
-import type { TaskStatus } from '../../clients/master-public-client.ts'
+import type { TaskReadiness, TaskStatus } from '../../clients/master-public-client.ts'
 
 const WORDS: Record<number, { label: string; detail: string }> = {
   0: { label: 'Waiting', detail: 'Your image is queued and will be processed soon.' },
@@ -41,15 +41,18 @@ ${body}
 `
 }
 
+/** What a master of the original protocol can tell of a task not finished: it may be waiting or in progress. */
+const NOT_FINISHED = { label: 'Not finished yet', detail: 'Your image is queued or being processed; this server tells only when it is ready.' }
+
 /** The page of a known task. */
-export function renderTaskPage(task: TaskStatus): string {
-  const words = WORDS[task.state] ?? { label: task.stateName, detail: '' }
+export function renderTaskPage(task: TaskStatus | TaskReadiness): string {
+  const words = 'readinessOnly' in task && task.state === 0 ? NOT_FINISHED : (WORDS[task.state] ?? { label: task.stateName, detail: '' })
   const done = task.state === 2 || task.state === 3
   const parts = [
     `<h1>Task ${task.id}: ${escapeHtml(words.label)}</h1>`,
     `<p class="state state-${task.state}" role="status">${escapeHtml(words.detail)}</p>`,
   ]
-  if (task.state === 3 && task.error) parts.push(`<p class="reason">Reason: ${escapeHtml(task.error)}</p>`)
+  if (task.state === 3 && 'error' in task && task.error) parts.push(`<p class="reason">Reason: ${escapeHtml(task.error)}</p>`)
   if (task.state === 2) {
     parts.push(
       `<figure class="result"><img src="/getImage?id=${task.id}" alt="The processed image of task ${task.id}"><figcaption>Processed</figcaption></figure>`,

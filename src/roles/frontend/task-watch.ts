@@ -1,11 +1,11 @@
 // Live task states for the page: one shared poll of the master per watched task, however many pages watch it.
-import type { TaskStatus } from '../../clients/master-public-client.ts'
+import type { TaskReadiness, TaskStatus } from '../../clients/master-public-client.ts'
 import { HttpError } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
 
 /** What a watching page is told. */
 export type WatchEvent =
-  | { readonly type: 'status'; readonly task: TaskStatus }
+  | { readonly type: 'status'; readonly task: TaskStatus | TaskReadiness }
   | { readonly type: 'unknown'; readonly id: number }
   /** The master cannot be asked right now; the watch keeps trying with back-off. */
   | { readonly type: 'trouble'; readonly message: string }
@@ -17,7 +17,7 @@ export type WatchListener = (event: WatchEvent) => void
 
 export interface TaskWatchOptions {
   /** Asks the master for one task's state. */
-  readonly status: (id: number) => Promise<TaskStatus>
+  readonly status: (id: number) => Promise<TaskStatus | TaskReadiness>
   /** Poll interval right after a change or a new task. Default 500 ms. */
   readonly minIntervalMs?: number
   /** Poll interval after a long time without change, and while the master is down. Default 5000 ms. */

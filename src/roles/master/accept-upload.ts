@@ -23,7 +23,8 @@ export interface AcceptedUpload {
 /**
  * Checks the PNG signature and IHDR from the first bytes, then streams the body to storage under a held task.
  * The task becomes claimable only after storage said `success`; on any failure it is dropped, so no worker ever
- * gets a task without its image, and every id answered has its image stored.
+ * gets a task without its image, and every id answered has its image stored. An original database has no held tasks:
+ * there the task is created claimable, as the original master did.
  */
 export async function acceptUpload(request: Request, deps: UploadDeps): Promise<AcceptedUpload> {
   const limit = deps.maxUploadBytes
@@ -41,13 +42,17 @@ export async function acceptUpload(request: Request, deps: UploadDeps): Promise<
     await body.stream.cancel().catch(() => {})
     throw new BadRequest(`Not a valid PNG: ${parsed.problem}.`)
   }
-  const id = await deps.database.reserveTask()
+  const { id, held } = await deps.database.reserveTask()
   try {
     await deps.storage.send(id, 'working', body.stream, { contentLength: length })
   } catch (error) {
-    await deps.database.dropTask(id).catch((dropError) =>
-      deps.log.warn({ id, err: (dropError as Error).message }, 'could not drop the held task of a failed upload; it expires on its own'),
-    )
+    if (held) {
+      await deps.database.dropTask(id).catch((dropError) =>
+        deps.log.warn({ id, err: (dropError as Error).message }, 'could not drop the held task of a failed upload; it expires on its own'),
+      )
+    } else {
+      deps.log.warn({ id }, 'the upload failed after an original database created its task, which cannot be dropped there; it stays without an image')
+    }
     const failure = body.failure()
     if (failure === 'too-large') throw new PayloadTooLarge(limit)
     if (failure === 'too-slow') throw new RequestTimeout(deps.uploadTimeoutSeconds ?? 0)
@@ -55,6 +60,6 @@ export async function acceptUpload(request: Request, deps: UploadDeps): Promise<
     if (error instanceof HttpError) throw error
     throw error
   }
-  await deps.database.activateTask(id)
+  if (held) await deps.database.activateTask(id)
   return { id, header: parsed.header }
 }

@@ -1,11 +1,11 @@
 // The master role: the client API (upload, poll, download) and the worker API, in front of database and storage.
 import { t } from 'elysia'
 import { Counter, Histogram, type Registry } from 'prom-client'
-import type { DatabaseClient, TaskRecord } from '../../clients/database-client.ts'
+import type { DatabaseClient, PlainTaskRecord, TaskRecord } from '../../clients/database-client.ts'
 import type { StorageClient } from '../../clients/storage-client.ts'
 import { withMethodGuard } from '../../plugins/method-guard.ts'
 import { roleKit } from '../../plugins/role-kit.ts'
-import { NotFound } from '../../shared/errors.ts'
+import { NotFound, NotOffered } from '../../shared/errors.ts'
 import { createGate } from '../../shared/gate.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { ErrorText, IdQuery, Success } from '../../shared/schemas.ts'
@@ -38,7 +38,8 @@ export interface MasterAppDeps {
 const PASSED_ON = ['content-type', 'content-length', 'etag', 'last-modified', 'accept-ranges', 'content-range'] as const
 
 /** The public view of a task: no lease token, no internal flags. */
-function statusJson(task: TaskRecord) {
+function statusJson(task: TaskRecord | PlainTaskRecord) {
+  if ('plain' in task) throw new NotOffered('The database keeps only the original task records ({id, state}): there is no status to show; use /isReady.', '/status')
   return {
     id: task.id,
     state: task.state,
@@ -117,7 +118,7 @@ export function createMasterApp(deps: MasterAppDeps) {
       async ({ query, request }) => {
         const id = Number(query.id)
         const task = await database.getById(id)
-        if (task.state !== 2) throw new NotFound(`Task ${id} is not finished (it is ${task.stateName}).`)
+        if (task.state !== 2) throw new NotFound(`Task ${id} is not finished (it is in state ${task.state}).`)
         const headers: Record<string, string> = {}
         for (const name of ['if-none-match', 'range', 'if-range']) {
           const value = request.headers.get(name)

@@ -2,7 +2,7 @@
 import type { MasterWorkerClient, ClaimedTask } from '../../clients/master-client.ts'
 import type { StorageClient } from '../../clients/storage-client.ts'
 import { sleep as abortableSleep } from '../../shared/backoff.ts'
-import { HttpError } from '../../shared/errors.ts'
+import { HttpError, NotOffered } from '../../shared/errors.ts'
 import { withRequestId } from '../../shared/request-context.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { UnrecoverableImageError } from './errors.ts'
@@ -89,8 +89,8 @@ interface TaskClock {
 }
 
 const message = (error: unknown) => (error as Error)?.message ?? String(error)
-/** A peer answered 4xx to a call about this task: repeating the same call will not help. */
-const isRefusal = (error: unknown) => error instanceof HttpError && error.status >= 400 && error.status < 500
+/** A peer answered 4xx to a call about this task, or does not offer the call (an original role): repeating it will not help. */
+const isRefusal = (error: unknown) => error instanceof NotOffered || (error instanceof HttpError && error.status >= 400 && error.status < 500)
 
 /** Creates the worker; nothing runs until start(). */
 export function createWorker(options: WorkerOptions): Worker {
@@ -149,6 +149,11 @@ export function createWorker(options: WorkerOptions): Worker {
       master.renewTask(task.id, token).then(
         () => void counts.renewals++,
         (error) => {
+          if (error instanceof NotOffered) {
+            // A master of the original protocol: the task simply has its whole lease, as there.
+            log.info({ task: task.id, err: message(error) }, 'the master does not renew leases; working without renewal')
+            return clearInterval(timer)
+          }
           log.warn({ task: task.id, err: message(error) }, 'renewing the lease failed')
           if (isRefusal(error)) lost.abort(new TaskAbandoned(`lease lost: ${message(error)}`))
         },
@@ -232,6 +237,11 @@ export function createWorker(options: WorkerOptions): Worker {
         await bounded(master.releaseTask(task.id, task.leaseToken), AbortSignal.timeout(2000)).catch((releaseError) =>
           log.warn({ task: task.id, err: message(releaseError) }, 'releasing the task failed; its lease will expire'),
         )
+        return
+      }
+      if (error instanceof NotOffered) {
+        // A master of the original protocol has no failed state: as the original worker did, leave it to the lease.
+        log.warn({ task: task.id, err: message(error) }, 'the master cannot record a failure; leaving the task to its lease')
         return
       }
       // A peer down past the time limit, a lost lease or a refused report: the lease puts the task back.

@@ -4,7 +4,7 @@ import { createLiveStatus } from '/live.js'
 const FIELD = 'uploadfile'
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]
 const PARALLEL_UPLOADS = 3
-const LABELS = { queued: 'Queued', uploading: 'Uploading', rejected: 'Not accepted', cancelled: 'Cancelled', 0: 'Waiting', 1: 'Processing', 2: 'Finished', 3: 'Failed', unknown: 'Unknown' }
+const LABELS = { queued: 'Queued', uploading: 'Uploading', rejected: 'Not accepted', cancelled: 'Cancelled', 0: 'Waiting', 1: 'Processing', 2: 'Finished', 3: 'Failed', pending: 'Not finished', unknown: 'Unknown' }
 const MESSAGES = { 0: 'Waiting for a worker.', 1: 'A worker is swapping the colours now.', 2: 'Done. Compare the two and download the result.' }
 
 const $ = (selector, root = document) => root.querySelector(selector)
@@ -159,9 +159,11 @@ function upload(card) {
 /** Shows a task's state as the server tells it. */
 function update(task) {
   const card = cards.get(task.id)
-  if (!card || card.node.dataset.state === String(task.state)) return
-  const reason = task.state === 3 ? `The image could not be processed: ${task.error || 'no reason given'}.` : MESSAGES[task.state]
-  show(card, task.state, reason)
+  // A master of the original protocol tells only whether a task is finished: not yet may be waiting or in progress.
+  const state = task.readinessOnly && task.state === 0 ? 'pending' : task.state
+  if (!card || card.node.dataset.state === String(state)) return
+  const reason = state === 'pending' ? 'Queued or being processed; this server tells only when the image is ready.' : task.state === 3 ? `The image could not be processed: ${task.error || 'no reason given'}.` : MESSAGES[task.state]
+  show(card, state, reason)
   if (task.state === 2) {
     const processed = $('.processed', card.node)
     processed.src = `/getImage?id=${task.id}`

@@ -53,6 +53,11 @@ async function retry(id, button) {
 }
 
 function render(board) {
+  // A master of the original protocol has no counts or task lists: say so instead of showing empty tables.
+  for (const section of document.querySelectorAll('.board-figures')) section.hidden = Boolean(board.unavailable)
+  $('#board-unavailable').hidden = !board.unavailable
+  $('#board-unavailable').textContent = board.unavailable || ''
+  if (board.unavailable) return
   for (const [state, n] of Object.entries(board.counts)) $(`#count-${state}`).textContent = String(n)
   fill($('#failed'), $('#failed-empty'), board.failed, (row, task) => {
     cell(row, String(task.id))
