@@ -9,6 +9,7 @@ import { claimsFigure } from './bench/figures-claims.ts'
 import { e2eFigures } from './bench/figures-e2e.ts'
 import { httpFigures } from './bench/figures-http.ts'
 import { memoryFigures } from './bench/figures-memory.ts'
+import { scaleFigures } from './bench/figures-scale.ts'
 import { storageFigures } from './bench/figures-storage.ts'
 import { describeMachine } from './bench/machine.ts'
 import { type BenchRun, type Figure, judgeTargets, type Skipped } from './bench/model.ts'
@@ -25,7 +26,7 @@ writes bench-<date>.json|md and latest.json|md to DIR (default: results/). Stops
   --seconds N    length of each load run (default 2, in five rounds with its baseline; 1, once, with --quick)
   --out DIR      where the reports go
   --readme       also put the table in README.md (between its bench markers)
-  --only LIST    only these groups, comma-separated: memory, http, claims, storage, e2e (default: all)
+  --only LIST    only these groups, comma-separated: memory, http, claims, storage, scale, e2e (default: all)
   --addresses    measure a system already running instead; addresses not given are looked up in its kv.
                  The RSS figures are skipped (the processes are not ours). Run it against a system with no
                  worker attached: the claims figure drains the queue, and the end-to-end figures start their own worker.
@@ -34,7 +35,7 @@ writes bench-<date>.json|md and latest.json|md to DIR (default: results/). Stops
 Needs wrk: apt-get install -y wrk`
 
 const ROLES: readonly RoleName[] = ['kv', 'database', 'storage', 'master']
-const GROUPS = ['memory', 'http', 'claims', 'storage', 'e2e'] as const
+const GROUPS = ['memory', 'http', 'claims', 'storage', 'scale', 'e2e'] as const
 const ADDRESS = /^[^\s:,=]+:\d{1,5}$/
 
 function fail(message: string): never {
@@ -145,6 +146,9 @@ try {
   await step('http', 'small answers at 64 connections', () => httpFigures(ctx))
   await step('claims', 'claims by 100 callers over a full queue', () => claimsFigure(ctx))
   await step('storage', 'storage: a 1 MiB PNG at 16 connections', () => storageFigures(ctx))
+  // Its own kv, database and storage over prepared folders; not for a system given by --addresses.
+  if (options.given && options.only.has('scale')) skipped.push({ id: 'scale', reason: 'it starts its own roles over prepared data folders' })
+  else await step('scale', 'scale: database and storage over a large data folder and an empty one', () => scaleFigures(ctx))
   await step('e2e', 'end to end through the master, one worker', () => e2eFigures(ctx))
   if (!options.given && options.only.has('e2e')) {
     // The same figures with the roles in one process, as `bun run start` runs them.

@@ -3,7 +3,10 @@ import { join } from 'node:path'
 import { createPeerFetch } from './clients/http.ts'
 import { createKvClient } from './clients/kv-client.ts'
 import { createMetricsRegistry } from './plugins/metrics.ts'
-import { createDatabaseApp } from './roles/database/app.ts'
+import { kvPeer } from './clients/peer-address.ts'
+import { createStorageClient } from './clients/storage-client.ts'
+import { createDatabaseApp, removalMetrics } from './roles/database/app.ts'
+import { createRemoval } from './roles/database/removal.ts'
 import { openPostgresTaskStore, redactPostgresUrl } from './roles/database/postgres-task-store.ts'
 import { openSqliteTaskStore } from './roles/database/sqlite-task-store.ts'
 import type { TaskStore } from './roles/database/task-store.ts'
@@ -15,18 +18,30 @@ import { kvWait, type RunningRole, runMain, serveRole } from './shared/run-role.
 
 /** Starts the database role from its command-line arguments. */
 export async function startDatabase(argv: readonly string[], settings: Settings = loadSettings()): Promise<RunningRole> {
-  const { self, kv } = parseServiceArgs('database', argv)
+  const { self, kv: kvAddress } = parseServiceArgs('database', argv)
   const log = createLogger('database')
   const store = await openTaskStore(settings, log)
-  const app = createDatabaseApp({ store, log, registry: createMetricsRegistry('database'), token: settings.token, idleTimeoutSeconds: settings.idleTimeoutSeconds })
-  return serveRole({
+  const fetcher = createPeerFetch({ token: settings.token })
+  const kv = createKvClient(dialable(kvAddress), fetcher)
+  // Storage is found when the first removal needs it (it may well start after the database).
+  const storage = createStorageClient(kvPeer(kv, 'storageAddress', { log }), fetcher)
+  const registry = createMetricsRegistry('database')
+  const removal = createRemoval({ store, images: storage, log, retentionSeconds: settings.retentionSeconds, ...removalMetrics(registry) })
+  const app = createDatabaseApp({ store, removal, log, registry, token: settings.token, idleTimeoutSeconds: settings.idleTimeoutSeconds })
+  const running = await serveRole({
     role: 'database',
     app,
     listen: self,
     log,
-    register: { kv: createKvClient(dialable(kv), createPeerFetch({ token: settings.token })), key: 'databaseAddress', value: dialable(self), waitSeconds: settings.kvWaitSeconds, ttlSeconds: settings.registrationTtlSeconds },
-    close: () => store.close(),
+    register: { kv, key: 'databaseAddress', value: dialable(self), waitSeconds: settings.kvWaitSeconds, ttlSeconds: settings.registrationTtlSeconds },
+    close: async () => {
+      await removal.stop()
+      await store.close()
+    },
   })
+  removal.start()
+  log.info({ retentionSeconds: settings.retentionSeconds, sweepEveryMs: removal.intervalMs() }, 'removal sweep started')
+  return running
 }
 
 /**

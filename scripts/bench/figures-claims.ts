@@ -23,8 +23,11 @@ async function inParallel<T>(items: readonly T[], width: number, work: (item: T)
   }))
 }
 
-/** Fills the queue with `size` tasks through /newTask, then drains it with /getNewTask, keeping "id token" of each claim. */
-async function fillAndDrain(ctx: BenchContext, db: string, claimedFile: string) {
+/**
+ * Fills the queue with `size` tasks through /newTask, then drains it with /getNewTask, keeping "id token" of each claim
+ * in `claimedFile`; `claimed` is how many claims were answered.
+ */
+export async function fillAndDrain(ctx: BenchContext, db: string, claimedFile: string) {
   // Ids are consecutive: every id from the first sentinel to the last is one of ours, including those whose answer
   // was still on the wire when wrk stopped. The fill stops at `size` answers.
   const size = ctx.quick ? QUEUE_QUICK : QUEUE_FULL
@@ -60,7 +63,7 @@ response = function(status, headers, body)
 end
 `,
   })
-  return { created, fill, drain }
+  return { created, fill, drain, claimed: lines(claimedFile).length }
 }
 
 export async function claimsFigure(ctx: BenchContext): Promise<Figure> {

@@ -81,9 +81,19 @@ export function judgeTargets(figures: readonly Figure[]): Target[] {
     const f = byId.get(id)
     if (f) targets.push({ figure: id, text: `${f.label} < ${max} ${f.unit}: ${f.value.toFixed(1)} ${f.unit}`, actual: f.value, met: f.value < max })
   }
+  const atMost = (id: string, max: number, what: string) => {
+    const f = byId.get(id)
+    if (f) targets.push({ figure: id, text: `${f.label} ≤ ${percent(max)} of ${what}: ${percent(f.ratio)}`, actual: f.ratio, met: f.ratio <= max })
+  }
   atLeast('kv.get', 0.6, 'the bare Bun.serve constant answer')
   atLeast('storage.getImage', 0.9, 'the bare Bun.file server')
   for (const f of figures) if (f.id.startsWith('e2e.')) atLeast(f.id, 0.8, 'the raw image work with the same threads')
+  // Flat as the data grows: within 20 % of the same over an empty data folder.
+  for (const f of figures) {
+    if (!f.id.startsWith('scale.')) continue
+    if (f.unit.endsWith('/s')) atLeast(f.id, 0.8, 'the same over an empty data folder')
+    else atMost(f.id, 1.2, 'the same over an empty data folder')
+  }
   below('memory.storage', 64)
   below('memory.master', 64)
   return targets

@@ -38,6 +38,8 @@ export interface DatabaseClient {
   /** NotOffered (501) from an original database, as every call below. */
   failTask(id: number, error?: string, lease?: string): Promise<void>
   retryTask(id: number): Promise<void>
+  /** Removes a finished or failed task with its images; Conflict (409) for one waiting or in progress. */
+  deleteTask(id: number): Promise<void>
   releaseTask(id: number, lease?: string): Promise<void>
   /** The renewed task as JSON text. */
   renewTask(id: number, lease: string): Promise<string>
@@ -117,6 +119,9 @@ export function createDatabaseClient(peer: PeerAddress, fetcher: Fetch = peerTra
     },
     async retryTask(id) {
       await call('POST', '/retryTask', { id })
+    },
+    async deleteTask(id) {
+      await call('POST', '/deleteTask', { id })
     },
     async releaseTask(id, lease) {
       await call('POST', '/releaseTask', { id, lease })

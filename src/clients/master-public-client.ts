@@ -45,6 +45,8 @@ export interface MasterPublicClient {
   counts(): Promise<TaskCounts>
   /** Puts a failed task back; HttpError 409 when it is not failed. */
   retry(id: number): Promise<void>
+  /** Removes a finished or failed task with its images; HttpError 409 for one waiting or in progress. */
+  deleteTask(id: number): Promise<void>
   /** Whether the master answers `/health` with 200 within `timeoutMs`. */
   healthy(timeoutMs?: number): Promise<boolean>
 }
@@ -111,6 +113,9 @@ export function createMasterPublicClient(peer: PeerAddress, fetcher: Fetch = pee
     counts: () => json<TaskCounts>('/counts'),
     async retry(id) {
       await text('POST', '/retryTask', { id })
+    },
+    async deleteTask(id) {
+      await text('POST', '/deleteTask', { id })
     },
     healthy: (timeoutMs = 1000) => peerHealthy(peer, fetcher, timeoutMs),
   }

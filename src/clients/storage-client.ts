@@ -7,6 +7,8 @@ export type Area = 'working' | 'finished'
 export interface StorageClient {
   /** Streams `body` to storage as the image of `id` in `area`; resolves once storage answered `success`. */
   send(id: number, area: Area, body: BodyInit, options?: { contentLength?: number; signal?: AbortSignal }): Promise<void>
+  /** Removes the image (`/deleteImage`); succeeds when there is none. NotOffered from a storage of the original protocol. */
+  remove(id: number, area: Area): Promise<void>
   /** The image as a streaming response (status 200, `image/png`); NotFound (404) when there is none. */
   get(id: number, area: Area, options?: { signal?: AbortSignal; headers?: Record<string, string> }): Promise<Response>
 }
@@ -27,6 +29,12 @@ export function createStorageClient(peer: PeerAddress, fetcher: Fetch = peerTran
         })
         await response.text()
       }, { replayable: !(body instanceof ReadableStream) })
+    },
+    async remove(id, area) {
+      // Idempotent: safe to send again elsewhere.
+      await onPeer(peer, async (address) => (await callPeer(fetcher, 'storage', address, '/deleteImage', { method: 'POST', query: { id, state: area }, timeoutMs: 30_000 })).text(), {
+        idempotent: true,
+      })
     },
     async get(id, area, options) {
       return onPeer(

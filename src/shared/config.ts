@@ -29,6 +29,11 @@ export interface Settings {
   readonly taskTimeoutSeconds: number
   /** A role instance's registration in kv lives this long unless its heartbeat renews it. Default 15. */
   readonly registrationTtlSeconds: number
+  /**
+   * A finished or failed task, with its images, is removed this long after it ended; 0 keeps everything. Default
+   * 604800 (7 days).
+   */
+  readonly retentionSeconds: number
   /** `PIXMILL_KV_URL=redis://...`: the kv role keeps its pairs in Redis instead of bun:sqlite. */
   readonly kvUrl: string | undefined
   /** `PIXMILL_DATABASE_URL=postgres://...`: the database role keeps tasks in PostgreSQL instead of bun:sqlite. */
@@ -52,6 +57,13 @@ function positiveInteger(env: Record<string, string | undefined>, name: string, 
     throw new ConfigError(`${name} must be a positive integer, got ${JSON.stringify(raw)}`)
   }
   return Number(raw.trim())
+}
+
+function nonNegativeInteger(env: Record<string, string | undefined>, name: string, fallback: number): number {
+  const raw = env[name]?.trim()
+  if (raw === undefined || raw === '') return fallback
+  if (!/^(0|[1-9][0-9]*)$/.test(raw) || !Number.isSafeInteger(Number(raw))) throw new ConfigError(`${name} must be 0 or a positive integer, got ${JSON.stringify(env[name])}`)
+  return Number(raw)
 }
 
 function bounded(value: number, name: string, max: number): number {
@@ -95,6 +107,8 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     maxUploadsInFlight: positiveInteger(env, 'PIXMILL_MAX_UPLOADS_IN_FLIGHT', 32),
     taskTimeoutSeconds: bounded(positiveInteger(env, 'PIXMILL_TASK_TIMEOUT_SECONDS', 300), 'PIXMILL_TASK_TIMEOUT_SECONDS', 3600),
     registrationTtlSeconds: bounded(positiveInteger(env, 'PIXMILL_REGISTRATION_TTL_SECONDS', 15), 'PIXMILL_REGISTRATION_TTL_SECONDS', 3600),
+    // Ten years at most: a retention beyond that is "keep everything", which 0 says.
+    retentionSeconds: bounded(nonNegativeInteger(env, 'PIXMILL_RETENTION_SECONDS', 604_800), 'PIXMILL_RETENTION_SECONDS', 315_360_000),
     kvUrl: url(env, 'PIXMILL_KV_URL', ['redis:', 'rediss:']),
     databaseUrl: url(env, 'PIXMILL_DATABASE_URL', ['postgres:', 'postgresql:']),
     storageUrl: url(env, 'PIXMILL_STORAGE_URL', ['s3:']),

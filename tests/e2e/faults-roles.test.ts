@@ -1,11 +1,11 @@
 // kv, database, storage and master killed, missing or short of disk while uploads stream in: nothing acknowledged is lost.
 import type { Subprocess } from 'bun'
 import { afterEach, describe, expect, test } from 'bun:test'
-import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { type Cluster, isSwapOf, logged, noisyPng, type ServiceRole, smallPng, startCluster, waitClusterHealthy, waitFor } from '../helpers/cluster.ts'
 import type { Bytes } from '../helpers/png.ts'
 import { freePort, httpText, spawnRole } from '../helpers/processes.ts'
+import { filesBelow } from '../helpers/stored-files.ts'
 
 let cluster: Cluster | undefined
 afterEach(async () => {
@@ -170,14 +170,14 @@ describe('faults: roles', () => {
     // Regression: EFBIG was not taken for the disk's refusal, and came back as a 500 "Internal error" logged as a bug.
     expect(refused.status).toBe(503)
     expect(refused.text).toStartWith('Error:')
-    expect(readdirSync(join(c.dir, 'storage', 'working'))).toEqual(['7.png'])
+    expect(filesBelow(join(c.dir, 'storage'))).toEqual(['working/0/0/7.png'])
     expect(await c.image(7, 'working')).toEqual(small)
     // Through the master: a 5xx, and no task left behind.
     const upload = await c.upload(big)
     expect(upload.status).toBeGreaterThanOrEqual(500)
     expect(upload.text).toStartWith('Error:')
     expect((await httpText(c.address.database, '/list')).text).toBe('')
-    expect(readdirSync(join(c.dir, 'storage', 'working'))).toEqual(['7.png'])
+    expect(filesBelow(join(c.dir, 'storage'))).toEqual(['working/0/0/7.png'])
     expect((await httpText(c.address.storage, '/health')).status).toBe(200)
     expect((await send(smallPng(3))).text).toBe('success')
     expect(c.roles.storage!.proc.exitCode).toBeNull()

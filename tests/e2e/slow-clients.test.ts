@@ -1,9 +1,9 @@
 // Slow and stalled clients are cut off after a timeout without holding resources, while others are served.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
-import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { PNG_SIGNATURE } from '../../src/shared/png-header.ts'
 import { freePort, httpText, type RoleProcess, spawnRole } from '../helpers/processes.ts'
+import { filesBelow } from '../helpers/stored-files.ts'
 import { tempDir } from '../helpers/temp.ts'
 
 // Bun's own header timeout is 10 s: these tests wait for it.
@@ -55,7 +55,7 @@ async function rawClient(address: string): Promise<RawClient> {
   return { write: (bytes) => void socket.write(bytes), closed }
 }
 
-const files = () => ['working', 'finished'].flatMap((area) => readdirSync(join(dir.path, 'storage', area)))
+const files = () => filesBelow(join(dir.path, 'storage'))
 
 describe('e2e: slow clients', () => {
   test('a client that sends half its headers and stops is cut off after a timeout; others are served meanwhile', async () => {

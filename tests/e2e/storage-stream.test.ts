@@ -1,10 +1,11 @@
 // storage as a real process: a 100 MiB upload in bounded memory, broken-off and concurrent uploads, 413s, kill -9.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { connect, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { pngBytes } from '../helpers/image-store-contract.ts'
 import { freePort, httpText, type RoleProcess, spawnRole } from '../helpers/processes.ts'
+import { tempFiles } from '../helpers/stored-files.ts'
 import { tempDir } from '../helpers/temp.ts'
 
 // Processes start in well under a second and the whole file takes a few; the margin is for a loaded CI machine.
@@ -65,8 +66,7 @@ async function rssGrowth(pid: number, work: () => Promise<void>): Promise<number
   return peak - before
 }
 
-const tempFiles = (root = dir.path) =>
-  ['working', 'finished'].flatMap((area) => readdirSync(join(root, 'storage', area)).filter((name) => name.endsWith('.tmp')))
+const tempsBelow = (root = dir.path) => tempFiles(join(root, 'storage'))
 
 async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 3000): Promise<void> {
   const deadline = performance.now() + timeoutMs
@@ -172,7 +172,7 @@ describe('e2e: storage streams', () => {
     const answer = await upload(smallAddress, 'id=1&state=working', endless)
     expect(answer).toMatchObject({ status: 413, text: `Error: The body is larger than the limit of ${MiB} bytes.` })
     expect(sent).toBeLessThan(16 * MiB)
-    await until('no temp file', () => tempFiles(smallDir.path).length === 0)
+    await until('no temp file', () => tempsBelow(smallDir.path).length === 0)
     expect((await httpText(smallAddress, '/getImage?id=1&state=working')).status).toBe(404)
   })
 
@@ -181,9 +181,9 @@ describe('e2e: storage streams', () => {
     expect((await upload(address, 'id=102&state=working', old)).text).toBe('success')
     for (const id of [102, 103]) {
       const socket = await startUpload(address, `id=${id}&state=working`, 8 * MiB, pngBytes(4 * MiB, 2))
-      await until('the temp file of the upload', () => tempFiles().length === 1)
+      await until('the temp file of the upload', () => tempsBelow().length === 1)
       socket.destroy()
-      await until('the temp file to be removed', () => tempFiles().length === 0)
+      await until('the temp file to be removed', () => tempsBelow().length === 0)
     }
     expect((await download('id=102&state=working')).bytes).toEqual(old)
     expect((await download('id=103&state=working')).status).toBe(404)
@@ -196,7 +196,7 @@ describe('e2e: storage streams', () => {
     expect(answers.map((a) => a.text)).toEqual(bodies.map(() => 'success'))
     const stored = (await download('id=104&state=finished')).bytes
     expect(bodies.filter((body) => Buffer.from(body).equals(stored))).toHaveLength(1)
-    expect(tempFiles()).toEqual([])
+    expect(tempsBelow()).toEqual([])
   })
 
   test('after kill -9 every acknowledged image is there, and uploads cut short by it left nothing behind', async () => {
@@ -206,12 +206,12 @@ describe('e2e: storage streams', () => {
       await startUpload(address, 'id=105&state=finished', 8 * MiB, pngBytes(2 * MiB, 8)),
       await startUpload(address, 'id=106&state=working', 8 * MiB, pngBytes(2 * MiB, 9)),
     ]
-    await until('both temp files', () => tempFiles().length === 2)
+    await until('both temp files', () => tempsBelow().length === 2)
     await storage.kill9()
     for (const socket of sockets) socket.destroy()
-    expect(tempFiles()).toHaveLength(2)
+    expect(tempsBelow()).toHaveLength(2)
     storage = await startStorage()
-    expect(tempFiles()).toEqual([])
+    expect(tempsBelow()).toEqual([])
     expect((await download('id=105&state=finished')).bytes).toEqual(kept)
     expect((await download('id=106&state=working')).status).toBe(404)
     expect((await download('id=100&state=working')).headers.get('content-length')).toBe(String(100 * MiB))

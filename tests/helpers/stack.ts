@@ -5,9 +5,11 @@ import { createPeerFetch } from '../../src/clients/http.ts'
 import { fixedPeer } from '../../src/clients/peer-address.ts'
 import { createStorageClient } from '../../src/clients/storage-client.ts'
 import { createDatabaseApp } from '../../src/roles/database/app.ts'
+import { createRemoval } from '../../src/roles/database/removal.ts'
 import { openSqliteTaskStore } from '../../src/roles/database/sqlite-task-store.ts'
 import { createMasterApp } from '../../src/roles/master/app.ts'
 import { createStorageApp } from '../../src/roles/storage/app.ts'
+import { silentLogger } from '../../src/shared/logger.ts'
 import { openFsImageStore } from '../../src/roles/storage/fs-image-store.ts'
 import { inProcess } from './http.ts'
 import { quietDeps } from './silent.ts'
@@ -16,6 +18,10 @@ import { tempDir } from './temp.ts'
 export interface StackOptions {
   readonly maxUploadBytes?: number
   readonly maxAttempts?: number
+  /** PIXMILL_RETENTION_SECONDS of the database's removal. Default 0 (keep everything). */
+  readonly retentionSeconds?: number
+  /** The database's clock (epoch ms). */
+  readonly now?: () => number
   /** PIXMILL_TOKEN for every app; the peer clients send it. */
   readonly token?: string
   readonly maxUploadsInFlight?: number
@@ -26,20 +32,22 @@ export interface StackOptions {
 export function inProcessStack(options: StackOptions = {}) {
   const dir = tempDir()
   const maxUploadBytes = options.maxUploadBytes ?? 1024 * 1024
-  const tasks = openSqliteTaskStore(join(dir.path, 'database'), { leaseSeconds: 60, maxAttempts: options.maxAttempts ?? 2 })
+  const tasks = openSqliteTaskStore(join(dir.path, 'database'), { leaseSeconds: 60, maxAttempts: options.maxAttempts ?? 2, now: options.now })
   const images = openFsImageStore(join(dir.path, 'storage'))
   const { token } = options
-  const database = createDatabaseApp({ store: tasks, token, ...quietDeps('database') })
   const storage = createStorageApp({ store: images, maxUploadBytes, token, uploadTimeoutSeconds: options.uploadTimeoutSeconds, ...quietDeps('storage') })
   let storageUp = true
   const storageFetch = inProcess(storage)
+  const storageClient = createStorageClient(
+    fixedPeer('storageAddress', 'storage.local'),
+    // Lets a test take storage away, as a crashed role would be.
+    createPeerFetch({ token, base: (request) => (storageUp ? storageFetch(request) : Promise.reject(new Error('connection refused'))) }),
+  )
+  const removal = createRemoval({ store: tasks, images: storageClient, log: silentLogger, retentionSeconds: options.retentionSeconds ?? 0, now: options.now })
+  const database = createDatabaseApp({ store: tasks, removal, token, ...quietDeps('database') })
   const master = createMasterApp({
     database: createDatabaseClient(fixedPeer('databaseAddress', 'database.local'), createPeerFetch({ token, base: inProcess(database) })),
-    storage: createStorageClient(
-      fixedPeer('storageAddress', 'storage.local'),
-      // Lets a test take storage away, as a crashed role would be.
-      createPeerFetch({ token, base: (request) => (storageUp ? storageFetch(request) : Promise.reject(new Error('connection refused'))) }),
-    ),
+    storage: storageClient,
     maxUploadBytes,
     token,
     maxUploadsInFlight: options.maxUploadsInFlight,
@@ -51,6 +59,7 @@ export function inProcessStack(options: StackOptions = {}) {
     master,
     database,
     storage,
+    removal,
     tasks,
     images,
     dir: dir.path,

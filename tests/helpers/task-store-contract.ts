@@ -1,6 +1,6 @@
 // The contract every TaskStore must keep: ids, claims, leases, attempts, held tasks, durability.
 import { afterEach, beforeEach, describe, expect, test } from 'bun:test'
-import { LEASE_RAN_OUT, type TaskStore, type TaskStoreOptions } from '../../src/roles/database/task-store.ts'
+import { LEASE_RAN_OUT, REMOVAL_LEASE_MS, type TaskState, type TaskStore, type TaskStoreOptions } from '../../src/roles/database/task-store.ts'
 import { HttpError } from '../../src/shared/errors.ts'
 
 export interface TaskStoreEnv {
@@ -225,6 +225,126 @@ export function taskStoreContract(name: string, setup: () => TaskStoreEnv) {
       for await (const task of store.list()) ids.push(task.id)
       expect(ids).toEqual([0, 1, 2])
       expect(await store.countByState()).toEqual({ 0: 2, 1: 1, 2: 0, 3: 0 })
+    })
+
+    /** A finished task (0 attempts) and a failed one, at the current clock. */
+    async function finishedAndFailed(): Promise<[number, number]> {
+      const done = await store.create()
+      const failed = await store.create()
+      await store.claim()
+      await store.finish(done)
+      for (let i = 0; i < 2; i++) {
+        await store.claim()
+        await store.fail(failed, 'boom')
+      }
+      return [done, failed]
+    }
+
+    test('markForRemoval takes finished and failed tasks that ended by the cutoff, in bounded batches; never pending ones', async () => {
+      const [done, failed] = await finishedAndFailed()
+      clock += 60_000
+      const late = await store.create()
+      await store.claim()
+      await store.finish(late)
+      const waiting = await store.create()
+      const working = await store.create()
+      await store.claim()
+      await store.claim()
+      await store.release(waiting)
+      const cutoff = clock - 30_000
+      expect(await store.markForRemoval({ endedBefore: cutoff, heldBefore: 0, limit: 1 })).toEqual([done])
+      expect(await store.markForRemoval({ endedBefore: cutoff, heldBefore: 0, limit: 10 })).toEqual([failed])
+      expect(await store.markForRemoval({ endedBefore: cutoff, heldBefore: 0, limit: 10 })).toEqual([])
+      // Retention off: nothing ended is taken, however old.
+      expect(await store.markForRemoval({ heldBefore: 0, limit: 10 })).toEqual([])
+      // Marked: no read sees them, no change reaches them.
+      for (const id of [done, failed]) {
+        expect(await store.get(id)).toBeUndefined()
+        expect(await statusOf(store.retry(id))).toBe(404)
+        expect(await statusOf(store.setState(id, 0))).toBe(404)
+      }
+      expect((await store.recent({ limit: 10 })).map((t) => t.id)).toEqual([working, waiting, late])
+      expect(await store.countByState()).toEqual({ 0: 1, 1: 1, 2: 1, 3: 0 })
+      expect(await store.removeMarked([done, failed, waiting])).toBe(2)
+      expect((await store.get(waiting))?.state).toBe(0)
+      expect((await store.get(working))?.state).toBe(1)
+      // Ids are never handed out again, also after the store is opened again.
+      await store.close()
+      store = env.open(options())
+      expect(await store.get(done)).toBeUndefined()
+      expect(await store.create()).toBe(working + 1)
+    })
+
+    test('held tasks of uploads that never completed, and dropped ones, are taken for removal with their images', async () => {
+      const stale = await store.create({ ready: false })
+      clock += 10_000
+      const dropped = await store.create({ ready: false })
+      const fresh = await store.create({ ready: false })
+      await store.drop(dropped)
+      expect(await store.markForRemoval({ heldBefore: clock - 5_000, limit: 10 })).toEqual([stale, dropped])
+      await store.activate(fresh)
+      expect(await store.removeMarked([stale, dropped])).toBe(2)
+      expect(await statusOf(store.activate(stale))).toBe(404)
+      expect((await store.get(fresh))?.state).toBe(0)
+    })
+
+    test('a removal that did not complete is taken again once its mark ran out, and not before', async () => {
+      const [done] = await finishedAndFailed()
+      expect(await store.markForRemoval({ endedBefore: clock, heldBefore: 0, limit: 1 })).toEqual([done])
+      // A second sweeper meanwhile: it must not take the same task.
+      clock += REMOVAL_LEASE_MS - 1
+      expect(await store.markForRemoval({ endedBefore: clock - REMOVAL_LEASE_MS, heldBefore: 0, limit: 10 })).toEqual([])
+      clock += 2
+      expect(await store.markForRemoval({ endedBefore: clock - REMOVAL_LEASE_MS - 10, heldBefore: 0, limit: 10 })).toEqual([done])
+      expect(await store.removeMarked([done])).toBe(1)
+    })
+
+    test('markOneForRemoval: finished and failed tasks only, unknown ids 404, a pending task stays exactly as it was', async () => {
+      const [done, failed] = await finishedAndFailed()
+      const waiting = await store.create()
+      const before = await store.get(waiting)
+      expect(await statusOf(store.markOneForRemoval(waiting))).toBe(409)
+      expect(await store.get(waiting)).toEqual(before)
+      const working = await store.create()
+      await store.claim()
+      await store.claim()
+      expect(await statusOf(store.markOneForRemoval(working))).toBe(409)
+      expect((await store.get(working))?.state).toBe(1)
+      expect(await statusOf(store.markOneForRemoval(999))).toBe(404)
+      await store.markOneForRemoval(done)
+      await store.markOneForRemoval(failed)
+      // Marked already (its images not removed yet): marked again, so that the removal is tried again.
+      await store.markOneForRemoval(done)
+      expect(await store.get(done)).toBeUndefined()
+      expect(await store.removeMarked([done, failed])).toBe(2)
+      expect(await statusOf(store.markOneForRemoval(done))).toBe(404)
+    })
+
+    test('countByState stays equal to a count of the listed tasks through every kind of change', async () => {
+      const check = async () => {
+        const counted: Record<TaskState, number> = { 0: 0, 1: 0, 2: 0, 3: 0 }
+        for await (const task of store.list()) counted[task.state]++
+        expect(await store.countByState()).toEqual(counted)
+      }
+      const ids = []
+      for (let i = 0; i < 6; i++) ids.push(await store.create())
+      const held = await store.create({ ready: false })
+      await check()
+      for (let i = 0; i < 5; i++) await store.claim()
+      await check()
+      await store.finish(ids[0]!)
+      await store.fail(ids[1]!, 'x')
+      await store.release(ids[2]!)
+      await store.renew(ids[3]!, (await store.claim()).claim?.leaseToken ?? 'none').catch(() => {})
+      await check()
+      await store.setState(ids[4]!, 2)
+      await store.activate(held)
+      clock += 10_001
+      await check()
+      await store.markOneForRemoval(ids[0]!)
+      await check()
+      await store.removeMarked([ids[0]!])
+      await check()
     })
 
     test('200 concurrent claims over 100 tasks hand each task out exactly once, oldest first', async () => {

@@ -2,7 +2,6 @@
 // every role, kv text that is not UTF-8, sizes at the upload limit, a decompression bomb, and broken JSON.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
 import type { AnyElysia } from 'elysia'
-import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { deflateSync } from 'node:zlib'
 import { createMasterWorkerClient } from '../../src/clients/master-client.ts'
@@ -20,6 +19,7 @@ import { call } from '../helpers/http.ts'
 import { chunk, concat, encodePng, ihdrChunk, signature } from '../helpers/png.ts'
 import { quietDeps } from '../helpers/silent.ts'
 import { inProcessStack } from '../helpers/stack.ts'
+import { storedImages, tempFiles } from '../helpers/stored-files.ts'
 import { tempDir } from '../helpers/temp.ts'
 
 const LIMIT = 8192
@@ -39,7 +39,7 @@ afterAll(async () => {
 })
 
 const tasks = async () => (await call(stack.database, 'GET', '/list')).text
-const workingFiles = () => readdirSync(join(stack.dir, 'storage', 'working')).sort()
+const workingFiles = () => storedImages(join(stack.dir, 'storage')).filter((name) => name.startsWith('working/'))
 
 describe('bad input: ids', () => {
   const BAD_IDS = ['-1', '1.5', '1e3', ' 1', '0x1', '01', String(2 ** 53 + 1), '', '../../etc/passwd', '%2e%2e%2f', '1%00', '%E2%80%8B1']
@@ -53,6 +53,7 @@ describe('bad input: ids', () => {
     ['master', 'POST', '/renewTask', '&lease=x'],
     ['master', 'POST', '/releaseTask', '&lease=x'],
     ['master', 'POST', '/retryTask', ''],
+    ['master', 'POST', '/deleteTask', ''],
     ['database', 'GET', '/getById', ''],
     ['database', 'POST', '/finishTask', ''],
     ['database', 'POST', '/failTask', '&error=e'],
@@ -61,13 +62,16 @@ describe('bad input: ids', () => {
     ['database', 'POST', '/renewTask', '&lease=x'],
     ['database', 'POST', '/activateTask', ''],
     ['database', 'POST', '/dropTask', ''],
+    ['database', 'POST', '/deleteTask', ''],
     ['storage', 'GET', '/getImage', '&state=working'],
     ['storage', 'POST', '/sendImage', '&state=working'],
+    ['storage', 'POST', '/deleteImage', '&state=working'],
     ['frontend', 'GET', '/isReady', ''],
     ['frontend', 'GET', '/getImage', ''],
     ['frontend', 'GET', '/task', ''],
     ['frontend', 'GET', '/api/status', ''],
     ['frontend', 'POST', '/api/retry', ''],
+    ['frontend', 'POST', '/api/delete', ''],
   ]
   const app = (role: string): AnyElysia => (role === 'frontend' ? frontend : stack[role as 'master' | 'database' | 'storage'])
 
@@ -162,7 +166,7 @@ describe('bad input: sizes at PIXMILL_MAX_UPLOAD_BYTES', () => {
     if (status === 200) return
     for (const answer of answers) expect(answer.text).toStartWith('Error:')
     expect(await tasks()).toBe(before)
-    expect(readdirSync(join(stack.dir, 'storage', 'finished')).filter((f) => f.startsWith('.'))).toEqual([])
+    expect(tempFiles(join(stack.dir, 'storage'))).toEqual([])
   })
 })
 

@@ -2,6 +2,8 @@
 import { afterEach, beforeEach, describe, expect, test } from 'bun:test'
 import { join } from 'node:path'
 import { createDatabaseApp } from '../../src/roles/database/app.ts'
+import { createRemoval, type Removal } from '../../src/roles/database/removal.ts'
+import { silentLogger } from '../../src/shared/logger.ts'
 import { openSqliteTaskStore } from '../../src/roles/database/sqlite-task-store.ts'
 import type { TaskStore } from '../../src/roles/database/task-store.ts'
 import { call } from '../helpers/http.ts'
@@ -11,12 +13,15 @@ import { tempDir } from '../helpers/temp.ts'
 let dir: ReturnType<typeof tempDir>
 let store: TaskStore
 let app: ReturnType<typeof createDatabaseApp>
+let removal: Removal
 let clock: number
 beforeEach(() => {
   dir = tempDir()
   clock = Date.UTC(2026, 0, 1)
   store = openSqliteTaskStore(join(dir.path, 'database'), { leaseSeconds: 60, maxAttempts: 2, now: () => clock })
-  app = createDatabaseApp({ store, ...quietDeps('database') })
+  // No storage here: removals find no images (the whole path is tested with storage in the stack's tests).
+  removal = createRemoval({ store, images: { remove: async () => {} }, log: silentLogger, retentionSeconds: 0, now: () => clock })
+  app = createDatabaseApp({ store, removal, ...quietDeps('database') })
 })
 afterEach(async () => {
   await store.close()

@@ -1,6 +1,5 @@
 // frontend routes through app.handle, over a real in-process master with its database and storage apps.
 import { afterEach, beforeEach, describe, expect, test } from 'bun:test'
-import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { createMasterPublicClient } from '../../src/clients/master-public-client.ts'
 import { fixedPeer } from '../../src/clients/peer-address.ts'
@@ -10,6 +9,7 @@ import { call, ORIGIN } from '../helpers/http.ts'
 import { encodePng } from '../helpers/png.ts'
 import { quietDeps } from '../helpers/silent.ts'
 import { inProcessStack } from '../helpers/stack.ts'
+import { storedImages } from '../helpers/stored-files.ts'
 
 const LIMIT = 64 * 1024
 let stack: ReturnType<typeof inProcessStack>
@@ -46,7 +46,7 @@ const png = (bytes: Uint8Array = PNG) => new Blob([bytes as Uint8Array<ArrayBuff
 const submit = (body: BodyInit, headers?: HeadersInit) => call(frontend, 'POST', '/submitTask', body, headers)
 const get = (path: string) => call(frontend, 'GET', path)
 const master = (method: string, path: string, body?: BodyInit) => call(stack.master, method, path, body)
-const storedWorking = () => readdirSync(join(stack.dir, 'storage', 'working')).filter((f) => !f.startsWith('.'))
+const storedWorking = () => storedImages(join(stack.dir, 'storage')).filter((name) => name.startsWith('working/')).map((name) => name.slice('working/'.length))
 async function bytesOf(path: string): Promise<{ status: number; type: string | null; bytes: Uint8Array }> {
   const response = await frontend.handle(new Request(ORIGIN + path))
   return { status: response.status, type: response.headers.get('content-type'), bytes: new Uint8Array(await response.arrayBuffer()) }

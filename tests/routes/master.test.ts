@@ -1,11 +1,11 @@
 // master routes through app.handle, over real in-process database and storage apps.
 import { afterEach, beforeEach, describe, expect, test } from 'bun:test'
-import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { PNG_SIGNATURE } from '../../src/shared/png-header.ts'
 import { call } from '../helpers/http.ts'
 import { encodePng } from '../helpers/png.ts'
 import { inProcessStack } from '../helpers/stack.ts'
+import { storedImages } from '../helpers/stored-files.ts'
 
 let stack: ReturnType<typeof inProcessStack>
 beforeEach(() => {
@@ -63,7 +63,7 @@ describe('master: POST /new', () => {
     expect(got.status).toBe(status)
     expect(got.text).toStartWith('Error:')
     expect((await call(stack.database, 'GET', '/list')).text).toBe('')
-    expect(readdirSync(join(stack.dir, 'storage', 'working')).filter((f) => !f.startsWith('.'))).toEqual([])
+    expect(storedImages(join(stack.dir, 'storage'))).toEqual([])
   })
 
   test('a chunked body that passes the limit midway is refused with 413 and its held task dropped', async () => {

@@ -1,10 +1,11 @@
 // storage routes through app.handle: the contract's answers, streaming details, every bad id and traversal attempt.
 import { afterEach, beforeEach, describe, expect, test } from 'bun:test'
-import { readdirSync, renameSync } from 'node:fs'
+import { renameSync } from 'node:fs'
 import { join } from 'node:path'
 import { createStorageApp } from '../../src/roles/storage/app.ts'
 import { openFsImageStore } from '../../src/roles/storage/fs-image-store.ts'
 import type { ImageStore } from '../../src/roles/storage/image-store.ts'
+import { filesBelow } from '../helpers/stored-files.ts'
 import { call, ORIGIN } from '../helpers/http.ts'
 import { pngBytes, streamOf } from '../helpers/image-store-contract.ts'
 import { quietDeps } from '../helpers/silent.ts'
@@ -29,10 +30,8 @@ async function getBytes(query: string, headers?: HeadersInit) {
   const response = await app.handle(new Request(`${ORIGIN}/getImage?${query}`, { headers }))
   return { status: response.status, headers: response.headers, bytes: new Uint8Array(await response.arrayBuffer()) }
 }
-/** Every file below the test's data folder, relative to it: nothing may appear outside storage/<area>/<id>.png. */
-function allFiles(): string[] {
-  return (readdirSync(dir.path, { recursive: true }) as string[]).sort()
-}
+/** Every file below the test's data folder, relative to it: nothing may appear outside storage/<area>/<shard>/<id>.png. */
+const allFiles = () => filesBelow(dir.path)
 
 describe('storage: POST /sendImage and GET /getImage', () => {
   // Content-Length is Bun's to set when it sends the file (see the e2e test); app.handle gives the bare Response.
@@ -141,7 +140,7 @@ describe('storage: bodies that are refused before anything is written', () => {
     expect(got.status).toBe(status)
     expect(got.text).toStartWith('Error:')
     expect((await getBytes('id=8&state=working')).status).toBe(404)
-    expect(allFiles()).toEqual(['storage', 'storage/finished', 'storage/working'])
+    expect(allFiles()).toEqual([])
   })
 
   test('a body over the limit is 413 with an Error: body, by Content-Length at once and by counting when chunked', async () => {
@@ -153,7 +152,7 @@ describe('storage: bodies that are refused before anything is written', () => {
       expect(got.text).toBe(`Error: The body is larger than the limit of ${MAX} bytes.`)
     }
     expect((await getBytes('id=9&state=working')).bytes).toEqual(pngBytes(1000, 1))
-    expect(allFiles()).toEqual(['storage', 'storage/finished', 'storage/working', 'storage/working/9.png'])
+    expect(allFiles()).toEqual(['storage/working/0/0/9.png'])
   })
 
   test('a body that breaks off halfway stores nothing, leaves no temp file, and keeps the old image', async () => {
@@ -165,7 +164,7 @@ describe('storage: bodies that are refused before anything is written', () => {
     }
     expect((await getBytes('id=10&state=working')).bytes).toEqual(pngBytes(1000, 1))
     expect((await getBytes('id=11&state=working')).status).toBe(404)
-    expect(allFiles()).toEqual(['storage', 'storage/finished', 'storage/working', 'storage/working/10.png'])
+    expect(allFiles()).toEqual(['storage/working/0/0/10.png'])
   })
 })
 
@@ -195,7 +194,7 @@ describe('storage: bad ids, states and traversal attempts', () => {
       expect(got.status).toBe(400)
       expect(got.text).toStartWith('Error:')
     }
-    expect(allFiles()).toEqual(['storage', 'storage/finished', 'storage/working'])
+    expect(allFiles()).toEqual([])
   })
 
   test.each(['/getImage/../../etc/passwd', '/getImage/%2e%2e/%2e%2e/etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '/sendImage/..%2f..%2fx', '/storage/working/0.png'])(
@@ -207,13 +206,41 @@ describe('storage: bad ids, states and traversal attempts', () => {
         expect(got.status).toBeLessThan(500)
         expect(got.text).toStartWith('Error:')
       }
-      expect(allFiles()).toEqual(['storage', 'storage/finished', 'storage/working'])
+      expect(allFiles()).toEqual([])
     },
   )
 })
 
+describe('storage: POST /deleteImage', () => {
+  test('removes one image of one area, answers success whether or not there was one, and counts it', async () => {
+    await send('id=5&state=working', pngBytes(100))
+    await send('id=5&state=finished', pngBytes(300))
+    expect(await call(app, 'POST', '/deleteImage?id=5&state=working')).toMatchObject({ status: 200, text: 'success' })
+    expect((await getBytes('id=5&state=working')).status).toBe(404)
+    expect((await getBytes('id=5&state=finished')).status).toBe(200)
+    expect(await call(app, 'POST', '/deleteImage?id=5&state=working')).toMatchObject({ status: 200, text: 'success' })
+    expect(allFiles()).toEqual(['storage/finished/0/0/5.png'])
+    const metrics = (await call(app, 'GET', '/metrics')).text
+    expect(metrics).toMatch(/^pixmill_storage_images_removed_total\{area="working",[^}]*\} 1$/m)
+    expect(metrics).toMatch(/^pixmill_storage_removed_bytes_total\{[^}]*\} 100$/m)
+    expect(metrics).toMatch(/^pixmill_storage_images\{area="working",[^}]*\} 0$/m)
+    expect(metrics).toMatch(/^pixmill_storage_stored_bytes\{area="finished",[^}]*\} 300$/m)
+  })
+
+  test('a bad state or a missing one is 400 with an Error: body, and removes nothing', async () => {
+    await send('id=6&state=working', pngBytes(100))
+    for (const query of ['id=6&state=../working', 'id=6&state=', 'id=6']) {
+      const got = await call(app, 'POST', `/deleteImage?${query}`)
+      expect(got.status).toBe(400)
+      expect(got.text).toStartWith('Error:')
+    }
+    expect(allFiles()).toEqual(['storage/working/0/0/6.png'])
+  })
+})
+
 describe('storage: wrong methods', () => {
   test.each([
+    ['GET', '/deleteImage', 'POST'],
     ['GET', '/sendImage', 'POST'],
     ['PUT', '/sendImage', 'POST'],
     ['DELETE', '/sendImage', 'POST'],
@@ -225,7 +252,7 @@ describe('storage: wrong methods', () => {
     expect(got.status).toBe(405)
     expect(got.headers.get('allow')).toBe(allow)
     expect(got.text).toStartWith('Error:')
-    expect(allFiles()).toEqual(['storage', 'storage/finished', 'storage/working'])
+    expect(allFiles()).toEqual([])
   })
 })
 

@@ -1,6 +1,6 @@
 // The file-system image store against the ImageStore contract, plus its own details: layout, temp files, folders gone.
 import { afterEach, describe, expect, test } from 'bun:test'
-import { existsSync, mkdirSync, readdirSync, renameSync, utimesSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { openFsImageStore } from '../../src/roles/storage/fs-image-store.ts'
 import { DependencyUnavailable } from '../../src/shared/errors.ts'
@@ -19,9 +19,11 @@ imageStoreContract('file system without fsync', () => {
   return { open: () => openFsImageStore(join(dir.path, 'storage'), { fsync: false }), cleanup: dir.remove }
 })
 
-/** Every file under the store, as `area/name`. */
+/** Every image file and temp file under the store, as paths below it (the tally left out). */
 function listing(root: string): string[] {
-  return ['working', 'finished'].flatMap((area) => readdirSync(join(root, area)).map((name) => `${area}/${name}`)).sort()
+  return (readdirSync(root, { recursive: true }) as string[])
+    .filter((path) => statSync(join(root, path)).isFile() && !path.startsWith('tally.sqlite'))
+    .sort()
 }
 
 describe('file-system image store', () => {
@@ -34,7 +36,7 @@ describe('file-system image store', () => {
   }
   afterEach(() => dirs.splice(0).forEach((dir) => dir.remove()))
 
-  test('keeps <root>/<area>/<id>.png and nothing else once puts are done, failed ones included', async () => {
+  test('keeps <root>/<area>/<id / 10^6>/<id / 1000 mod 1000>/<id>.png and nothing else once puts are done, failed ones included', async () => {
     const dir = freshDir()
     const root = join(dir.path, 'storage')
     const store = openFsImageStore(root)
@@ -42,7 +44,8 @@ describe('file-system image store', () => {
     await store.put(17, 'finished', streamOf(pngBytes(10)), LIMIT)
     await store.put(17, 'finished', streamOf(pngBytes(2_000_000)), LIMIT).catch(() => {})
     await store.put(18, 'finished', streamOf(pngBytes(300_000), 64 * 1024, 128 * 1024), LIMIT).catch(() => {})
-    expect(listing(root)).toEqual(['finished/17.png', 'working/0.png'])
+    await store.put(1_234_567, 'working', streamOf(pngBytes(10)), LIMIT)
+    expect(listing(root)).toEqual(['finished/0/0/17.png', 'working/0/0/0.png', 'working/1/234/1234567.png'])
     expect(readdirSync(dir.path)).toEqual(['storage'])
   })
 
@@ -60,8 +63,7 @@ describe('file-system image store', () => {
   test('at start it removes temp files of dead writers and of its own earlier life, and keeps live ones', async () => {
     const dir = freshDir()
     const root = join(dir.path, 'storage')
-    mkdirSync(join(root, 'working'), { recursive: true })
-    mkdirSync(join(root, 'finished'), { recursive: true })
+    mkdirSync(join(root, 'tmp'), { recursive: true })
     const live = Bun.spawn(['sleep', '5'])
     const names = {
       own: `.1.png.${process.pid}.aa.tmp`,
@@ -69,14 +71,52 @@ describe('file-system image store', () => {
       live: `.3.png.${live.pid}.cc.tmp`,
       liveButOld: `.4.png.${live.pid}.dd.tmp`,
     }
-    for (const name of Object.values(names)) writeFileSync(join(root, 'working', name), 'partial')
+    for (const name of Object.values(names)) writeFileSync(join(root, 'tmp', name), 'partial')
     const twoDaysAgo = new Date(Date.now() - 2 * 24 * 3600 * 1000)
-    utimesSync(join(root, 'working', names.liveButOld), twoDaysAgo, twoDaysAgo)
-    writeFileSync(join(root, 'finished', '5.png'), pngBytes(40))
+    utimesSync(join(root, 'tmp', names.liveButOld), twoDaysAgo, twoDaysAgo)
     const store = openFsImageStore(root)
     live.kill()
-    expect(listing(root)).toEqual(['finished/5.png', `working/${names.live}`])
-    await expect(store.stats()).resolves.toEqual({ working: { images: 0, bytes: 0 }, finished: { images: 1, bytes: 40 } })
+    expect(listing(root)).toEqual([`tmp/${names.live}`])
+    await store.close()
+  })
+
+  test('a folder of the flat layout of earlier versions: read at once, moved into shards in the background, counted', async () => {
+    const dir = freshDir()
+    const root = join(dir.path, 'storage')
+    mkdirSync(join(root, 'working'), { recursive: true })
+    mkdirSync(join(root, 'finished'), { recursive: true })
+    for (let id = 0; id < 450; id++) writeFileSync(join(root, 'working', `${id}.png`), pngBytes(10 + (id % 7), id))
+    writeFileSync(join(root, 'finished', '5.png'), pngBytes(40))
+    writeFileSync(join(root, 'working', '.9.png.2147483646.bb.tmp'), 'a dead writer’s')
+    const store = openFsImageStore(root)
+    // Before, while and after they move: every image is found, and a put or delete meanwhile wins over the old file.
+    expect(await readImage((await store.open(449, 'working'))!)).toEqual(pngBytes(10 + (449 % 7), 449))
+    await store.put(448, 'working', streamOf(pngBytes(99, 1)), LIMIT)
+    await store.delete(447, 'working')
+    await store.close()
+    const again = openFsImageStore(root)
+    expect(await readImage((await again.open(448, 'working'))!)).toEqual(pngBytes(99, 1))
+    expect(await again.open(447, 'working')).toBeUndefined()
+    expect(await readImage((await again.open(5, 'finished'))!)).toEqual(pngBytes(40))
+    expect(listing(root).filter((path) => !/^(working|finished)\/\d+\/\d+\/\d+\.png$/.test(path))).toEqual([])
+    let bytes = 99
+    for (let id = 0; id < 447; id++) bytes += 10 + (id % 7)
+    bytes += 10 + (449 % 7)
+    expect(await again.stats!()).toEqual({ working: { images: 449, bytes }, finished: { images: 1, bytes: 40 } })
+    await again.close()
+  })
+
+  test('a store whose tally was deleted counts its shards once at start', async () => {
+    const dir = freshDir()
+    const root = join(dir.path, 'storage')
+    const store = openFsImageStore(root)
+    await store.put(3, 'working', streamOf(pngBytes(30)), LIMIT)
+    await store.put(2_000_001, 'finished', streamOf(pngBytes(70)), LIMIT)
+    await store.close()
+    for (const name of readdirSync(root)) if (name.startsWith('tally.sqlite')) rmSync(join(root, name))
+    const reopened = openFsImageStore(root)
+    expect(await reopened.stats!()).toEqual({ working: { images: 1, bytes: 30 }, finished: { images: 1, bytes: 70 } })
+    await reopened.close()
   })
 
   test('while its folder is gone it is unhealthy and answers DependencyUnavailable, and recovers when it is back', async () => {

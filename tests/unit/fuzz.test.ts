@@ -2,7 +2,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import fc from 'fast-check'
 import type { AnyElysia } from 'elysia'
-import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
 import { createMasterPublicClient } from '../../src/clients/master-public-client.ts'
@@ -16,6 +15,7 @@ import { ORIGIN } from '../helpers/http.ts'
 import { concat, encodePng, ihdrChunk, signature } from '../helpers/png.ts'
 import { quietDeps } from '../helpers/silent.ts'
 import { inProcessStack } from '../helpers/stack.ts'
+import { storedImages } from '../helpers/stored-files.ts'
 import { tempDir } from '../helpers/temp.ts'
 
 const LIMIT = 4096
@@ -68,7 +68,7 @@ async function answer(app: AnyElysia, request: Request): Promise<{ status: numbe
   return { status: response.status, text: await response.text(), headers: response.headers }
 }
 
-const stored = (area: string) => readdirSync(join(stack.dir, 'storage', area)).sort()
+const stored = (area: string) => storedImages(join(stack.dir, 'storage')).filter((name) => name.startsWith(`${area}/`))
 const taskCount = async () => Object.values(await stack.tasks.countByState()).reduce((a, b) => a + b, 0)
 
 describe('fuzz: random queries on every route of every role', () => {

@@ -1,7 +1,7 @@
 // The PostgreSQL task store against the TaskStore contract, plus what only PostgreSQL has: many instances, an outage, a crash.
 import { SQL } from 'bun'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { openPostgresTaskStore } from '../../src/roles/database/postgres-task-store.ts'
+import { openPostgresTaskStore, type PostgresTaskStoreOptions } from '../../src/roles/database/postgres-task-store.ts'
 import type { TaskStore, TaskStoreOptions } from '../../src/roles/database/task-store.ts'
 import { DependencyUnavailable } from '../../src/shared/errors.ts'
 import { type PostgresServer, postgresInstalled, startPostgresServer } from '../helpers/postgres-server.ts'
@@ -30,6 +30,10 @@ function whenOpen(opening: Promise<TaskStore>): TaskStore {
     },
     recent: async (o) => (await opening).recent(o),
     countByState: async () => (await opening).countByState(),
+    markForRemoval: async (o) => (await opening).markForRemoval(o),
+    markOneForRemoval: async (id) => (await opening).markOneForRemoval(id),
+    releaseRemoval: async (ids) => (await opening).releaseRemoval(ids),
+    removeMarked: async (ids) => (await opening).removeMarked(ids),
     onLeasesExpired: (listener) => void opening.then((store) => store.onLeasesExpired(listener)),
     healthy: async () => (await opening).healthy(),
     close: async () => (await opening).close(),
@@ -42,7 +46,8 @@ if (!postgresInstalled()) throw new Error('PostgreSQL is not installed (apt-get 
 let server: PostgresServer
 /** A fresh, empty database for each test (tests run one after the other and close their stores). */
 const freshDatabase = () => server.emptyDatabase()
-const options = (): TaskStoreOptions => ({ leaseSeconds: 60, maxAttempts: 3 })
+// Counts exact at every call here; the shared count of a busy system has its own test.
+const options = (): PostgresTaskStoreOptions => ({ leaseSeconds: 60, maxAttempts: 3, countsCacheMs: 0 })
 
 // initdb takes about a second, more on a busy machine: above bun's default 5 s hook timeout there.
 beforeAll(async () => {
@@ -55,7 +60,7 @@ afterAll(async () => {
 taskStoreContract('PostgreSQL', () => {
   // Every open() within one test reaches the same database, so "close and open again" sees the same tasks.
   const url = freshDatabase()
-  return { open: (o) => whenOpen(url.then((u) => openPostgresTaskStore(u, o))), cleanup: () => {} }
+  return { open: (o) => whenOpen(url.then((u) => openPostgresTaskStore(u, { ...o, countsCacheMs: 0 }))), cleanup: () => {} }
 })
 
 describe('PostgreSQL task store: several instances on one database', () => {
@@ -123,13 +128,51 @@ describe('PostgreSQL task store: several instances on one database', () => {
     }
   })
 
+  test('three instances sweeping at once never take the same task, and together take every one due', async () => {
+    const url = await freshDatabase()
+    let clock = 1_700_000_000_000
+    const stores = await Promise.all([0, 1, 2].map(() => openPostgresTaskStore(url, { ...options(), now: () => clock })))
+    try {
+      for (let i = 0; i < 90; i++) await stores[0]!.create()
+      for (let i = 0; i < 90; i++) {
+        const claim = (await stores[i % 3]!.claim()).claim!
+        await stores[i % 3]!.finish(claim.task.id, claim.leaseToken)
+      }
+      clock += 10_000
+      const batches = await Promise.all(Array.from({ length: 12 }, (_, i) => stores[i % 3]!.markForRemoval({ endedBefore: clock, heldBefore: 0, limit: 10 })))
+      const taken = batches.flat()
+      expect(new Set(taken).size).toBe(taken.length)
+      const rest = await stores[0]!.markForRemoval({ endedBefore: clock, heldBefore: 0, limit: 100 })
+      expect([...taken, ...rest].sort((a, b) => a - b)).toEqual(Array.from({ length: 90 }, (_, i) => i))
+      expect(await stores[1]!.removeMarked([...taken, ...rest])).toBe(90)
+    } finally {
+      await Promise.all(stores.map((s) => s.close()))
+    }
+  })
+
+  test('one count is shared for countsCacheMs by every caller of an instance, then counted again', async () => {
+    const url = await freshDatabase()
+    let clock = 1_700_000_000_000
+    const store = await openPostgresTaskStore(url, { ...options(), countsCacheMs: 2000, now: () => clock })
+    try {
+      await store.create()
+      expect((await store.countByState())[0]).toBe(1)
+      await store.create()
+      expect((await store.countByState())[0]).toBe(1)
+      clock += 2001
+      expect((await store.countByState())[0]).toBe(2)
+    } finally {
+      await store.close()
+    }
+  })
+
   test('four instances starting at once on an empty database migrate it once, and share one id counter', async () => {
     const url = await freshDatabase()
     const stores = await Promise.all([0, 1, 2, 3].map(() => openPostgresTaskStore(url, options())))
     const sql = new SQL(url, { max: 1 })
     try {
       // Without the advisory lock, racing starts fail on the catalogues or record the schema version twice.
-      expect(await sql`SELECT version FROM pixmill_schema`).toEqual([{ version: 1 }])
+      expect(await sql`SELECT version FROM pixmill_schema`).toEqual([{ version: 2 }])
       const ids = await Promise.all(Array.from({ length: 20 }, (_, i) => stores[i % 4]!.create()))
       expect([...ids].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i))
       // A later start finds the schema current and changes nothing.

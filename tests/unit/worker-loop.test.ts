@@ -264,7 +264,7 @@ describe('worker loop', () => {
   })
 
   /** The cluster's storage, with the store of `held` results waiting for `gate` (for ever if it never opens). */
-  function holdStores(cluster: FakeCluster, held: readonly number[], gate: Promise<void>): StorageClient {
+  function holdStores(cluster: FakeCluster, held: readonly number[], gate: Promise<void>): Pick<StorageClient, 'get' | 'send'> {
     return {
       get: (...args) => cluster.storage.get(...args),
       send: async (id, ...rest) => {

@@ -8,6 +8,7 @@ import type { Logger } from '../../shared/logger.ts'
 import { currentRequestId } from '../../shared/request-context.ts'
 import { ErrorText, IdQuery, Success } from '../../shared/schemas.ts'
 import { ClaimJson, CountsJson, FailQuery, RecentQuery, IdLeaseQuery, RenewQuery, SetByIdBody, TaskJson, taskJson } from './model.ts'
+import type { Removal } from './removal.ts'
 import { STATE_NAMES, type TaskState, type TaskStore } from './task-store.ts'
 
 export interface DatabaseAppDeps {
@@ -16,6 +17,8 @@ export interface DatabaseAppDeps {
   /** PIXMILL_IDLE_TIMEOUT_SECONDS. */
   readonly idleTimeoutSeconds?: number
   readonly store: TaskStore
+  /** Removes tasks with their images (the retention sweep and `/deleteTask`). */
+  readonly removal: Removal
   readonly log: Logger
   readonly registry: Registry
 }
@@ -25,7 +28,7 @@ const NO_TASK = 'No non-started task.'
 /** Every database route but the operations ones is internal: only the master and operators call the database. */
 const INTERNAL_ROUTES = [
   '/newTask', '/getById', '/getNewTask', '/finishTask', '/setById', '/list', '/failTask', '/retryTask', '/renewTask',
-  '/releaseTask', '/tasks', '/counts', '/reserveTask', '/activateTask', '/dropTask',
+  '/releaseTask', '/tasks', '/counts', '/reserveTask', '/activateTask', '/dropTask', '/deleteTask',
 ]
 
 function taskMetrics(registry: Registry, store: TaskStore) {
@@ -49,8 +52,23 @@ function taskMetrics(registry: Registry, store: TaskStore) {
   return (event: string, n = 1) => n > 0 && events.inc({ event }, n)
 }
 
+/** What removal did: tasks removed by the sweep and by operators, and when the last sweep ended. */
+export function removalMetrics(registry: Registry) {
+  const removed = new Counter({
+    name: 'pixmill_tasks_removed_total',
+    help: 'Tasks removed with their images, by the retention sweep (by="sweep") or by an operator (by="operator").',
+    labelNames: ['by'],
+    registers: [registry],
+  })
+  const lastSweep = new Gauge({ name: 'pixmill_sweep_last_run_timestamp_seconds', help: 'When the last sweep ended (Unix time).', registers: [registry] })
+  return {
+    onRemoved: (count: number, by: 'sweep' | 'operator') => removed.inc({ by }, count),
+    onSweep: (at: number) => lastSweep.set(at / 1000),
+  }
+}
+
 /** Builds the database app; it never listens (the entry file or the launcher does). */
-export function createDatabaseApp({ store, log, registry, token, idleTimeoutSeconds }: DatabaseAppDeps) {
+export function createDatabaseApp({ store, removal, log, registry, token, idleTimeoutSeconds }: DatabaseAppDeps) {
   const count = taskMetrics(registry, store)
   store.onLeasesExpired((n) => count('lease_expired', n))
   const app = roleKit({
@@ -217,6 +235,24 @@ export function createDatabaseApp({ store, log, registry, token, idleTimeoutSeco
         return { 'not-started': counts[0], 'in-progress': counts[1], finished: counts[2], failed: counts[3] }
       },
       { response: { 200: CountsJson }, detail: { summary: 'How many tasks are in each state', tags: ['beyond'] } },
+    )
+    .post(
+      '/deleteTask',
+      async ({ query }) => {
+        await removal.remove(Number(query.id))
+        return 'success' as const
+      },
+      {
+        query: IdQuery,
+        response: { 200: Success, 404: ErrorText, 409: ErrorText, 503: ErrorText },
+        detail: {
+          summary: 'Remove a finished or failed task with both its images (409 for a task waiting or in progress)',
+          description:
+            'The task is out of sight at once, then its images are removed through storage, then its record. A 503 means storage ' +
+            'could not remove the images now: the task stays out of sight and a later sweep (or this call again) completes the removal.',
+          tags: ['beyond'],
+        },
+      },
     )
     .post(
       '/reserveTask',

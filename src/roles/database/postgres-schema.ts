@@ -28,6 +28,12 @@ const MIGRATIONS: readonly string[] = [
   CREATE TABLE IF NOT EXISTS pixmill_counters (name TEXT PRIMARY KEY, next BIGINT NOT NULL);
   INSERT INTO pixmill_counters (name, next) VALUES ('tasks', 0) ON CONFLICT (name) DO NOTHING;
   `,
+  // 2: removal (retention and operators' deletes). A task being removed is seen by no read; the mark is a lease.
+  `
+  ALTER TABLE pixmill_tasks ADD COLUMN IF NOT EXISTS removing_until BIGINT;
+  CREATE INDEX IF NOT EXISTS pixmill_tasks_ended ON pixmill_tasks (updated_at) WHERE state >= 2 AND ready AND removing_until IS NULL;
+  CREATE INDEX IF NOT EXISTS pixmill_tasks_removing ON pixmill_tasks (removing_until) WHERE removing_until IS NOT NULL;
+  `,
 ]
 
 /** Arbitrary, fixed: every pixmill instance migrating the same database takes this advisory lock. */

@@ -4,7 +4,7 @@ import { Conflict, DependencyUnavailable, NotFound } from '../../shared/errors.t
 import type { Logger } from '../../shared/logger.ts'
 import { createGuard, reasonOf } from './postgres-errors.ts'
 import { migrate } from './postgres-schema.ts'
-import { type ClaimResult, LEASE_RAN_OUT, type Task, type TaskState, type TaskStore, type TaskStoreOptions } from './task-store.ts'
+import { type ClaimResult, LEASE_RAN_OUT, REMOVAL_LEASE_MS, type Task, type TaskState, type TaskStore, type TaskStoreOptions } from './task-store.ts'
 
 /** A row as Bun returns it: BIGINT columns arrive as strings. */
 interface Row {
@@ -18,6 +18,7 @@ interface Row {
   lease_token: string | null
   ready: boolean
   request_id: string | null
+  removing_until: string | null
 }
 
 export interface PostgresTaskStoreOptions extends TaskStoreOptions {
@@ -27,12 +28,15 @@ export interface PostgresTaskStoreOptions extends TaskStoreOptions {
   readonly connectTimeoutSeconds?: number
   /** An operation that has not settled by then fails with 503 (a hung server or network). Default 10000. */
   readonly operationTimeoutMs?: number
+  /**
+   * countByState() reads every visible row (PostgreSQL keeps no count), so one answer serves every call for this long:
+   * a metrics scrape, the board and /counts together count once. Default 2000 ms; 0 counts on every call.
+   */
+  readonly countsCacheMs?: number
   /** Gets one line when PostgreSQL becomes unavailable and one when it is back. Default: silent. */
   readonly log?: Logger
 }
 
-/** Tasks held for an upload that never completed are removed after this long (as in the embedded store). */
-const HELD_TASK_TTL_MS = 60 * 60 * 1000
 /** list() reads this many rows per query, so listing a large table neither loads it whole nor holds a cursor open. */
 const LIST_PAGE = 500
 /** healthy() gives up after this long: a hung server is as unhealthy as a stopped one. */
@@ -82,12 +86,17 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
   const now = options.now ?? Date.now
   const leaseMs = options.leaseSeconds * 1000
   const max = options.maxAttempts
+  const countsCacheMs = options.countsCacheMs ?? 2000
 
-  /** A task that is not held: a held task is visible to no call but activate and drop. */
+  /** A visible task: one held for its upload or being removed is seen by no read. */
   async function row(id: number): Promise<Row | undefined> {
-    const rows = await sql<Row[]>`SELECT * FROM pixmill_tasks WHERE id = ${id} AND ready`
+    const rows = await sql<Row[]>`SELECT * FROM pixmill_tasks WHERE id = ${id} AND ready AND removing_until IS NULL`
     return rows[0]
   }
+  async function anyRow(id: number): Promise<Row | undefined> {
+    return (await sql<Row[]>`SELECT * FROM pixmill_tasks WHERE id = ${id}`)[0]
+  }
+  let counted: { at: number; counts: Promise<Record<TaskState, number>> } | undefined
 
   const expiryListeners = new Set<(count: number) => void>()
 
@@ -168,14 +177,16 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
       }),
     activate: (id) =>
       guarded(async () => {
-        const rows = await sql`UPDATE pixmill_tasks SET ready = TRUE, updated_at = ${now()} WHERE id = ${id} RETURNING id`
+        const rows = await sql`UPDATE pixmill_tasks SET ready = TRUE, updated_at = ${now()} WHERE id = ${id} AND removing_until IS NULL RETURNING id`
         if (rows.length === 0) throw new NotFound(`No task with id ${id}.`)
       }),
     drop: (id) =>
       guarded(async () => {
-        const rows = await sql`DELETE FROM pixmill_tasks WHERE id = ${id} AND NOT ready RETURNING id`
+        // Removed by the next sweep, with any image that reached storage after all (an answer lost on the way).
+        const rows = await sql`UPDATE pixmill_tasks SET removing_until = ${now()} WHERE id = ${id} AND NOT ready AND removing_until IS NULL RETURNING id`
         if (rows.length > 0) return
-        if ((await sql`SELECT id FROM pixmill_tasks WHERE id = ${id}`).length > 0) throw new Conflict(`Cannot drop task ${id}: it is not held for an upload.`)
+        const found = await anyRow(id)
+        if (found?.ready) throw new Conflict(`Cannot drop task ${id}: it is not held for an upload.`)
         throw new NotFound(`No task with id ${id}.`)
       }),
     claim: () =>
@@ -190,13 +201,8 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
               error = ${LEASE_RAN_OUT}, lease_until = NULL, lease_token = NULL, updated_at = ${t}
             WHERE id IN (SELECT id FROM pixmill_tasks WHERE state = 1 AND lease_until <= ${t} FOR UPDATE SKIP LOCKED)
             RETURNING id
-          ), swept AS (
-            DELETE FROM pixmill_tasks
-            WHERE id IN (SELECT id FROM pixmill_tasks WHERE NOT ready AND created_at <= ${t - HELD_TASK_TTL_MS} FOR UPDATE SKIP LOCKED)
-              AND id NOT IN (SELECT id FROM expired)
-            RETURNING id
           )
-          SELECT (SELECT count(*) FROM expired)::int AS expired, (SELECT count(*) FROM swept)::int AS swept`
+          SELECT count(*)::int AS expired FROM expired`
         // A separate statement so that it sees the tasks just put back. SKIP LOCKED: concurrent claimers each take
         // a different row instead of queueing on the oldest one and then finding it taken.
         const leaseToken = crypto.randomUUID()
@@ -238,7 +244,7 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
     retry: (id) =>
       fresh(async (t) => {
         const rows = await sql<Row[]>`
-          UPDATE pixmill_tasks SET state = 0, attempts = 0, error = NULL, updated_at = ${t} WHERE id = ${id} AND state = 3 AND ready RETURNING *`
+          UPDATE pixmill_tasks SET state = 0, attempts = 0, error = NULL, updated_at = ${t} WHERE id = ${id} AND state = 3 AND ready AND removing_until IS NULL RETURNING *`
         if (rows[0]) return toTask(rows[0])
         const current = await row(id)
         if (!current) throw new NotFound(`No task with id ${id}.`)
@@ -248,7 +254,7 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
       fresh(async (t) => {
         const rows = await sql<Row[]>`
           UPDATE pixmill_tasks SET state = ${state}, lease_until = ${state === 1 ? t + leaseMs : null}, lease_token = NULL, updated_at = ${t}
-          WHERE id = ${id} AND ready RETURNING *`
+          WHERE id = ${id} AND ready AND removing_until IS NULL RETURNING *`
         if (!rows[0]) throw new NotFound(`No task with id ${id}.`)
         return toTask(rows[0])
       }),
@@ -256,7 +262,7 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
       // Keyset pages: each page is its own short query, so a slow reader holds no connection between pages.
       await guarded(() => expireLeases(now()))
       for (let after = -1; ; ) {
-        const rows = await guarded(() => sql<Row[]>`SELECT * FROM pixmill_tasks WHERE id > ${after} AND ready ORDER BY id LIMIT ${LIST_PAGE}`)
+        const rows = await guarded(() => sql<Row[]>`SELECT * FROM pixmill_tasks WHERE id > ${after} AND ready AND removing_until IS NULL ORDER BY id LIMIT ${LIST_PAGE}`)
         for (const found of rows) yield toTask(found)
         if (rows.length < LIST_PAGE) return
         after = Number(rows[rows.length - 1]!.id)
@@ -266,16 +272,61 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
       fresh(async () => {
         const rows =
           state === undefined
-            ? await sql<Row[]>`SELECT * FROM pixmill_tasks WHERE ready ORDER BY id DESC LIMIT ${limit}`
-            : await sql<Row[]>`SELECT * FROM pixmill_tasks WHERE state = ${state} AND ready ORDER BY id DESC LIMIT ${limit}`
+            ? await sql<Row[]>`SELECT * FROM pixmill_tasks WHERE ready AND removing_until IS NULL ORDER BY id DESC LIMIT ${limit}`
+            : await sql<Row[]>`SELECT * FROM pixmill_tasks WHERE state = ${state} AND ready AND removing_until IS NULL ORDER BY id DESC LIMIT ${limit}`
         return rows.map(toTask)
       }),
-    countByState: () =>
-      fresh(async () => {
-        const counts: Record<TaskState, number> = { 0: 0, 1: 0, 2: 0, 3: 0 }
-        const rows = await sql<{ state: TaskState; n: number }[]>`SELECT state, count(*)::int AS n FROM pixmill_tasks WHERE ready GROUP BY state`
-        for (const { state, n } of rows) counts[state] = n
-        return counts
+    countByState() {
+      if (counted && now() - counted.at < countsCacheMs) return counted.counts
+      const counts = fresh(async () => {
+        const found: Record<TaskState, number> = { 0: 0, 1: 0, 2: 0, 3: 0 }
+        const rows = await sql<{ state: TaskState; n: number }[]>`
+          SELECT state, count(*)::int AS n FROM pixmill_tasks WHERE ready AND removing_until IS NULL GROUP BY state`
+        for (const { state, n } of rows) found[state] = n
+        return found
+      })
+      counted = { at: now(), counts }
+      counts.catch(() => (counted = undefined))
+      return counts
+    },
+    markForRemoval: ({ endedBefore, heldBefore, limit }) =>
+      fresh(async (t) => {
+        // Three index scans, each bounded; SKIP LOCKED: instances sweeping at once take different tasks.
+        const rows = await sql<{ id: string }[]>`
+          WITH ended AS (
+            SELECT id FROM pixmill_tasks WHERE state >= 2 AND ready AND removing_until IS NULL AND updated_at <= ${endedBefore ?? null}
+            ORDER BY updated_at LIMIT ${limit} FOR UPDATE SKIP LOCKED
+          ), held AS (
+            SELECT id FROM pixmill_tasks WHERE NOT ready AND removing_until IS NULL AND created_at <= ${heldBefore}
+            LIMIT ${limit} FOR UPDATE SKIP LOCKED
+          ), stalled AS (
+            SELECT id FROM pixmill_tasks WHERE removing_until <= ${t} LIMIT ${limit} FOR UPDATE SKIP LOCKED
+          )
+          UPDATE pixmill_tasks SET removing_until = ${t + REMOVAL_LEASE_MS}
+          WHERE id IN (SELECT id FROM ended UNION SELECT id FROM held UNION SELECT id FROM stalled)
+          RETURNING id`
+        return rows.map((r) => Number(r.id)).sort((a, b) => a - b)
+      }),
+    markOneForRemoval: (id) =>
+      fresh(async (t) => {
+        const rows = await sql`
+          UPDATE pixmill_tasks SET removing_until = ${t + REMOVAL_LEASE_MS}
+          WHERE id = ${id} AND ready AND (state >= 2 OR removing_until IS NOT NULL) RETURNING id`
+        if (rows.length > 0) return
+        const found = await anyRow(id)
+        if (!found?.ready) throw new NotFound(`No task with id ${id}.`)
+        throw new Conflict(`Cannot delete task ${id}: it is ${found.state === 0 ? 'waiting' : 'in progress'}; only a finished or failed task can be deleted.`)
+      }),
+    releaseRemoval: (ids) =>
+      guarded(async () => {
+        const t = now()
+        if (ids.length > 0) await sql`UPDATE pixmill_tasks SET removing_until = ${t} WHERE id IN ${sql(ids as number[])} AND removing_until > ${t}`
+      }),
+    removeMarked: (ids) =>
+      guarded(async () => {
+        if (ids.length === 0) return 0
+        const rows = await sql`DELETE FROM pixmill_tasks WHERE id IN ${sql(ids as number[])} AND removing_until IS NOT NULL RETURNING id`
+        return rows.length
       }),
     onLeasesExpired(listener) {
       expiryListeners.add(listener)

@@ -3,7 +3,8 @@ import { Database } from 'bun:sqlite'
 import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Conflict, NotFound } from '../../shared/errors.ts'
-import { type ClaimResult, LEASE_RAN_OUT, type Task, type TaskState, type TaskStore, type TaskStoreOptions } from './task-store.ts'
+import { migrateSqlite, VISIBLE } from './sqlite-schema.ts'
+import { type ClaimResult, LEASE_RAN_OUT, REMOVAL_LEASE_MS, type Task, type TaskState, type TaskStore, type TaskStoreOptions } from './task-store.ts'
 
 interface Row {
   id: number
@@ -16,31 +17,8 @@ interface Row {
   lease_token: string | null
   ready: number
   request_id: string | null
+  removing_until: number | null
 }
-
-/** Tasks held for an upload that never completed are removed after this long. */
-const HELD_TASK_TTL_MS = 60 * 60 * 1000
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS tasks (
-  id          INTEGER PRIMARY KEY,
-  state       INTEGER NOT NULL DEFAULT 0 CHECK (state IN (0, 1, 2, 3)),
-  attempts    INTEGER NOT NULL DEFAULT 0,
-  error       TEXT,
-  created_at  INTEGER NOT NULL,
-  updated_at  INTEGER NOT NULL,
-  lease_until INTEGER,
-  lease_token TEXT,
-  ready       INTEGER NOT NULL DEFAULT 1
-);
-CREATE INDEX IF NOT EXISTS tasks_claimable ON tasks (id) WHERE state = 0 AND ready = 1;
-CREATE INDEX IF NOT EXISTS tasks_leased ON tasks (lease_until) WHERE state = 1;
-CREATE INDEX IF NOT EXISTS tasks_held ON tasks (created_at) WHERE ready = 0;
-CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state, id);
--- The next id lives apart from the rows so that an id is never handed out twice, even after a drop.
-CREATE TABLE IF NOT EXISTS sequence (name TEXT PRIMARY KEY, next INTEGER NOT NULL) WITHOUT ROWID;
-INSERT OR IGNORE INTO sequence (name, next) VALUES ('tasks', 0);
-`
 
 function toTask(row: Row): Task {
   return {
@@ -61,10 +39,9 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
   const db = new Database(join(dir, 'tasks.sqlite'), { create: true, strict: true })
   // WAL with synchronous=NORMAL: a committed change survives a crash of the process (kill -9).
   db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;')
-  db.exec(SCHEMA)
-  // Added after the first release: older files get the column on open.
-  const columns = db.prepare<{ name: string }, []>('PRAGMA table_info(tasks)').all().map((c) => c.name)
-  if (!columns.includes('request_id')) db.exec('ALTER TABLE tasks ADD COLUMN request_id TEXT')
+  migrateSqlite(db)
+  // One process keeps this file: removals begun before a restart were interrupted, and are taken up by the first sweep.
+  db.prepare('UPDATE tasks SET removing_until = ?1 WHERE removing_until > ?1').run((options.now ?? Date.now)())
   const now = options.now ?? Date.now
   const leaseMs = options.leaseSeconds * 1000
   const max = options.maxAttempts
@@ -74,10 +51,22 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
     insert: db.prepare<Row, [number, number, number, string | null]>(
       'INSERT INTO tasks (id, created_at, updated_at, ready, request_id) VALUES (?1, ?2, ?2, ?3, ?4) RETURNING *',
     ),
-    get: db.prepare<Row, [number]>('SELECT * FROM tasks WHERE id = ? AND ready = 1'),
-    getHeldOrNot: db.prepare<Row, [number]>('SELECT * FROM tasks WHERE id = ?'),
+    get: db.prepare<Row, [number]>(`SELECT * FROM tasks WHERE id = ? AND ${VISIBLE}`),
+    getAny: db.prepare<Row, [number]>('SELECT * FROM tasks WHERE id = ?'),
     activate: db.prepare<Row, [number, number]>('UPDATE tasks SET ready = 1, updated_at = ?2 WHERE id = ?1 RETURNING *'),
-    drop: db.prepare<Row, [number]>('DELETE FROM tasks WHERE id = ? AND ready = 0 RETURNING *'),
+    // A dropped task is removed by the next sweep, with any image that reached storage after all (an answer lost).
+    drop: db.prepare<Row, [number, number]>('UPDATE tasks SET removing_until = ?2 WHERE id = ?1 AND ready = 0 RETURNING *'),
+    markBatch: db.prepare<{ id: number }, [number, number | null, number, number, number]>(
+      `UPDATE tasks SET removing_until = ?1 + ?5 WHERE id IN (
+         SELECT id FROM tasks INDEXED BY tasks_ended WHERE state >= 2 AND ${VISIBLE} AND updated_at <= ?2
+         UNION SELECT id FROM tasks INDEXED BY tasks_held WHERE ready = 0 AND removing_until IS NULL AND created_at <= ?3
+         UNION SELECT id FROM tasks INDEXED BY tasks_removing WHERE removing_until <= ?1
+         ORDER BY id LIMIT ?4)
+       RETURNING id`,
+    ),
+    markOne: db.prepare<unknown, [number, number]>('UPDATE tasks SET removing_until = ?2 WHERE id = ?1'),
+    remove: db.prepare<unknown, [number]>('DELETE FROM tasks WHERE id = ? AND removing_until IS NOT NULL'),
+    releaseRemoval: db.prepare<unknown, [number, number]>('UPDATE tasks SET removing_until = ?2 WHERE id = ?1 AND removing_until > ?2'),
     // INDEXED BY: without statistics the planner takes tasks_by_state and reads every task in progress on each claim
     // (claims fell from 4,900/s to 1,200/s as 12,000 tasks were claimed); the partial index reads only expired leases.
     expire: db.prepare<Row, [number, number, string]>(
@@ -86,7 +75,6 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
        WHERE state = 1 AND lease_until <= ?1 RETURNING id`,
     ),
     anyExpired: db.prepare<{ one: number }, [number]>('SELECT 1 AS one FROM tasks INDEXED BY tasks_leased WHERE state = 1 AND lease_until <= ? LIMIT 1'),
-    sweepHeld: db.prepare<Row, [number]>('DELETE FROM tasks WHERE ready = 0 AND created_at <= ?'),
     claim: db.prepare<Row, [number, number, string]>(
       `UPDATE tasks SET state = 1, lease_until = ?2, lease_token = ?3, updated_at = ?1
        WHERE id = (SELECT id FROM tasks WHERE state = 0 AND ready = 1 ORDER BY id LIMIT 1) RETURNING *`,
@@ -108,10 +96,11 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
     setState: db.prepare<Row, [number, number, number | null, number]>(
       'UPDATE tasks SET state = ?2, lease_until = ?3, lease_token = NULL, updated_at = ?4 WHERE id = ?1 RETURNING *',
     ),
-    all: db.prepare<Row, []>('SELECT * FROM tasks WHERE ready = 1 ORDER BY id'),
-    recent: db.prepare<Row, [number]>('SELECT * FROM tasks WHERE ready = 1 ORDER BY id DESC LIMIT ?'),
-    recentInState: db.prepare<Row, [number, number]>('SELECT * FROM tasks WHERE state = ? AND ready = 1 ORDER BY id DESC LIMIT ?'),
-    counts: db.prepare<{ state: TaskState; n: number }, []>('SELECT state, COUNT(*) AS n FROM tasks WHERE ready = 1 GROUP BY state'),
+    all: db.prepare<Row, []>(`SELECT * FROM tasks WHERE ${VISIBLE} ORDER BY id`),
+    recent: db.prepare<Row, [number]>(`SELECT * FROM tasks WHERE ${VISIBLE} ORDER BY id DESC LIMIT ?`),
+    recentInState: db.prepare<Row, [number, number]>(`SELECT * FROM tasks WHERE state = ? AND ${VISIBLE} ORDER BY id DESC LIMIT ?`),
+    // Kept by triggers (sqlite-schema.ts): four rows, however many tasks there are.
+    counts: db.prepare<{ state: TaskState; n: number }, []>('SELECT state, n FROM task_counts'),
     ping: db.prepare<{ one: number }, []>('SELECT 1 AS one'),
   }
 
@@ -157,7 +146,6 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
 
   const claim = db.transaction((): ClaimResult => {
     const t = now()
-    q.sweepHeld.run(t - HELD_TASK_TTL_MS)
     const leaseToken = crypto.randomUUID()
     const row = q.claim.get(t, t + leaseMs, leaseToken)
     return { claim: row ? { task: toTask(row), leaseToken } : undefined }
@@ -197,16 +185,29 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
   })
 
   const activate = db.transaction((id: number): void => {
-    if (!q.getHeldOrNot.get(id)) throw new NotFound(`No task with id ${id}.`)
+    const row = q.getAny.get(id)
+    if (!row || row.removing_until !== null) throw new NotFound(`No task with id ${id}.`)
     q.activate.get(id, now())
   })
 
   const drop = db.transaction((id: number): void => {
-    const row = q.getHeldOrNot.get(id)
-    if (!row) throw new NotFound(`No task with id ${id}.`)
+    const row = q.getAny.get(id)
+    if (!row || (row.ready === 0 && row.removing_until !== null)) throw new NotFound(`No task with id ${id}.`)
     if (row.ready === 1) throw new Conflict(`Cannot drop task ${id}: it is not held for an upload.`)
-    q.drop.get(id)
+    q.drop.get(id, now())
   })
+
+  const markOne = db.transaction((id: number): void => {
+    const row = q.getAny.get(id)
+    if (!row || row.ready === 0) throw new NotFound(`No task with id ${id}.`)
+    if (row.removing_until === null && row.state < 2) {
+      throw new Conflict(`Cannot delete task ${id}: it is ${row.state === 0 ? 'waiting' : 'in progress'}; only a finished or failed task can be deleted.`)
+    }
+    q.markOne.run(id, now() + REMOVAL_LEASE_MS)
+  })
+
+  const releaseRemoval = db.transaction((ids: readonly number[], t: number) => ids.forEach((id) => q.releaseRemoval.run(id, t)))
+  const removeMarked = db.transaction((ids: readonly number[]): number => ids.reduce((n, id) => n + q.remove.run(id).changes, 0))
 
   return {
     async create(opts) {
@@ -270,6 +271,20 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
       const counts: Record<TaskState, number> = { 0: 0, 1: 0, 2: 0, 3: 0 }
       for (const { state, n } of q.counts.all()) counts[state] = n
       return counts
+    },
+    async markForRemoval({ endedBefore, heldBefore, limit }) {
+      expireLeases()
+      return q.markBatch.all(now(), endedBefore ?? null, heldBefore, limit, REMOVAL_LEASE_MS).map((row) => row.id)
+    },
+    async markOneForRemoval(id) {
+      expireLeases()
+      markOne.immediate(id)
+    },
+    async releaseRemoval(ids) {
+      releaseRemoval.immediate(ids, now())
+    },
+    async removeMarked(ids) {
+      return removeMarked.immediate(ids)
     },
     onLeasesExpired(listener) {
       expiryListeners.add(listener)

@@ -32,6 +32,12 @@ export interface ClaimResult {
   readonly claim: Claim | undefined
 }
 
+/** A removal that has not completed after this long is taken up again by a sweep (of any database instance). */
+export const REMOVAL_LEASE_MS = 60 * 1000
+
+/** Tasks held for an upload that never completed are removed after this long. */
+export const HELD_TASK_TTL_MS = 60 * 60 * 1000
+
 /** The message a task gets when its lease runs out. */
 export const LEASE_RAN_OUT = 'the lease ran out before the task was finished'
 
@@ -80,6 +86,23 @@ export interface TaskStore {
   recent(options: { state?: TaskState; limit: number }): Promise<Task[]>
   /** How many tasks are in each state. */
   countByState(): Promise<Record<TaskState, number>>
+  /**
+   * Marks up to `limit` tasks for removal and answers their ids, oldest first: finished or failed tasks that ended
+   * (were last changed) at or before `endedBefore` (none when undefined: retention off), held tasks created at or
+   * before `heldBefore` (an upload that never completed), and tasks whose removal began more than REMOVAL_LEASE_MS ago
+   * and never completed (a sweep that was interrupted). From the moment it is marked, a task is seen by no read and no
+   * change; each mark is a lease, so that several sweepers never take the same task at once.
+   */
+  markForRemoval(options: { endedBefore?: number; heldBefore: number; limit: number }): Promise<number[]>
+  /**
+   * Marks one finished or failed task for removal (an operator's delete): NotFound for an unknown id, Conflict for a
+   * task waiting or in progress. A task already marked is marked again (its removal is tried again).
+   */
+  markOneForRemoval(id: number): Promise<void>
+  /** The removal of these tasks failed (storage down): their marks run out now, so that the next sweep takes them. */
+  releaseRemoval(ids: readonly number[]): Promise<void>
+  /** Deletes the records of these tasks, if they are marked for removal; answers how many went. */
+  removeMarked(ids: readonly number[]): Promise<number>
   /** `listener` is told how many leases ran out each time expired tasks are put back, once the change committed. */
   onLeasesExpired(listener: (count: number) => void): void
   healthy(): Promise<boolean>

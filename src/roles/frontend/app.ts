@@ -66,7 +66,7 @@ export function createFrontendApp(deps: FrontendAppDeps) {
   const app = roleKit({
     role: 'frontend',
     token: deps.token,
-    internal: ['/api/retry'],
+    internal: ['/api/retry', '/api/delete'],
     idleTimeoutSeconds: deps.idleTimeoutSeconds,
     description:
       'The web page (`/`) and the status board (`/board`). The original endpoints: `POST /submitTask` (a multipart form with the PNG in ' +
@@ -85,6 +85,7 @@ export function createFrontendApp(deps: FrontendAppDeps) {
     .get('/app.js', () => pageFile('/app.js'), { detail: { hide: true } })
     .get('/live.js', () => pageFile('/live.js'), { detail: { hide: true } })
     .get('/board.js', () => pageFile('/board.js'), { detail: { hide: true } })
+    .get('/operator.js', () => pageFile('/operator.js'), { detail: { hide: true } })
     .get('/style.css', () => pageFile('/style.css'), { detail: { hide: true } })
     .post(
       '/submitTask',
@@ -217,6 +218,19 @@ export function createFrontendApp(deps: FrontendAppDeps) {
         return 'success' as const
       },
       { query: IdQuery, response: { 200: Success, 404: ErrorText, 409: ErrorText }, detail: { summary: 'Try a failed task again (passed on to the master’s /retryTask)', tags: ['operators'] } },
+    )
+    .post(
+      '/api/delete',
+      async ({ query }) => {
+        await master.deleteTask(Number(query.id))
+        log.info({ id: Number(query.id) }, 'task deleted from the board or the page')
+        return 'success' as const
+      },
+      {
+        query: IdQuery,
+        response: { 200: Success, 404: ErrorText, 409: ErrorText },
+        detail: { summary: 'Remove a finished or failed task with its images (passed on to the master’s /deleteTask)', tags: ['operators'] },
+      },
     )
   return withMethodGuard(app)
 }

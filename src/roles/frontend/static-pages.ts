@@ -26,6 +26,7 @@ export const PAGE_FILES = {
   '/app.js': 'app.js',
   '/live.js': 'live.js',
   '/board.js': 'board.js',
+  '/operator.js': 'operator.js',
   '/style.css': 'style.css',
 } as const
 

@@ -58,7 +58,7 @@ export function createMasterApp(deps: MasterAppDeps) {
   const uploads = new Counter({ name: 'pixmill_uploads_total', help: 'Uploads to POST /new, by outcome.', labelNames: ['outcome'], registers: [registry] })
   const events = new Counter({
     name: 'pixmill_master_task_events_total',
-    help: 'Task events seen by the master: claimed, finished, failed, released, retried.',
+    help: 'Task events seen by the master: claimed, finished, failed, released, retried, deleted.',
     labelNames: ['event'],
     registers: [registry],
   })
@@ -71,7 +71,7 @@ export function createMasterApp(deps: MasterAppDeps) {
   const app = roleKit({
     role: 'master',
     token: deps.token,
-    internal: ['/getNewTask', '/registerTaskFinished', '/registerTaskFailed', '/renewTask', '/releaseTask', '/retryTask'],
+    internal: ['/getNewTask', '/registerTaskFinished', '/registerTaskFailed', '/renewTask', '/releaseTask', '/retryTask', '/deleteTask'],
     idleTimeoutSeconds: deps.idleTimeoutSeconds,
     description:
       'Upload a PNG with `POST /new` (the raw PNG as the body; here, "Try it out" offers a file picker), poll `GET /isReady` or ' +
@@ -223,6 +223,24 @@ export function createMasterApp(deps: MasterAppDeps) {
         return 'success' as const
       },
       { query: IdQuery, response: { 200: Success, 404: ErrorText, 409: ErrorText }, detail: { summary: 'Try a failed task again (operators)', tags: ['operators'] } },
+    )
+    .post(
+      '/deleteTask',
+      async ({ query }) => {
+        await database.deleteTask(Number(query.id))
+        events.inc({ event: 'deleted' })
+        log.info({ id: Number(query.id) }, 'task deleted by an operator')
+        return 'success' as const
+      },
+      {
+        query: IdQuery,
+        response: { 200: Success, 404: ErrorText, 409: ErrorText, 503: ErrorText },
+        detail: {
+          summary: 'Remove a finished or failed task with both its images (operators)',
+          description: '`409` for a task waiting or in progress, which stays as it was; `404` for an unknown id. From then on every read answers 404 for the id, which is never given again.',
+          tags: ['operators'],
+        },
+      },
     )
   return withMethodGuard(app)
 }

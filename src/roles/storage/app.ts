@@ -32,7 +32,10 @@ export interface StorageAppDeps {
 const BUN_BODY_LIMIT = Number.MAX_SAFE_INTEGER
 
 function storageMetrics(registry: Registry, store: ImageStore) {
+  const stats = store.stats?.bind(store)
+  // Only where the store can tell without listing (the file system); an object store's size is the bucket's figure.
   const figure = (name: string, help: string, pick: 'images' | 'bytes') =>
+    stats &&
     new Gauge({
       name,
       help,
@@ -40,13 +43,15 @@ function storageMetrics(registry: Registry, store: ImageStore) {
       registers: [registry],
       async collect() {
         // A store that is down keeps the last figures: /metrics must still answer.
-        const stats = await store.stats().catch(() => undefined)
-        if (stats) for (const area of AREAS) this.set({ area }, stats[area][pick])
+        const now = await stats().catch(() => undefined)
+        if (now) for (const area of AREAS) this.set({ area }, now[area][pick])
       },
     })
   figure('pixmill_storage_images', 'Images held, per area.', 'images')
   figure('pixmill_storage_stored_bytes', 'Bytes of the images held, per area.', 'bytes')
   return {
+    removed: new Counter({ name: 'pixmill_storage_images_removed_total', help: 'Images removed (/deleteImage), per area.', labelNames: ['area'], registers: [registry] }),
+    removedBytes: new Counter({ name: 'pixmill_storage_removed_bytes_total', help: 'Bytes of the images removed.', registers: [registry] }),
     stored: new Counter({ name: 'pixmill_storage_images_stored_total', help: 'Uploads stored and acknowledged, per area.', labelNames: ['area'], registers: [registry] }),
     received: new Counter({ name: 'pixmill_storage_received_bytes_total', help: 'Bytes of the uploads stored.', registers: [registry] }),
     served: new Counter({
@@ -129,7 +134,7 @@ export function createStorageApp({ store, log, registry, maxUploadBytes, token, 
   const app = roleKit({
     role: 'storage',
     token,
-    internal: ['/sendImage'],
+    internal: ['/sendImage', '/deleteImage'],
     idleTimeoutSeconds,
     description:
       'PNG images by task id, in two areas: `working` (uploaded) and `finished` (processed). Uploads are streamed in and ' +
@@ -171,6 +176,26 @@ export function createStorageApp({ store, log, registry, maxUploadBytes, token, 
             `(${maxUploadBytes} bytes here), \`415\` unless it starts with the PNG signature, \`400\` when empty.`,
           requestBody: PngRequestBody,
           tags: ['original'],
+        },
+      },
+    )
+    .post(
+      '/deleteImage',
+      async ({ query }) => {
+        const removed = await store.delete(Number(query.id), query.state)
+        if (removed) {
+          metrics.removed.inc({ area: query.state })
+          metrics.removedBytes.inc(removed.bytes)
+        }
+        return 'success' as const
+      },
+      {
+        query: ImageQuery,
+        response: { 200: Success, 400: ErrorText, 503: ErrorText },
+        detail: {
+          summary: 'Remove the image of `id` in area `state` (`success` whether or not there was one)',
+          description: 'For the database role when a task is removed (retention or an operator’s delete). Internal: wants the token when PIXMILL_TOKEN is set.',
+          tags: ['beyond'],
         },
       },
     )

@@ -1,25 +1,32 @@
-// ImageStore on the file system: <root>/{working,finished}/<id>.png, each written to a temp file and renamed into place.
+// ImageStore on the file system: <root>/<area>/<id / 10^6>/<id / 1000 mod 1000>/<id>.png, written through a temp file.
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs'
-import { type FileHandle, open, rm, stat } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
-import { BadRequest, DependencyUnavailable, HttpError, PayloadTooLarge } from '../../shared/errors.ts'
-import { type Area, AREAS, assertImageKey, type ImageStore, type StoreStats } from './image-store.ts'
+import { existsSync, linkSync, mkdirSync, opendirSync, readdirSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs'
+import { type FileHandle, open, opendir, rm, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { DependencyUnavailable, HttpError, PayloadTooLarge } from '../../shared/errors.ts'
+import type { Logger } from '../../shared/logger.ts'
+import { openTally, type LastChange } from './fs-tally.ts'
+import { type Area, AREAS, assertImageKey, type ImageStore } from './image-store.ts'
 
 export interface FsImageStoreOptions {
   /**
-   * fsync each image before it is renamed into place, and its folder after. Default true. A rename alone already
-   * survives `kill -9` (the page cache outlives the process); fsync adds power loss and kernel crashes, at about
-   * 1-3 ms per image of a few MiB on the machines measured.
+   * fsync each image before it is renamed into place, and its folder after (and after a delete). Default true. A
+   * rename alone already survives `kill -9` (the page cache outlives the process); fsync adds power loss and kernel
+   * crashes, at about 1-3 ms per image of a few MiB on the machines measured.
    */
   readonly fsync?: boolean
+  /** Told when images of the flat layout of earlier versions have been moved into the sharded one. */
+  readonly log?: Logger
 }
 
-const IMAGE_NAME = /^(?:0|[1-9][0-9]{0,14})\.png$/
-/** `.<id>.png.<pid>.<random>.tmp`: hidden, never matching IMAGE_NAME, and naming the process that writes it. */
+/** The flat layout of earlier versions: `<area>/<id>.png`. */
+const FLAT_IMAGE = /^(0|[1-9][0-9]{0,14})\.png$/
+/** `.<id>.png.<pid>.<random>.tmp`: hidden, never an image name, and naming the process that writes it. */
 const TEMP_NAME = /^\.[0-9]+\.png\.([0-9]+)\.[0-9a-f]+\.tmp$/
 /** A temp file this old is a crash's leftover even if its writer's pid is alive again (pid reuse). */
 const STALE_TEMP_MS = 24 * 60 * 60 * 1000
+/** Flat-layout images moved per turn of the event loop, so that requests go on meanwhile. */
+const MOVES_PER_TURN = 200
 
 /** True when the temp file's writer is gone: another process, or an earlier life of this one (same pid in a container). */
 function abandoned(pid: number, ageMs: number): boolean {
@@ -45,37 +52,119 @@ async function syncFolder(path: string): Promise<void> {
   }
 }
 
+/** The shard folder of an id, relative to its area: a thousand images per folder, a thousand folders per level. */
+export function shardOf(id: number): string {
+  return join(String(Math.floor(id / 1_000_000)), String(Math.floor(id / 1000) % 1000))
+}
+
 /**
- * Opens (creating if needed) the store under `root`: removes temp files that crashed writers left behind and counts
- * the images held. The folders are created here only; while they are gone (the data folder was moved away) the
- * store answers DependencyUnavailable and `healthy()` false rather than quietly starting an empty store.
+ * Opens (creating if needed) the store under `root`. Nothing at start depends on how many images there are: the
+ * images and bytes per area come from a tally kept beside them (`tally.sqlite`), temp files live in `<root>/tmp`,
+ * and a folder of the flat layout of earlier versions is moved into shards in the background (reads find its images
+ * meanwhile). The folders are created here only; while they are gone (the data folder was moved away) the store
+ * answers DependencyUnavailable and `healthy()` false rather than quietly starting an empty store.
  */
 export function openFsImageStore(root: string, options: FsImageStoreOptions = {}): ImageStore {
   const fsync = options.fsync ?? true
   const areaDir = (area: Area) => join(root, area)
-  const stats = {} as Record<Area, { images: number; bytes: number }>
-  for (const area of AREAS) {
-    const dir = areaDir(area)
-    mkdirSync(dir, { recursive: true })
-    stats[area] = { images: 0, bytes: 0 }
-    for (const name of readdirSync(dir)) {
-      const path = join(dir, name)
-      const temp = TEMP_NAME.exec(name)
-      if (temp) {
-        if (abandoned(Number(temp[1]), Date.now() - statSync(path).mtimeMs)) rmSync(path, { force: true })
-      } else if (IMAGE_NAME.test(name)) {
-        stats[area].images++
-        stats[area].bytes += statSync(path).size
+  const tempDir = join(root, 'tmp')
+  for (const dir of [...AREAS.map(areaDir), tempDir]) mkdirSync(dir, { recursive: true })
+  // First the tally (its last change is judged by the temp file that change named), then the temp files.
+  const tally = openTally(root, (change) => !existsSync(change.path))
+  for (const name of readdirSync(tempDir)) removeIfAbandoned(join(tempDir, name), name)
+  if (!tally.existed) recountShards()
+  /** Areas whose folder may still hold images of the flat layout: reads look there too until the move is done. */
+  const flat = new Set<Area>(AREAS.filter(hasFlatEntries))
+  let closed = false
+  const moving = flat.size > 0 ? moveFlatImages().catch((error) => options.log?.error({ err: error }, 'moving images of the flat layout failed; reads still find them')) : Promise.resolve()
+
+  function removeIfAbandoned(path: string, name: string): void {
+    const temp = TEMP_NAME.exec(name)
+    if (temp && abandoned(Number(temp[1]), Date.now() - statSync(path).mtimeMs)) rmSync(path, { force: true })
+  }
+
+  function hasFlatEntries(area: Area): boolean {
+    // The area folder holds shard folders (one per million ids) and, from earlier versions, images and temp files:
+    // read only until the first of those.
+    const dir = opendirSync(areaDir(area))
+    try {
+      for (let entry = dir.readSync(); entry !== null; entry = dir.readSync()) {
+        if (FLAT_IMAGE.test(entry.name) || TEMP_NAME.test(entry.name)) return true
+      }
+      return false
+    } finally {
+      dir.closeSync()
+    }
+  }
+
+  /** A store with shard folders but no tally (it was deleted): counted once, here, so that the figures are right. */
+  function recountShards(): void {
+    for (const area of AREAS) {
+      let images = 0
+      let bytes = 0
+      for (const top of readdirSync(areaDir(area))) {
+        if (!/^\d+$/.test(top)) continue
+        for (const mid of readdirSync(join(areaDir(area), top))) {
+          for (const name of readdirSync(join(areaDir(area), top, mid))) {
+            if (!FLAT_IMAGE.test(name)) continue
+            images++
+            bytes += statSync(join(areaDir(area), top, mid, name)).size
+          }
+        }
+      }
+      if (images > 0) {
+        tally.add(area, images, bytes)
+        options.log?.warn({ area, images, bytes }, 'the image tally was missing; counted the images once')
       }
     }
   }
-  let closed = false
+
+  /** Moves the flat layout's images into their shards, in the background; a newer sharded image wins. */
+  async function moveFlatImages(): Promise<void> {
+    for (const area of [...flat]) {
+      let moved = 0
+      let count = 0
+      for await (const entry of await opendir(areaDir(area))) {
+        if (closed) return
+        const from = join(areaDir(area), entry.name)
+        if (TEMP_NAME.test(entry.name)) removeIfAbandoned(from, entry.name)
+        const name = FLAT_IMAGE.exec(entry.name)
+        if (!name) continue
+        if (moveOne(area, Number(name[1]), from)) moved++
+        if (++count % MOVES_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve))
+      }
+      flat.delete(area)
+      if (fsync) await syncFolder(areaDir(area)).catch(() => {})
+      options.log?.info({ area, moved }, 'images of the flat layout moved into shard folders')
+    }
+  }
+
+  /** One flat image into its shard, in one synchronous step (no put or delete of this process runs in between). */
+  function moveOne(area: Area, id: number, from: string): boolean {
+    const to = imagePath(id, area)
+    const size = statSync(from, { throwIfNoEntry: false })?.size
+    if (size === undefined) return false
+    if (existsSync(to)) {
+      // A put after the upgrade already replaced it.
+      unlinkSync(from)
+      return false
+    }
+    mkdirSync(join(areaDir(area), shardOf(id)), { recursive: true })
+    const change: LastChange = { op: 'move', area, path: from, imagesDelta: 1, bytesDelta: size }
+    tally.begin(change)
+    try {
+      // link then unlink: never over an image that appeared meanwhile, and the image is never missing.
+      linkSync(from, to)
+      unlinkSync(from)
+    } catch (error) {
+      tally.undo(change)
+      throw error
+    }
+    return true
+  }
 
   function imagePath(id: number, area: Area): string {
-    const path = join(areaDir(area), `${id}.png`)
-    // The key was checked already; this keeps any future change from building a path outside the area folder.
-    if (dirname(path) !== areaDir(area)) throw new BadRequest(`Image id ${id} does not name a file in the ${area} area.`)
-    return path
+    return join(areaDir(area), shardOf(id), `${id}.png`)
   }
 
   /** File-system errors that are the store's fault (folder gone, disk full, read-only) become a 503. */
@@ -92,12 +181,32 @@ export function openFsImageStore(root: string, options: FsImageStoreOptions = {}
     return error
   }
 
-  /** Renames the complete temp file over the image; synchronous so that the counts stay right under concurrent puts. */
+  /** The folders must be there: a store whose data folder was moved away must not quietly start again. */
+  function assertFolders(area: Area): void {
+    if (!statSync(areaDir(area), { throwIfNoEntry: false })?.isDirectory()) {
+      throw new DependencyUnavailable(`The storage folder ${root} is not there.`)
+    }
+  }
+
+  /** Renames the complete temp file over the image, tally first; synchronous so that no other change runs between. */
   function commit(temp: string, target: string, area: Area, bytes: number): void {
     const old = statSync(target, { throwIfNoEntry: false })
-    renameSync(temp, target)
-    stats[area].images += old ? 0 : 1
-    stats[area].bytes += bytes - (old?.size ?? 0)
+    const change: LastChange = { op: 'put', area, path: temp, imagesDelta: old ? 0 : 1, bytesDelta: bytes - (old?.size ?? 0) }
+    tally.begin(change)
+    try {
+      renameSync(temp, target)
+    } catch (error) {
+      tally.undo(change)
+      throw error
+    }
+  }
+
+  /** The image file of (id, area): its shard, or while the flat layout is being moved, its flat place. */
+  function existingPath(id: number, area: Area): string | undefined {
+    const sharded = imagePath(id, area)
+    if (existsSync(sharded)) return sharded
+    const old = join(areaDir(area), `${id}.png`)
+    return flat.has(area) && existsSync(old) ? old : undefined
   }
 
   return {
@@ -105,10 +214,11 @@ export function openFsImageStore(root: string, options: FsImageStoreOptions = {}
       assertImageKey(id, area)
       if (closed) throw new DependencyUnavailable('The image store is closed.')
       const target = imagePath(id, area)
-      const temp = join(areaDir(area), `.${id}.png.${process.pid}.${randomBytes(6).toString('hex')}.tmp`)
+      const temp = join(tempDir, `.${id}.png.${process.pid}.${randomBytes(6).toString('hex')}.tmp`)
       const reader = body.getReader()
       let file: FileHandle | undefined
       try {
+        assertFolders(area)
         // 'wx': a fresh file of our own, never someone else's temp file.
         file = await open(temp, 'wx')
         let bytes = 0
@@ -122,8 +232,9 @@ export function openFsImageStore(root: string, options: FsImageStoreOptions = {}
         if (fsync) await file.sync()
         await file.close()
         file = undefined
+        mkdirSync(join(areaDir(area), shardOf(id)), { recursive: true })
         commit(temp, target, area, bytes)
-        if (fsync) await syncFolder(areaDir(area))
+        if (fsync) await syncFolder(join(areaDir(area), shardOf(id)))
         return { bytes }
       } catch (error) {
         await reader.cancel(error).catch(() => {})
@@ -137,8 +248,13 @@ export function openFsImageStore(root: string, options: FsImageStoreOptions = {}
 
     async open(id, area) {
       assertImageKey(id, area)
-      const path = imagePath(id, area)
       try {
+        const path = existingPath(id, area)
+        if (path === undefined) {
+          // A missing image is an answer; a missing folder is the store's failure, not "no such image".
+          assertFolders(area)
+          return undefined
+        }
         const info = await stat(path, { bigint: true })
         if (!info.isFile()) return undefined
         return {
@@ -149,16 +265,44 @@ export function openFsImageStore(root: string, options: FsImageStoreOptions = {}
           body: Bun.file(path, { type: 'image/png' }),
         }
       } catch (error) {
-        // A missing image is an answer; a missing folder is the store's failure, not "no such image".
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT' && statSync(areaDir(area), { throwIfNoEntry: false })?.isDirectory()) {
-          return undefined
-        }
+        // Removed between the look and the stat: gone, as it would be a moment later.
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT' && statSync(areaDir(area), { throwIfNoEntry: false })?.isDirectory()) return undefined
         throw failure(error, `Reading image ${id} (${area})`)
       }
     },
 
-    async stats(): Promise<StoreStats> {
-      return { working: { ...stats.working }, finished: { ...stats.finished } }
+    async delete(id, area) {
+      assertImageKey(id, area)
+      if (closed) throw new DependencyUnavailable('The image store is closed.')
+      try {
+        assertFolders(area)
+        let removed: { bytes: number } | undefined
+        // Both places while the flat layout is being moved: the image must be gone from every one.
+        for (const path of [imagePath(id, area), ...(flat.has(area) ? [join(areaDir(area), `${id}.png`)] : [])]) {
+          const old = statSync(path, { throwIfNoEntry: false })
+          if (!old) continue
+          // A flat image not moved yet is not in the tally.
+          const counted = path === imagePath(id, area)
+          const change: LastChange = { op: 'delete', area, path, imagesDelta: counted ? -1 : 0, bytesDelta: counted ? -old.size : 0 }
+          tally.begin(change)
+          try {
+            unlinkSync(path)
+          } catch (error) {
+            tally.undo(change)
+            if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+            continue
+          }
+          removed = { bytes: (removed?.bytes ?? 0) + old.size }
+        }
+        if (removed && fsync) await syncFolder(join(areaDir(area), shardOf(id)))
+        return removed
+      } catch (error) {
+        throw failure(error, `Removing image ${id} (${area})`)
+      }
+    },
+
+    async stats() {
+      return tally.stats()
     },
 
     async healthy() {
@@ -172,7 +316,10 @@ export function openFsImageStore(root: string, options: FsImageStoreOptions = {}
     },
 
     async close() {
+      if (closed) return
       closed = true
+      await moving.catch(() => {})
+      tally.close()
     },
   }
 }

@@ -40,8 +40,16 @@ export interface ImageStore {
   put(id: number, area: Area, body: ReadableStream<Uint8Array>, options: PutOptions): Promise<{ readonly bytes: number }>
   /** The image of (id, area), or undefined when there is none. Never a partly written one. */
   open(id: number, area: Area): Promise<StoredImage | undefined>
-  /** How many images and bytes each area holds. Cheap: called on every metrics scrape. */
-  stats(): Promise<StoreStats>
+  /**
+   * Removes the image of (id, area); idempotent. Resolves to the bytes it held, or undefined when there was none. Once
+   * it resolves, no open() finds the image, and a crash afterwards does not bring it back.
+   */
+  delete(id: number, area: Area): Promise<{ readonly bytes: number } | undefined>
+  /**
+   * How many images and bytes each area holds, where the store can tell without listing them (the file system keeps a
+   * tally; an object store leaves it to the bucket's own metrics and has no `stats`). Cheap: called on every scrape.
+   */
+  stats?(): Promise<StoreStats>
   /** Whether the store can serve (for the file system: its folders are there). Cheap, never throws. */
   healthy(): Promise<boolean>
   close(): Promise<void>

@@ -2,7 +2,7 @@
 import { S3Client, type S3Options } from 'bun'
 import { ConfigError } from '../../shared/config.ts'
 import { DependencyUnavailable, HttpError, PayloadTooLarge } from '../../shared/errors.ts'
-import { type Area, AREAS, assertImageKey, type ImageStore, type StoreStats } from './image-store.ts'
+import { type Area, assertImageKey, type ImageStore } from './image-store.ts'
 
 export interface S3ImageStoreOptions {
   /** Endpoint and credentials. Default: what Bun's client reads itself (S3_ENDPOINT, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, S3_REGION). */
@@ -15,10 +15,6 @@ export interface S3ImageStoreOptions {
   readonly requestTimeoutMs?: number
   /** healthy() asks S3 at most this often and answers the last result in between. Default 1000 ms. */
   readonly healthCacheMs?: number
-  /** The counts are read again from a whole LIST this often, to take in other instances' writes; 0: never. Default 300. */
-  readonly resyncSeconds?: number
-  /** Keys per LIST page. Default 1000 (S3's most). */
-  readonly listPageSize?: number
 }
 
 /** `s3://bucket/prefix` -> the bucket and the key prefix (`prefix/`, or '' for none). */
@@ -44,20 +40,18 @@ function strongTag(tag: string | null): string | undefined {
   return bare ? `"${bare}"` : undefined
 }
 
-type Sizes = Record<Area, Map<number, number>>
-
 /**
- * Opens the store over `url` (`s3://bucket/prefix`) and counts its images with one LIST (rejecting with
- * DependencyUnavailable when S3 cannot be listed). Uploads go up as multipart uploads of `partSize` parts (one PUT
- * when smaller), which S3 makes visible whole or not at all; a body that fails or passes the limit makes Bun abort
- * the upload. A download is one GET whose headers give the size and ETag of the very bytes it streams.
+ * Opens the store over `url` (`s3://bucket/prefix`), checking with one small LIST that S3 answers and the bucket is
+ * there (rejecting with DependencyUnavailable otherwise). Nothing is listed beyond that, at start or later, and nothing
+ * is kept per image: the bucket's size is the object store's own figure. Uploads go up as multipart uploads of
+ * `partSize` parts (one PUT when smaller), which S3 makes visible whole or not at all; a body that fails or passes the
+ * limit makes Bun abort the upload. A download is one GET whose headers give the size and ETag of the bytes it streams.
  */
 export async function openS3ImageStore(url: string, options: S3ImageStoreOptions = {}): Promise<ImageStore> {
   const { bucket, root } = parseS3Url(url)
-  const { partSize = 5 * 1024 * 1024, queueSize = 2, requestTimeoutMs = 10_000, healthCacheMs = 1000, resyncSeconds = 300, listPageSize = 1000 } = options
+  const { partSize = 5 * 1024 * 1024, queueSize = 2, requestTimeoutMs = 10_000, healthCacheMs = 1000 } = options
   const client = new S3Client({ ...options.client, bucket })
   const keyOf = (area: Area, id: number) => `${root}${area}/${id}.png`
-  const KEY = new RegExp(`^${root.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(${AREAS.join('|')})/(0|[1-9][0-9]{0,15})\\.png$`)
 
   let health = { ok: true, at: 0 }
   const noted = (ok: boolean) => (health = { ok, at: performance.now() })
@@ -67,85 +61,15 @@ export async function openS3ImageStore(url: string, options: S3ImageStoreOptions
     const why = (error as { code?: string }).code ?? (error as Error).message
     return new DependencyUnavailable(`${what} failed: the object store (bucket ${bucket}) did not answer (${why}).`)
   }
+  /** A prefix with nothing under it: a one-key answer that still proves S3 up, the bucket there and the keys good. */
+  const probe = (ms: number) => timed(client.list({ prefix: `${root}.health/`, maxKeys: 1 }), ms, 'LIST')
 
-  /** Sizes of the images under the prefix, from LIST pages. */
-  async function listAll(): Promise<Sizes> {
-    const found: Sizes = { working: new Map(), finished: new Map() }
-    let continuationToken: string | undefined
-    do {
-      const page = await timed(client.list({ prefix: root, maxKeys: listPageSize, continuationToken }), requestTimeoutMs, 'LIST')
-      for (const { key, size } of page.contents ?? []) {
-        const match = KEY.exec(key)
-        if (match && size !== undefined && Number.isSafeInteger(Number(match[2]))) found[match[1] as Area].set(Number(match[2]), size)
-      }
-      continuationToken = page.isTruncated ? page.nextContinuationToken : undefined
-    } while (continuationToken)
-    return found
-  }
-
-  let sizes: Sizes
   try {
-    sizes = await listAll()
+    await probe(requestTimeoutMs)
   } catch (error) {
-    throw unavailable(`Listing the images under s3://${bucket}/${root}`, error)
+    throw unavailable(`Listing s3://${bucket}/${root}`, error)
   }
   noted(true)
-  // Kept per image, not only as totals, because a replacement must take the old size off.
-  const totals = {} as Record<Area, { images: number; bytes: number }>
-  const recount = () => AREAS.forEach((area) => (totals[area] = { images: sizes[area].size, bytes: [...sizes[area].values()].reduce((a, b) => a + b, 0) }))
-  recount()
-  /** Keys set while a resync's LIST runs: the local answer is newer than the LIST's. */
-  let touched: Set<string> | undefined
-  function setSize(area: Area, id: number, size: number | undefined): void {
-    const old = sizes[area].get(id)
-    if (size === undefined) sizes[area].delete(id)
-    else sizes[area].set(id, size)
-    totals[area].images += (size === undefined ? 0 : 1) - (old === undefined ? 0 : 1)
-    totals[area].bytes += (size ?? 0) - (old ?? 0)
-    touched?.add(`${area}/${id}`)
-  }
-
-  /**
-   * After a put, the image's size is asked of S3 (HEAD) rather than taken from the body: with concurrent puts to one
-   * key S3 decides which body stays. Only the latest HEAD asked per key counts; stats() waits for those in flight.
-   */
-  let asked = 0
-  const latest = new Map<string, number>()
-  const refreshing = new Set<Promise<void>>()
-  function refresh(area: Area, id: number, fallback: number): void {
-    const name = `${area}/${id}`
-    const mine = ++asked
-    latest.set(name, mine)
-    const done = timed(client.file(keyOf(area, id)).stat(), requestTimeoutMs, 'HEAD')
-      .then(({ size }) => size, (error: unknown) => (isMissing(error) ? undefined : fallback))
-      .then((size) => {
-        if (latest.get(name) !== mine) return
-        latest.delete(name)
-        setSize(area, id, size)
-      })
-    refreshing.add(done)
-    void done.finally(() => refreshing.delete(done))
-  }
-
-  let resyncing: Promise<void> | undefined
-  async function resync(): Promise<void> {
-    const changed = (touched = new Set())
-    try {
-      const fresh = await listAll()
-      for (const name of changed) {
-        const [area, id] = name.split('/') as [Area, string]
-        const size = sizes[area].get(Number(id))
-        if (size === undefined) fresh[area].delete(Number(id))
-        else fresh[area].set(Number(id), size)
-      }
-      sizes = fresh
-      recount()
-    } finally {
-      touched = undefined
-    }
-  }
-  const resyncTimer = resyncSeconds > 0 ? setInterval(() => void (resyncing ??= resync().catch(() => {}).finally(() => (resyncing = undefined))), resyncSeconds * 1000) : undefined
-  resyncTimer?.unref()
   let closed = false
 
   return {
@@ -189,7 +113,6 @@ export async function openS3ImageStore(url: string, options: S3ImageStoreOptions
         reader.releaseLock()
       }
       noted(true)
-      refresh(area, id, bytes)
       return { bytes }
     },
 
@@ -227,22 +150,37 @@ export async function openS3ImageStore(url: string, options: S3ImageStoreOptions
       return { size, etag, lastModified: Number.isNaN(lastModified.getTime()) ? new Date() : lastModified, body: response.body }
     },
 
-    async stats(): Promise<StoreStats> {
-      await Promise.all(refreshing)
-      return { working: { ...totals.working }, finished: { ...totals.finished } }
+    async delete(id, area) {
+      assertImageKey(id, area)
+      if (closed) throw new DependencyUnavailable('The image store is closed.')
+      const file = client.file(keyOf(area, id))
+      const what = `Removing image ${id} (${area})`
+      let size: number
+      try {
+        size = (await timed(file.stat(), requestTimeoutMs, 'HEAD')).size
+      } catch (error) {
+        if (!isMissing(error)) throw unavailable(what, error)
+        noted(true)
+        return undefined
+      }
+      try {
+        // S3's DELETE succeeds for a key that is gone too: a concurrent removal is not an error.
+        await timed(file.delete(), requestTimeoutMs, 'DELETE')
+      } catch (error) {
+        throw unavailable(what, error)
+      }
+      noted(true)
+      return { bytes: size }
     },
 
     async healthy() {
       if (closed) return false
       if (performance.now() - health.at < healthCacheMs) return health.ok
-      // A prefix with nothing under it: a one-key answer that still proves S3 up, the bucket there and the keys good.
-      const probe = timed(client.list({ prefix: `${root}.health/`, maxKeys: 1 }), Math.min(requestTimeoutMs, 2000), 'LIST')
-      return noted(await probe.then(() => true, () => false)).ok
+      return noted(await probe(Math.min(requestTimeoutMs, 2000)).then(() => true, () => false)).ok
     },
 
     async close() {
       closed = true
-      clearInterval(resyncTimer)
     },
   }
 }

@@ -10,7 +10,8 @@ import { type ImageWorkOptions, swapRedGreen } from './image-work.ts'
 
 export interface WorkerOptions {
   readonly master: MasterWorkerClient
-  readonly storage: StorageClient
+  /** The worker reads working images and stores results; nothing else. */
+  readonly storage: Pick<StorageClient, 'get' | 'send'>
   /** Concurrent loops. */
   readonly threads: number
   /** The most pixels one image may have; more fails the task. */

@@ -1,5 +1,6 @@
 // The upload page: drag and drop or pick PNGs, check them here, upload with progress, follow each task live.
 import { createLiveStatus } from '/live.js'
+import { operatorPost } from '/operator.js'
 
 const FIELD = 'uploadfile'
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]
@@ -57,7 +58,7 @@ function createCard(file) {
   original.alt = `Your original image ${file.name}`
   original.addEventListener('load', () => original.classList.toggle('pixelated', original.naturalWidth < 200))
   $('.cancel', node).addEventListener('click', () => cancel(card))
-  $('.remove', node).addEventListener('click', () => removeCard(card))
+  $('.remove', node).addEventListener('click', () => removeAsked(card))
   list.prepend(node)
   $('#tasks-section').hidden = false
   return card
@@ -77,6 +78,23 @@ function cancel(card) {
   const at = waiting.indexOf(card)
   if (at >= 0) waiting.splice(at, 1)
   show(card, 'cancelled', 'The upload was cancelled.')
+}
+
+/**
+ * "Remove from list": a finished or failed task can also be deleted on the server, with both its images, if the
+ * person says so; otherwise (or for any other card) it only leaves this list.
+ */
+async function removeAsked(card) {
+  const state = card.node.dataset.state
+  if (card.id !== undefined && (state === '2' || state === '3') && window.confirm(`Also delete ${card.file.name} (task ${card.id}) and its result from the server? Cancel only removes it from this list.`)) {
+    const { ok, message } = await operatorPost(`/api/delete?id=${card.id}`, `Deleting ${card.file.name}`)
+    if (!ok) {
+      $('.task-message', card.node).textContent = `It could not be deleted on the server: ${message}.`
+      return
+    }
+    announce(`${card.file.name}: deleted on the server.`)
+  }
+  removeCard(card)
 }
 
 function removeCard(card) {

@@ -1,5 +1,5 @@
-// The status board: counts per state, the latest and the failed tasks, and a retry button; refreshed every few seconds.
-'use strict'
+// The status board: counts per state, the latest and the failed tasks, retry and delete; refreshed every few seconds.
+import { operatorPost } from '/operator.js'
 
 const REFRESH_MS = 3000
 const NAMES = { 0: 'Waiting', 1: 'Processing', 2: 'Finished', 3: 'Failed' }
@@ -23,33 +23,30 @@ function fill(body, empty, tasks, columns) {
   for (const task of tasks) columns(body.insertRow(), task)
 }
 
-/** Retrying is internal when the system runs with PIXMILL_TOKEN: ask the operator for it once per tab. */
-async function postRetry(id) {
-  const send = () => {
-    const token = sessionStorage.getItem('pixmill-token')
-    return fetch(`/api/retry?id=${id}`, { method: 'POST', headers: token ? { authorization: `Bearer ${token}` } : {} })
-  }
-  let r = await send()
-  if (r.status === 401) {
-    const token = window.prompt('Retrying needs the operator token (PIXMILL_TOKEN):')
-    if (!token) return r
-    sessionStorage.setItem('pixmill-token', token)
-    r = await send()
-    if (r.status === 401) sessionStorage.removeItem('pixmill-token')
-  }
-  return r
+/** An operator's action on a task (retry, delete), with its outcome said on the board. */
+async function act(button, path, what, done) {
+  button.disabled = true
+  const { ok, message } = await operatorPost(path, what)
+  $('#action-message').textContent = ok ? done : `${what} failed: ${message}`
+  refresh()
 }
 
-async function retry(id, button) {
-  button.disabled = true
-  try {
-    const r = await postRetry(id)
-    const text = (await r.text()).replace(/^Error:\s*/, '')
-    $('#retry-message').textContent = r.ok ? `Task ${id} is queued again.` : `Task ${id} could not be retried: ${text}`
-  } catch {
-    $('#retry-message').textContent = `Task ${id} could not be retried: the frontend cannot be reached.`
-  }
-  refresh()
+function actionButton(label, ariaLabel, onClick) {
+  const button = document.createElement('button')
+  button.type = 'button'
+  button.className = 'button quiet'
+  button.textContent = label
+  button.setAttribute('aria-label', ariaLabel)
+  button.addEventListener('click', () => onClick(button))
+  return button
+}
+
+/** Deleting removes a finished or failed task with both its images, for good: asked first. */
+function deleteButton(task) {
+  return actionButton('Delete', `Delete task ${task.id}`, (button) => {
+    if (!window.confirm(`Delete task ${task.id} and both its images for good?`)) return
+    act(button, `/api/delete?id=${task.id}`, `Deleting task ${task.id}`, `Task ${task.id} is deleted.`)
+  })
 }
 
 function render(board) {
@@ -64,13 +61,10 @@ function render(board) {
     cell(row, String(task.attempts))
     cell(row, time(task.updatedAt))
     cell(row, task.error || 'no reason recorded', 'reason-cell')
-    const button = document.createElement('button')
-    button.type = 'button'
-    button.className = 'button quiet'
-    button.textContent = 'Try again'
-    button.setAttribute('aria-label', `Try task ${task.id} again`)
-    button.addEventListener('click', () => retry(task.id, button))
-    row.insertCell().append(button)
+    const retry = actionButton('Try again', `Try task ${task.id} again`, (button) =>
+      act(button, `/api/retry?id=${task.id}`, `Retrying task ${task.id}`, `Task ${task.id} is queued again.`),
+    )
+    row.insertCell().append(retry, ' ', deleteButton(task))
   })
   fill($('#latest'), $('#latest-empty'), board.latest, (row, task) => {
     cell(row, String(task.id))
@@ -78,6 +72,8 @@ function render(board) {
     cell(row, String(task.attempts))
     cell(row, time(task.createdAt))
     cell(row, time(task.updatedAt))
+    const actions = row.insertCell()
+    if (task.state >= 2) actions.append(deleteButton(task))
   })
 }
 
