@@ -22,7 +22,7 @@ async function openImageStore(settings: Settings, log: Logger): Promise<ImageSto
   if (url === undefined) {
     const folder = join(settings.dataDir, 'storage')
     log.info({ folder }, 'images kept on the file system')
-    return openFsImageStore(folder)
+    return openFsImageStore(folder, { log, cacheBytes: settings.storageCacheBytes })
   }
   const store = await withBackoff(() => openS3ImageStore(url), { ...kvWait(settings), what: `opening the image store at ${url}`, log })
   log.info({ storageUrl: url }, 'images kept in S3-compatible object storage')

@@ -40,6 +40,7 @@ export async function startWorker(argv: readonly string[], settings: Settings = 
     storage: createStorageClient(storagePeer, fetcher),
     threads,
     maxPixels: settings.maxPixels,
+    pngEffort: settings.pngEffort,
     leaseSeconds: settings.leaseSeconds,
     taskTimeoutMs: settings.taskTimeoutSeconds * 1000,
     log,

@@ -92,9 +92,11 @@ export async function e2eFigures(ctx: BenchContext): Promise<Figure[]> {
       for (const set of sets) {
         // The codec limit and the system in turn, so that both see the same share of a machine others use too.
         const raws: RawWorkResult[] = []
+        const anchors: RawWorkResult[] = []
         const runs: Awaited<ReturnType<typeof batch>>[] = []
         for (let i = 0; i < rounds; i++) {
           raws.push(await runRawWork(threads, set.files, ctx.workDir))
+          anchors.push(await runRawWork(threads, set.files, ctx.workDir, true))
           // One image first, right before the batch: the worker's start and the JIT are not its throughput, and a
           // worker left idle during the raw run polls only every 0.5-1.5 s; after a task its loops poll within 0.1 s,
           // so the batch starts as soon as that image is seen finished.
@@ -108,7 +110,10 @@ export async function e2eFigures(ctx: BenchContext): Promise<Figure[]> {
         const mib = set.pngs.reduce((sum, p) => sum + p.byteLength, 0) / set.pngs.length / MiB
         const name = `${set.size}x${set.size}, ${threads} thread${threads > 1 ? 's' : ''}, ${layout.label}`
         const list = (values: number[]) => values.map((v) => v.toFixed(2)).join(', ')
-        ctx.progress(`  end to end ${name}: ${list(runs.map((r) => r.imagesPerSecond))} images/s; raw image work: ${list(raws.map((r) => r.imagesPerSecond))} images/s`)
+        ctx.progress(
+          `  end to end ${name}: ${list(runs.map((r) => r.imagesPerSecond))} images/s; raw image work: ${list(raws.map((r) => r.imagesPerSecond))}; ` +
+            `raw sharp loop: ${list(anchors.map((r) => r.imagesPerSecond))} images/s`,
+        )
         figures.push(
           figure({
             id: `e2e.${layout.id}.${set.size}.t${threads}`,
@@ -119,6 +124,7 @@ export async function e2eFigures(ctx: BenchContext): Promise<Figure[]> {
             p50Ms: percentile(latencies, 50),
             p99Ms: percentile(latencies, 99),
             baseline: { label: `raw image work, ${threads} thread${threads > 1 ? 's' : ''}`, value: rawRate, unit: 'images/s', p99Ms: percentile(raws.map((r) => r.p99Ms), 50) },
+            anchor: { label: `the raw sharp loop of 2026-11-30 (${threads} thread${threads > 1 ? 's' : ''})`, value: mean(anchors.map((r) => r.imagesPerSecond)), unit: 'images/s' },
             details: { images: set.pngs.length * rounds, rawP50Ms: Math.round(percentile(raws.map((r) => r.p50Ms), 50)) },
           }),
         )

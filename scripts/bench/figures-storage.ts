@@ -1,10 +1,10 @@
-// storage GET /getImage and POST /sendImage of a 1 MiB PNG at 16 connections, beside bare Bun.file and Bun.write servers.
+// storage GET /getImage and POST /sendImage of a 1 MiB PNG at 16 connections, beside nginx and a bare Bun.write server.
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { type BenchContext, call, measurePair, rounds } from './context.ts'
 import { oneMibPng } from './images.ts'
 import { figure, type Figure } from './model.ts'
-import { startBaseline } from './processes.ts'
+import { startBaseline, startNginx } from './processes.ts'
 import { MiB } from './stats.ts'
 import { postLua } from './wrk.ts'
 
@@ -20,12 +20,13 @@ export async function storageFigures(ctx: BenchContext): Promise<Figure[]> {
   const load = `${CONNECTIONS} connections, ${rounds(ctx)} x ${ctx.seconds} s, ${(png.byteLength / MiB).toFixed(2)} MiB`
   const figures: Figure[] = []
 
-  const reader = await startBaseline('file', file, ctx.workDir)
+  // The reference: nginx sending the same file with sendfile(2), as a static file server does.
+  const reader = await startNginx(file, ctx.workDir)
   try {
     const { base, role } = await measurePair(
       ctx,
-      { base: 'bare Bun.serve, Bun.file', role: 'storage GET /getImage' },
-      { url: `http://${reader.address}/`, connections: CONNECTIONS },
+      { base: 'nginx, sendfile', role: 'storage GET /getImage' },
+      { url: reader.url, connections: CONNECTIONS },
       { url: `${storage}/getImage?${image}`, connections: CONNECTIONS },
     )
     const mibps = (r: typeof base) => r.bytes / r.seconds / MiB
@@ -39,7 +40,7 @@ export async function storageFigures(ctx: BenchContext): Promise<Figure[]> {
         p50Ms: role.latencyMs.p50,
         p99Ms: role.latencyMs.p99,
         mibPerSecond: mibps(role),
-        baseline: { label: 'bare Bun.serve returning Bun.file', value: base.requestsPerSecond, unit: 'req/s', p99Ms: base.latencyMs.p99, mibPerSecond: mibps(base) },
+        baseline: { label: 'nginx (1 worker) sending the file with sendfile', value: base.requestsPerSecond, unit: 'req/s', p99Ms: base.latencyMs.p99, mibPerSecond: mibps(base) },
       }),
     )
   } finally {

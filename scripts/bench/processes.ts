@@ -1,7 +1,7 @@
 // The processes a run starts: the pixmill roles, the bare baseline servers and the raw image work, and their stopping.
 import type { Subprocess } from 'bun'
-import { appendFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
 import { freePort, REPO_ROOT, type RoleProcess, spawnCommand, spawnRole, waitHealthy } from '../../tests/helpers/processes.ts'
 
 export type RoleName = 'kv' | 'database' | 'storage' | 'master'
@@ -135,6 +135,61 @@ export async function startBaseline(mode: 'constant' | 'file' | 'write', path: s
   return { address, stop }
 }
 
+/** Debian's nginx (`apt-get install -y nginx`). */
+export const NGINX = '/usr/sbin/nginx'
+
+/**
+ * Debian's nginx serving `file` with sendfile on a free port, one worker process (the storage role it is compared
+ * with is one process too), its own configuration, pid and temp files in a folder under `logDir`, no access log.
+ */
+export async function startNginx(file: string, logDir: string): Promise<{ url: string } & Stoppable> {
+  const port = freePort()
+  const prefix = join(logDir, `nginx-${port}`)
+  mkdirSync(prefix, { recursive: true })
+  const conf = join(prefix, 'nginx.conf')
+  writeFileSync(
+    conf,
+    `# Written by the bench: the reference server for storage GET /getImage.
+${process.getuid?.() === 0 ? 'user root;' : ''}
+worker_processes 1;
+daemon off;
+master_process on;
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  client_body_temp_path ${prefix}/body;
+  proxy_temp_path ${prefix}/proxy;
+  fastcgi_temp_path ${prefix}/fastcgi;
+  uwsgi_temp_path ${prefix}/uwsgi;
+  scgi_temp_path ${prefix}/scgi;
+  server {
+    listen 127.0.0.1:${port};
+    location = /health { return 200 'ok'; }
+    location / { root ${dirname(file)}; default_type image/png; }
+  }
+}
+`,
+  )
+  const proc = Bun.spawn([NGINX, '-p', prefix, '-c', conf, '-e', join(prefix, 'error.log')], { stdout: 'ignore', stderr: 'pipe' })
+  const address = `127.0.0.1:${port}`
+  const stop = async () => {
+    proc.kill('SIGTERM')
+    await proc.exited
+  }
+  try {
+    await waitHealthy(address, 15_000)
+  } catch (error) {
+    await stop()
+    throw new Error(`nginx did not start: ${(error as Error).message}; ${await new Response(proc.stderr).text()}`)
+  }
+  return { url: `http://${address}/${basename(file)}`, stop }
+}
+
 export interface RawWorkResult {
   readonly images: number
   readonly seconds: number
@@ -144,8 +199,9 @@ export interface RawWorkResult {
 }
 
 /** The codec limit: raw-work.ts swaps `files` with `threads` loops in a process of its own. */
-export async function runRawWork(threads: number, files: readonly string[], logDir: string): Promise<RawWorkResult> {
-  const proc = spawnScript('raw-work', [String(threads), ...files], logDir)
+/** The raw image work (see raw-work.ts); `anchor`: with the fixed encoder of 2026-11-30 instead of the worker's own. */
+export async function runRawWork(threads: number, files: readonly string[], logDir: string, anchor = false): Promise<RawWorkResult> {
+  const proc = spawnScript('raw-work', [String(threads), ...(anchor ? ['--anchor'] : []), ...files], logDir)
   const [out, code] = await Promise.all([new Response(proc.stdout as ReadableStream).text(), proc.exited])
   if (code !== 0) throw new Error(`raw-work.ts exited ${code}; see ${join(logDir, 'raw-work.log')}`)
   return JSON.parse(out) as RawWorkResult

@@ -17,10 +17,13 @@ function result(m: Measure & { mibPerSecond?: number }): string {
 
 const ratio = (f: Figure) => (f.unit === 'MiB' ? `${f.ratio.toFixed(2)}x` : `${Math.round(f.ratio * 100)} %`)
 
-const HEADER = ['figure', 'load', 'result', 'p50', 'p99', 'baseline', 'baseline result', 'ratio'] as const
+const HEADER = ['figure', 'load', 'result', 'p50', 'p99', 'baseline', 'baseline result', 'ratio', 'anchor'] as const
+
+/** The figure against its anchor, where it has one: the anchor's result and how many times faster the figure is. */
+const anchored = (f: Figure) => (f.anchor ? `${result(f.anchor)}: ${(f.value / f.anchor.value).toFixed(2)}x` : '')
 
 function rows(run: BenchRun): string[][] {
-  return run.figures.map((f) => [f.label, f.load, result(f), ms(f.p50Ms), ms(f.p99Ms), f.baseline.label, result(f.baseline), ratio(f)])
+  return run.figures.map((f) => [f.label, f.load, result(f), ms(f.p50Ms), ms(f.p99Ms), f.baseline.label, result(f.baseline), ratio(f), anchored(f)])
 }
 
 const mark = (met: boolean) => (met ? 'met' : 'MISSED')

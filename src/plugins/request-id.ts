@@ -4,20 +4,27 @@ import { acceptedRequestId, enterRequest, REQUEST_ID_HEADER } from '../shared/re
 
 export interface RequestIdOptions {
   /**
-   * Every request gets an id, made current for its whole async chain (AsyncLocalStorage) so that log lines and
-   * calls to peers carry it, and every answer carries it back. Default true. Off (kv, which calls no peer and logs
-   * nothing per request), an id is only echoed when the caller sent one, and made for an error answer; a plain
-   * read then costs no context and no extra header, which were a third of a kv read's CPU.
+   * `every` (default): every request gets an id (the caller's, or a new one), made current for its whole async chain
+   * (AsyncLocalStorage) so that log lines and calls to peers carry it, and every answer carries it back.
+   * `given`: only a request that brings an id has one current and echoed (every role sends one to its peers, so
+   * their logs still follow an upload); an error answer gets one made. A plain read from outside then costs no id, no
+   * context and no extra header, which were a third of a small read's CPU (kv, the database).
+   * `echo`: as `given`, but the id is only echoed, never made current (kv, which calls no peer and logs nothing).
+   * `writes`: every request but a GET or HEAD as `every`, reads as `given` (the master: an upload is followed from the
+   * first role it reaches; a poll logs nothing).
    */
-  readonly everyRequest?: boolean
+  readonly ids?: 'every' | 'given' | 'echo' | 'writes'
 }
 
-export function requestIdPlugin({ everyRequest = true }: RequestIdOptions = {}) {
+export function requestIdPlugin({ ids = 'every' }: RequestIdOptions = {}) {
   const plugin = new Elysia({ name: 'pixmill.request-id' })
-  if (!everyRequest) {
+  if (ids !== 'every') {
     return plugin.onRequest(({ request, set }) => {
       const given = request.headers.get(REQUEST_ID_HEADER)
-      if (given !== null) set.headers[REQUEST_ID_HEADER] = acceptedRequestId(given)
+      if (given === null && (ids !== 'writes' || request.method === 'GET' || request.method === 'HEAD')) return
+      const id = acceptedRequestId(given)
+      if (ids !== 'echo') enterRequest(id)
+      set.headers[REQUEST_ID_HEADER] = id
     })
   }
   return plugin.onRequest(({ request, set }) => {

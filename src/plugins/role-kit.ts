@@ -6,7 +6,7 @@ import { authPlugin } from './auth.ts'
 import { errorsPlugin } from './errors.ts'
 import { healthPlugin, type HealthReport } from './health.ts'
 import { requestMetrics } from './metrics.ts'
-import { requestIdPlugin } from './request-id.ts'
+import { requestIdPlugin, type RequestIdOptions } from './request-id.ts'
 import { swaggerPlugin } from './swagger.ts'
 
 export interface RoleKitOptions {
@@ -23,8 +23,8 @@ export interface RoleKitOptions {
   readonly internal?: readonly string[]
   /** A connection idle this long is closed (PIXMILL_IDLE_TIMEOUT_SECONDS). Default 30. */
   readonly idleTimeoutSeconds?: number
-  /** See RequestIdOptions.everyRequest. Default true. */
-  readonly idForEveryRequest?: boolean
+  /** See RequestIdOptions.ids. Default `every`. */
+  readonly requestIds?: RequestIdOptions['ids']
 }
 
 /** A root Elysia app with the shared plugins mounted; the role adds its routes, then `withMethodGuard`. */
@@ -34,7 +34,7 @@ export function roleKit(options: RoleKitOptions) {
     name: `pixmill.${options.role}`,
     serve: { maxRequestBodySize: options.maxRequestBodySize ?? 1024 * 1024, idleTimeout: options.idleTimeoutSeconds ?? 30 },
   })
-    .use(requestIdPlugin({ everyRequest: options.idForEveryRequest }))
+    .use(requestIdPlugin({ ids: options.requestIds }))
     .use(errorsPlugin(options.log, { onUnmatched: metrics.unmatched }))
     .use(authPlugin(options.token, options.internal ?? []))
     .use(metrics.plugin)

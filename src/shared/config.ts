@@ -34,6 +34,10 @@ export interface Settings {
    * 604800 (7 days).
    */
   readonly retentionSeconds: number
+  /** Bytes of hot images the storage role keeps in memory (file system only). Default 33554432 (32 MiB); 0: none. */
+  readonly storageCacheBytes: number
+  /** The worker's PNG encoder: `fast` (default) or `small` (the smallest output, at more CPU). */
+  readonly pngEffort: 'fast' | 'small'
   /** `PIXMILL_KV_URL=redis://...`: the kv role keeps its pairs in Redis instead of bun:sqlite. */
   readonly kvUrl: string | undefined
   /** `PIXMILL_DATABASE_URL=postgres://...`: the database role keeps tasks in PostgreSQL instead of bun:sqlite. */
@@ -64,6 +68,13 @@ function nonNegativeInteger(env: Record<string, string | undefined>, name: strin
   if (raw === undefined || raw === '') return fallback
   if (!/^(0|[1-9][0-9]*)$/.test(raw) || !Number.isSafeInteger(Number(raw))) throw new ConfigError(`${name} must be 0 or a positive integer, got ${JSON.stringify(env[name])}`)
   return Number(raw)
+}
+
+function oneOf<T extends string>(env: Record<string, string | undefined>, name: string, values: readonly T[], fallback: T): T {
+  const raw = env[name]?.trim()
+  if (raw === undefined || raw === '') return fallback
+  if (!(values as readonly string[]).includes(raw)) throw new ConfigError(`${name} must be one of ${values.join(', ')}, got ${JSON.stringify(env[name])}`)
+  return raw as T
 }
 
 function bounded(value: number, name: string, max: number): number {
@@ -109,6 +120,8 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     registrationTtlSeconds: bounded(positiveInteger(env, 'PIXMILL_REGISTRATION_TTL_SECONDS', 15), 'PIXMILL_REGISTRATION_TTL_SECONDS', 3600),
     // Ten years at most: a retention beyond that is "keep everything", which 0 says.
     retentionSeconds: bounded(nonNegativeInteger(env, 'PIXMILL_RETENTION_SECONDS', 604_800), 'PIXMILL_RETENTION_SECONDS', 315_360_000),
+    storageCacheBytes: nonNegativeInteger(env, 'PIXMILL_STORAGE_CACHE_BYTES', 32 * 1024 * 1024),
+    pngEffort: oneOf(env, 'PIXMILL_PNG_EFFORT', ['fast', 'small'] as const, 'fast'),
     kvUrl: url(env, 'PIXMILL_KV_URL', ['redis:', 'rediss:']),
     databaseUrl: url(env, 'PIXMILL_DATABASE_URL', ['postgres:', 'postgresql:']),
     storageUrl: url(env, 'PIXMILL_STORAGE_URL', ['s3:']),

@@ -68,7 +68,7 @@ describe('launcher', () => {
         await Bun.sleep(50)
       }
       const result = Buffer.from(await (await fetch(`http://${master}/get?id=${id}`)).arrayBuffer())
-      const { data, info } = await sharp(result).raw().toBuffer({ resolveWithObject: true })
+      const { data, info } = await sharp(result).ensureAlpha(1).raw().toBuffer({ resolveWithObject: true })
       expect(info.channels).toBe(4)
       expect([...data]).toEqual([200, 10, 30, 255])
       expect(run.output()).toContain(`http://localhost:${8080 + offset}/`)

@@ -71,7 +71,7 @@ describe('e2e: many instances', () => {
         await Bun.sleep(50)
       }
       const result = Buffer.from(await (await fetch(`http://${masterB}/get?id=${id}`)).arrayBuffer())
-      const { data } = await sharp(result).raw().toBuffer({ resolveWithObject: true })
+      const { data } = await sharp(result).ensureAlpha(1).raw().toBuffer({ resolveWithObject: true })
       const [r, g, b] = pixel(i)
       expect([...data.subarray(0, 4)]).toEqual([g!, r!, b!, 255])
     }

@@ -24,7 +24,7 @@ const FIXTURES: Fixture[] = [
 const BROKEN: Bytes = concat([signature(), ihdrChunk(8, 8, 8, 2), chunk('IDAT', Uint8Array.from([1, 2, 3, 4, 5])), chunk('IEND', new Uint8Array(0))])
 
 async function expectResult(png: Uint8Array, fixture: Fixture): Promise<void> {
-  const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true })
+  const { data, info } = await sharp(png).ensureAlpha(1).raw().toBuffer({ resolveWithObject: true })
   expect([info.width, info.height, info.channels]).toEqual([fixture.width, fixture.height, 4])
   expect(Buffer.from(data).equals(Buffer.from(fixture.expected))).toBe(true)
 }

@@ -93,7 +93,7 @@ describe('e2e: scale-out on Redis, PostgreSQL and S3', () => {
         if (performance.now() > deadline) throw new Error(`task ${id} never finished: ${(await httpText(live, `/status?id=${id}`)).text}`)
         await Bun.sleep(50)
       }
-      const { data } = await sharp(Buffer.from(await (await fetch(`http://${live}/get?id=${id}`)).arrayBuffer())).raw().toBuffer({ resolveWithObject: true })
+      const { data } = await sharp(Buffer.from(await (await fetch(`http://${live}/get?id=${id}`)).arrayBuffer())).ensureAlpha(1).raw().toBuffer({ resolveWithObject: true })
       const [r, g, b] = pixel(i)
       expect([...data.subarray(0, 4)]).toEqual([g!, r!, b!, 255])
     }

@@ -209,7 +209,8 @@ export function noisyPng(width: number, height: number, seed = 1): Bytes {
  */
 export async function isSwapOf(input: Uint8Array, result: Uint8Array): Promise<boolean> {
   const source = await sharp(input).removeAlpha().raw().toBuffer({ resolveWithObject: true })
-  const out = await sharp(result).raw().toBuffer({ resolveWithObject: true })
+  // RGB or RGBA (both are allowed for an opaque result): read as RGBA.
+  const out = await sharp(result).ensureAlpha(1).raw().toBuffer({ resolveWithObject: true })
   if (out.info.channels !== 4 || out.info.width !== source.info.width || out.info.height !== source.info.height) return false
   for (let p = 0, q = 0; p < source.data.length; p += 3, q += 4) {
     if (out.data[q] !== source.data[p + 1] || out.data[q + 1] !== source.data[p] || out.data[q + 2] !== source.data[p + 2] || out.data[q + 3] !== 255) return false
@@ -217,12 +218,12 @@ export async function isSwapOf(input: Uint8Array, result: Uint8Array): Promise<b
   return true
 }
 
-/** Whether `result` is a `side` x `side` 8-bit RGBA PNG whose every pixel is `rgba` (see flatResultColour). */
+/** Whether `result` is a `side` x `side` 8-bit RGB or RGBA PNG whose every pixel reads as `rgba` (see flatResultColour). */
 export async function isFlatResult(result: Uint8Array, side: number, rgba: readonly number[]): Promise<boolean> {
   const meta = await sharp(result).metadata()
-  if (meta.format !== 'png' || meta.width !== side || meta.height !== side || meta.channels !== 4) return false
+  if (meta.format !== 'png' || meta.width !== side || meta.height !== side || (meta.channels !== 4 && meta.channels !== 3)) return false
   // A whole decode and a word-by-word compare: several times faster than sharp's stats() on 36 Mpx.
-  const { data } = await sharp(result, { limitInputPixels: false }).raw().toBuffer({ resolveWithObject: true })
+  const { data } = await sharp(result, { limitInputPixels: false }).ensureAlpha(1).raw().toBuffer({ resolveWithObject: true })
   const aligned = data.byteOffset % 4 === 0 ? data : Buffer.from(data)
   const words = new Uint32Array(aligned.buffer, aligned.byteOffset, aligned.length / 4)
   const want = new Uint32Array(Uint8Array.from(rgba).buffer)[0]

@@ -181,3 +181,20 @@ describe('master: Swagger page', () => {
     expect(spec.paths['/get'].get.responses['200'].content).toHaveProperty('image/png')
   })
 })
+
+describe('master: GET /isReady under many polls', () => {
+  test('polls of an unfinished task ask the database once a moment; a task finished through this master reads 1 at once', async () => {
+    const id = await upload()
+    /** How many times the database answered /getById, from its own metrics. */
+    const reads = async () => Number(/^pixmill_http_requests_total\{method="GET",route="\/getById",status="200"[^}]*\} (\d+)$/m.exec((await call(stack.database, 'GET', '/metrics')).text)?.[1] ?? 0)
+    for (let i = 0; i < 20; i++) expect((await get(`/isReady?id=${id}`)).text).toBe('0')
+    expect(await reads()).toBe(1)
+    const claim = JSON.parse((await post('/getNewTask')).text) as { id: number; leaseToken: string }
+    await call(stack.storage, 'POST', `/sendImage?id=${id}&state=finished`, RESULT, { 'content-type': 'image/png' })
+    expect((await post(`/registerTaskFinished?id=${id}&lease=${claim.leaseToken}`)).text).toBe('success')
+    expect((await get(`/isReady?id=${id}`)).text).toBe('1')
+    // Finished is never answered from memory: each poll asks, so that a removal shows at once.
+    await get(`/isReady?id=${id}`)
+    expect(await reads()).toBe(3)
+  })
+})

@@ -87,7 +87,7 @@ describe('security: request ids', () => {
     expect(fresh).toMatch(/^[0-9a-f-]{36}$/)
   })
 
-  test('kv echoes an id only when the caller sent one (the registry’s reads stay cheap), and gives every error one', async () => {
+  test('kv and the database answer an id only when the caller sent one (their reads stay cheap), the master for every write; every error gets one', async () => {
     const app = kvWithToken(undefined)
     await call(app, 'POST', '/set?key=a&value=1')
     const plain = await call(app, 'GET', '/get?key=a')
@@ -96,10 +96,15 @@ describe('security: request ids', () => {
     const missing = await call(app, 'GET', '/get?key=none')
     expect(missing.status).toBe(404)
     expect(missing.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/)
-    // The other roles give every answer an id.
+    // The master gives every upload and worker call an id at the edge, a read only when asked with one; the database
+    // keeps the id a caller sends (every role sends one), and makes none for a bare read.
     const stack = inProcessStack()
     cleanups.push(() => stack.close())
-    expect((await call(stack.master, 'GET', '/counts')).headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/)
+    expect((await call(stack.master, 'GET', '/counts')).headers.get('x-request-id')).toBeNull()
+    expect((await call(stack.master, 'GET', '/counts', null, { 'x-request-id': 'poll-7' })).headers.get('x-request-id')).toBe('poll-7')
+    expect((await call(stack.master, 'POST', '/getNewTask')).headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/)
+    expect((await call(stack.database, 'GET', '/counts')).headers.get('x-request-id')).toBeNull()
+    expect((await call(stack.database, 'GET', '/counts', null, { 'x-request-id': 'from-master' })).headers.get('x-request-id')).toBe('from-master')
   })
 
   test('kv, which does not carry ids into its async work, still answers and logs an unexpected error under the id', async () => {

@@ -91,42 +91,50 @@ describe('storage: POST /sendImage and GET /getImage', () => {
   })
 })
 
-describe('storage: caching and ranges on GET /getImage', () => {
-  test('If-None-Match with the current ETag (exact, weak, in a list, or *) is 304 without a body', async () => {
-    await send('id=4&state=finished', pngBytes(2000))
-    const etag = (await getBytes('id=4&state=finished')).headers.get('etag')!
-    for (const header of [etag, `W/${etag}`, `"other", ${etag}`, '*']) {
-      const got = await getBytes('id=4&state=finished', { 'if-none-match': header })
-      expect(got.status).toBe(304)
-      expect(got.bytes.byteLength).toBe(0)
-      expect(got.headers.get('etag')).toBe(etag)
-    }
-  })
+for (const [from, cacheBytes] of [['its file', 0], ['memory (the hot-image cache)', 1024 * 1024]] as const) {
+  describe(`storage: caching and ranges on GET /getImage, the image sent from ${from}`, () => {
+    beforeEach(async () => {
+      await store.close()
+      store = openFsImageStore(join(dir.path, 'storage'), { cacheBytes })
+      app = createStorageApp({ store, ...quietDeps('storage'), maxUploadBytes: MAX })
+    })
 
-  test('an ETag of an image since replaced gets the new image (200)', async () => {
-    await send('id=5&state=finished', pngBytes(2000, 1))
-    const old = (await getBytes('id=5&state=finished')).headers.get('etag')!
-    await send('id=5&state=finished', pngBytes(2000, 2))
-    const got = await getBytes('id=5&state=finished', { 'if-none-match': old })
-    expect(got.status).toBe(200)
-    expect(got.bytes).toEqual(pngBytes(2000, 2))
-    expect(got.headers.get('etag')).not.toBe(old)
-  })
+    test('If-None-Match with the current ETag (exact, weak, in a list, or *) is 304 without a body', async () => {
+      await send('id=4&state=finished', pngBytes(2000))
+      const etag = (await getBytes('id=4&state=finished')).headers.get('etag')!
+      for (const header of [etag, `W/${etag}`, `"other", ${etag}`, '*']) {
+        const got = await getBytes('id=4&state=finished', { 'if-none-match': header })
+        expect(got.status).toBe(304)
+        expect(got.bytes.byteLength).toBe(0)
+        expect(got.headers.get('etag')).toBe(etag)
+      }
+    })
 
-  test('a Range request gets 206 with those bytes; an If-Range naming an older image gets the whole image', async () => {
-    const png = pngBytes(5000, 3)
-    await send('id=6&state=working', png)
-    const etag = (await getBytes('id=6&state=working')).headers.get('etag')!
-    const piece = await getBytes('id=6&state=working', { range: 'bytes=100-199', 'if-range': etag })
-    expect(piece.status).toBe(206)
-    expect(piece.headers.get('content-range')).toBe('bytes 100-199/5000')
-    expect(piece.bytes).toEqual(png.slice(100, 200))
-    expect((await getBytes('id=6&state=working', { range: 'bytes=-8' })).bytes).toEqual(png.slice(-8))
-    const whole = await getBytes('id=6&state=working', { range: 'bytes=100-199', 'if-range': '"stale"' })
-    expect(whole.status).toBe(200)
-    expect(whole.bytes).toEqual(png)
+    test('an ETag of an image since replaced gets the new image (200)', async () => {
+      await send('id=5&state=finished', pngBytes(2000, 1))
+      const old = (await getBytes('id=5&state=finished')).headers.get('etag')!
+      await send('id=5&state=finished', pngBytes(2000, 2))
+      const got = await getBytes('id=5&state=finished', { 'if-none-match': old })
+      expect(got.status).toBe(200)
+      expect(got.bytes).toEqual(pngBytes(2000, 2))
+      expect(got.headers.get('etag')).not.toBe(old)
+    })
+
+    test('a Range request gets 206 with those bytes; an If-Range naming an older image gets the whole image', async () => {
+      const png = pngBytes(5000, 3)
+      await send('id=6&state=working', png)
+      const etag = (await getBytes('id=6&state=working')).headers.get('etag')!
+      const piece = await getBytes('id=6&state=working', { range: 'bytes=100-199', 'if-range': etag })
+      expect(piece.status).toBe(206)
+      expect(piece.headers.get('content-range')).toBe('bytes 100-199/5000')
+      expect(piece.bytes).toEqual(png.slice(100, 200))
+      expect((await getBytes('id=6&state=working', { range: 'bytes=-8' })).bytes).toEqual(png.slice(-8))
+      const whole = await getBytes('id=6&state=working', { range: 'bytes=100-199', 'if-range': '"stale"' })
+      expect(whole.status).toBe(200)
+      expect(whole.bytes).toEqual(png)
+    })
   })
-})
+}
 
 describe('storage: bodies that are refused before anything is written', () => {
   test.each([

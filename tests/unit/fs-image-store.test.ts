@@ -14,6 +14,11 @@ imageStoreContract('file system', () => {
   return { open: () => openFsImageStore(join(dir.path, 'storage')), cleanup: dir.remove }
 })
 
+imageStoreContract('file system with a hot-image cache', () => {
+  const dir = tempDir()
+  return { open: () => openFsImageStore(join(dir.path, 'storage'), { cacheBytes: 8 * 1024 * 1024 }), cleanup: dir.remove }
+})
+
 imageStoreContract('file system without fsync', () => {
   const dir = tempDir()
   return { open: () => openFsImageStore(join(dir.path, 'storage'), { fsync: false }), cleanup: dir.remove }
@@ -148,6 +153,33 @@ describe('file-system image store', () => {
       tags.add((await store.open(1, 'working'))!.etag)
     }
     expect(tags.size).toBe(5)
+  })
+
+  test('the hot-image cache: a read image is served from memory after, never once it was replaced or removed', async () => {
+    const dir = freshDir()
+    const root = join(dir.path, 'storage')
+    const store = openFsImageStore(root, { cacheBytes: 1024 * 1024 })
+    await store.put(1, 'finished', streamOf(pngBytes(50_000, 1)), LIMIT)
+    const first = (await store.open(1, 'finished'))!
+    const again = (await store.open(1, 'finished'))!
+    // The first read puts it in memory (a Blob that is no file, so it has no name); the second is served from there.
+    const fileName = (image: { body: unknown }) => (image.body as { name?: string }).name
+    expect(fileName(first)).toBeUndefined()
+    expect(fileName(again)).toBeUndefined()
+    expect(again.etag).toBe(first.etag)
+    expect(await readImage(again)).toEqual(pngBytes(50_000, 1))
+    await store.put(1, 'finished', streamOf(pngBytes(50_000, 2)), LIMIT)
+    expect(await readImage((await store.open(1, 'finished'))!)).toEqual(pngBytes(50_000, 2))
+    // Replaced behind the store's back (another process, an operator): the tag tells, the file is read again.
+    writeFileSync(join(root, 'finished', '0', '0', '1.png'), pngBytes(50_000, 3))
+    expect(await readImage((await store.open(1, 'finished'))!)).toEqual(pngBytes(50_000, 3))
+    await store.delete(1, 'finished')
+    expect(await store.open(1, 'finished')).toBeUndefined()
+    // An image over an eighth of the budget is sent from its file.
+    await store.put(2, 'finished', streamOf(pngBytes(200_000)), LIMIT)
+    await store.open(2, 'finished')
+    expect(fileName((await store.open(2, 'finished'))!)).toEndWith('2.png')
+    await store.close()
   })
 
   test('a closed store refuses puts and reports itself unhealthy', async () => {

@@ -3,7 +3,7 @@ import { describe, expect, test } from 'bun:test'
 import { deflateSync } from 'node:zlib'
 import sharp from 'sharp'
 import { UnrecoverableImageError } from '../../src/roles/worker/errors.ts'
-import { swapRedGreen } from '../../src/roles/worker/image-work.ts'
+import { type PngEffort, swapRedGreen } from '../../src/roles/worker/image-work.ts'
 import { type Fixture, makeFixture, over, rng } from '../helpers/png-fixtures.ts'
 import { type ColorType, chunk, concat, encodePng, ihdrChunk, type Pixel, signature, VALID_DEPTHS } from '../helpers/png.ts'
 
@@ -18,13 +18,16 @@ function pngChunk(png: Uint8Array, type: string): Uint8Array | undefined {
   return undefined
 }
 
-async function expectRule(fixture: Fixture): Promise<void> {
-  const out = await swapRedGreen(fixture.png, LIMIT)
-  // IHDR: same size, 8-bit RGBA, not interlaced.
+/** The output of `effort`: its IHDR colour type (the protocol allows opaque RGB or RGBA). */
+const COLOUR_TYPE: Record<PngEffort, number> = { fast: 6, small: 2 }
+
+async function expectRule(fixture: Fixture, effort: PngEffort = 'fast'): Promise<void> {
+  const out = await swapRedGreen(fixture.png, { ...LIMIT, effort })
+  // IHDR: same size, 8 bits, RGBA or RGB, not interlaced.
   const view = new DataView(out.buffer, out.byteOffset)
-  expect([view.getUint32(16), view.getUint32(20), out[24], out[25], out[28]]).toEqual([fixture.width, fixture.height, 8, 6, 0])
-  const { data, info } = await sharp(out).raw().toBuffer({ resolveWithObject: true })
-  expect(info.channels).toBe(4)
+  expect([view.getUint32(16), view.getUint32(20), out[24], out[25], out[28]]).toEqual([fixture.width, fixture.height, 8, COLOUR_TYPE[effort], 0])
+  // RGBA as decoded: an RGB output reads with alpha 255, which is what an RGBA output must hold.
+  const { data } = await sharp(out).ensureAlpha(1).raw().toBuffer({ resolveWithObject: true })
   expect(data.equals(Buffer.from(fixture.expected))).toBe(true)
 }
 
@@ -44,6 +47,21 @@ describe('swapRedGreen: every colour type and bit depth, plain and interlaced', 
       }
     }
   }
+})
+
+describe('swapRedGreen with PIXMILL_PNG_EFFORT=small: the same pixels as RGB', () => {
+  let seed = 400
+  for (const ct of [0, 2, 3, 4, 6] as const) {
+    const depth = VALID_DEPTHS[ct].at(-1)!
+    test(`${NAMES[ct]} ${depth}-bit interlaced 13x7 follows the rule exactly`, () => expectRule(makeFixture({ ct, depth, width: 13, height: 7, seed: seed++, interlace: true }), 'small'))
+  }
+  test('a larger photo-like image: both encoders give the same pixels, the small one in fewer bytes', async () => {
+    const fixture = makeFixture({ ct: 2, depth: 8, width: 300, height: 200, seed: 450 })
+    const [fast, small] = await Promise.all([swapRedGreen(fixture.png, LIMIT), swapRedGreen(fixture.png, { ...LIMIT, effort: 'small' })])
+    const pixels = async (png: Uint8Array) => (await sharp(png).ensureAlpha(1).raw().toBuffer()).equals(Buffer.from(fixture.expected))
+    expect([await pixels(fast), await pixels(small)]).toEqual([true, true])
+    expect(small.byteLength).toBeLessThan(fast.byteLength)
+  })
 })
 
 describe('swapRedGreen: transparency', () => {
@@ -114,7 +132,7 @@ describe('swapRedGreen: refusals', () => {
     await expectRefused(Uint8Array.from({ length: 1000 }, () => next(256)), /not a decodable PNG/)
     await expectRefused(new Uint8Array(0), /not a decodable PNG/)
     const jpeg = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#f00' } }).jpeg().toBuffer()
-    await expectRefused(jpeg, /not a PNG \(the content is jpeg\)/)
+    await expectRefused(jpeg, /not a decodable PNG: the body is not a PNG/)
   })
   test('truncated PNGs: cut in the image data, cut before IEND, cut in the header', async () => {
     const { png } = makeFixture({ ct: 2, depth: 8, width: 64, height: 64, seed: 600 })

@@ -56,7 +56,7 @@ describe('worker loop', () => {
     expect(cluster.callsFor(id)).toEqual(['/getImage', '/sendImage', '/registerTaskFinished'])
     // The finish carries the lease token and the processing time for the master's figures.
     expect(cluster.calls.some((c) => new RegExp(`^/registerTaskFinished\\?id=${id}&lease=L${id}&ms=\\d+$`).test(c))).toBe(true)
-    const { data } = await sharp(cluster.images.get(`finished/${id}`)!).raw().toBuffer({ resolveWithObject: true })
+    const { data } = await sharp(cluster.images.get(`finished/${id}`)!).ensureAlpha(1).raw().toBuffer({ resolveWithObject: true })
     expect([...data]).toEqual(RGB.flat().flatMap(([r, g, b]) => [g!, r!, b!, 255]))
     expect(w.stats()).toMatchObject({ processed: 1, failed: 0, inFlight: 0 })
   })

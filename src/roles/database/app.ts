@@ -76,6 +76,8 @@ export function createDatabaseApp({ store, removal, log, registry, token, idleTi
     token,
     internal: INTERNAL_ROUTES,
     idleTimeoutSeconds,
+    // The roles that call the database send their request id; a bare read from outside needs none.
+    requestIds: 'given',
     description:
       'Task records. A task is created held (`/reserveTask`) while its image is uploaded, then `/activateTask` makes it claimable; ' +
       'until then no read shows it. `/newTask` creates a claimable task at once, as the original protocol does. Claims carry a ' +

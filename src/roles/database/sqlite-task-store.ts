@@ -104,6 +104,19 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
     ping: db.prepare<{ one: number }, []>('SELECT 1 AS one'),
   }
 
+  /**
+   * Rows that get() read, until a change through this store touches them: this process is the only writer of its file
+   * (and every change below forgets the rows it may touch), so a poll of a task costs a Map lookup, not a query.
+   */
+  const rows = new Map<number, Row>()
+  const ROWS_KEPT = 50_000
+  const forget = (id: number) => void rows.delete(id)
+  const remember = (row: Row) => {
+    rows.delete(row.id)
+    rows.set(row.id, row)
+    if (rows.size > ROWS_KEPT) rows.delete(rows.keys().next().value!)
+  }
+
   function existing(id: number): Row {
     const row = q.get.get(id)
     if (!row) throw new NotFound(`No task with id ${id}.`)
@@ -131,7 +144,11 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
   })
 
   const expiryListeners = new Set<(count: number) => void>()
-  const expire = db.transaction((t: number): number => q.expire.all(t, max, LEASE_RAN_OUT).length)
+  const expire = db.transaction((t: number): number => {
+    const expired = q.expire.all(t, max, LEASE_RAN_OUT)
+    for (const { id } of expired) forget(id)
+    return expired.length
+  })
 
   /**
    * Puts back the tasks whose lease ran out, before any call reads or changes tasks: so every answer shows them back
@@ -148,26 +165,31 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
     const t = now()
     const leaseToken = crypto.randomUUID()
     const row = q.claim.get(t, t + leaseMs, leaseToken)
+    if (row) forget(row.id)
     return { claim: row ? { task: toTask(row), leaseToken } : undefined }
   })
 
   const finish = db.transaction((id: number, leaseToken: string | undefined): Task => {
     inProgress(id, 'finish', leaseToken)
+    forget(id)
     return toTask(q.finish.get(id, now())!)
   })
 
   const fail = db.transaction((id: number, error: string | undefined, leaseToken: string | undefined): Task => {
     inProgress(id, 'fail', leaseToken)
+    forget(id)
     return toTask(q.fail.get(id, now(), max, error ?? 'no reason given')!)
   })
 
   const release = db.transaction((id: number, leaseToken: string | undefined): Task => {
     inProgress(id, 'release', leaseToken)
+    forget(id)
     return toTask(q.release.get(id, now())!)
   })
 
   const renew = db.transaction((id: number, leaseToken: string): Task => {
     inProgress(id, 'renew the lease of', leaseToken)
+    forget(id)
     const t = now()
     return toTask(q.renew.get(id, t + leaseMs, t)!)
   })
@@ -175,11 +197,13 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
   const retry = db.transaction((id: number): Task => {
     const row = existing(id)
     if (row.state !== 3) throw new Conflict(`Cannot retry task ${id}: only a failed task (state 3) can be retried; it is in state ${row.state}.`)
+    forget(id)
     return toTask(q.retry.get(id, now())!)
   })
 
   const setState = db.transaction((id: number, state: 0 | 1 | 2): Task => {
     existing(id)
+    forget(id)
     const t = now()
     return toTask(q.setState.get(id, state, state === 1 ? t + leaseMs : null, t)!)
   })
@@ -187,6 +211,7 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
   const activate = db.transaction((id: number): void => {
     const row = q.getAny.get(id)
     if (!row || row.removing_until !== null) throw new NotFound(`No task with id ${id}.`)
+    forget(id)
     q.activate.get(id, now())
   })
 
@@ -194,6 +219,7 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
     const row = q.getAny.get(id)
     if (!row || (row.ready === 0 && row.removing_until !== null)) throw new NotFound(`No task with id ${id}.`)
     if (row.ready === 1) throw new Conflict(`Cannot drop task ${id}: it is not held for an upload.`)
+    forget(id)
     q.drop.get(id, now())
   })
 
@@ -203,11 +229,17 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
     if (row.removing_until === null && row.state < 2) {
       throw new Conflict(`Cannot delete task ${id}: it is ${row.state === 0 ? 'waiting' : 'in progress'}; only a finished or failed task can be deleted.`)
     }
+    forget(id)
     q.markOne.run(id, now() + REMOVAL_LEASE_MS)
   })
 
   const releaseRemoval = db.transaction((ids: readonly number[], t: number) => ids.forEach((id) => q.releaseRemoval.run(id, t)))
-  const removeMarked = db.transaction((ids: readonly number[]): number => ids.reduce((n, id) => n + q.remove.run(id).changes, 0))
+  const removeMarked = db.transaction((ids: readonly number[]): number =>
+    ids.reduce((n, id) => {
+      forget(id)
+      return n + q.remove.run(id).changes
+    }, 0),
+  )
 
   return {
     async create(opts) {
@@ -215,13 +247,15 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
     },
     async get(id) {
       const t = now()
-      let row = q.get.get(id)
+      let row = rows.get(id) ?? q.get.get(id)
       // Only a task in progress past its lease needs the expiry first: most reads cost one lookup.
       if (row && row.state === 1 && row.lease_until !== null && row.lease_until <= t) {
         expireLeases(t)
         row = q.get.get(id)
       }
-      return row ? toTask(row) : undefined
+      if (!row) return undefined
+      remember(row)
+      return toTask(row)
     },
     async activate(id) {
       activate.immediate(id)
@@ -274,7 +308,9 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
     },
     async markForRemoval({ endedBefore, heldBefore, limit }) {
       expireLeases()
-      return q.markBatch.all(now(), endedBefore ?? null, heldBefore, limit, REMOVAL_LEASE_MS).map((row) => row.id)
+      const marked = q.markBatch.all(now(), endedBefore ?? null, heldBefore, limit, REMOVAL_LEASE_MS).map((row) => row.id)
+      marked.forEach(forget)
+      return marked
     },
     async markOneForRemoval(id) {
       expireLeases()
@@ -293,6 +329,7 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
       return existsSync(dir) && q.ping.get()?.one === 1
     },
     async close() {
+      rows.clear()
       db.close()
     },
   }

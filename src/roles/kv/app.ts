@@ -42,7 +42,7 @@ export function createKvApp({ store, log, registry, token, idleTimeoutSeconds }:
     internal: ['/set', '/remove'],
     idleTimeoutSeconds,
     // kv calls no peer and logs nothing per request: ids only where the caller sent one, or on an error.
-    idForEveryRequest: false,
+    requestIds: 'echo',
     description: 'Key-value store and service registry: roles register `<role>Address` here and look each other up.',
     log,
     registry,

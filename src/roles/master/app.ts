@@ -10,6 +10,7 @@ import { createGate } from '../../shared/gate.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { ErrorText, IdQuery, Success } from '../../shared/schemas.ts'
 import { acceptUpload } from './accept-upload.ts'
+import { createTaskStates, type TaskStates } from './task-states.ts'
 import { CountsJson, RecentQuery } from '../../shared/task-schemas.ts'
 import { FailedQuery, FinishedQuery, LeaseQuery, pngRequestBody, pngResponse, RenewQuery, StatusJson } from './model.ts'
 
@@ -27,6 +28,8 @@ export interface MasterAppDeps {
   readonly uploadTimeoutSeconds?: number
   /** PIXMILL_MAX_UPLOADS_IN_FLIGHT: more uploads at once get 503 with Retry-After. Default 32. */
   readonly maxUploadsInFlight?: number
+  /** Unfinished task states seen lately (default: trusted 250 ms). */
+  readonly taskStates?: TaskStates
   /** Whether database and storage answer; feeds /health. */
   readonly dependenciesHealthy: () => Promise<Record<string, boolean>>
 }
@@ -55,6 +58,15 @@ function statusJson(task: TaskRecord | PlainTaskRecord) {
 export function createMasterApp(deps: MasterAppDeps) {
   const { database, storage, log, registry } = deps
   const uploadGate = createGate(deps.maxUploadsInFlight ?? 32, 'uploads')
+  const states = deps.taskStates ?? createTaskStates()
+  /** Whether the task is finished (NotFound for an unknown one), from a recent sighting when there is one. */
+  const isFinished = async (id: number): Promise<boolean> => {
+    const known = states.get(id)
+    if (known !== undefined) return known === 2
+    const { state } = await database.getById(id)
+    states.set(id, state)
+    return state === 2
+  }
   const uploads = new Counter({ name: 'pixmill_uploads_total', help: 'Uploads to POST /new, by outcome.', labelNames: ['outcome'], registers: [registry] })
   const events = new Counter({
     name: 'pixmill_master_task_events_total',
@@ -71,6 +83,8 @@ export function createMasterApp(deps: MasterAppDeps) {
   const app = roleKit({
     role: 'master',
     token: deps.token,
+    // Uploads and the worker API get an id at the edge; a poll from outside logs nothing and needs none.
+    requestIds: 'writes',
     internal: ['/getNewTask', '/registerTaskFinished', '/registerTaskFailed', '/renewTask', '/releaseTask', '/retryTask', '/deleteTask'],
     idleTimeoutSeconds: deps.idleTimeoutSeconds,
     description:
@@ -106,7 +120,7 @@ export function createMasterApp(deps: MasterAppDeps) {
     )
     .get(
       '/isReady',
-      async ({ query }) => ((await database.getById(Number(query.id))).state === 2 ? '1' : '0'),
+      async ({ query }) => ((await isFinished(Number(query.id))) ? '1' : '0'),
       {
         query: IdQuery,
         response: { 200: t.Union([t.Literal('0'), t.Literal('1')]), 404: ErrorText },
@@ -117,8 +131,7 @@ export function createMasterApp(deps: MasterAppDeps) {
       '/get',
       async ({ query, request }) => {
         const id = Number(query.id)
-        const task = await database.getById(id)
-        if (task.state !== 2) throw new NotFound(`Task ${id} is not finished (it is in state ${task.state}).`)
+        if (!(await isFinished(id))) throw new NotFound(`Task ${id} is not finished.`)
         const headers: Record<string, string> = {}
         for (const name of ['if-none-match', 'range', 'if-range']) {
           const value = request.headers.get(name)
@@ -178,6 +191,7 @@ export function createMasterApp(deps: MasterAppDeps) {
       '/registerTaskFinished',
       async ({ query }) => {
         await database.finishTask(Number(query.id), query.lease)
+        states.forget(Number(query.id))
         events.inc({ event: 'finished' })
         if (query.ms !== undefined) processing.observe(Number(query.ms) / 1000)
         return 'success' as const
@@ -187,6 +201,7 @@ export function createMasterApp(deps: MasterAppDeps) {
     .post(
       '/registerTaskFailed',
       async ({ query }) => {
+        states.forget(Number(query.id))
         await database.failTask(Number(query.id), query.error, query.lease)
         events.inc({ event: 'failed' })
         return 'success' as const
@@ -205,6 +220,7 @@ export function createMasterApp(deps: MasterAppDeps) {
     .post(
       '/releaseTask',
       async ({ query }) => {
+        states.forget(Number(query.id))
         await database.releaseTask(Number(query.id), query.lease)
         events.inc({ event: 'released' })
         return 'success' as const
@@ -218,6 +234,7 @@ export function createMasterApp(deps: MasterAppDeps) {
     .post(
       '/retryTask',
       async ({ query }) => {
+        states.forget(Number(query.id))
         await database.retryTask(Number(query.id))
         events.inc({ event: 'retried' })
         return 'success' as const
@@ -227,6 +244,7 @@ export function createMasterApp(deps: MasterAppDeps) {
     .post(
       '/deleteTask',
       async ({ query }) => {
+        states.forget(Number(query.id))
         await database.deleteTask(Number(query.id))
         events.inc({ event: 'deleted' })
         log.info({ id: Number(query.id) }, 'task deleted by an operator')

@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync, linkSync, mkdirSync, opendirSync, readdirSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs'
 import { type FileHandle, open, opendir, rm, stat } from 'node:fs/promises'
+import type { BigIntStats } from 'node:fs'
 import { join } from 'node:path'
 import { DependencyUnavailable, HttpError, PayloadTooLarge } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
@@ -17,6 +18,13 @@ export interface FsImageStoreOptions {
   readonly fsync?: boolean
   /** Told when images of the flat layout of earlier versions have been moved into the sharded one. */
   readonly log?: Logger
+  /**
+   * Bytes of hot images kept in memory (PIXMILL_STORAGE_CACHE_BYTES; default 0, none). An image read is kept, up to
+   * an eighth of this each, the least recently read going first; every read checks the file's tag, so a replaced or
+   * removed image is never served from memory. Bun sends a file with sendfile(2) at about half the rate it sends the
+   * same bytes from memory (oven-sh/bun#11228): a hot image, read again and again, goes out twice as fast from here.
+   */
+  readonly cacheBytes?: number
 }
 
 /** The flat layout of earlier versions: `<area>/<id>.png`. */
@@ -52,6 +60,11 @@ async function syncFolder(path: string): Promise<void> {
   }
 }
 
+/** Images are never changed in place, only replaced by a new file (new inode), so this is a strong tag. */
+function tagOf(info: { ino: bigint; size: bigint; mtimeNs: bigint }): string {
+  return `"${info.ino.toString(36)}-${info.size.toString(36)}-${info.mtimeNs.toString(36)}"`
+}
+
 /** The shard folder of an id, relative to its area: a thousand images per folder, a thousand folders per level. */
 export function shardOf(id: number): string {
   return join(String(Math.floor(id / 1_000_000)), String(Math.floor(id / 1000) % 1000))
@@ -76,6 +89,7 @@ export function openFsImageStore(root: string, options: FsImageStoreOptions = {}
   /** Areas whose folder may still hold images of the flat layout: reads look there too until the move is done. */
   const flat = new Set<Area>(AREAS.filter(hasFlatEntries))
   let closed = false
+  const cache = createHotCache(options.cacheBytes ?? 0)
   const moving = flat.size > 0 ? moveFlatImages().catch((error) => options.log?.error({ err: error }, 'moving images of the flat layout failed; reads still find them')) : Promise.resolve()
 
   function removeIfAbandoned(path: string, name: string): void {
@@ -201,12 +215,18 @@ export function openFsImageStore(root: string, options: FsImageStoreOptions = {}
     }
   }
 
-  /** The image file of (id, area): its shard, or while the flat layout is being moved, its flat place. */
-  function existingPath(id: number, area: Area): string | undefined {
+  /**
+   * The image file of (id, area) and its status: its shard, or while the flat layout is being moved, its flat place.
+   * A synchronous stat: the inode is in the kernel's cache, and a hop to the thread pool and back costs more than it.
+   */
+  function existing(id: number, area: Area): { path: string; info: BigIntStats } | undefined {
     const sharded = imagePath(id, area)
-    if (existsSync(sharded)) return sharded
+    const info = statSync(sharded, { bigint: true, throwIfNoEntry: false })
+    if (info) return { path: sharded, info }
+    if (!flat.has(area)) return undefined
     const old = join(areaDir(area), `${id}.png`)
-    return flat.has(area) && existsSync(old) ? old : undefined
+    const oldInfo = statSync(old, { bigint: true, throwIfNoEntry: false })
+    return oldInfo ? { path: old, info: oldInfo } : undefined
   }
 
   return {
@@ -234,6 +254,7 @@ export function openFsImageStore(root: string, options: FsImageStoreOptions = {}
         file = undefined
         mkdirSync(join(areaDir(area), shardOf(id)), { recursive: true })
         commit(temp, target, area, bytes)
+        cache.forget(target)
         if (fsync) await syncFolder(join(areaDir(area), shardOf(id)))
         return { bytes }
       } catch (error) {
@@ -249,24 +270,18 @@ export function openFsImageStore(root: string, options: FsImageStoreOptions = {}
     async open(id, area) {
       assertImageKey(id, area)
       try {
-        const path = existingPath(id, area)
-        if (path === undefined) {
+        const found = existing(id, area)
+        if (found === undefined || !found.info.isFile()) {
           // A missing image is an answer; a missing folder is the store's failure, not "no such image".
           assertFolders(area)
           return undefined
         }
-        const info = await stat(path, { bigint: true })
-        if (!info.isFile()) return undefined
-        return {
-          size: Number(info.size),
-          // Images are never changed in place, only replaced by a new file (new inode), so this is a strong tag.
-          etag: `"${info.ino.toString(36)}-${info.size.toString(36)}-${info.mtimeNs.toString(36)}"`,
-          lastModified: info.mtime,
-          body: Bun.file(path, { type: 'image/png' }),
-        }
+        const { path, info } = found
+        const etag = tagOf(info)
+        const file = Bun.file(path, { type: 'image/png' })
+        const size = Number(info.size)
+        return { size, etag, lastModified: info.mtime, body: (await cache.get(path, etag, size, file)) ?? file }
       } catch (error) {
-        // Removed between the look and the stat: gone, as it would be a moment later.
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT' && statSync(areaDir(area), { throwIfNoEntry: false })?.isDirectory()) return undefined
         throw failure(error, `Reading image ${id} (${area})`)
       }
     },
@@ -293,6 +308,7 @@ export function openFsImageStore(root: string, options: FsImageStoreOptions = {}
             continue
           }
           removed = { bytes: (removed?.bytes ?? 0) + old.size }
+          cache.forget(path)
         }
         if (removed && fsync) await syncFolder(join(areaDir(area), shardOf(id)))
         return removed
@@ -318,8 +334,52 @@ export function openFsImageStore(root: string, options: FsImageStoreOptions = {}
     async close() {
       if (closed) return
       closed = true
+      cache.clear()
       await moving.catch(() => {})
       tally.close()
+    },
+  }
+}
+
+/** Images in memory by path, each under the tag of the file it was read from; least recently read evicted first. */
+function createHotCache(budget: number) {
+  const entries = new Map<string, { etag: string; blob: Blob }>()
+  let held = 0
+  const drop = (path: string) => {
+    const entry = entries.get(path)
+    if (!entry) return
+    entries.delete(path)
+    held -= entry.blob.size
+  }
+  return {
+    /** The image in memory when its tag is `etag` (read into memory now, when it fits); undefined to send the file. */
+    async get(path: string, etag: string, size: number, file: Blob): Promise<Blob | undefined> {
+      if (budget === 0 || size > budget / 8) return undefined
+      const entry = entries.get(path)
+      if (entry?.etag === etag) {
+        // Most recently read: to the end of the order.
+        entries.delete(path)
+        entries.set(path, entry)
+        return entry.blob
+      }
+      drop(path)
+      const bytes = await file.bytes()
+      // Replaced while it was read: not these bytes under that tag; send the file as it is now.
+      const now = statSync(path, { bigint: true, throwIfNoEntry: false })
+      if (bytes.byteLength !== size || !now || tagOf(now) !== etag) return undefined
+      const blob = new Blob([bytes], { type: 'image/png' })
+      entries.set(path, { etag, blob })
+      held += size
+      for (const [oldest] of entries) {
+        if (held <= budget) break
+        drop(oldest)
+      }
+      return blob
+    },
+    forget: drop,
+    clear() {
+      entries.clear()
+      held = 0
     },
   }
 }

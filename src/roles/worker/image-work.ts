@@ -1,20 +1,33 @@
-// The worker's image work (PROTOCOL.md): any PNG in, 8-bit RGBA out, composited over black, red and green swapped, opaque.
-import sharp, { type Metadata, type OutputInfo, type SharpOptions } from 'sharp'
+// The worker's image work (PROTOCOL.md): any PNG in, an opaque 8-bit PNG out, composited over black, red and green swapped.
+import { CompressionType, FilterType, Transformer } from '@napi-rs/image'
+import sharp, { type OutputInfo, type SharpOptions } from 'sharp'
+import { parsePngHeader } from '../../shared/png-header.ts'
 import { UnrecoverableImageError } from './errors.ts'
 
 // Every image is new to a worker: libvips' operation cache would only hold memory.
 sharp.cache(false)
 
+/**
+ * How hard the encoder works (PIXMILL_PNG_EFFORT). `fast`: @napi-rs/image's fast deflate with adaptive row filters,
+ * RGBA (every alpha 255): 3-6x faster than sharp at level 2, within a few per cent of its size on photos (see the codec
+ * table in the README). `small`: sharp at level 6 with adaptive filters, RGB: the smallest output, at sharp's cost.
+ */
+export type PngEffort = 'fast' | 'small'
+
 export interface ImageWorkOptions {
   /** The most pixels (width x height) decoded; more fails the image from its header alone. */
   readonly maxPixels: number
-  /** libvips abandons a decode or an encode that runs longer (whole seconds, 1-3600). Default 300. */
+  /** A decode or an encode that runs longer is abandoned (whole seconds, 1-3600). Default 300. */
   readonly timeoutSeconds?: number
-  /**
-   * zlib level of the output, 0-9. Default 2: with adaptive filtering it beat sharp's default (level 6, no filter) on
-   * photo-like and gradient images in both time and size (3 Mpx photo: 314 ms / 4.7 MB against 414 ms / 6.6 MB).
-   */
-  readonly compressionLevel?: number
+  /** Default `fast`. */
+  readonly effort?: PngEffort
+}
+
+/** An image decoded, composited over black and swapped: 8-bit RGBA, every alpha 255. */
+export interface SwappedPixels {
+  readonly rgba: Uint8Array
+  readonly width: number
+  readonly height: number
 }
 
 /**
@@ -87,14 +100,14 @@ function reason(error: unknown): string {
 }
 
 /**
- * Decodes `png` (any colour type, bit depth and interlacing), composites it over black, swaps red and green and encodes
- * an opaque 8-bit RGBA PNG of the same size. The header is read first, and an image of more than `maxPixels` pixels is
- * refused before any pixel is decoded. Throws UnrecoverableImageError for anything that is not a decodable PNG within
- * the limits. Decoding and encoding run in libvips' threads; only the compositing pass runs on the JS thread
- * (about 15 ms for 4 Mpx of 8-bit RGBA). A native `flatten` + `recomb` pipeline was measured slower (314 against
- * 164 ms for 2048x2048 RGBA) and is not exact: libvips' flatten truncates, and 16-bit goes to 8 bits by a shift.
+ * Decodes `png` (any colour type, bit depth and interlacing) and composites it over black with red and green swapped.
+ * The header is read first, and an image of more than `maxPixels` pixels is refused before any pixel is decoded.
+ * Throws UnrecoverableImageError for anything that is not a decodable PNG within the limits. The decode runs in
+ * libvips' threads; only the compositing pass runs on the JS thread (about 15 ms for 4 Mpx of 8-bit RGBA). A native
+ * `flatten` + `recomb` pipeline was measured slower (314 against 164 ms for 2048x2048 RGBA) and is not exact:
+ * libvips' flatten truncates, and 16-bit goes to 8 bits by a shift.
  */
-export async function swapRedGreen(png: Uint8Array, options: ImageWorkOptions): Promise<Uint8Array<ArrayBuffer>> {
+export async function decodeSwapped(png: Uint8Array, options: ImageWorkOptions): Promise<SwappedPixels> {
   const { maxPixels } = options
   const seconds = options.timeoutSeconds ?? 300
   const input: SharpOptions = {
@@ -105,20 +118,15 @@ export async function swapRedGreen(png: Uint8Array, options: ImageWorkOptions): 
     ignoreIcc: true,
     sequentialRead: true,
   }
-  let header: Metadata
-  try {
-    // The header alone allocates no pixels; leaving the limit to the check below gives a message with the size.
-    header = await sharp(png, { ...input, limitInputPixels: false }).metadata()
-  } catch (error) {
-    throw new UnrecoverableImageError(`not a decodable PNG: ${reason(error)}`, { cause: error })
-  }
-  if (header.format !== 'png') throw new UnrecoverableImageError(`not a PNG (the content is ${header.format ?? 'unknown'})`)
-  const { width, height } = header
-  if (!width || !height) throw new UnrecoverableImageError('the PNG header declares no size')
+  // The header from its 33 bytes, not from libvips: the pixel limit is checked before anything is decoded, and no
+  // second pass of libvips over the input is paid for it.
+  const parsed = parsePngHeader(png)
+  if ('problem' in parsed) throw new UnrecoverableImageError(`not a decodable PNG: ${parsed.problem}`)
+  const { width, height } = parsed.header
   if (width * height > maxPixels) {
     throw new UnrecoverableImageError(`the PNG has ${width}x${height} pixels, more than the limit of ${maxPixels}`)
   }
-  const sixteen = header.depth === 'ushort'
+  const sixteen = parsed.header.bitDepth === 16
   let decoded: { data: Buffer; info: OutputInfo }
   try {
     // Grey becomes RGB and an opaque image gets alpha = max natively, so that the pass below sees RGBA only.
@@ -135,23 +143,41 @@ export async function swapRedGreen(png: Uint8Array, options: ImageWorkOptions): 
   if (info.channels !== 4 || info.width !== width || info.height !== height) {
     throw new UnrecoverableImageError(`unexpected decoding: ${info.width}x${info.height}, ${info.channels} channels`)
   }
-  let rgba: Uint8Array
-  if (sixteen) {
-    const aligned = data.byteOffset % 2 === 0 ? data : Buffer.from(data)
-    const samples = new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.length / 2)
-    rgba = new Uint8Array(aligned.buffer, aligned.byteOffset, width * height * 4)
-    compositeSwap16(samples, rgba)
-  } else {
-    rgba = data
-    compositeSwap8(rgba)
+  if (!sixteen) {
+    compositeSwap8(data)
+    return { rgba: data, width, height }
   }
+  const aligned = data.byteOffset % 2 === 0 ? data : Buffer.from(data)
+  const samples = new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.length / 2)
+  const rgba = new Uint8Array(aligned.buffer, aligned.byteOffset, width * height * 4)
+  compositeSwap16(samples, rgba)
+  return { rgba, width, height }
+}
+
+/** Encodes swapped pixels as PNG with `effort` (see PngEffort); fails (UnrecoverableImageError) past the time limit. */
+export async function encodeSwapped(pixels: SwappedPixels, effort: PngEffort = 'fast', timeoutSeconds = 300): Promise<Uint8Array<ArrayBuffer>> {
+  const { rgba, width, height } = pixels
   try {
-    return await sharp(rgba, { raw: { width, height, channels: 4 } })
-      .png({ compressionLevel: options.compressionLevel ?? 2, adaptiveFiltering: true })
-      .timeout({ seconds })
-      .toBuffer()
+    if (effort === 'small') {
+      return await sharp(rgba, { raw: { width, height, channels: 4 } })
+        .removeAlpha()
+        .png({ compressionLevel: 6, adaptiveFiltering: true })
+        .timeout({ seconds: timeoutSeconds })
+        .toBuffer()
+    }
+    // Off the JS thread (libuv's pool), as sharp's work is.
+    const out = await Transformer.fromRgbaPixels(rgba, width, height).png(
+      { compressionType: CompressionType.Fast, filterType: FilterType.Adaptive },
+      AbortSignal.timeout(timeoutSeconds * 1000),
+    )
+    return new Uint8Array(out.buffer, out.byteOffset, out.byteLength) as Uint8Array<ArrayBuffer>
   } catch (error) {
     // Encoding our own raw pixels only fails on resources or the time limit; the image is still what costs them.
     throw new UnrecoverableImageError(`encoding the result failed: ${reason(error)}`, { cause: error })
   }
+}
+
+/** The whole image work of one task: decodeSwapped, then encodeSwapped. */
+export async function swapRedGreen(png: Uint8Array, options: ImageWorkOptions): Promise<Uint8Array<ArrayBuffer>> {
+  return encodeSwapped(await decodeSwapped(png, options), options.effort, options.timeoutSeconds)
 }

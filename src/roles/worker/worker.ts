@@ -6,7 +6,7 @@ import { HttpError, NotOffered } from '../../shared/errors.ts'
 import { withRequestId } from '../../shared/request-context.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { UnrecoverableImageError } from './errors.ts'
-import { type ImageWorkOptions, swapRedGreen } from './image-work.ts'
+import { type ImageWorkOptions, type PngEffort, swapRedGreen } from './image-work.ts'
 
 export interface WorkerOptions {
   readonly master: MasterWorkerClient
@@ -16,6 +16,8 @@ export interface WorkerOptions {
   readonly threads: number
   /** The most pixels one image may have; more fails the task. */
   readonly maxPixels: number
+  /** PIXMILL_PNG_EFFORT. Default `fast`. */
+  readonly pngEffort?: PngEffort
   /** The master's lease; a claim with a token is renewed every third of it. */
   readonly leaseSeconds: number
   readonly log: Logger
@@ -106,6 +108,7 @@ export function createWorker(options: WorkerOptions): Worker {
   const leaseMs = options.leaseSeconds * 1000
   const imageOptions: ImageWorkOptions = {
     maxPixels: options.maxPixels,
+    effort: options.pngEffort,
     timeoutSeconds: Math.min(3600, Math.max(1, Math.ceil(taskTimeoutMs / 1000))),
   }
   const stopClaiming = new AbortController()

@@ -1,0 +1,35 @@
+// The master's memory of unfinished task states: trusted a moment, a finished state never kept.
+import { describe, expect, test } from 'bun:test'
+import { createTaskStates } from '../../src/roles/master/task-states.ts'
+
+describe('task states', () => {
+  test('an unfinished state is trusted for trustMs, then asked for again', () => {
+    let clock = 0
+    const states = createTaskStates({ trustMs: 250, now: () => clock })
+    states.set(1, 0)
+    states.set(2, 3)
+    clock = 249
+    expect([states.get(1), states.get(2)]).toEqual([0, 3])
+    clock = 250
+    expect([states.get(1), states.get(2)]).toEqual([undefined, undefined])
+  })
+
+  test('a finished state is never kept, and forget drops what was kept', () => {
+    const states = createTaskStates({ now: () => 0 })
+    states.set(1, 0)
+    states.set(1, 2)
+    expect(states.get(1)).toBeUndefined()
+    states.set(2, 1)
+    states.forget(2)
+    expect(states.get(2)).toBeUndefined()
+  })
+
+  test('past its capacity the oldest sighting goes first', () => {
+    const states = createTaskStates({ capacity: 2, now: () => 0 })
+    states.set(1, 0)
+    states.set(2, 0)
+    states.set(1, 1)
+    states.set(3, 0)
+    expect([states.get(1), states.get(2), states.get(3)]).toEqual([1, undefined, 0])
+  })
+})
