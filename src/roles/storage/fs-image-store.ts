@@ -1,7 +1,8 @@
 // ImageStore on the file system: <root>/<area>/<id / 10^6>/<id / 1000 mod 1000>/<id>.png, written through a temp file.
 import { randomBytes } from 'node:crypto'
-import { existsSync, linkSync, mkdirSync, opendirSync, readdirSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs'
-import { type FileHandle, open, opendir, rm, stat } from 'node:fs/promises'
+import { closeSync, existsSync, fsync as fsyncCallback, linkSync, mkdirSync, openSync, opendirSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs'
+import { promisify } from 'node:util'
+import { open, opendir, rm, stat } from 'node:fs/promises'
 import type { BigIntStats } from 'node:fs'
 import { join } from 'node:path'
 import { DependencyUnavailable, HttpError, PayloadTooLarge } from '../../shared/errors.ts'
@@ -33,6 +34,8 @@ const FLAT_IMAGE = /^(0|[1-9][0-9]{0,14})\.png$/
 const TEMP_NAME = /^\.[0-9]+\.png\.([0-9]+)\.[0-9a-f]+\.tmp$/
 /** A temp file this old is a crash's leftover even if its writer's pid is alive again (pid reuse). */
 const STALE_TEMP_MS = 24 * 60 * 60 * 1000
+const fsyncAsync = promisify(fsyncCallback)
+
 /** Flat-layout images moved per turn of the event loop, so that requests go on meanwhile. */
 const MOVES_PER_TURN = 200
 
@@ -47,8 +50,34 @@ function abandoned(pid: number, ageMs: number): boolean {
   }
 }
 
-async function writeAll(file: FileHandle, chunk: Uint8Array): Promise<void> {
-  for (let done = 0; done < chunk.byteLength; ) done += (await file.write(chunk, done, chunk.byteLength - done)).bytesWritten
+/**
+ * Writes a body to an open file through a buffer of WRITE_BATCH bytes, synchronously: a write into the page cache
+ * takes microseconds, and one per batch costs less than a hop to the thread pool and back for every chunk of the body.
+ */
+class BatchedWriter {
+  private readonly buffer = new Uint8Array(WRITE_BATCH)
+  private filled = 0
+
+  constructor(private readonly fd: number) {}
+
+  write(chunk: Uint8Array): void {
+    if (this.filled + chunk.byteLength > WRITE_BATCH) this.flush()
+    if (chunk.byteLength >= WRITE_BATCH) return writeFully(this.fd, chunk)
+    this.buffer.set(chunk, this.filled)
+    this.filled += chunk.byteLength
+  }
+
+  flush(): void {
+    writeFully(this.fd, this.buffer.subarray(0, this.filled))
+    this.filled = 0
+  }
+}
+
+/** Bytes coalesced per write(2) of an upload. */
+const WRITE_BATCH = 1024 * 1024
+
+function writeFully(fd: number, bytes: Uint8Array): void {
+  for (let done = 0; done < bytes.byteLength; ) done += writeSync(fd, bytes, done, bytes.byteLength - done)
 }
 
 async function syncFolder(path: string): Promise<void> {
@@ -57,6 +86,36 @@ async function syncFolder(path: string): Promise<void> {
     await folder.sync()
   } finally {
     await folder.close()
+  }
+}
+
+/**
+ * fsync of folders as a group commit: a sync asked for while one of the same folder runs waits for the next one, which
+ * covers every rename made before it started. Puts that land together in a shard folder share one folder sync.
+ */
+function createFolderSyncer() {
+  const folders = new Map<string, { running: Promise<void>; next?: Promise<void> }>()
+  const start = (path: string): Promise<void> => {
+    const running = syncFolder(path).finally(() => {
+      const entry = folders.get(path)
+      if (entry?.next) return
+      folders.delete(path)
+    })
+    return running
+  }
+  return (path: string): Promise<void> => {
+    const entry = folders.get(path)
+    if (!entry) {
+      const running = start(path)
+      folders.set(path, { running })
+      return running
+    }
+    entry.next ??= entry.running.catch(() => {}).then(() => {
+      const running = start(path)
+      folders.set(path, { running })
+      return running
+    })
+    return entry.next
   }
 }
 
@@ -89,6 +148,7 @@ export function openFsImageStore(root: string, options: FsImageStoreOptions = {}
   /** Areas whose folder may still hold images of the flat layout: reads look there too until the move is done. */
   const flat = new Set<Area>(AREAS.filter(hasFlatEntries))
   let closed = false
+  const syncFolderGrouped = createFolderSyncer()
   const cache = createHotCache(options.cacheBytes ?? 0)
   const moving = flat.size > 0 ? moveFlatImages().catch((error) => options.log?.error({ err: error }, 'moving images of the flat layout failed; reads still find them')) : Promise.resolve()
 
@@ -236,30 +296,33 @@ export function openFsImageStore(root: string, options: FsImageStoreOptions = {}
       const target = imagePath(id, area)
       const temp = join(tempDir, `.${id}.png.${process.pid}.${randomBytes(6).toString('hex')}.tmp`)
       const reader = body.getReader()
-      let file: FileHandle | undefined
+      let fd: number | undefined
       try {
         assertFolders(area)
         // 'wx': a fresh file of our own, never someone else's temp file.
-        file = await open(temp, 'wx')
+        fd = openSync(temp, 'wx')
+        const writer = new BatchedWriter(fd)
         let bytes = 0
         for (;;) {
           const { done, value } = await reader.read()
           if (done) break
           bytes += value.byteLength
           if (bytes > maxBytes) throw new PayloadTooLarge(maxBytes)
-          await writeAll(file, value)
+          writer.write(value)
         }
-        if (fsync) await file.sync()
-        await file.close()
-        file = undefined
+        writer.flush()
+        // The fsyncs take milliseconds: off the JS thread.
+        if (fsync) await fsyncAsync(fd)
+        closeSync(fd)
+        fd = undefined
         mkdirSync(join(areaDir(area), shardOf(id)), { recursive: true })
         commit(temp, target, area, bytes)
         cache.forget(target)
-        if (fsync) await syncFolder(join(areaDir(area), shardOf(id)))
+        if (fsync) await syncFolderGrouped(join(areaDir(area), shardOf(id)))
         return { bytes }
       } catch (error) {
         await reader.cancel(error).catch(() => {})
-        await file?.close().catch(() => {})
+        if (fd !== undefined) closeSync(fd)
         await rm(temp, { force: true }).catch(() => {})
         throw failure(error, `Storing image ${id} (${area})`)
       } finally {
@@ -310,7 +373,7 @@ export function openFsImageStore(root: string, options: FsImageStoreOptions = {}
           removed = { bytes: (removed?.bytes ?? 0) + old.size }
           cache.forget(path)
         }
-        if (removed && fsync) await syncFolder(join(areaDir(area), shardOf(id)))
+        if (removed && fsync) await syncFolderGrouped(join(areaDir(area), shardOf(id)))
         return removed
       } catch (error) {
         throw failure(error, `Removing image ${id} (${area})`)
