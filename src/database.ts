@@ -5,7 +5,7 @@ import { createKvClient } from './clients/kv-client.ts'
 import { createMetricsRegistry } from './plugins/metrics.ts'
 import { kvPeer } from './clients/peer-address.ts'
 import { createStorageClient } from './clients/storage-client.ts'
-import { createDatabaseApp, removalMetrics } from './roles/database/app.ts'
+import { createDatabaseApp, createDatabaseClaimWaits, removalMetrics } from './roles/database/app.ts'
 import { createRemoval } from './roles/database/removal.ts'
 import { openPostgresTaskStore, redactPostgresUrl } from './roles/database/postgres-task-store.ts'
 import { openSqliteTaskStore } from './roles/database/sqlite-task-store.ts'
@@ -27,7 +27,8 @@ export async function startDatabase(argv: readonly string[], settings: Settings 
   const storage = createStorageClient(kvPeer(kv, 'storageAddress', { log }), fetcher)
   const registry = createMetricsRegistry('database')
   const removal = createRemoval({ store, images: storage, log, retentionSeconds: settings.retentionSeconds, ...removalMetrics(registry) })
-  const app = createDatabaseApp({ store, removal, log, registry, token: settings.token, idleTimeoutSeconds: settings.idleTimeoutSeconds })
+  const claimWaits = createDatabaseClaimWaits(store)
+  const app = createDatabaseApp({ store, removal, claimWaits, log, registry, token: settings.token, idleTimeoutSeconds: settings.idleTimeoutSeconds })
   const running = await serveRole({
     role: 'database',
     app,
@@ -41,7 +42,14 @@ export async function startDatabase(argv: readonly string[], settings: Settings 
   })
   removal.start()
   log.info({ retentionSeconds: settings.retentionSeconds, sweepEveryMs: removal.intervalMs() }, 'removal sweep started')
-  return running
+  return {
+    ...running,
+    // Claims held for a task are answered "none" first: a graceful stop waits for the requests in flight.
+    stop() {
+      claimWaits.close()
+      return running.stop()
+    },
+  }
 }
 
 /**

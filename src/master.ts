@@ -5,7 +5,8 @@ import { createKvClient } from './clients/kv-client.ts'
 import { kvPeer, peerHealthy } from './clients/peer-address.ts'
 import { createStorageClient } from './clients/storage-client.ts'
 import { createMetricsRegistry } from './plugins/metrics.ts'
-import { createMasterApp } from './roles/master/app.ts'
+import { createMasterApp, databaseRecords } from './roles/master/app.ts'
+import { createTaskWaits } from './roles/master/task-waits.ts'
 import { dialable, parseServiceArgs } from './shared/args.ts'
 import { withBackoff } from './shared/backoff.ts'
 import { loadSettings, type Settings } from './shared/config.ts'
@@ -24,8 +25,11 @@ export async function startMaster(argv: readonly string[], settings: Settings = 
   for (const peer of [databasePeer, storagePeer]) {
     await withBackoff(() => peer.current(), { ...kvWait(settings), what: `finding ${peer.key} in kv at ${kv.address}`, log })
   }
+  const database = createDatabaseClient(databasePeer, fetcher)
+  const taskWaits = createTaskWaits({ records: databaseRecords(database) })
   const app = createMasterApp({
-    database: createDatabaseClient(databasePeer, fetcher),
+    taskWaits,
+    database,
     storage: createStorageClient(storagePeer, fetcher),
     log,
     registry: createMetricsRegistry('master'),
@@ -39,7 +43,15 @@ export async function startMaster(argv: readonly string[], settings: Settings = 
       return { database, storage }
     },
   })
-  return serveRole({ role: 'master', app, listen: self, log, register: { kv, key: 'masterAddress', value: dialable(self), waitSeconds: settings.kvWaitSeconds, ttlSeconds: settings.registrationTtlSeconds } })
+  const running = await serveRole({ role: 'master', app, listen: self, log, register: { kv, key: 'masterAddress', value: dialable(self), waitSeconds: settings.kvWaitSeconds, ttlSeconds: settings.registrationTtlSeconds } })
+  return {
+    ...running,
+    // Waits are answered first (with the task as last seen): a graceful stop waits for the requests in flight.
+    stop() {
+      taskWaits.close()
+      return running.stop()
+    },
+  }
 }
 
 if (import.meta.main) await runMain(() => startMaster(process.argv.slice(2)))

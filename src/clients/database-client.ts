@@ -32,8 +32,13 @@ export interface DatabaseClient {
   dropTask(id: number): Promise<void>
   /** The task; NotFound-like HttpError (404) for an unknown id. */
   getById(id: number): Promise<TaskRecord | PlainTaskRecord>
-  /** The database's claim answer as JSON text; NotFound `No non-started task.` when there is none. */
-  getNewTask(): Promise<string>
+  /** The known tasks among `ids` (at most 500), by id; from an original database, one `/getById` each. */
+  getByIds(ids: readonly number[]): Promise<Map<number, TaskRecord | PlainTaskRecord>>
+  /**
+   * The database's claim answer as JSON text; NotFound `No non-started task.` when there is none. `waitSeconds`: held
+   * until a task can be claimed or that long (an original database answers at once); `signal` ends it early.
+   */
+  getNewTask(options?: { waitSeconds?: number; signal?: AbortSignal }): Promise<string>
   finishTask(id: number, lease?: string): Promise<void>
   /** NotOffered (501) from an original database, as every call below. */
   failTask(id: number, error?: string, lease?: string): Promise<void>
@@ -72,6 +77,7 @@ export function createDatabaseClient(peer: PeerAddress, fetcher: Fetch = peerTra
     onPeer(peer, async (address) => (await callPeer(fetcher, 'database', address, path, { method, query, timeoutMs: 10_000 })).text(), {
       idempotent: method === 'GET',
     })
+  const getById = async (id: number) => parseTask(await call('GET', '/getById', { id }))
   return {
     async reserveTask() {
       return onPeer(peer, async (address) => {
@@ -96,13 +102,42 @@ export function createDatabaseClient(peer: PeerAddress, fetcher: Fetch = peerTra
     async dropTask(id) {
       await call('POST', '/dropTask', { id })
     },
-    async getById(id) {
-      return parseTask(await call('GET', '/getById', { id }))
+    getById,
+    async getByIds(ids) {
+      const found = new Map<number, TaskRecord | PlainTaskRecord>()
+      try {
+        const tasks = JSON.parse(await call('GET', '/getByIds', { ids: ids.join(',') })) as TaskRecord[]
+        for (const task of tasks) found.set(task.id, task)
+        return found
+      } catch (error) {
+        if (!(error instanceof NotOffered)) throw error
+      }
+      await Promise.all(
+        ids.map(async (id) => {
+          const task = await getById(id).catch((error: unknown) => {
+            if (error instanceof HttpError && error.status === 404) return undefined
+            throw error
+          })
+          if (task) found.set(id, task)
+        }),
+      )
+      return found
     },
-    async getNewTask() {
+    async getNewTask(options = {}) {
+      const wait = options.waitSeconds ?? 0
       let text: string
       try {
-        text = await call('POST', '/getNewTask')
+        // Not sent elsewhere after a failure: a claim may have been made there (it expires with its lease).
+        text = await onPeer(peer, async (address) =>
+          (
+            await callPeer(fetcher, 'database', address, '/getNewTask', {
+              method: 'POST',
+              query: { wait: wait > 0 ? wait : undefined },
+              signal: options.signal,
+              timeoutMs: 10_000 + wait * 1000,
+            })
+          ).text(),
+        )
       } catch (error) {
         // An original database may refuse with another status than 404.
         if (error instanceof HttpError && error.status < 500 && NO_TASK.test(error.message)) throw new NotFound('No non-started task.')

@@ -14,8 +14,11 @@ export interface ClaimedTask {
 }
 
 export interface MasterWorkerClient {
-  /** The next task, or undefined when there is none (`Error: No non-started task.`). */
-  getNewTask(): Promise<ClaimedTask | undefined>
+  /**
+   * The next task, or undefined when there is none (`Error: No non-started task.`). `waitSeconds`: the master holds the
+   * call until a task can be claimed or that long (a master of the original protocol answers at once); `signal` ends it.
+   */
+  getNewTask(options?: { waitSeconds?: number; signal?: AbortSignal }): Promise<ClaimedTask | undefined>
   /** `processingMs`, when given, feeds the master's processing-time figures. */
   registerTaskFinished(id: number, leaseToken?: string, processingMs?: number): Promise<void>
   /** NotOffered (501) from a master of the original protocol, which has no failed state; the same for the next two. */
@@ -44,13 +47,14 @@ function parseClaim(text: string): ClaimedTask {
 }
 
 export function createMasterWorkerClient(peer: PeerAddress, fetcher: Fetch = peerTransport): MasterWorkerClient {
-  const post = (path: string, query: Record<string, string | number | undefined>) =>
-    onPeer(peer, async (address) => (await callPeer(fetcher, 'master', address, path, { method: 'POST', query })).text())
+  const post = (path: string, query: Record<string, string | number | undefined>, extra: { signal?: AbortSignal; timeoutMs?: number } = {}) =>
+    onPeer(peer, async (address) => (await callPeer(fetcher, 'master', address, path, { method: 'POST', query, ...extra })).text())
   return {
-    async getNewTask() {
+    async getNewTask(options = {}) {
+      const wait = options.waitSeconds ?? 0
       let text: string
       try {
-        text = await post('/getNewTask', {})
+        text = await post('/getNewTask', { wait: wait > 0 ? wait : undefined }, { signal: options.signal, timeoutMs: 30_000 + wait * 1000 })
       } catch (error) {
         if (error instanceof HttpError && error.status < 500 && NO_TASK.test(error.message)) return undefined
         throw error

@@ -13,15 +13,18 @@ export interface FakeTask {
 /**
  * Master and storage as one fetch handler: tasks, images, a log of calls, and injectable network failures.
  * `original`: the master knows only the original endpoints (others answer Go's `404 page not found`) and passes the
- * database's refusals on with status 200, as the original master did.
+ * database's refusals on with status 200, as the original master did. `holdClaims`: `getNewTask?wait=S` is held until
+ * a task is added or S seconds pass, as this project's master does.
  */
-export function fakeCluster(options: { leases?: boolean; original?: boolean } = {}) {
+export function fakeCluster(options: { leases?: boolean; original?: boolean; holdClaims?: boolean } = {}) {
   const tasks: FakeTask[] = []
   const images = new Map<string, Uint8Array<ArrayBuffer>>()
   const calls: string[] = []
   /** path -> how many of the next calls fail as if the connection were refused. */
   const failNext: Record<string, number> = {}
   const text = (body: string, status = 200) => new Response(body, { status })
+  /** Held claims, woken when a task is added. */
+  let added = Promise.withResolvers<void>()
   const fetch = async (request: Request): Promise<Response> => {
     const url = new URL(request.url)
     const q = (k: string) => url.searchParams.get(k) ?? undefined
@@ -35,6 +38,12 @@ export function fakeCluster(options: { leases?: boolean; original?: boolean } = 
     if (options.original && ['/registerTaskFailed', '/renewTask', '/releaseTask'].includes(url.pathname)) return text('404 page not found\n', 404)
     switch (url.pathname) {
       case '/getNewTask': {
+        const wait = Number(q('wait') ?? 0)
+        if (options.holdClaims && wait > 0 && !tasks.some((t) => t.state === 0)) {
+          const gone = new Promise((resolve) => request.signal.addEventListener('abort', resolve, { once: true }))
+          await Promise.race([added.promise, Bun.sleep(wait * 1000), gone])
+          if (request.signal.aborted) throw new DOMException('The operation was aborted.', 'AbortError')
+        }
         const next = tasks.find((t) => t.state === 0)
         if (!next) return text('Error: No non-started task.', options.original ? 200 : 404)
         next.state = 1
@@ -76,6 +85,8 @@ export function fakeCluster(options: { leases?: boolean; original?: boolean } = 
       const id = tasks.length
       tasks.push({ id, state: 0 })
       images.set(`working/${id}`, png)
+      added.resolve()
+      added = Promise.withResolvers<void>()
       return id
     },
     callsFor: (id: number) => calls.filter((c) => new URLSearchParams(c.split('?')[1]).get('id') === String(id)).map((c) => c.split('?')[0]),

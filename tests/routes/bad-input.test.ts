@@ -48,6 +48,7 @@ describe('bad input: ids', () => {
     ['master', 'GET', '/isReady', ''],
     ['master', 'GET', '/get', ''],
     ['master', 'GET', '/status', ''],
+    ['master', 'GET', '/wait', '&timeout=1'],
     ['master', 'POST', '/registerTaskFinished', '&lease=x'],
     ['master', 'POST', '/registerTaskFailed', '&error=e'],
     ['master', 'POST', '/renewTask', '&lease=x'],

@@ -248,3 +248,47 @@ describe('database: metrics', () => {
     expect(text).toContain('pixmill_task_events_total{event="claimed",role="database"} 1')
   })
 })
+
+describe('database: POST /getNewTask?wait=S', () => {
+  test('a held claim is answered as soon as a task is created, activated or put back; bad waits are 400', async () => {
+    const held = app.handle(new Request('http://localhost/getNewTask?wait=10', { method: 'POST' }))
+    await Bun.sleep(50)
+    await call(app, 'POST', '/newTask')
+    const answer = await held
+    expect(answer.status).toBe(200)
+    expect(((await answer.json()) as { id: number }).id).toBe(0)
+    // Put back by a failure: a waiting claim gets it again.
+    const again = app.handle(new Request('http://localhost/getNewTask?wait=10', { method: 'POST' }))
+    await Bun.sleep(50)
+    await call(app, 'POST', '/failTask?id=0&error=x')
+    expect(((await (await again).json()) as { id: number; attempts: number }).attempts).toBe(1)
+    for (const bad of ['61', '-1', '1.5', 'x', '']) expect((await call(app, 'POST', `/getNewTask?wait=${bad}`)).status).toBe(400)
+  })
+
+  test('with nothing to claim it answers `No non-started task.` after S seconds; claims waiting are served in order', async () => {
+    const started = performance.now()
+    const none = await call(app, 'POST', '/getNewTask?wait=1')
+    expect(none.status).toBe(404)
+    expect(none.text).toBe('Error: No non-started task.')
+    expect(performance.now() - started).toBeGreaterThanOrEqual(900)
+    const first = app.handle(new Request('http://localhost/getNewTask?wait=10', { method: 'POST' }))
+    await Bun.sleep(20)
+    const second = app.handle(new Request('http://localhost/getNewTask?wait=10', { method: 'POST' }))
+    await Bun.sleep(20)
+    await call(app, 'POST', '/newTask')
+    await call(app, 'POST', '/newTask')
+    expect([((await (await first).json()) as { id: number }).id, ((await (await second).json()) as { id: number }).id]).toEqual([0, 1])
+  })
+
+  test('a caller that goes away ends its wait, and a claim made as it went gives nothing away', async () => {
+    const gone = new AbortController()
+    const held = app.handle(new Request('http://localhost/getNewTask?wait=10', { method: 'POST', signal: gone.signal }))
+    await Bun.sleep(30)
+    gone.abort()
+    await held.catch(() => undefined)
+    await call(app, 'POST', '/newTask')
+    // The task is still there for the next claim: nobody holds it.
+    expect((await json('POST', '/getNewTask')).body.id).toBe(0)
+    expect((await call(app, 'GET', '/metrics')).text).toMatch(/^pixmill_claims_waiting\{[^}]*\} 0$/m)
+  })
+})

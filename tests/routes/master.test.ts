@@ -198,3 +198,37 @@ describe('master: GET /isReady under many polls', () => {
     expect(await reads()).toBe(3)
   })
 })
+
+describe('master: GET /wait', () => {
+  test('answers at once for a task that has ended, and as soon as a waiting task finishes through this master', async () => {
+    const id = await upload()
+    const waiting = call(stack.master, 'GET', `/wait?id=${id}&timeout=10`)
+    await Bun.sleep(50)
+    const claim = JSON.parse((await post('/getNewTask')).text) as { leaseToken: string }
+    await call(stack.storage, 'POST', `/sendImage?id=${id}&state=finished`, RESULT, { 'content-type': 'image/png' })
+    await post(`/registerTaskFinished?id=${id}&lease=${claim.leaseToken}`)
+    const answer = await waiting
+    expect(answer.status).toBe(200)
+    expect(JSON.parse(answer.text)).toMatchObject({ id, state: 2, stateName: 'finished' })
+    // The same JSON as /status.
+    expect(JSON.parse((await get(`/wait?id=${id}`)).text)).toEqual(JSON.parse((await get(`/status?id=${id}`)).text))
+  })
+
+  test('after its timeout it answers the task as it is (200), so that a client asks again', async () => {
+    const id = await upload()
+    const answer = await get(`/wait?id=${id}&timeout=1`)
+    expect(answer.status).toBe(200)
+    expect(JSON.parse(answer.text)).toMatchObject({ id, state: 0 })
+  })
+
+  test('bad ids and timeouts are 400, an unknown id 404, all with an Error: body', async () => {
+    for (const query of ['id=abc', 'id=1&timeout=0', 'id=1&timeout=61', 'id=1&timeout=2.5', 'id=1&timeout=x', 'timeout=5']) {
+      const got = await get(`/wait?${query}`)
+      expect(got.status).toBe(400)
+      expect(got.text).toStartWith('Error:')
+    }
+    const unknown = await get('/wait?id=999&timeout=1')
+    expect(unknown.status).toBe(404)
+    expect(unknown.text).toStartWith('Error:')
+  })
+})

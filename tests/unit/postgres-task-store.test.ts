@@ -16,9 +16,11 @@ function whenOpen(opening: Promise<TaskStore>): TaskStore {
   return {
     create: async (o) => (await opening).create(o),
     get: async (id) => (await opening).get(id),
+    getMany: async (ids) => (await opening).getMany(ids),
     activate: async (id) => (await opening).activate(id),
     drop: async (id) => (await opening).drop(id),
     claim: async () => (await opening).claim(),
+    claimable: async () => (await opening).claimable(),
     renew: async (id, token) => (await opening).renew(id, token),
     finish: async (id, token) => (await opening).finish(id, token),
     release: async (id, token) => (await opening).release(id, token),

@@ -257,10 +257,28 @@ describe('worker loop', () => {
   test('`Error: No non-started task.` with status 200 (an original master passing the database on) is no task, not a failure', async () => {
     const cluster = fakeCluster({ original: true })
     const w = start(cluster, { threads: 1 })
-    await until(() => cluster.calls.filter((c) => c === '/getNewTask').length >= 3, 'a few idle claims')
+    await until(() => cluster.calls.filter((c) => c.startsWith('/getNewTask')).length >= 3, 'a few idle claims')
     const id = cluster.addTask(PNG)
     await until(() => cluster.tasks[id]!.state === 2, 'task finished')
     expect(w.stats()).toMatchObject({ peerErrors: 0, processed: 1 })
+  })
+
+  test('an idle worker holds one claim at the master: a task that comes after a quiet spell is claimed at once, with no polling', async () => {
+    const cluster = fakeCluster({ holdClaims: true })
+    const w = start(cluster, { threads: 1, claimWaitSeconds: 10 })
+    await Bun.sleep(300)
+    // One call held the whole time (back-off polling would have made a dozen by now).
+    expect(cluster.calls.filter((c) => c.startsWith('/getNewTask'))).toEqual(['/getNewTask?wait=10'])
+    const added = performance.now()
+    const id = cluster.addTask(PNG)
+    await until(() => cluster.tasks[id]!.state >= 1, 'the task claimed')
+    expect(performance.now() - added).toBeLessThan(1000)
+    await until(() => cluster.tasks[id]!.state === 2, 'task finished')
+    // close() ends the held claim at once rather than after its 10 s.
+    const closing = performance.now()
+    await w.close()
+    expect(performance.now() - closing).toBeLessThan(1000)
+    expect(w.stats().peerErrors).toBe(0)
   })
 
   /** The cluster's storage, with the store of `held` results waiting for `gate` (for ever if it never opens). */

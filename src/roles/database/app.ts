@@ -6,8 +6,9 @@ import { roleKit } from '../../plugins/role-kit.ts'
 import { NotFound } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { currentRequestId } from '../../shared/request-context.ts'
-import { ErrorText, IdQuery, Success } from '../../shared/schemas.ts'
-import { ClaimJson, CountsJson, FailQuery, RecentQuery, IdLeaseQuery, RenewQuery, SetByIdBody, TaskJson, taskJson } from './model.ts'
+import { ClaimQuery, ErrorText, IdQuery, Success } from '../../shared/schemas.ts'
+import { ClaimJson, CountsJson, FailQuery, IdLeaseQuery, IdsQuery, RecentQuery, RenewQuery, SetByIdBody, TaskJson, taskJson } from './model.ts'
+import { type ClaimWaits, createClaimWaits } from './claim-waits.ts'
 import type { Removal } from './removal.ts'
 import { STATE_NAMES, type TaskState, type TaskStore } from './task-store.ts'
 
@@ -19,6 +20,8 @@ export interface DatabaseAppDeps {
   readonly store: TaskStore
   /** Removes tasks with their images (the retention sweep and `/deleteTask`). */
   readonly removal: Removal
+  /** Claims held until a task can be claimed; the caller closes it when stopping. Default: one over `store`. */
+  readonly claimWaits?: ClaimWaits
   readonly log: Logger
   readonly registry: Registry
 }
@@ -28,7 +31,7 @@ const NO_TASK = 'No non-started task.'
 /** Every database route but the operations ones is internal: only the master and operators call the database. */
 const INTERNAL_ROUTES = [
   '/newTask', '/getById', '/getNewTask', '/finishTask', '/setById', '/list', '/failTask', '/retryTask', '/renewTask',
-  '/releaseTask', '/tasks', '/counts', '/reserveTask', '/activateTask', '/dropTask', '/deleteTask',
+  '/releaseTask', '/tasks', '/counts', '/reserveTask', '/activateTask', '/dropTask', '/deleteTask', '/getByIds',
 ]
 
 function taskMetrics(registry: Registry, store: TaskStore) {
@@ -52,6 +55,15 @@ function taskMetrics(registry: Registry, store: TaskStore) {
   return (event: string, n = 1) => n > 0 && events.inc({ event }, n)
 }
 
+/** Claim waits over `store`: a claim given back when its waiter went away. */
+export function createDatabaseClaimWaits(store: TaskStore): ClaimWaits {
+  return createClaimWaits({
+    claim: () => store.claim(),
+    claimable: () => store.claimable(),
+    release: async ({ task, leaseToken }) => void (await store.release(task.id, leaseToken)),
+  })
+}
+
 /** What removal did: tasks removed by the sweep and by operators, and when the last sweep ended. */
 export function removalMetrics(registry: Registry) {
   const removed = new Counter({
@@ -68,9 +80,16 @@ export function removalMetrics(registry: Registry) {
 }
 
 /** Builds the database app; it never listens (the entry file or the launcher does). */
-export function createDatabaseApp({ store, removal, log, registry, token, idleTimeoutSeconds }: DatabaseAppDeps) {
+export function createDatabaseApp({ store, removal, log, registry, token, idleTimeoutSeconds, ...deps }: DatabaseAppDeps) {
   const count = taskMetrics(registry, store)
-  store.onLeasesExpired((n) => count('lease_expired', n))
+  const claimWaits = deps.claimWaits ?? createDatabaseClaimWaits(store)
+  new Gauge({ name: 'pixmill_claims_waiting', help: 'Claims held until a task can be claimed (getNewTask?wait=S).', registers: [registry], collect() {
+    this.set(claimWaits.size())
+  } })
+  store.onLeasesExpired((n) => {
+    count('lease_expired', n)
+    claimWaits.notify()
+  })
   const app = roleKit({
     role: 'database',
     token,
@@ -92,6 +111,7 @@ export function createDatabaseApp({ store, removal, log, registry, token, idleTi
       async () => {
         const id = await store.create({ requestId: currentRequestId() })
         count('created')
+        claimWaits.notify()
         return String(id)
       },
       {
@@ -108,10 +128,26 @@ export function createDatabaseApp({ store, removal, log, registry, token, idleTi
       },
       { query: IdQuery, response: { 200: TaskJson, 404: ErrorText }, detail: { summary: 'A task as JSON', tags: ['original'] } },
     )
+    .get(
+      '/getByIds',
+      async ({ query }) => (await store.getMany(query.ids.split(',').map(Number))).map(taskJson),
+      {
+        query: IdsQuery,
+        response: { 200: t.Array(TaskJson) },
+        detail: { summary: 'Several tasks at once (unknown ids left out): the master’s one poll behind all its `/wait` calls', tags: ['beyond'] },
+      },
+    )
     .post(
       '/getNewTask',
-      async ({ set }) => {
-        const { claim } = await store.claim()
+      async ({ query, request, set }) => {
+        let { claim } = await claimWaits.claim(Number(query.wait ?? 0) * 1000, request.signal)
+        if (claim && request.signal.aborted) {
+          // The caller went away while its claim was made: nobody would work on it, so it goes back at once (the
+          // answer below reaches nobody).
+          await store.release(claim.task.id, claim.leaseToken).catch(() => {})
+          claimWaits.notify()
+          claim = undefined
+        }
         if (!claim) {
           set.status = 404
           set.headers['content-type'] = 'text/plain; charset=utf-8'
@@ -126,10 +162,13 @@ export function createDatabaseApp({ store, removal, log, registry, token, idleTi
         }
       },
       {
+        query: ClaimQuery,
         response: { 200: ClaimJson, 404: ErrorText },
         detail: {
           summary: 'Claim the oldest not-started task (now state 1, with a lease)',
-          description: `Answers \`Error: ${NO_TASK}\` (404) when there is none.`,
+          description:
+            `Answers \`Error: ${NO_TASK}\` (404) when there is none. With \`wait=S\` the call is held until a task can be ` +
+            'claimed (answered at once when one is created, activated, released, failed back or retried) or S seconds pass.',
           tags: ['original'],
         },
       },
@@ -152,6 +191,7 @@ export function createDatabaseApp({ store, removal, log, registry, token, idleTi
       '/setById',
       async ({ body }) => {
         await store.setState(body.id, body.state)
+        if (body.state === 0) claimWaits.notify()
         return 'success' as const
       },
       {
@@ -173,6 +213,7 @@ export function createDatabaseApp({ store, removal, log, registry, token, idleTi
       async ({ query }) => {
         const task = await store.fail(Number(query.id), query.error, query.lease)
         count(task.state === 3 ? 'failed_for_good' : 'failed')
+        if (task.state === 0) claimWaits.notify()
         log.info({ id: task.id, attempts: task.attempts, state: task.state, reason: query.error }, 'task failed')
         return 'success' as const
       },
@@ -187,6 +228,7 @@ export function createDatabaseApp({ store, removal, log, registry, token, idleTi
       async ({ query }) => {
         await store.retry(Number(query.id))
         count('retried')
+        claimWaits.notify()
         return 'success' as const
       },
       {
@@ -200,6 +242,7 @@ export function createDatabaseApp({ store, removal, log, registry, token, idleTi
       async ({ query }) => {
         await store.release(Number(query.id), query.lease)
         count('released')
+        claimWaits.notify()
         return 'success' as const
       },
       {
@@ -273,6 +316,7 @@ export function createDatabaseApp({ store, removal, log, registry, token, idleTi
       async ({ query }) => {
         await store.activate(Number(query.id))
         count('created')
+        claimWaits.notify()
         log.info({ id: Number(query.id) }, 'task created')
         return 'success' as const
       },

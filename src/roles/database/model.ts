@@ -11,6 +11,17 @@ export const LeaseToken = t.String({
   description: 'The token of the claim (from `/getNewTask`); optional for original clients, checked when given',
 })
 
+/** Most ids one `/getByIds` asks for. */
+export const MAX_IDS = 500
+
+export const IdsQuery = t.Object({
+  ids: t.String({
+    pattern: `^(0|[1-9][0-9]{0,14})(,(0|[1-9][0-9]{0,14})){0,${MAX_IDS - 1}}$`,
+    error: `ids must be 1 to ${MAX_IDS} task ids separated by commas (0,1,17)`,
+    description: 'Task ids separated by commas',
+  }),
+})
+
 export const IdLeaseQuery = t.Object({ id: IdString, lease: t.Optional(LeaseToken) })
 export const RenewQuery = t.Object({ id: IdString, lease: LeaseToken })
 export const FailQuery = t.Object({

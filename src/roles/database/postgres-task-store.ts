@@ -175,6 +175,12 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
         }
         return found ? toTask(found) : undefined
       }),
+    getMany: (ids) =>
+      fresh(async () => {
+        if (ids.length === 0) return []
+        const rows = await sql<Row[]>`SELECT * FROM pixmill_tasks WHERE id IN ${sql(ids as number[])} AND ready AND removing_until IS NULL ORDER BY id`
+        return rows.map(toTask)
+      }),
     activate: (id) =>
       guarded(async () => {
         const rows = await sql`UPDATE pixmill_tasks SET ready = TRUE, updated_at = ${now()} WHERE id = ${id} AND removing_until IS NULL RETURNING id`
@@ -214,6 +220,8 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
         if (expired > 0) for (const listener of expiryListeners) listener(expired)
         return { claim: claimed ? { task: toTask(claimed), leaseToken } : undefined }
       }),
+    claimable: () =>
+      fresh(async () => (await sql`SELECT 1 AS one FROM pixmill_tasks WHERE state = 0 AND ready LIMIT 1`).length > 0),
     renew: (id, leaseToken) =>
       fresh(async (t) => {
         const rows = await sql<Row[]>`UPDATE pixmill_tasks SET lease_until = ${t + leaseMs}, updated_at = ${t} WHERE ${inProgress(id, leaseToken)} RETURNING *`

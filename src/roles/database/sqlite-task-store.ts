@@ -74,6 +74,7 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
          error = ?3, lease_until = NULL, lease_token = NULL, updated_at = ?1
        WHERE state = 1 AND lease_until <= ?1 RETURNING id`,
     ),
+    anyClaimable: db.prepare<{ one: number }, []>('SELECT 1 AS one FROM tasks INDEXED BY tasks_claimable WHERE state = 0 AND ready = 1 LIMIT 1'),
     anyExpired: db.prepare<{ one: number }, [number]>('SELECT 1 AS one FROM tasks INDEXED BY tasks_leased WHERE state = 1 AND lease_until <= ? LIMIT 1'),
     claim: db.prepare<Row, [number, number, string]>(
       `UPDATE tasks SET state = 1, lease_until = ?2, lease_token = ?3, updated_at = ?1
@@ -241,21 +242,29 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
     }, 0),
   )
 
+  /** A visible task, after the expiry of its lease if that is due; from the rows kept when it is there. */
+  function getVisible(id: number): Task | undefined {
+    const t = now()
+    let row = rows.get(id) ?? q.get.get(id)
+    // Only a task in progress past its lease needs the expiry first: most reads cost one lookup.
+    if (row && row.state === 1 && row.lease_until !== null && row.lease_until <= t) {
+      expireLeases(t)
+      row = q.get.get(id)
+    }
+    if (!row) return undefined
+    remember(row)
+    return toTask(row)
+  }
+
   return {
     async create(opts) {
       return create.immediate(opts?.ready ?? true, opts?.requestId ?? null)
     },
     async get(id) {
-      const t = now()
-      let row = rows.get(id) ?? q.get.get(id)
-      // Only a task in progress past its lease needs the expiry first: most reads cost one lookup.
-      if (row && row.state === 1 && row.lease_until !== null && row.lease_until <= t) {
-        expireLeases(t)
-        row = q.get.get(id)
-      }
-      if (!row) return undefined
-      remember(row)
-      return toTask(row)
+      return getVisible(id)
+    },
+    async getMany(ids) {
+      return ids.flatMap((id) => getVisible(id) ?? [])
     },
     async activate(id) {
       activate.immediate(id)
@@ -266,6 +275,10 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
     async claim() {
       expireLeases()
       return claim.immediate()
+    },
+    async claimable() {
+      expireLeases()
+      return q.anyClaimable.get() !== null
     },
     async renew(id, leaseToken) {
       expireLeases()

@@ -62,12 +62,16 @@ export interface TaskStore {
   /** A new task; `ready: false` makes one that no worker can claim until `activate`. Ids count up from 0, never reused. */
   create(options?: { ready?: boolean; requestId?: string }): Promise<number>
   get(id: number): Promise<Task | undefined>
+  /** The visible tasks among `ids` (unknown ones left out), in one go. */
+  getMany(ids: readonly number[]): Promise<Task[]>
   /** A held task becomes claimable. Idempotent. */
   activate(id: number): Promise<void>
   /** Removes a task that is still held (its upload failed). */
   drop(id: number): Promise<void>
   /** Claims the oldest claimable not-started task. */
   claim(): Promise<ClaimResult>
+  /** Whether a task could be claimed now (cheap: one look at an index). */
+  claimable(): Promise<boolean>
   /** Extends a claim's lease. */
   renew(id: number, leaseToken: string): Promise<Task>
   /** In progress to finished. */

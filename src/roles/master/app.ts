@@ -8,11 +8,12 @@ import { roleKit } from '../../plugins/role-kit.ts'
 import { NotFound, NotOffered } from '../../shared/errors.ts'
 import { createGate } from '../../shared/gate.ts'
 import type { Logger } from '../../shared/logger.ts'
-import { ErrorText, IdQuery, Success } from '../../shared/schemas.ts'
+import { ClaimQuery, ErrorText, IdQuery, Success } from '../../shared/schemas.ts'
 import { acceptUpload } from './accept-upload.ts'
 import { createTaskStates, type TaskStates } from './task-states.ts'
+import { createTaskWaits, type TaskWaits } from './task-waits.ts'
 import { CountsJson, RecentQuery } from '../../shared/task-schemas.ts'
-import { FailedQuery, FinishedQuery, LeaseQuery, pngRequestBody, pngResponse, RenewQuery, StatusJson } from './model.ts'
+import { FailedQuery, FinishedQuery, LeaseQuery, pngRequestBody, pngResponse, RenewQuery, StatusJson, WaitQuery } from './model.ts'
 
 export interface MasterAppDeps {
   /** PIXMILL_TOKEN: when set, the internal routes want it. */
@@ -28,6 +29,8 @@ export interface MasterAppDeps {
   readonly uploadTimeoutSeconds?: number
   /** PIXMILL_MAX_UPLOADS_IN_FLIGHT: more uploads at once get 503 with Retry-After. Default 32. */
   readonly maxUploadsInFlight?: number
+  /** The waits of `GET /wait` (the caller closes it when stopping). Default: one over `database`. */
+  readonly taskWaits?: TaskWaits
   /** Unfinished task states seen lately (default: trusted 250 ms). */
   readonly taskStates?: TaskStates
   /** Whether database and storage answer; feeds /health. */
@@ -39,6 +42,18 @@ export interface MasterAppDeps {
  * only when the stream has arrived whole by the time it answers; a larger image goes out chunked (oven-sh/bun#10507).
  */
 const PASSED_ON = ['content-type', 'content-length', 'etag', 'last-modified', 'accept-ranges', 'content-range'] as const
+
+/** The records of several tasks, for the waits; NotOffered from an original database, which has no task records to show. */
+export function databaseRecords(database: DatabaseClient) {
+  return async (ids: readonly number[]): Promise<Map<number, TaskRecord>> => {
+    const found = new Map<number, TaskRecord>()
+    for (const [id, task] of await database.getByIds(ids)) {
+      if ('plain' in task) throw new NotOffered('The database keeps only the original task records ({id, state}): there is nothing to wait on; poll /isReady.', '/wait')
+      found.set(id, task)
+    }
+    return found
+  }
+}
 
 /** The public view of a task: no lease token, no internal flags. */
 function statusJson(task: TaskRecord | PlainTaskRecord) {
@@ -59,6 +74,7 @@ export function createMasterApp(deps: MasterAppDeps) {
   const { database, storage, log, registry } = deps
   const uploadGate = createGate(deps.maxUploadsInFlight ?? 32, 'uploads')
   const states = deps.taskStates ?? createTaskStates()
+  const waits = deps.taskWaits ?? createTaskWaits({ records: databaseRecords(database) })
   /** Whether the task is finished (NotFound for an unknown one), from a recent sighting when there is one. */
   const isFinished = async (id: number): Promise<boolean> => {
     const known = states.get(id)
@@ -161,6 +177,22 @@ export function createMasterApp(deps: MasterAppDeps) {
       { query: IdQuery, response: { 200: StatusJson, 404: ErrorText }, detail: { summary: 'The task’s state, attempts and last error', tags: ['client'] } },
     )
     .get(
+      '/wait',
+      async ({ query, request }) =>
+        statusJson(await waits.wait(Number(query.id), Number(query.timeout ?? 30) * 1000, request.signal)),
+      {
+        query: WaitQuery,
+        response: { 200: StatusJson, 400: ErrorText, 404: ErrorText },
+        detail: {
+          summary: 'The task’s status as soon as it is finished or failed, or after `timeout` seconds as it is then',
+          description:
+            'Answers with the same JSON as `/status`: at once for a task that has ended, else when it ends, else after `timeout` ' +
+            '(1-60 s, default 30) with its state then (200; ask again). All the waits of a master share one poll of the database.',
+          tags: ['client'],
+        },
+      },
+    )
+    .get(
       '/tasks',
       async ({ query }) =>
         (await database.recentTasks({ state: query.state === undefined ? undefined : Number(query.state), limit: query.limit === undefined ? undefined : Number(query.limit) })).map(statusJson),
@@ -176,15 +208,23 @@ export function createMasterApp(deps: MasterAppDeps) {
     })
     .post(
       '/getNewTask',
-      async ({ set }) => {
-        const claim = await database.getNewTask()
+      async ({ query, request, set }) => {
+        // A worker gone away (closing) ends the wait at the database too, which then gives back a claim made meanwhile.
+        const claim = await database.getNewTask({ waitSeconds: Number(query.wait ?? 0), signal: request.signal })
         events.inc({ event: 'claimed' })
         set.headers['content-type'] = 'application/json; charset=utf-8'
         return claim
       },
       {
+        query: ClaimQuery,
         response: { 200: t.String({ description: 'The claimed task as JSON, with `leaseToken`' }), 404: ErrorText },
-        detail: { summary: 'Claim the oldest not-started task (worker API)', description: 'Answers `Error: No non-started task.` (404) when there is none.', tags: ['worker'] },
+        detail: {
+          summary: 'Claim the oldest not-started task (worker API)',
+          description:
+            'Answers `Error: No non-started task.` (404) when there is none. With `wait=S` (0-60) the call is held until a task can ' +
+            'be claimed or S seconds pass, so that an idle worker hears of a new task at once instead of polling.',
+          tags: ['worker'],
+        },
       },
     )
     .post(
@@ -192,6 +232,7 @@ export function createMasterApp(deps: MasterAppDeps) {
       async ({ query }) => {
         await database.finishTask(Number(query.id), query.lease)
         states.forget(Number(query.id))
+        waits.changed(Number(query.id))
         events.inc({ event: 'finished' })
         if (query.ms !== undefined) processing.observe(Number(query.ms) / 1000)
         return 'success' as const
@@ -203,6 +244,7 @@ export function createMasterApp(deps: MasterAppDeps) {
       async ({ query }) => {
         states.forget(Number(query.id))
         await database.failTask(Number(query.id), query.error, query.lease)
+        waits.changed(Number(query.id))
         events.inc({ event: 'failed' })
         return 'success' as const
       },

@@ -21,6 +21,18 @@ export const FailedQuery = t.Object({
   lease: t.Optional(t.String({ minLength: 1, maxLength: 128, error: 'lease must be the lease token of the claim' })),
 })
 
+export const WaitQuery = t.Object({
+  id: IdString,
+  timeout: t.Optional(
+    t.String({
+      pattern: '^([1-9]|[1-5][0-9]|60)$',
+      error: 'timeout must be whole seconds, 1 to 60',
+      description: 'Seconds to wait at most (1-60, default 30); then the task is answered as it is',
+      examples: ['30'],
+    }),
+  ),
+})
+
 export const StatusJson = t.Object({
   id: t.Integer(),
   state: t.Integer({ description: '0 not started, 1 in progress, 2 finished, 3 failed' }),

@@ -30,6 +30,11 @@ export interface WorkerOptions {
    * that the loops do not poll in step. A loop that claims a task wakes the idle ones. Default 50 to 1000.
    */
   readonly idle?: { readonly initialMs: number; readonly maxMs: number }
+  /**
+   * A claim is held by the master until a task can be claimed or this many seconds pass (`getNewTask?wait=`), so that
+   * an idle worker hears of a new task at once; 0 polls with back-off (see `idle`). Default 20.
+   */
+  readonly claimWaitSeconds?: number
   /** How long close() lets tasks in flight finish before releasing them back to the queue. Default 20000. */
   readonly closeTimeoutMs?: number
   /** The image work; injectable so tests can make it slow or failing. Default swapRedGreen. */
@@ -92,6 +97,9 @@ interface TaskClock {
 }
 
 const message = (error: unknown) => (error as Error)?.message ?? String(error)
+/** A "no task" answer that took at least this long was held by the master (a long-poll), not answered at once. */
+const HELD_CLAIM_MS = 1000
+
 /** A peer answered 4xx to a call about this task, or does not offer the call (an original role): repeating it will not help. */
 const isRefusal = (error: unknown) => error instanceof NotOffered || (error instanceof HttpError && error.status >= 400 && error.status < 500)
 
@@ -105,6 +113,7 @@ export function createWorker(options: WorkerOptions): Worker {
   const taskTimeoutMs = options.taskTimeoutMs ?? 300_000
   const errorWaitMs = options.errorWaitMs ?? 2000
   const idle = options.idle ?? { initialMs: 50, maxMs: 1000 }
+  const claimWaitSeconds = options.claimWaitSeconds ?? 20
   const leaseMs = options.leaseSeconds * 1000
   const imageOptions: ImageWorkOptions = {
     maxPixels: options.maxPixels,
@@ -265,15 +274,20 @@ export function createWorker(options: WorkerOptions): Worker {
     let codecFree: Promise<void> = Promise.resolve()
     while (!stopClaiming.signal.aborted) {
       let task: ClaimedTask | undefined
+      const asked = clock()
       try {
-        task = await master.getNewTask()
+        task = await master.getNewTask({ waitSeconds: claimWaitSeconds, signal: stopClaiming.signal })
       } catch (error) {
+        if (stopClaiming.signal.aborted) break
         counts.peerErrors++
         log.warn({ loop: n, err: message(error) }, `asking the master for a task failed; retrying in ${errorWaitMs} ms`)
         await sleep(jittered(errorWaitMs), stopClaiming.signal)
         continue
       }
       if (task === undefined) {
+        // Held and answered "none" when the wait ran out: ask again at once. Answered at once (a master of the original
+        // protocol holds no claim): back off, as a worker polling must.
+        if (claimWaitSeconds > 0 && clock() - asked >= HELD_CLAIM_MS) continue
         const woken = wake.signal
         await sleep(jittered(idleMs, 0.5), AbortSignal.any([stopClaiming.signal, woken]))
         idleMs = woken.aborted ? idle.initialMs : Math.min(idleMs * 2, idle.maxMs)

@@ -1,0 +1,156 @@
+// `GET /wait`: clients wait for their tasks to end; one poll of the database behind every wait of a master.
+import type { TaskRecord } from '../../clients/database-client.ts'
+import { DependencyUnavailable, NotFound, NotOffered } from '../../shared/errors.ts'
+
+export interface TaskWaitsOptions {
+  /** The records of these tasks (unknown ids left out): one call to the database for all of them. */
+  readonly records: (ids: readonly number[]) => Promise<Map<number, TaskRecord>>
+  /** Least time between two polls. Default 250 ms: at most four database calls a second, however many wait. */
+  readonly pollMs?: number
+  /** Most ids asked for in one call. Default 500. */
+  readonly batch?: number
+}
+
+export interface TaskWaits {
+  /**
+   * The task's record as soon as it is finished or failed, or after `timeoutMs` as it is then. NotFound for an unknown
+   * id; `signal` (the client going away) ends the wait.
+   */
+  wait(id: number, timeoutMs: number, signal?: AbortSignal): Promise<TaskRecord>
+  /** A task changed through this master (finished, failed): polled again without waiting for the next round. */
+  changed(id: number): void
+  /** Clients waiting now. */
+  size(): number
+  /** Answers every wait with the task as last seen (the master is stopping). */
+  close(): void
+}
+
+interface Waiter {
+  readonly id: number
+  readonly resolve: (record: TaskRecord) => void
+  readonly reject: (error: unknown) => void
+  timer?: ReturnType<typeof setTimeout>
+  /** Its time is up but no record is known yet: answered by the next poll, whatever the state. */
+  due: boolean
+}
+
+const ended = (record: TaskRecord) => record.state === 2 || record.state === 3
+
+export function createTaskWaits(options: TaskWaitsOptions): TaskWaits {
+  const pollMs = options.pollMs ?? 250
+  const batch = options.batch ?? 500
+  const waiting = new Map<number, Set<Waiter>>()
+  const last = new Map<number, TaskRecord>()
+  let timer: ReturnType<typeof setTimeout> | undefined
+  let polling: Promise<void> | undefined
+  let lastPollAt = -Infinity
+  let closed = false
+
+  const done = (waiter: Waiter) => {
+    clearTimeout(waiter.timer)
+    const set = waiting.get(waiter.id)
+    set?.delete(waiter)
+    if (set?.size === 0) {
+      waiting.delete(waiter.id)
+      last.delete(waiter.id)
+    }
+  }
+  const answer = (waiter: Waiter, record: TaskRecord) => {
+    done(waiter)
+    waiter.resolve(record)
+  }
+
+  /** Polls soon: at once if the last poll is older than pollMs, else when it is. */
+  function schedule(): void {
+    if (closed || timer || polling || waiting.size === 0) return
+    timer = setTimeout(() => {
+      timer = undefined
+      polling = poll().finally(() => {
+        polling = undefined
+        schedule()
+      })
+    }, Math.max(0, lastPollAt + pollMs - performance.now()))
+    timer.unref?.()
+  }
+
+  async function poll(): Promise<void> {
+    lastPollAt = performance.now()
+    const ids = [...waiting.keys()]
+    for (let i = 0; i < ids.length; i += batch) {
+      const chunk = ids.slice(i, i + batch)
+      let records: Map<number, TaskRecord>
+      try {
+        records = await options.records(chunk)
+      } catch (error) {
+        // A database that cannot tell (an original one): nothing to wait for. Down: the waits go on, the next round asks.
+        if (error instanceof NotOffered) {
+          for (const id of chunk) {
+            for (const waiter of [...(waiting.get(id) ?? [])]) {
+              done(waiter)
+              waiter.reject(error)
+            }
+          }
+        }
+        continue
+      }
+      for (const id of chunk) {
+        const record = records.get(id)
+        const waiters = [...(waiting.get(id) ?? [])]
+        if (!record) {
+          for (const waiter of waiters) {
+            done(waiter)
+            waiter.reject(new NotFound(`No task with id ${id}.`))
+          }
+          continue
+        }
+        last.set(id, record)
+        for (const waiter of waiters) if (ended(record) || waiter.due) answer(waiter, record)
+      }
+    }
+  }
+
+  return {
+    wait(id, timeoutMs, signal) {
+      return new Promise<TaskRecord>((resolve, reject) => {
+        const waiter: Waiter = { id, resolve, reject, due: false }
+        if (closed) return reject(new DependencyUnavailable('The master is stopping; ask another or again.'))
+        let set = waiting.get(id)
+        if (!set) waiting.set(id, (set = new Set()))
+        set.add(waiter)
+        waiter.timer = setTimeout(() => {
+          const record = last.get(id)
+          if (record) answer(waiter, record)
+          else waiter.due = true
+        }, timeoutMs)
+        signal?.addEventListener('abort', () => done(waiter), { once: true })
+        schedule()
+      })
+    },
+    changed(id) {
+      if (!waiting.has(id)) return
+      // Not rate-limited: the change is news, and it is one task.
+      void options.records([id]).then(
+        (records) => {
+          const record = records.get(id)
+          if (record && ended(record)) for (const waiter of [...(waiting.get(id) ?? [])]) answer(waiter, record)
+        },
+        () => {},
+      )
+    },
+    size: () => [...waiting.values()].reduce((n, set) => n + set.size, 0),
+    close() {
+      closed = true
+      clearTimeout(timer)
+      for (const [id, set] of waiting) {
+        for (const waiter of [...set]) {
+          const record = last.get(id)
+          if (record) answer(waiter, record)
+          else {
+            done(waiter)
+            waiter.reject(new DependencyUnavailable('The master is stopping; ask another or again.'))
+          }
+        }
+      }
+    },
+  }
+}

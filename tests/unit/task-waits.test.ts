@@ -1,0 +1,89 @@
+// The master's waits: every client waiting on its tasks, one poll of the database behind them all.
+import { afterEach, describe, expect, test } from 'bun:test'
+import type { TaskRecord } from '../../src/clients/database-client.ts'
+import { createTaskWaits, type TaskWaits } from '../../src/roles/master/task-waits.ts'
+import { NotFound, NotOffered } from '../../src/shared/errors.ts'
+
+/** A database of tasks by id, counting how often it is asked and for how many ids. */
+function fakeDatabase() {
+  const tasks = new Map<number, number>()
+  const calls: number[] = []
+  const record = (id: number, state: number): TaskRecord => ({ id, state, stateName: String(state), attempts: 0, createdAt: '', updatedAt: '' })
+  return {
+    tasks,
+    calls,
+    records: async (ids: readonly number[]) => {
+      calls.push(ids.length)
+      const found = new Map<number, TaskRecord>()
+      for (const id of ids) if (tasks.has(id)) found.set(id, record(id, tasks.get(id)!))
+      return found
+    },
+  }
+}
+
+let waits: TaskWaits | undefined
+afterEach(() => waits?.close())
+
+describe('task waits', () => {
+  test('a task that has ended is answered by the first poll; a waiting one when it ends', async () => {
+    const db = fakeDatabase()
+    db.tasks.set(1, 2).set(2, 0)
+    waits = createTaskWaits({ records: db.records, pollMs: 20 })
+    expect((await waits.wait(1, 5000)).state).toBe(2)
+    const later = waits.wait(2, 5000)
+    await Bun.sleep(60)
+    db.tasks.set(2, 3)
+    expect((await later).state).toBe(3)
+  })
+
+  test('200 clients waiting on 200 tasks make one database call per poll, not one each', async () => {
+    const db = fakeDatabase()
+    for (let id = 0; id < 200; id++) db.tasks.set(id, 0)
+    waits = createTaskWaits({ records: db.records, pollMs: 50 })
+    const all = Array.from({ length: 200 }, (_, id) => waits!.wait(id, 5000))
+    await Bun.sleep(300)
+    // About six polls in 300 ms, each one call for every id.
+    expect(db.calls.length).toBeLessThanOrEqual(8)
+    expect(db.calls.every((n) => n === 200)).toBe(true)
+    for (let id = 0; id < 200; id++) db.tasks.set(id, 2)
+    expect((await Promise.all(all)).every((r) => r.state === 2)).toBe(true)
+    expect(waits.size()).toBe(0)
+  })
+
+  test('after its timeout a wait is answered with the task as it is; an unknown id is NotFound', async () => {
+    const db = fakeDatabase()
+    db.tasks.set(5, 1)
+    waits = createTaskWaits({ records: db.records, pollMs: 10 })
+    expect((await waits.wait(5, 100)).state).toBe(1)
+    await expect(waits.wait(9, 1000)).rejects.toBeInstanceOf(NotFound)
+  })
+
+  test('a change through this master answers its waits without waiting for the next poll', async () => {
+    const db = fakeDatabase()
+    db.tasks.set(3, 1)
+    waits = createTaskWaits({ records: db.records, pollMs: 60_000 })
+    const waiting = waits.wait(3, 5000)
+    await Bun.sleep(30)
+    db.tasks.set(3, 2)
+    waits.changed(3)
+    expect((await waiting).state).toBe(2)
+  })
+
+  test('a client that goes away leaves no wait behind; a database that cannot tell makes every wait NotOffered', async () => {
+    const db = fakeDatabase()
+    db.tasks.set(4, 0)
+    waits = createTaskWaits({ records: db.records, pollMs: 10 })
+    const gone = new AbortController()
+    void waits.wait(4, 5000, gone.signal)
+    gone.abort()
+    expect(waits.size()).toBe(0)
+    const original = createTaskWaits({
+      records: async () => {
+        throw new NotOffered('no records', '/wait')
+      },
+      pollMs: 10,
+    })
+    await expect(original.wait(4, 5000)).rejects.toBeInstanceOf(NotOffered)
+    original.close()
+  })
+})
