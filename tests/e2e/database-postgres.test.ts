@@ -98,4 +98,20 @@ describe('e2e: two database processes on one PostgreSQL', () => {
     expect(log.match(/PostgreSQL is unavailable/g)?.length).toBe(1)
     expect(log).toContain('PostgreSQL is available again')
   })
+
+  test('a claim held by one instance gets a task created through the other within moments', async () => {
+    const [a, b] = dbAddresses
+    // Drain whatever an earlier test left claimable.
+    while ((await post(a, '/getNewTask')).status === 200);
+    const held = post(a, '/getNewTask?wait=10')
+    await Bun.sleep(200)
+    const created = performance.now()
+    const id = Number((await post(b, '/newTask')).text)
+    const answer = await held
+    expect(answer.status).toBe(200)
+    expect(JSON.parse(answer.text).id).toBe(id)
+    // The other instance hears of it by its short poll (250 ms), not by the change itself.
+    expect(performance.now() - created).toBeLessThan(2000)
+    expect((await post(b, `/finishTask?id=${id}`)).text).toBe('success')
+  })
 })

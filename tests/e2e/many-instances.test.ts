@@ -48,6 +48,26 @@ describe('e2e: many instances', () => {
     expect([masterA, masterB]).toContain((await httpText(kv, '/get?key=masterAddress')).text)
   })
 
+  test('idle workers hold their claims through either master; a task uploaded through the other is claimed at once', async () => {
+    const claimsAsked = async () => {
+      const metrics = (await httpText(database, '/metrics')).text
+      return [...metrics.matchAll(/^pixmill_http_requests_total\{method="POST",route="\/getNewTask",status="\d+"[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0)
+    }
+    // Quiet: two workers of one loop each hold one claim at a time, each asked again after 20 s only.
+    await Bun.sleep(500)
+    const before = await claimsAsked()
+    await Bun.sleep(2500)
+    expect((await claimsAsked()) - before).toBeLessThanOrEqual(2)
+    for (const master of [masterA, masterB]) {
+      const started = performance.now()
+      const id = Number((await httpText(master, '/new', { method: 'POST', body: pngFor(500), headers: { 'content-type': 'image/png' } })).text)
+      const task = JSON.parse((await httpText(master, `/wait?id=${id}&timeout=20`)).text) as { state: number }
+      expect(task.state).toBe(2)
+      // A polling worker's back-off after a quiet spell alone is up to 1.5 s.
+      expect(performance.now() - started).toBeLessThan(1000)
+    }
+  })
+
   test('uploads spread over both masters; one master killed midway drops out, and every acknowledged task finishes', async () => {
     const accepted = new Map<number, number>()
     for (let i = 0; i < 60; i++) {

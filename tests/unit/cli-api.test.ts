@@ -1,0 +1,84 @@
+// The command-line client's calls: Retry-After honoured, refusals told apart from failures, an original master waited on.
+import { afterEach, describe, expect, test } from 'bun:test'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { CallFailed, createApi, Refused } from '../../src/cli/api.ts'
+import { freePort } from '../helpers/processes.ts'
+import { tempDir } from '../helpers/temp.ts'
+
+const servers: Array<{ stop: (force?: boolean) => unknown }> = []
+const dirs: ReturnType<typeof tempDir>[] = []
+afterEach(() => {
+  servers.splice(0).forEach((s) => s.stop(true))
+  dirs.splice(0).forEach((d) => d.remove())
+})
+
+/** A master answering `answers` in turn (the last one for ever after), recording the paths asked. */
+function fakeMaster(answers: Array<() => Response>) {
+  const port = freePort()
+  const paths: string[] = []
+  let turn = 0
+  servers.push(
+    Bun.serve({
+      port,
+      hostname: '127.0.0.1',
+      async fetch(request) {
+        paths.push(new URL(request.url).pathname + new URL(request.url).search)
+        await request.arrayBuffer()
+        return answers[Math.min(turn++, answers.length - 1)]!()
+      },
+    }),
+  )
+  return { master: `127.0.0.1:${port}`, paths }
+}
+
+function pngFile(): string {
+  const dir = tempDir()
+  dirs.push(dir)
+  const path = join(dir.path, 'a.png')
+  writeFileSync(path, new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3]))
+  return path
+}
+
+const fast = { backoffMs: { initial: 1, max: 2 } }
+
+describe('cli api', () => {
+  test('an upload told to come back later (503 or 429 with Retry-After) is sent again, and its id answered', async () => {
+    const busy = (status: number) => () => new Response('Error: busy', { status, headers: { 'retry-after': '0' } })
+    const { master, paths } = fakeMaster([busy(503), busy(429), () => new Response('17')])
+    const sent: number[] = []
+    expect(await createApi({ master, ...fast }).upload(pngFile(), (n) => sent.push(n))).toBe(17)
+    expect(paths).toEqual(['/new', '/new', '/new'])
+    expect(sent.at(-1)).toBe(11)
+  })
+
+  test('a 4xx is a refusal with the master’s reason; 5xx that never pass end in a failure after a few tries', async () => {
+    const refused = fakeMaster([() => new Response('Error: Not a valid PNG: bad CRC.', { status: 400 })])
+    const error = await createApi({ master: refused.master, ...fast }).upload(pngFile()).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(Refused)
+    expect((error as Error).message).toBe('Not a valid PNG: bad CRC.')
+    const failing = fakeMaster([() => new Response('Error: storage down', { status: 502 })])
+    const failed = await createApi({ master: failing.master, tries: 3, ...fast }).upload(pngFile()).catch((e: unknown) => e)
+    expect(failed).toBeInstanceOf(CallFailed)
+    expect(failing.paths.length).toBe(3)
+  })
+
+  test('an original master (no /wait) is waited on with /isReady', async () => {
+    const port = freePort()
+    let polls = 0
+    servers.push(
+      Bun.serve({
+        port,
+        hostname: '127.0.0.1',
+        fetch(request) {
+          const path = new URL(request.url).pathname
+          if (path === '/isReady') return new Response(++polls >= 3 ? '1' : '0')
+          return new Response('404 page not found\n', { status: 404 })
+        },
+      }),
+    )
+    const task = await createApi({ master: `127.0.0.1:${port}`, ...fast }).waitEnded(4, undefined, 5)
+    expect(task).toEqual({ id: 4, state: 2, stateName: 'finished' })
+    expect(polls).toBe(3)
+  })
+})
