@@ -1,4 +1,4 @@
-// Separate-process mode of the launcher: one child per role, prefixed logs, restarts with back-off, clean stop.
+// Separate-process mode of the launcher: one child per role, their logs merged, restarts with back-off, clean stop.
 import type { Subprocess } from 'bun'
 import { resolve } from 'node:path'
 
@@ -9,7 +9,11 @@ export interface ChildSpec {
   readonly args: readonly string[]
 }
 
-/** Copies a child's output to ours line by line, each line prefixed with the role. */
+/**
+ * Copies a child's output to ours line by line. A JSON log line already names its role and passes through unchanged, so
+ * a log collector reads the merged stream as it would one role's; anything else (a readable line on a terminal, a crash
+ * trace) gets the role as a prefix.
+ */
 async function pipeLines(stream: ReadableStream<Uint8Array>, prefix: string, out: NodeJS.WriteStream): Promise<void> {
   const decoder = new TextDecoder()
   let pending = ''
@@ -17,9 +21,9 @@ async function pipeLines(stream: ReadableStream<Uint8Array>, prefix: string, out
     pending += decoder.decode(chunk, { stream: true })
     const lines = pending.split('\n')
     pending = lines.pop() ?? ''
-    for (const line of lines) out.write(`${prefix}${line}\n`)
+    for (const line of lines) out.write(line.startsWith('{') ? `${line}\n` : `${prefix}${line}\n`)
   }
-  if (pending) out.write(`${prefix}${pending}\n`)
+  if (pending) out.write(pending.startsWith('{') ? `${pending}\n` : `${prefix}${pending}\n`)
 }
 
 /** Starts every child, restarts one that exits while we are running, stops all on SIGINT/SIGTERM and exits 0. */
@@ -27,13 +31,16 @@ export async function runSeparate(specs: readonly ChildSpec[]): Promise<void> {
   let stopping = false
   const children = new Map<string, Subprocess>()
   const width = Math.max(...specs.map((s) => s.role.length))
+  const childEnv =
+    process.stdout.isTTY === true && process.env.PIXMILL_LOG_FORMAT === undefined ? { ...process.env, PIXMILL_LOG_FORMAT: 'pretty' } : process.env
 
   const launch = (spec: ChildSpec, delayMs: number) => {
     const prefix = `[${spec.role.padEnd(width)}] `
     const startedAt = performance.now()
     const child = Bun.spawn(['bun', 'run', `src/${spec.role}.ts`, ...spec.args], {
       cwd: ROOT,
-      env: process.env,
+      // Children write to a pipe, so they would log JSON; a person watching the launcher on a terminal gets readable lines.
+      env: childEnv,
       stdout: 'pipe',
       stderr: 'pipe',
     })

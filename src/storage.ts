@@ -40,6 +40,7 @@ export async function startStorage(argv: readonly string[], settings: Settings =
     registry: createMetricsRegistry('storage'),
     maxUploadBytes: settings.maxUploadBytes,
     uploadTimeoutSeconds: settings.uploadTimeoutSeconds,
+    minFreeBytes: settings.minFreeBytes,
     token: settings.token,
     idleTimeoutSeconds: settings.idleTimeoutSeconds,
   })

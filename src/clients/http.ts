@@ -1,5 +1,5 @@
 // The one way roles call each other: plain fetch, with a peer's failure told apart from the caller's mistake.
-import { DependencyUnavailable, HttpError, NotOffered } from '../shared/errors.ts'
+import { DependencyUnavailable, HttpError, InsufficientStorage, NotOffered } from '../shared/errors.ts'
 import { currentRequestId, REQUEST_ID_HEADER } from '../shared/request-context.ts'
 import { callInProcess, inProcessHandler } from './in-process.ts'
 
@@ -76,6 +76,8 @@ export async function callPeer(fetcher: Fetch, peer: string, address: string, pa
     throw new NotOffered(response.status === 501 && said ? said : `The ${peer} at ${address} does not offer ${path} (it answered ${response.status} ${text.slice(0, 80) || 'with no body'}).`, path)
   }
   const message = text.replace(/^Error:\s*/, '') || `HTTP ${response.status}`
+  // A store with no room is the same answer to the caller's caller: not a failure of the call, and not to be retried.
+  if (response.status === 507) throw new InsufficientStorage(message)
   if (response.status < 500) {
     const headers: Record<string, string> = {}
     const allow = response.headers.get('allow')

@@ -1,32 +1,98 @@
 // GET /metrics in Prometheus text format: requests and latencies per route, plus each role's own figures.
 import { Elysia } from 'elysia'
-import { Gauge, Registry } from 'prom-client'
+import { readdirSync, readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { Counter, Gauge, Registry } from 'prom-client'
 import { HttpMetrics } from './http-metrics.ts'
 
-/** One registry per role, so several roles in one process keep their figures apart. */
+/** The version in package.json and the commit of the checkout (PIXMILL_COMMIT, else git's HEAD, else `unknown`). */
+const BUILD = (() => {
+  const root = new URL('../../', import.meta.url)
+  let version = 'unknown'
+  try {
+    version = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')).version ?? version
+  } catch {
+    // a copy without its package.json
+  }
+  let commit = process.env.PIXMILL_COMMIT?.trim() || ''
+  if (!commit) {
+    const git = Bun.spawnSync(['git', 'rev-parse', '--short=12', 'HEAD'], { cwd: fileURLToPath(root), stdout: 'pipe', stderr: 'ignore' })
+    commit = git.success ? git.stdout.toString().trim() : 'unknown'
+  }
+  return { version, bun: Bun.version, commit }
+})()
+
+/** When this process started, in seconds since the epoch. */
+const STARTED_AT_SECONDS = Date.now() / 1000 - process.uptime()
+
+/** How late the event loop ran a timer lately, in seconds (a busy or blocked loop runs its timers late). */
+let eventLoopLagSeconds = 0
+{
+  const every = 500
+  let expected = performance.now() + every
+  setInterval(() => {
+    const now = performance.now()
+    eventLoopLagSeconds = Math.max(0, now - expected) / 1000
+    expected = now + every
+  }, every).unref()
+}
+
+/** The event loop's lag, for /livez. */
+export const eventLoopLag = () => eventLoopLagSeconds
+
+/**
+ * One registry per role, so several roles in one process keep their figures apart. The process figures carry the names
+ * stock dashboards use (prom-client's default set reads Node's event-loop monitor, which Bun does not fill in, so they
+ * are read here from what Bun reports); `pixmill_build_info` says what runs.
+ */
 export function createMetricsRegistry(role: string): Registry {
   const registry = new Registry()
   registry.setDefaultLabels({ role })
-  // prom-client's default set reads Node's event-loop monitor, which Bun does not fill in (it prints `Nan`); keep to what Bun reports.
-  new Gauge({
-    name: 'pixmill_process_resident_memory_bytes',
-    help: 'Resident memory of the process, in bytes.',
-    registers: [registry],
-    collect() {
-      this.set(process.memoryUsage.rss())
-    },
+  const gauge = (name: string, help: string, read: () => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read())
+      },
+    })
+  const counter = (name: string, help: string, read: () => number) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        // A counter read from the process: set to its current total.
+        this.reset()
+        this.inc(read())
+      },
+    })
+  gauge('process_resident_memory_bytes', 'Resident memory size in bytes.', () => process.memoryUsage.rss())
+  counter('process_cpu_user_seconds_total', 'Total user CPU time spent in seconds.', () => process.cpuUsage().user / 1e6)
+  counter('process_cpu_system_seconds_total', 'Total system CPU time spent in seconds.', () => process.cpuUsage().system / 1e6)
+  counter('process_cpu_seconds_total', 'Total user and system CPU time spent in seconds.', () => {
+    const { user, system } = process.cpuUsage()
+    return (user + system) / 1e6
   })
-  new Gauge({
-    name: 'pixmill_process_cpu_seconds',
-    help: 'CPU time the process has used, in seconds.',
-    labelNames: ['mode'],
-    registers: [registry],
-    collect() {
-      const { user, system } = process.cpuUsage()
-      this.set({ mode: 'user' }, user / 1e6)
-      this.set({ mode: 'system' }, system / 1e6)
-    },
+  gauge('process_start_time_seconds', 'Start time of the process since unix epoch in seconds.', () => STARTED_AT_SECONDS)
+  gauge('process_open_fds', 'Number of open file descriptors.', () => {
+    try {
+      return readdirSync('/proc/self/fd').length
+    } catch {
+      return 0
+    }
   })
+  gauge('nodejs_heap_size_total_bytes', 'Process heap size from the JavaScript engine, in bytes.', () => process.memoryUsage().heapTotal)
+  gauge('nodejs_heap_size_used_bytes', 'Process heap size used from the JavaScript engine, in bytes.', () => process.memoryUsage().heapUsed)
+  gauge('nodejs_external_memory_bytes', 'Memory of the engine outside its heap (buffers), in bytes.', () => process.memoryUsage().external)
+  gauge('nodejs_eventloop_lag_seconds', 'How late the event loop ran a timer lately, in seconds.', () => eventLoopLagSeconds)
+  new Gauge({
+    name: 'pixmill_build_info',
+    help: 'What runs: the version of pixmill, of Bun, and the commit; always 1.',
+    labelNames: ['version', 'bun', 'commit'],
+    registers: [registry],
+  }).set(BUILD, 1)
   return registry
 }
 

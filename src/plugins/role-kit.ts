@@ -4,7 +4,7 @@ import type { Registry } from 'prom-client'
 import type { Logger } from '../shared/logger.ts'
 import { authPlugin } from './auth.ts'
 import { errorsPlugin } from './errors.ts'
-import { healthPlugin, type HealthReport } from './health.ts'
+import { type HealthCheck, healthPlugin } from './health.ts'
 import { requestMetrics } from './metrics.ts'
 import { requestIdPlugin, type RequestIdOptions } from './request-id.ts'
 import { swaggerPlugin } from './swagger.ts'
@@ -14,7 +14,9 @@ export interface RoleKitOptions {
   readonly description: string
   readonly log: Logger
   readonly registry: Registry
-  readonly health: () => HealthReport | Promise<HealthReport>
+  readonly health: HealthCheck
+  /** `/readyz`'s check, when it says more than `/health`'s (storage: the free disk). Default: `health`. */
+  readonly ready?: HealthCheck
   /** Bun's own body limit; set above the role's own limit so that the role answers 413 itself. */
   readonly maxRequestBodySize?: number
   /** PIXMILL_TOKEN: when set, the `internal` routes want it as a Bearer token. */
@@ -38,6 +40,6 @@ export function roleKit(options: RoleKitOptions) {
     .use(errorsPlugin(options.log, { onUnmatched: metrics.unmatched }))
     .use(authPlugin(options.token, options.internal ?? []))
     .use(metrics.plugin)
-    .use(healthPlugin(options.role, options.health))
+    .use(healthPlugin(options.role, options.health, options.ready))
     .use(swaggerPlugin({ title: `pixmill ${options.role}`, description: options.description }))
 }

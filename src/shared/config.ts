@@ -1,5 +1,6 @@
 // Settings: every PIXMILL_* variable read once, validated, frozen and passed down.
 import { resolve } from 'node:path'
+import { LOG_LEVELS } from './logger.ts'
 
 export interface Settings {
   /** Root of every role's data; each role keeps its own folder below it. Default `./data`. */
@@ -36,6 +37,13 @@ export interface Settings {
   readonly retentionSeconds: number
   /** Bytes of hot images the storage role keeps in memory (file system only). Default 33554432 (32 MiB); 0: none. */
   readonly storageCacheBytes: number
+  /**
+   * Storage refuses uploads (507) while its disk has less free space than this: bytes, or a share of the disk
+   * (`{ percent }`). Default 1 GiB.
+   */
+  readonly minFreeBytes: number | { readonly percent: number }
+  /** pino's level (PIXMILL_LOG_LEVEL): trace, debug, info (default), warn, error, fatal or silent. */
+  readonly logLevel: (typeof LOG_LEVELS)[number]
   /** The worker's PNG encoder: `fast` (default) or `small` (the smallest output, at more CPU). */
   readonly pngEffort: 'fast' | 'small'
   /** `PIXMILL_KV_URL=redis://...`: the kv role keeps its pairs in Redis instead of bun:sqlite. */
@@ -75,6 +83,15 @@ function oneOf<T extends string>(env: Record<string, string | undefined>, name: 
   if (raw === undefined || raw === '') return fallback
   if (!(values as readonly string[]).includes(raw)) throw new ConfigError(`${name} must be one of ${values.join(', ')}, got ${JSON.stringify(env[name])}`)
   return raw as T
+}
+
+function bytesOrPercent(env: Record<string, string | undefined>, name: string, fallback: number): number | { percent: number } {
+  const raw = env[name]?.trim()
+  if (raw === undefined || raw === '') return fallback
+  const percent = /^(\d{1,2}(\.\d+)?)%$/.exec(raw)
+  if (percent) return { percent: Number(percent[1]) }
+  if (/^(0|[1-9][0-9]*)$/.test(raw) && Number.isSafeInteger(Number(raw))) return Number(raw)
+  throw new ConfigError(`${name} must be a number of bytes or a percentage below 100 (5%), got ${JSON.stringify(env[name])}`)
 }
 
 function bounded(value: number, name: string, max: number): number {
@@ -121,6 +138,8 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     // Ten years at most: a retention beyond that is "keep everything", which 0 says.
     retentionSeconds: bounded(nonNegativeInteger(env, 'PIXMILL_RETENTION_SECONDS', 604_800), 'PIXMILL_RETENTION_SECONDS', 315_360_000),
     storageCacheBytes: nonNegativeInteger(env, 'PIXMILL_STORAGE_CACHE_BYTES', 32 * 1024 * 1024),
+    minFreeBytes: bytesOrPercent(env, 'PIXMILL_MIN_FREE_BYTES', 1024 ** 3),
+    logLevel: oneOf(env, 'PIXMILL_LOG_LEVEL', LOG_LEVELS, 'info'),
     pngEffort: oneOf(env, 'PIXMILL_PNG_EFFORT', ['fast', 'small'] as const, 'fast'),
     kvUrl: url(env, 'PIXMILL_KV_URL', ['redis:', 'rediss:']),
     databaseUrl: url(env, 'PIXMILL_DATABASE_URL', ['postgres:', 'postgresql:']),

@@ -105,3 +105,10 @@ export class NotOffered extends HttpError {
     super(501, message)
   }
 }
+
+/** 507: the store has no room for the upload (its disk is below the free space kept). */
+export class InsufficientStorage extends HttpError {
+  constructor(message: string) {
+    super(507, message)
+  }
+}

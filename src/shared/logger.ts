@@ -1,20 +1,35 @@
-// Structured JSON logs (pino), one child logger per role.
+// Structured logs (pino), one child logger per role: JSON lines, or readable lines when the output is a terminal.
 import pino from 'pino'
+import pretty from 'pino-pretty'
 import { currentRequestId } from './request-context.ts'
 
 export type Logger = pino.Logger
 
-/** The process-wide root logger; `PIXMILL_LOG_LEVEL` sets its level (default `info`). */
-const root = pino({
-  level: process.env.PIXMILL_LOG_LEVEL ?? 'info',
-  base: { pid: process.pid },
-  timestamp: pino.stdTimeFunctions.isoTime,
-  // Every line logged while serving a request (or working on a task) names it, so one upload can be followed across roles.
-  mixin() {
-    const requestId = currentRequestId()
-    return requestId === undefined ? {} : { requestId }
+/** The levels PIXMILL_LOG_LEVEL takes (config.ts checks it and names the variable when it is anything else). */
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
+
+const given = process.env.PIXMILL_LOG_LEVEL?.trim()
+// A bad value is reported by the settings check at start, by name; until then, and in tests, `info`.
+const level = (LOG_LEVELS as readonly string[]).includes(given ?? '') ? given! : 'info'
+
+/**
+ * The process-wide root logger. On a terminal, lines a person reads (pino-pretty); anywhere else (files, pipes, a
+ * launcher's or a container's log collector) one JSON object per line. PIXMILL_LOG_FORMAT=json|pretty decides instead.
+ */
+const readable = process.env.PIXMILL_LOG_FORMAT === 'pretty' || (process.env.PIXMILL_LOG_FORMAT !== 'json' && process.stdout.isTTY === true)
+const root = pino(
+  {
+    level,
+    base: { pid: process.pid },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    // Every line logged while serving a request (or working on a task) names it, so one upload can be followed across roles.
+    mixin() {
+      const requestId = currentRequestId()
+      return requestId === undefined ? {} : { requestId }
+    },
   },
-})
+  readable ? pretty({ sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', messageFormat: '{role}: {msg}' }) : undefined,
+)
 
 /** A logger whose every line names the role. */
 export function createLogger(role: string): Logger {

@@ -49,7 +49,8 @@ export async function serveRole(options: ServeOptions): Promise<RunningRole> {
   if (!registered) {
     app.onRequest(({ request }) => {
       if (registered) return
-      if (new URL(request.url).pathname === '/health') return Response.json({ role, ok: false, starting: 'registering in kv' }, { status: 503 })
+      const path = new URL(request.url).pathname
+      if (path === '/health' || path === '/readyz') return Response.json({ role, ok: false, reasons: ['registering in kv'] }, { status: 503 })
     })
   }
   app.listen({ hostname: listen.hostname, port: listen.port })

@@ -79,7 +79,7 @@ describe('launcher', () => {
     expect(await run.proc.exited).toBe(0)
   })
 
-  test('as separate processes: prefixed logs, a killed role is restarted, SIGTERM stops them all', async () => {
+  test('as separate processes: one JSON log stream naming each role, a killed role is restarted, SIGTERM stops them all', async () => {
     const offset = freeOffset()
     const run = launch(['--separate', '--roles', 'kv,database', '--port-offset', String(offset)])
     const database = `127.0.0.1:${3001 + offset}`
@@ -93,8 +93,13 @@ describe('launcher', () => {
       while (!/\[database\] exited with/.test(run.output()) && performance.now() < deadline) await Bun.sleep(50)
       await waitHealthy(database, 15_000)
       expect(childrenOf(run.proc.pid)).not.toContain(databaseChild)
-      expect(run.output()).toMatch(/^\[kv +\] .*kv listening/m)
-      expect(run.output()).toMatch(/^\[database\] .*database listening/m)
+      const logLines = run
+        .output()
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as { role?: string; msg?: string })
+      expect(logLines.some((line) => line.role === 'kv' && /listening/.test(line.msg ?? ''))).toBe(true)
+      expect(logLines.some((line) => line.role === 'database' && /listening/.test(line.msg ?? ''))).toBe(true)
     } finally {
       run.proc.kill('SIGTERM')
     }

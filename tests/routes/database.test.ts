@@ -202,7 +202,7 @@ describe('database: a lease that ran out, on every read', () => {
     expect((await json('GET', '/tasks?state=1')).body).toEqual([])
     expect((await json('GET', '/counts')).body).toMatchObject({ 'not-started': 1, 'in-progress': 0 })
     const metrics = (await call(app, 'GET', '/metrics')).text
-    expect(metrics).toMatch(/^pixmill_tasks\{state="in-progress",[^}]*\} 0$/m)
+    expect(metrics).toMatch(/^pixmill_tasks\{state="in_progress",[^}]*\} 0$/m)
     expect(metrics).toMatch(/^pixmill_task_events_total\{event="lease_expired",[^}]*\} 1$/m)
   })
 })
@@ -242,8 +242,8 @@ describe('database: metrics', () => {
     await call(app, 'POST', '/newTask')
     await call(app, 'POST', '/getNewTask')
     const text = (await call(app, 'GET', '/metrics')).text
-    expect(text).toContain('pixmill_tasks{state="not-started",role="database"} 1')
-    expect(text).toContain('pixmill_tasks{state="in-progress",role="database"} 1')
+    expect(text).toContain('pixmill_tasks{state="not_started",role="database"} 1')
+    expect(text).toContain('pixmill_tasks{state="in_progress",role="database"} 1')
     expect(text).toContain('pixmill_task_events_total{event="created",role="database"} 2')
     expect(text).toContain('pixmill_task_events_total{event="claimed",role="database"} 1')
   })

@@ -6,6 +6,7 @@ import { openSqliteKvStore } from '../../src/roles/kv/sqlite-kv-store.ts'
 import { queryProblem } from '../../src/plugins/errors.ts'
 import { call } from '../helpers/http.ts'
 import { quietDeps } from '../helpers/silent.ts'
+import { inProcessStack } from '../helpers/stack.ts'
 import { tempDir } from '../helpers/temp.ts'
 import { renameSync } from 'node:fs'
 
@@ -33,7 +34,49 @@ describe('plumbing: GET /health', () => {
   })
 })
 
+describe('plumbing: GET /livez and /readyz', () => {
+  test('readiness follows what the role can do; liveness stays 200 however its dependencies fare', async () => {
+    expect(JSON.parse((await call(app, 'GET', '/readyz')).text)).toMatchObject({ role: 'kv', ok: true })
+    const live = JSON.parse((await call(app, 'GET', '/livez')).text)
+    expect(live).toMatchObject({ role: 'kv', ok: true })
+    expect(live.eventLoopLagMs).toBeGreaterThanOrEqual(0)
+    renameSync(dir.path, `${dir.path}.gone`)
+    try {
+      expect((await call(app, 'GET', '/readyz')).status).toBe(503)
+      expect((await call(app, 'GET', '/livez')).status).toBe(200)
+    } finally {
+      renameSync(`${dir.path}.gone`, dir.path)
+    }
+  })
+
+  test('a master whose storage is down is not ready, and still alive', async () => {
+    const stack = inProcessStack()
+    try {
+      stack.setStorageUp(false)
+      const ready = await call(stack.master, 'GET', '/readyz')
+      expect(ready.status).toBe(503)
+      expect(JSON.parse(ready.text)).toMatchObject({ ok: false, storage: false })
+      expect((await call(stack.master, 'GET', '/livez')).status).toBe(200)
+    } finally {
+      await stack.close()
+    }
+  })
+})
+
 describe('plumbing: GET /metrics', () => {
+  test('the process figures under the names stock dashboards use, and what build runs', async () => {
+    const text = (await call(app, 'GET', '/metrics')).text
+    for (const name of ['process_resident_memory_bytes', 'process_start_time_seconds', 'process_open_fds', 'nodejs_heap_size_used_bytes', 'nodejs_eventloop_lag_seconds']) {
+      expect(text).toMatch(new RegExp(`^# TYPE ${name} gauge$`, 'm'))
+    }
+    for (const name of ['process_cpu_seconds_total', 'process_cpu_user_seconds_total', 'process_cpu_system_seconds_total']) {
+      expect(text).toMatch(new RegExp(`^# TYPE ${name} counter$`, 'm'))
+      expect(Number(new RegExp(`^${name}\\{[^}]*\\} ([\\d.e-]+)$`, 'm').exec(text)?.[1])).toBeGreaterThan(0)
+    }
+    expect(text).toMatch(/^pixmill_build_info\{version="\d+\.\d+\.\d+",bun="\d+\.\d+\.\d+",commit="[0-9a-f]+",role="kv"\} 1$/m)
+  })
+
+
   test('is Prometheus text with request counts per route and the real status', async () => {
     await call(app, 'GET', '/list')
     await call(app, 'GET', '/get?key=01&key=02')

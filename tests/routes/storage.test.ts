@@ -219,6 +219,27 @@ describe('storage: bad ids, states and traversal attempts', () => {
   )
 })
 
+describe('storage: a disk filling up', () => {
+  test('below PIXMILL_MIN_FREE_BYTES uploads get 507 with an Error: body, /readyz says why, reads go on', async () => {
+    await send('id=1&state=working', pngBytes(100))
+    for (const minFreeBytes of [Number.MAX_SAFE_INTEGER, { percent: 99.999 }] as const) {
+      const full = createStorageApp({ store, ...quietDeps('storage'), maxUploadBytes: MAX, minFreeBytes })
+      const refused = await call(full, 'POST', '/sendImage?id=2&state=working', pngBytes(100))
+      expect(refused.status).toBe(507)
+      expect(refused.text).toMatch(/^Error: The disk has [\d.]+ GiB free, less than PIXMILL_MIN_FREE_BYTES .*refused until there is room/)
+      const ready = await call(full, 'GET', '/readyz')
+      expect(ready.status).toBe(503)
+      expect(JSON.parse(ready.text).reasons[0]).toMatch(/less than PIXMILL_MIN_FREE_BYTES/)
+      expect((await call(full, 'GET', '/health')).status).toBe(200)
+      expect((await call(full, 'GET', '/livez')).status).toBe(200)
+      expect((await call(full, 'GET', '/getImage?id=1&state=working')).status).toBe(200)
+      expect((await call(full, 'GET', '/metrics')).text).toMatch(/^pixmill_storage_uploads_rejected_total\{reason="disk_full",[^}]*\} 1$/m)
+    }
+    expect(allFiles()).toEqual(['storage/working/0/0/1.png'])
+    expect((await call(app, 'GET', '/readyz')).status).toBe(200)
+  })
+})
+
 describe('storage: POST /deleteImage', () => {
   test('removes one image of one area, answers success whether or not there was one, and counts it', async () => {
     await send('id=5&state=working', pngBytes(100))

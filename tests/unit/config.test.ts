@@ -20,6 +20,11 @@ describe('settings', () => {
       kvUrl: undefined,
       databaseUrl: undefined,
       storageUrl: undefined,
+      retentionSeconds: 604_800,
+      storageCacheBytes: 32 * 1024 * 1024,
+      minFreeBytes: 1024 ** 3,
+      logLevel: 'info',
+      pngEffort: 'fast',
     })
     expect(s.dataDir).toEndWith('/data')
     expect(Object.isFrozen(s)).toBe(true)
@@ -36,9 +41,21 @@ describe('settings', () => {
     ['PIXMILL_KV_URL', 'http://localhost:6379'],
     ['PIXMILL_DATABASE_URL', 'not a url'],
     ['PIXMILL_STORAGE_URL', 'file:///tmp'],
+    ['PIXMILL_LOG_LEVEL', 'verbose'],
+    ['PIXMILL_PNG_EFFORT', 'best'],
+    ['PIXMILL_RETENTION_SECONDS', '-1'],
+    ['PIXMILL_MIN_FREE_BYTES', '5 GB'],
+    ['PIXMILL_MIN_FREE_BYTES', '100%'],
+    ['PIXMILL_STORAGE_CACHE_BYTES', 'lots'],
   ])('%s=%p fails at start, naming the variable', (name, value) => {
     expect(() => loadSettings({ [name]: value })).toThrow(ConfigError)
     expect(() => loadSettings({ [name]: value })).toThrow(name)
+  })
+
+  test('the free disk kept is bytes or a share of the disk', () => {
+    expect(loadSettings({ PIXMILL_MIN_FREE_BYTES: '5%' }).minFreeBytes).toEqual({ percent: 5 })
+    expect(loadSettings({ PIXMILL_MIN_FREE_BYTES: '2.5%' }).minFreeBytes).toEqual({ percent: 2.5 })
+    expect(loadSettings({ PIXMILL_MIN_FREE_BYTES: '0' }).minFreeBytes).toBe(0)
   })
 
   test('back-end URLs of the right scheme are taken as given', () => {

@@ -43,7 +43,8 @@ function taskMetrics(registry: Registry, store: TaskStore) {
     async collect() {
       // A store that is down keeps the last figures: /metrics must still answer (it is how an outage is seen).
       const counts = await store.countByState().catch(() => undefined)
-      if (counts) for (const state of [0, 1, 2, 3] as const) this.set({ state: STATE_NAMES[state] }, counts[state])
+      // Label values in the style of every other label here (snake_case); the JSON of the API keeps its stateName.
+      if (counts) for (const state of [0, 1, 2, 3] as const) this.set({ state: STATE_NAMES[state].replace('-', '_') }, counts[state])
     },
   })
   const events = new Counter({

@@ -2,7 +2,7 @@
 import { Counter, Gauge, type Registry } from 'prom-client'
 import { withMethodGuard } from '../../plugins/method-guard.ts'
 import { roleKit } from '../../plugins/role-kit.ts'
-import { BadRequest, DependencyUnavailable, NotFound, PayloadTooLarge, UnsupportedMediaType } from '../../shared/errors.ts'
+import { BadRequest, DependencyUnavailable, InsufficientStorage, NotFound, PayloadTooLarge, UnsupportedMediaType } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { ErrorText, Success } from '../../shared/schemas.ts'
 import { AREAS, type ImageStore } from './image-store.ts'
@@ -22,6 +22,8 @@ export interface StorageAppDeps {
   readonly maxUploadBytes: number
   /** PIXMILL_UPLOAD_TIMEOUT_SECONDS: the whole body must have arrived by then. Default 300. */
   readonly uploadTimeoutSeconds?: number
+  /** PIXMILL_MIN_FREE_BYTES: uploads are refused (507) while the disk has less free. Default 1 GiB. */
+  readonly minFreeBytes?: number | { readonly percent: number }
 }
 
 /**
@@ -62,7 +64,7 @@ function storageMetrics(registry: Registry, store: ImageStore) {
     }),
     rejected: new Counter({
       name: 'pixmill_storage_uploads_rejected_total',
-      help: 'Uploads not stored, per reason (too_large, not_png, empty, broken_off, store_unavailable, error).',
+      help: 'Uploads not stored, per reason (too_large, not_png, empty, broken_off, disk_full, store_unavailable, error).',
       labelNames: ['reason'],
       registers: [registry],
     }),
@@ -70,12 +72,37 @@ function storageMetrics(registry: Registry, store: ImageStore) {
 }
 
 function rejectReason(error: unknown): string {
+  if (error instanceof InsufficientStorage) return 'disk_full'
   if (error instanceof PayloadTooLarge) return 'too_large'
   if (error instanceof UnsupportedMediaType) return 'not_png'
   if (error instanceof UploadBrokenOff) return 'broken_off'
   if (error instanceof BadRequest) return 'empty'
   if (error instanceof DependencyUnavailable) return 'store_unavailable'
   return 'error'
+}
+
+const gib = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(2)} GiB`
+
+/**
+ * Whether the disk under the store keeps at least `min` free (bytes, or a share of the disk): the reason when it does
+ * not. The free space is read at most once a second; a store with no disk of its own (S3) always has room.
+ */
+function diskGuard(store: ImageStore, min: number | { readonly percent: number }) {
+  let checked: { at: number; problem: Promise<string | undefined> } | undefined
+  const read = async (): Promise<string | undefined> => {
+    if (!store.freeSpace) return undefined
+    const { free, total } = await store.freeSpace()
+    const needed = typeof min === 'number' ? min : (total * min.percent) / 100
+    if (free >= needed) return undefined
+    const limit = typeof min === 'number' ? gib(min) : `${min.percent} % of ${gib(total)}`
+    return `The disk has ${gib(free)} free, less than PIXMILL_MIN_FREE_BYTES (${limit}).`
+  }
+  return {
+    problem(): Promise<string | undefined> {
+      if (!checked || performance.now() - checked.at > 1000) checked = { at: performance.now(), problem: read().catch(() => undefined) }
+      return checked.problem
+    },
+  }
 }
 
 /** If-None-Match uses the weak comparison (RFC 9110 13.1.2): `W/` is ignored, `*` matches any current image. */
@@ -129,8 +156,9 @@ function streamRange(body: ReadableStream<Uint8Array>, size: number, header: str
 }
 
 /** Builds the storage app; it never listens (the entry file or the launcher does). */
-export function createStorageApp({ store, log, registry, maxUploadBytes, token, idleTimeoutSeconds, uploadTimeoutSeconds = 300 }: StorageAppDeps) {
+export function createStorageApp({ store, log, registry, maxUploadBytes, token, idleTimeoutSeconds, uploadTimeoutSeconds = 300, minFreeBytes = 1024 ** 3 }: StorageAppDeps) {
   const metrics = storageMetrics(registry, store)
+  const disk = diskGuard(store, minFreeBytes)
   const app = roleKit({
     role: 'storage',
     token,
@@ -143,6 +171,11 @@ export function createStorageApp({ store, log, registry, maxUploadBytes, token, 
     log,
     registry,
     health: async () => ({ ok: await store.healthy() }),
+    ready: async () => {
+      const [healthy, room] = await Promise.all([store.healthy(), disk.problem()])
+      const reasons = [...(healthy ? [] : ['the image store cannot be reached']), ...(room ? [room] : [])]
+      return { ok: reasons.length === 0, ...(reasons.length > 0 ? { reasons } : {}) }
+    },
     maxRequestBodySize: BUN_BODY_LIMIT,
   })
     .post(
@@ -150,6 +183,8 @@ export function createStorageApp({ store, log, registry, maxUploadBytes, token, 
       async ({ query, request }) => {
         let body: PeekedBody | undefined
         try {
+          const room = await disk.problem()
+          if (room) throw new InsufficientStorage(`${room} Uploads are refused until there is room.`)
           body = await pngUploadBody(request, maxUploadBytes, uploadTimeoutSeconds)
           const { bytes } = await store.put(Number(query.id), query.state, body.stream, { maxBytes: maxUploadBytes })
           metrics.stored.inc({ area: query.state })
@@ -168,7 +203,7 @@ export function createStorageApp({ store, log, registry, maxUploadBytes, token, 
         query: ImageQuery,
         // The body stays an unread stream whatever its Content-Type (or none, as some original clients send).
         parse: 'none',
-        response: { 200: Success, 400: ErrorText, 413: ErrorText, 415: ErrorText, 503: ErrorText },
+        response: { 200: Success, 400: ErrorText, 413: ErrorText, 415: ErrorText, 503: ErrorText, 507: ErrorText },
         detail: {
           summary: 'Store the raw PNG body as the image of `id` in area `state` (replacing any earlier one)',
           description:

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto'
 import { closeSync, existsSync, fsync as fsyncCallback, linkSync, mkdirSync, openSync, opendirSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs'
 import { promisify } from 'node:util'
-import { open, opendir, rm, stat } from 'node:fs/promises'
+import { open, opendir, rm, stat, statfs } from 'node:fs/promises'
 import type { BigIntStats } from 'node:fs'
 import { join } from 'node:path'
 import { DependencyUnavailable, HttpError, PayloadTooLarge } from '../../shared/errors.ts'
@@ -382,6 +382,11 @@ export function openFsImageStore(root: string, options: FsImageStoreOptions = {}
 
     async stats() {
       return tally.stats()
+    },
+
+    async freeSpace() {
+      const disk = await statfs(root)
+      return { free: disk.bavail * disk.bsize, total: disk.blocks * disk.bsize }
     },
 
     async healthy() {

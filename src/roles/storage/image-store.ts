@@ -50,6 +50,8 @@ export interface ImageStore {
    * tally; an object store leaves it to the bucket's own metrics and has no `stats`). Cheap: called on every scrape.
    */
   stats?(): Promise<StoreStats>
+  /** The disk under the store, where it has one (the file system): bytes free to this process and in all. */
+  freeSpace?(): Promise<{ readonly free: number; readonly total: number }>
   /** Whether the store can serve (for the file system: its folders are there). Cheap, never throws. */
   healthy(): Promise<boolean>
   close(): Promise<void>
