@@ -107,7 +107,7 @@ function printWhere(plan: LaunchPlan): void {
   for (const role of ['kv', 'database', 'storage'] as const) {
     if (has(role)) lines.push(`  ${role.padEnd(18)} http://localhost:${portOf(role, plan)}/swagger`)
   }
-  if (has('worker')) lines.push(`  worker             ${plan.threads} loop(s)`)
+  if (has('worker')) lines.push(`  worker             ${plan.threads} loop(s); its port (PIXMILL_WORKER_LISTEN) is listed on the board`)
   lines.push(`  data               ${loadSettings().dataDir}`, 'Stop with Ctrl-C.', '')
   console.log(lines.join('\n'))
 }

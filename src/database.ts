@@ -7,6 +7,7 @@ import { kvPeer } from './clients/peer-address.ts'
 import { createStorageClient } from './clients/storage-client.ts'
 import { createDatabaseApp, createDatabaseClaimWaits, removalMetrics } from './roles/database/app.ts'
 import { createRemoval } from './roles/database/removal.ts'
+import { lowestAddressReports } from './roles/database/shared-figures.ts'
 import { openPostgresTaskStore, redactPostgresUrl } from './roles/database/postgres-task-store.ts'
 import { openSqliteTaskStore } from './roles/database/sqlite-task-store.ts'
 import type { TaskStore } from './roles/database/task-store.ts'
@@ -28,7 +29,18 @@ export async function startDatabase(argv: readonly string[], settings: Settings 
   const registry = createMetricsRegistry('database')
   const removal = createRemoval({ store, images: storage, log, retentionSeconds: settings.retentionSeconds, ...removalMetrics(registry) })
   const claimWaits = createDatabaseClaimWaits(store)
-  const app = createDatabaseApp({ store, removal, claimWaits, log, registry, token: settings.token, idleTimeoutSeconds: settings.idleTimeoutSeconds })
+  let selfAddress = dialable(self)
+  const app = createDatabaseApp({
+    store,
+    removal,
+    claimWaits,
+    // PostgreSQL is shared by every instance: one of them exports its figures. bun:sqlite is this instance's alone.
+    reportsSharedFigures: settings.databaseUrl === undefined ? undefined : lowestAddressReports(kv, 'databaseAddress', () => selfAddress),
+    log,
+    registry,
+    token: settings.token,
+    idleTimeoutSeconds: settings.idleTimeoutSeconds,
+  })
   const running = await serveRole({
     role: 'database',
     app,
@@ -40,6 +52,7 @@ export async function startDatabase(argv: readonly string[], settings: Settings 
       await store.close()
     },
   })
+  selfAddress = selfAddress.replace(/:0$/, `:${running.port}`)
   removal.start()
   log.info({ retentionSeconds: settings.retentionSeconds, sweepEveryMs: removal.intervalMs() }, 'removal sweep started')
   return {

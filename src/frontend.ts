@@ -6,6 +6,7 @@ import { kvPeer } from './clients/peer-address.ts'
 import { createMetricsRegistry } from './plugins/metrics.ts'
 import { createFrontendApp } from './roles/frontend/app.ts'
 import { createTaskWatch } from './roles/frontend/task-watch.ts'
+import { createWorkerDirectory } from './roles/frontend/worker-directory.ts'
 import { dialable, parseFrontendArgs } from './shared/args.ts'
 import { withBackoff } from './shared/backoff.ts'
 import { loadSettings, type Settings } from './shared/config.ts'
@@ -29,6 +30,7 @@ export async function startFrontend(argv: readonly string[], settings: Settings 
     maxUploadBytes: settings.maxUploadBytes,
     maxUploadsInFlight: settings.maxUploadsInFlight,
     watch,
+    workers: createWorkerDirectory(kv, fetcher),
     token: settings.token,
     idleTimeoutSeconds: settings.idleTimeoutSeconds,
   })

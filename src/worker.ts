@@ -1,19 +1,28 @@
-// Entry of the worker role: `bun run src/worker.ts <kv> <threads>`.
-import { createPeerFetch } from './clients/http.ts'
+// Entry of the worker role: `bun run src/worker.ts <kv> <threads>`; its port is PIXMILL_WORKER_LISTEN.
+import { createPeerFetch, peerTransport } from './clients/http.ts'
 import { createKvClient } from './clients/kv-client.ts'
 import { createMasterWorkerClient } from './clients/master-client.ts'
-import { kvPeer } from './clients/peer-address.ts'
+import { kvPeer, peerHealthy } from './clients/peer-address.ts'
 import { createStorageClient } from './clients/storage-client.ts'
+import { hostname } from 'node:os'
+import { createMetricsRegistry } from './plugins/metrics.ts'
+import { createWorkerApp, stageMetrics } from './roles/worker/app.ts'
 import { createWorker, type WorkerStats } from './roles/worker/worker.ts'
-import { dialable, parseWorkerArgs } from './shared/args.ts'
+import { type Address, dialable, parseWorkerArgs } from './shared/args.ts'
 import { withBackoff } from './shared/backoff.ts'
 import { loadSettings, type Settings } from './shared/config.ts'
 import { createLogger } from './shared/logger.ts'
-import { kvWait, type RunningRole, runMain } from './shared/run-role.ts'
+import { kvWait, type RunningRole, runMain, serveRole } from './shared/run-role.ts'
 
-/** A running worker: no port, but counters for the launcher. */
+/** A running worker: its port (probes, metrics, status) and its counters. */
 export interface RunningWorker extends RunningRole {
   stats(): WorkerStats
+}
+
+/** The address others reach the worker's port at: a port on every interface is registered under the machine's name. */
+function advertised(listen: Address): string {
+  const everywhere = ['0.0.0.0', '::', '[::]'].includes(listen.hostname)
+  return everywhere ? `${hostname()}:${listen.port}` : dialable(listen)
 }
 
 /**
@@ -35,6 +44,7 @@ export async function startWorker(argv: readonly string[], settings: Settings = 
       throw new Error(`worker: ${peer.key} not found in kv at ${kvClient.address} within ${settings.kvWaitSeconds} s (PIXMILL_KV_WAIT_SECONDS): ${(error as Error).message}`)
     }
   }
+  const registry = createMetricsRegistry('worker')
   const worker = createWorker({
     master: createMasterWorkerClient(masterPeer, fetcher),
     storage: createStorageClient(storagePeer, fetcher),
@@ -43,10 +53,42 @@ export async function startWorker(argv: readonly string[], settings: Settings = 
     pngEffort: settings.pngEffort,
     leaseSeconds: settings.leaseSeconds,
     taskTimeoutMs: settings.taskTimeoutSeconds * 1000,
+    stage: stageMetrics(registry),
     log,
   })
+  let address = advertised(settings.workerListen)
+  const app = createWorkerApp({
+    stats: worker.stats,
+    address: () => address,
+    peersHealthy: async () => {
+      const [master, storage] = await Promise.all([peerHealthy(masterPeer, peerTransport), peerHealthy(storagePeer, peerTransport)])
+      return { master, storage }
+    },
+    log,
+    registry,
+    token: settings.token,
+    idleTimeoutSeconds: settings.idleTimeoutSeconds,
+  })
+  // Registered as `workerAddress/<self>` only, with the heartbeat every role has: the board lists the live workers.
+  const served = await serveRole({
+    role: 'worker',
+    app,
+    listen: settings.workerListen,
+    log,
+    register: { kv: kvClient, key: 'workerAddress', value: address, waitSeconds: settings.kvWaitSeconds, ttlSeconds: settings.registrationTtlSeconds, instanceOnly: true },
+  })
+  address = address.replace(/:0$/, `:${served.port}`)
   worker.start()
-  return { role: 'worker', stop: () => worker.close(), stats: () => worker.stats() }
+  return {
+    role: 'worker',
+    port: served.port,
+    // Loops first (tasks in flight finish and report), then the port and the registration.
+    stop: async () => {
+      await worker.close()
+      await served.stop()
+    },
+    stats: () => worker.stats(),
+  }
 }
 
 if (import.meta.main) await runMain(() => startWorker(process.argv.slice(2)))

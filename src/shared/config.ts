@@ -1,5 +1,6 @@
 // Settings: every PIXMILL_* variable read once, validated, frozen and passed down.
 import { resolve } from 'node:path'
+import { type Address, parseAddress } from './args.ts'
 import { LOG_LEVELS } from './logger.ts'
 
 export interface Settings {
@@ -44,6 +45,8 @@ export interface Settings {
   readonly minFreeBytes: number | { readonly percent: number }
   /** pino's level (PIXMILL_LOG_LEVEL): trace, debug, info (default), warn, error, fatal or silent. */
   readonly logLevel: (typeof LOG_LEVELS)[number]
+  /** Where the worker serves its probes, metrics and status (PIXMILL_WORKER_LISTEN). Default `127.0.0.1:0` (a free port). */
+  readonly workerListen: Address
   /** The worker's PNG encoder: `fast` (default) or `small` (the smallest output, at more CPU). */
   readonly pngEffort: 'fast' | 'small'
   /** `PIXMILL_KV_URL=redis://...`: the kv role keeps its pairs in Redis instead of bun:sqlite. */
@@ -94,6 +97,15 @@ function bytesOrPercent(env: Record<string, string | undefined>, name: string, f
   throw new ConfigError(`${name} must be a number of bytes or a percentage below 100 (5%), got ${JSON.stringify(env[name])}`)
 }
 
+function address(env: Record<string, string | undefined>, name: string, fallback: string): Address {
+  const raw = env[name]?.trim()
+  try {
+    return parseAddress(raw === undefined || raw === '' ? fallback : raw)
+  } catch {
+    throw new ConfigError(`${name} must be host:port (or :port; port 0 picks a free one), got ${JSON.stringify(env[name])}`)
+  }
+}
+
 function bounded(value: number, name: string, max: number): number {
   if (value > max) throw new ConfigError(`${name} must be at most ${max}, got ${value}`)
   return value
@@ -140,6 +152,7 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     storageCacheBytes: nonNegativeInteger(env, 'PIXMILL_STORAGE_CACHE_BYTES', 32 * 1024 * 1024),
     minFreeBytes: bytesOrPercent(env, 'PIXMILL_MIN_FREE_BYTES', 1024 ** 3),
     logLevel: oneOf(env, 'PIXMILL_LOG_LEVEL', LOG_LEVELS, 'info'),
+    workerListen: address(env, 'PIXMILL_WORKER_LISTEN', '127.0.0.1:0'),
     pngEffort: oneOf(env, 'PIXMILL_PNG_EFFORT', ['fast', 'small'] as const, 'fast'),
     kvUrl: url(env, 'PIXMILL_KV_URL', ['redis:', 'rediss:']),
     databaseUrl: url(env, 'PIXMILL_DATABASE_URL', ['postgres:', 'postgresql:']),

@@ -34,6 +34,11 @@ export interface ServeOptions {
     readonly waitSeconds: number
     /** The instance's registration lives this long unless the heartbeat (every third of it) renews it. Default 15. */
     readonly ttlSeconds?: number
+    /**
+     * Only `<key>/<value>`, never the plain key (the worker: nobody calls "the" worker). On an original kv, which would
+     * keep it for ever, nothing is registered.
+     */
+    readonly instanceOnly?: boolean
   }
   /** Closes the role's stores, after the server stopped. */
   readonly close?: () => Promise<void>
@@ -112,12 +117,13 @@ export async function serveRole(options: ServeOptions): Promise<RunningRole> {
     // The plain key is the original protocol's (one address); `<key>/<address>` lists every live instance. An original
     // kv would keep such a pair for ever (it ignores `ttl`), listing this instance long after it is gone: there the
     // plain key alone, as the original roles register.
+    const instanceOnly = options.register.instanceOnly === true
     const register = async () => {
       if (await kv.expiresPairs()) {
         await kv.set(`${key}/${value}`, value, ttlSeconds)
         instanceKey = `${key}/${value}`
       }
-      await kv.set(key, value)
+      if (!instanceOnly) await kv.set(key, value)
     }
     try {
       await withBackoff(register, { ...kvWait({ kvWaitSeconds: waitSeconds }), what: `registering ${key}=${value} in kv at ${kv.address}`, log })

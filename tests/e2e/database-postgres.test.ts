@@ -27,7 +27,8 @@ beforeAll(async () => {
         // Each its own folder (for its log); neither keeps tasks there.
         dataDir: mkdirSync(`${dir.path}/db${i}`, { recursive: true })!,
         healthAt: address,
-        env: { PIXMILL_DATABASE_URL: server.url, PIXMILL_LEASE_SECONDS: '60' },
+        // A short time to live, so that the other instance takes over the shared figures within the test.
+        env: { PIXMILL_DATABASE_URL: server.url, PIXMILL_LEASE_SECONDS: '60', PIXMILL_REGISTRATION_TTL_SECONDS: '3' },
       }),
     ),
   )
@@ -114,4 +115,27 @@ describe('e2e: two database processes on one PostgreSQL', () => {
     expect(performance.now() - created).toBeLessThan(2000)
     expect((await post(b, `/finishTask?id=${id}`)).text).toBe('success')
   })
+
+  test('tasks per state are exported by one instance only, so a sum over both is true; the other takes over when it dies', async () => {
+    const scrape = async (address: string) => (await httpText(address, '/metrics')).text
+    const tasksIn = (text: string) =>
+      [...text.matchAll(/^pixmill_tasks\{[^}]*\} (\d+)$/gm)].reduce((sum, match) => sum + Number(match[1]), 0)
+    // The lowest address reports; the sum over both instances counts each task once.
+    const reporter = dbAddresses[0] < dbAddresses[1] ? 0 : 1
+    const countsOf = async (address: string) => Object.values(JSON.parse((await httpText(address, '/counts')).text) as Record<string, number>).reduce((a, b) => a + b, 0)
+    // Asked of the reporter: its /counts and its gauges share one count of the table (each instance keeps its own for 2 s).
+    const total = await countsOf(dbAddresses[reporter])
+    const texts = await Promise.all(dbAddresses.map(scrape))
+    expect(texts.map((text) => /^pixmill_tasks_reporting\{[^}]*\} 1$/m.test(text))).toEqual([reporter === 0, reporter === 1])
+    expect(texts.map(tasksIn)).toEqual(reporter === 0 ? [total, 0] : [0, total])
+    await databases[reporter]!.kill9()
+    const other = dbAddresses[1 - reporter]!
+    let text = ''
+    const deadline = performance.now() + 20_000
+    while (!/^pixmill_tasks_reporting\{[^}]*\} 1$/m.test((text = await scrape(other)))) {
+      if (performance.now() > deadline) throw new Error('the other instance never took over the shared figures')
+      await Bun.sleep(250)
+    }
+    expect(tasksIn(text)).toBe(await countsOf(other))
+  }, 30_000)
 })

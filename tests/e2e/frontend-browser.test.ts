@@ -150,6 +150,12 @@ describe('e2e: the frontend in headless Chromium', () => {
     expect(Number(await page.locator('#count-finished').textContent())).toBeGreaterThanOrEqual(2)
     expect(Number(await page.locator('#count-failed').textContent())).toBeGreaterThanOrEqual(1)
     expect((await row.locator('.reason-cell').textContent())!.length).toBeGreaterThan(3)
+    // The worker, found through kv and its own port: its address, its two loops, what it has done.
+    const workerRow = page.locator('#workers tr', { hasText: '127.0.0.1:' })
+    await workerRow.waitFor()
+    const cells = await workerRow.locator('td').allTextContents()
+    expect(cells[1]).toBe('2')
+    expect(Number(cells[3])).toBeGreaterThanOrEqual(2)
     await shot(page, 'frontend-board.png')
     await row.getByRole('button', { name: `Try task ${id} again` }).click()
     await page.locator('#action-message', { hasText: `Task ${id} is queued again.` }).waitFor()

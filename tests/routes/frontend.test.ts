@@ -237,6 +237,28 @@ describe('frontend: the page and board API', () => {
     expect(again.text).toStartWith('Error:')
   })
 
+  test('/api/board lists the live workers from its directory, and says so when they cannot be listed, with the tasks still shown', async () => {
+    const worker = { address: '10.0.0.7:4100', reachable: true, loops: 2, busy: 1, done: 5, failed: 0, lastSeen: '2026-11-30T10:00:00.000Z', problem: null }
+    let kvUp = true
+    const withWorkers = createFrontendApp({
+      master: createMasterPublicClient(fixedPeer('masterAddress', 'master.local'), (request) => stack.master.handle(request)),
+      maxUploadBytes: LIMIT,
+      watch,
+      workers: { list: async () => (kvUp ? [worker] : Promise.reject(new Error('kv at kv.local is unreachable'))) },
+      ...quietDeps('frontend'),
+    })
+    await submit(form({ uploadfile: png() }))
+    const board = JSON.parse((await call(withWorkers, 'GET', '/api/board')).text)
+    expect(board.workers).toEqual([worker])
+    expect(board.latest).toHaveLength(1)
+    kvUp = false
+    const without = await call(withWorkers, 'GET', '/api/board')
+    expect(without.status).toBe(200)
+    expect(JSON.parse(without.text)).toMatchObject({ workers: [], workersProblem: 'The workers cannot be listed: kv at kv.local is unreachable' })
+    // No directory: an empty list.
+    expect(JSON.parse((await get('/api/board')).text).workers).toEqual([])
+  })
+
   test('/api/events streams each task’s state at once and again when it changes, and `unknown` for an unknown id', async () => {
     await submit(form({ uploadfile: png() }))
     const controller = new AbortController()

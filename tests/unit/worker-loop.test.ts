@@ -61,6 +61,42 @@ describe('worker loop', () => {
     expect(w.stats()).toMatchObject({ processed: 1, failed: 0, inFlight: 0 })
   })
 
+  test('every stage of a task runs through the stage runner in order; stats say when a task last ended and which loops are busy', async () => {
+    const cluster = fakeCluster()
+    const stages: string[] = []
+    const release = deferred()
+    const w = start(cluster, {
+      threads: 3,
+      clock: Date.now,
+      stage: async (stage, work) => {
+        stages.push(stage)
+        // The first task waits in its store stage, so that its loop is busy while the others are idle.
+        if (stage === 'store') await release.promise
+        return work()
+      },
+    })
+    expect(w.stats()).toMatchObject({ loops: 3, busyLoops: 0, lastTaskAt: undefined, closing: false })
+    const id = cluster.addTask(PNG)
+    await until(() => stages.includes('store'), 'the store stage')
+    expect(w.stats()).toMatchObject({ busyLoops: 1, inFlight: 1 })
+    const before = Date.now()
+    release.resolve()
+    await until(() => cluster.tasks[id]!.state === 2, 'task finished')
+    await until(() => w.stats().inFlight === 0, 'the task to end')
+    expect(stages).toEqual(['fetch', 'decode', 'encode', 'store', 'report'])
+    expect(w.stats().busyLoops).toBe(0)
+    expect(w.stats().lastTaskAt).toBeGreaterThanOrEqual(before)
+  })
+
+  test('a claim that fails names its problem in the stats until a claim succeeds', async () => {
+    const cluster = fakeCluster()
+    cluster.failNext['/getNewTask'] = 1
+    const w = start(cluster, { threads: 1, errorWaitMs: 50 })
+    await until(() => w.stats().claimProblem !== undefined, 'the claim problem')
+    expect(w.stats().claimProblem).toMatch(/asking the master for a task fails/)
+    await until(() => w.stats().claimProblem === undefined, 'the next claim to succeed')
+  })
+
   test('an undecodable image is reported failed with the reason, and the loop goes on', async () => {
     const cluster = fakeCluster()
     const bad = cluster.addTask(new TextEncoder().encode('this is not a PNG at all'))

@@ -10,6 +10,7 @@ import { ClaimQuery, ErrorText, IdQuery, Success } from '../../shared/schemas.ts
 import { ClaimJson, CountsJson, FailQuery, IdLeaseQuery, IdsQuery, RecentQuery, RenewQuery, SetByIdBody, TaskJson, taskJson } from './model.ts'
 import { type ClaimWaits, createClaimWaits } from './claim-waits.ts'
 import type { Removal } from './removal.ts'
+import type { ReportsSharedFigures } from './shared-figures.ts'
 import { STATE_NAMES, type TaskState, type TaskStore } from './task-store.ts'
 
 export interface DatabaseAppDeps {
@@ -24,6 +25,11 @@ export interface DatabaseAppDeps {
   readonly claimWaits?: ClaimWaits
   readonly log: Logger
   readonly registry: Registry
+  /**
+   * Whether this instance reports the store's figures (tasks per state): with PostgreSQL every instance sees the same
+   * tasks, and only one may export them, or a sum over the instances counts each task once per instance. Default: always.
+   */
+  readonly reportsSharedFigures?: ReportsSharedFigures
 }
 
 const NO_TASK = 'No non-started task.'
@@ -34,13 +40,23 @@ const INTERNAL_ROUTES = [
   '/releaseTask', '/tasks', '/counts', '/reserveTask', '/activateTask', '/dropTask', '/deleteTask', '/getByIds',
 ]
 
-function taskMetrics(registry: Registry, store: TaskStore) {
+function taskMetrics(registry: Registry, store: TaskStore, reports: ReportsSharedFigures) {
+  const reporting = () => reports().catch(() => true)
+  new Gauge({
+    name: 'pixmill_tasks_reporting',
+    help: '1 on the one database instance that exports pixmill_tasks for the store they share, 0 on the others.',
+    registers: [registry],
+    async collect() {
+      this.set((await reporting()) ? 1 : 0)
+    },
+  })
   new Gauge({
     name: 'pixmill_tasks',
-    help: 'Tasks per state.',
+    help: 'Tasks per state, in the whole store (exported by one database instance of those sharing it).',
     labelNames: ['state'],
     registers: [registry],
     async collect() {
+      if (!(await reporting())) return this.reset()
       // A store that is down keeps the last figures: /metrics must still answer (it is how an outage is seen).
       const counts = await store.countByState().catch(() => undefined)
       // Label values in the style of every other label here (snake_case); the JSON of the API keeps its stateName.
@@ -82,7 +98,7 @@ export function removalMetrics(registry: Registry) {
 
 /** Builds the database app; it never listens (the entry file or the launcher does). */
 export function createDatabaseApp({ store, removal, log, registry, token, idleTimeoutSeconds, ...deps }: DatabaseAppDeps) {
-  const count = taskMetrics(registry, store)
+  const count = taskMetrics(registry, store, deps.reportsSharedFigures ?? (async () => true))
   const claimWaits = deps.claimWaits ?? createDatabaseClaimWaits(store)
   new Gauge({ name: 'pixmill_claims_waiting', help: 'Claims held until a task can be claimed (getNewTask?wait=S).', registers: [registry], collect() {
     this.set(claimWaits.size())

@@ -13,6 +13,7 @@ import { BoardJson, ConfigJson, eventsResponses, getImageResponses, IdsQuery, su
 import { checkPageFiles, PAGE_SECURITY_HEADERS, pageFile } from './static-pages.ts'
 import { renderTaskPage, renderUnknownTaskPage } from './task-page.ts'
 import { createTaskWatch, type TaskWatch, type WatchEvent } from './task-watch.ts'
+import type { WorkerDirectory, WorkerView } from './worker-directory.ts'
 
 export interface FrontendAppDeps {
   /** PIXMILL_TOKEN: when set, the internal routes want it. */
@@ -28,6 +29,8 @@ export interface FrontendAppDeps {
   readonly watch?: TaskWatch
   /** PIXMILL_MAX_UPLOADS_IN_FLIGHT: more uploads at once get 503 with Retry-After. Default 32. */
   readonly maxUploadsInFlight?: number
+  /** The live workers the board lists; without it, the board lists none. */
+  readonly workers?: WorkerDirectory
 }
 
 /** Headers of the master's image answer that go on to the browser. */
@@ -197,18 +200,24 @@ export function createFrontendApp(deps: FrontendAppDeps) {
       '/api/board',
       async () => {
         const generatedAt = new Date().toISOString()
+        // The workers come from kv and their own ports: shown whatever the master says, and a kv outage only empties them.
+        const workersRead: Promise<{ workers: WorkerView[]; workersProblem?: string }> = (deps.workers?.list() ?? Promise.resolve([])).then(
+          (workers) => ({ workers }),
+          (error: Error) => ({ workers: [], workersProblem: `The workers cannot be listed: ${error.message}` }),
+        )
         try {
-          const [counts, latest, failed] = await Promise.all([master.counts(), master.tasks({ limit: 25 }), master.tasks({ state: 3, limit: 50 })])
-          return { counts, latest, failed, generatedAt }
+          const [counts, latest, failed, workers] = await Promise.all([master.counts(), master.tasks({ limit: 25 }), master.tasks({ state: 3, limit: 50 }), workersRead])
+          return { counts, latest, failed, ...workers, generatedAt }
         } catch (error) {
           if (!(error instanceof NotOffered)) throw error
           return {
             unavailable: 'The master offers no status: it knows only the original endpoints, so there are no counts or task lists to show. Uploads and downloads work.',
+            ...(await workersRead),
             generatedAt,
           }
         }
       },
-      { response: { 200: BoardJson, 502: ErrorText, 503: ErrorText }, detail: { summary: 'What the status board shows: counts, latest and failed tasks', tags: ['operators'] } },
+      { response: { 200: BoardJson, 502: ErrorText, 503: ErrorText }, detail: { summary: 'What the status board shows: counts, latest and failed tasks, the live workers', tags: ['operators'] } },
     )
     .post(
       '/api/retry',

@@ -42,15 +42,33 @@ export const ConfigJson = t.Object({
   field: t.Literal('uploadfile', { description: 'The form field of the file' }),
 })
 
+const WorkerViewJson = t.Object({
+  address: t.String(),
+  reachable: t.Boolean({ description: 'It answered its /status just now; else the figures are the last it gave' }),
+  loops: t.Nullable(t.Integer()),
+  busy: t.Nullable(t.Integer({ description: 'Loops with a task in flight' })),
+  done: t.Nullable(t.Integer({ description: 'Tasks finished since it started' })),
+  failed: t.Nullable(t.Integer({ description: 'Tasks it reported failed since it started' })),
+  lastSeen: t.Nullable(t.String({ format: 'date-time' })),
+  problem: t.Nullable(t.String()),
+})
+
+/** The live workers, on both kinds of board. */
+const boardWorkers = {
+  workers: t.Array(WorkerViewJson, { description: 'The workers registered in kv, by address' }),
+  workersProblem: t.Optional(t.String({ description: 'Why the workers cannot be listed (kv unreachable)' })),
+}
+
 export const BoardJson = t.Union([
   t.Object({
     counts: t.Object({ 'not-started': t.Integer(), 'in-progress': t.Integer(), finished: t.Integer(), failed: t.Integer() }),
     latest: t.Array(TaskStatusJson, { description: 'The newest tasks, newest first' }),
     failed: t.Array(TaskStatusJson, { description: 'The newest failed tasks, with their reason' }),
+    ...boardWorkers,
     generatedAt: t.String({ format: 'date-time' }),
   }),
   t.Object(
-    { unavailable: t.String({ description: 'Why there is nothing to show' }), generatedAt: t.String({ format: 'date-time' }) },
+    { unavailable: t.String({ description: 'Why there is nothing to show' }), ...boardWorkers, generatedAt: t.String({ format: 'date-time' }) },
     { description: 'The master offers no counts or task lists (a master of the original protocol)' },
   ),
 ])

@@ -21,7 +21,18 @@ export interface ImageWorkOptions {
   readonly timeoutSeconds?: number
   /** Default `fast`. */
   readonly effort?: PngEffort
+  /** Runs each stage of the work (`decode`, `encode`), so that the caller can time or trace it. Default: just runs it. */
+  readonly stage?: StageRunner
 }
+
+/** The stages of one task's work in a worker. */
+export type Stage = 'fetch' | 'decode' | 'encode' | 'store' | 'report'
+
+/** Runs `work` as the named stage: the worker's metrics time it, tracing makes a span of it. */
+export type StageRunner = <T>(stage: Stage, work: () => Promise<T>) => Promise<T>
+
+/** Runs the stage and nothing else. */
+export const untimedStage: StageRunner = (_stage, work) => work()
 
 /** An image decoded, composited over black and swapped: 8-bit RGBA, every alpha 255. */
 export interface SwappedPixels {
@@ -179,5 +190,7 @@ export async function encodeSwapped(pixels: SwappedPixels, effort: PngEffort = '
 
 /** The whole image work of one task: decodeSwapped, then encodeSwapped. */
 export async function swapRedGreen(png: Uint8Array, options: ImageWorkOptions): Promise<Uint8Array<ArrayBuffer>> {
-  return encodeSwapped(await decodeSwapped(png, options), options.effort, options.timeoutSeconds)
+  const stage = options.stage ?? untimedStage
+  const pixels = await stage('decode', () => decodeSwapped(png, options))
+  return stage('encode', () => encodeSwapped(pixels, options.effort, options.timeoutSeconds))
 }

@@ -6,7 +6,7 @@ import { HttpError, NotOffered } from '../../shared/errors.ts'
 import { withRequestId } from '../../shared/request-context.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { UnrecoverableImageError } from './errors.ts'
-import { type ImageWorkOptions, type PngEffort, swapRedGreen } from './image-work.ts'
+import { type ImageWorkOptions, type PngEffort, type StageRunner, swapRedGreen, untimedStage } from './image-work.ts'
 
 export interface WorkerOptions {
   readonly master: MasterWorkerClient
@@ -39,6 +39,8 @@ export interface WorkerOptions {
   readonly closeTimeoutMs?: number
   /** The image work; injectable so tests can make it slow or failing. Default swapRedGreen. */
   readonly swap?: (png: Uint8Array, options: ImageWorkOptions) => Promise<Uint8Array<ArrayBuffer>>
+  /** Runs each stage of a task (fetch, decode, encode, store, report): the worker's metrics and traces hook in here. */
+  readonly stage?: StageRunner
   /** Abortable sleep; injectable so tests move time instead of waiting. */
   readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>
   readonly clock?: () => number
@@ -55,6 +57,18 @@ export interface WorkerStats {
   readonly inFlight: number
   /** Claim-to-report milliseconds summed over processed tasks. */
   readonly processingMs: number
+  /** Loops started (0 before start()). */
+  readonly loops: number
+  /** Loops with at least one task in flight. */
+  readonly busyLoops: number
+  /** When start() ran, in ms since the epoch (undefined before). */
+  readonly startedAt: number | undefined
+  /** When a task last ended (finished or failed), in ms since the epoch. */
+  readonly lastTaskAt: number | undefined
+  /** Why the last claim failed, while claims keep failing (the master is down); undefined once one succeeds. */
+  readonly claimProblem: string | undefined
+  /** close() has been called: no new claims. */
+  readonly closing: boolean
 }
 
 export interface Worker {
@@ -107,6 +121,7 @@ const isRefusal = (error: unknown) => error instanceof NotOffered || (error inst
 export function createWorker(options: WorkerOptions): Worker {
   const { master, storage, log } = options
   const swap = options.swap ?? swapRedGreen
+  const stage = options.stage ?? untimedStage
   const sleep = options.sleep ?? abortableSleep
   const clock = options.clock ?? Date.now
   const random = options.random ?? Math.random
@@ -119,10 +134,16 @@ export function createWorker(options: WorkerOptions): Worker {
     maxPixels: options.maxPixels,
     effort: options.pngEffort,
     timeoutSeconds: Math.min(3600, Math.max(1, Math.ceil(taskTimeoutMs / 1000))),
+    stage,
   }
   const stopClaiming = new AbortController()
   const giveUp = new AbortController()
   const counts = { processed: 0, failed: 0, peerErrors: 0, abandoned: 0, renewals: 0, inFlight: 0, processingMs: 0 }
+  /** Tasks in flight per loop. */
+  const loopTasks: number[] = []
+  let startedAt: number | undefined
+  let lastTaskAt: number | undefined
+  let claimProblem: string | undefined
   let loops: Promise<void>[] | undefined
   let closing: Promise<void> | undefined
 
@@ -185,8 +206,8 @@ export function createWorker(options: WorkerOptions): Worker {
       if (isRefusal(error)) return `${what}: ${message(error)}`
       throw error
     }
-    const png = await withPeer('fetching the working image', task, signal, async () =>
-      (await storage.get(task.id, 'working', { signal })).bytes(),
+    const png = await stage('fetch', () =>
+      withPeer('fetching the working image', task, signal, async () => (await storage.get(task.id, 'working', { signal })).bytes()),
     ).catch(refused('the working image cannot be fetched'))
     if (typeof png === 'string') return png
     limit.stop()
@@ -201,17 +222,17 @@ export function createWorker(options: WorkerOptions): Worker {
     }
     turns.leaveCodec()
     await bounded(turns.store(), signal)
-    const stored = await withPeer('storing the finished image', task, signal, () =>
-      storage.send(task.id, 'finished', result, { contentLength: result.byteLength, signal }),
+    const stored = await stage('store', () =>
+      withPeer('storing the finished image', task, signal, () => storage.send(task.id, 'finished', result, { contentLength: result.byteLength, signal })),
     ).catch(refused('storage refused the result'))
     if (typeof stored === 'string') return stored
     const ms = clock() - started
-    await withPeer('reporting the task finished', task, signal, () => master.registerTaskFinished(task.id, task.leaseToken, ms))
+    await stage('report', () => withPeer('reporting the task finished', task, signal, () => master.registerTaskFinished(task.id, task.leaseToken, ms)))
     return undefined
   }
 
   /** Runs one claimed task to its report; never throws. */
-  async function runTask(task: ClaimedTask, turns: Turns): Promise<void> {
+  async function runTask(task: ClaimedTask, turns: Turns, loopIndex: number): Promise<void> {
     const started = clock()
     const own = new AbortController()
     let timer: ReturnType<typeof setTimeout> | undefined
@@ -229,15 +250,18 @@ export function createWorker(options: WorkerOptions): Worker {
     const signal = AbortSignal.any([own.signal, giveUp.signal])
     const stopRenewing = keepLease(task, own)
     counts.inFlight++
+    loopTasks[loopIndex] = (loopTasks[loopIndex] ?? 0) + 1
     try {
       const failure = await attempt(task, signal, started, turns, limit)
       if (failure === undefined) {
         counts.processed++
         counts.processingMs += clock() - started
+        lastTaskAt = clock()
         log.info({ task: task.id, ms: clock() - started }, 'task finished')
         return
       }
       counts.failed++
+      lastTaskAt = clock()
       log.warn({ task: task.id, reason: failure }, 'the task cannot succeed; reporting it failed')
       // Past the lease the report is moot (the task is back in the queue), so stop trying then.
       const reportSignal = AbortSignal.any([giveUp.signal, AbortSignal.timeout(leaseMs)])
@@ -263,6 +287,7 @@ export function createWorker(options: WorkerOptions): Worker {
       clearTimeout(timer)
       stopRenewing()
       counts.inFlight--
+      loopTasks[loopIndex]!--
     }
   }
 
@@ -277,9 +302,11 @@ export function createWorker(options: WorkerOptions): Worker {
       const asked = clock()
       try {
         task = await master.getNewTask({ waitSeconds: claimWaitSeconds, signal: stopClaiming.signal })
+        claimProblem = undefined
       } catch (error) {
         if (stopClaiming.signal.aborted) break
         counts.peerErrors++
+        claimProblem = `asking the master for a task fails: ${message(error)}`
         log.warn({ loop: n, err: message(error) }, `asking the master for a task failed; retrying in ${errorWaitMs} ms`)
         await sleep(jittered(errorWaitMs), stopClaiming.signal)
         continue
@@ -308,7 +335,7 @@ export function createWorker(options: WorkerOptions): Worker {
         store: () => priorStore,
       }
       // Everything done for the task (logs, calls to peers) carries the request id of the upload that made it.
-      const ended = withRequestId(claimed.requestId ?? `task-${claimed.id}`, () => runTask(claimed, turns)).finally(() => {
+      const ended = withRequestId(claimed.requestId ?? `task-${claimed.id}`, () => runTask(claimed, turns, n)).finally(() => {
         inCodec.resolve()
         outOfCodec.resolve()
       })
@@ -325,6 +352,7 @@ export function createWorker(options: WorkerOptions): Worker {
     start() {
       if (loops || closing) return
       log.info({ threads: options.threads }, 'worker started')
+      startedAt = clock()
       loops = Array.from({ length: options.threads }, (_, n) => loop(n))
     },
     close() {
@@ -343,6 +371,14 @@ export function createWorker(options: WorkerOptions): Worker {
       })()
       return closing
     },
-    stats: () => ({ ...counts }),
+    stats: () => ({
+      ...counts,
+      loops: loops?.length ?? 0,
+      busyLoops: loopTasks.filter((n) => n > 0).length,
+      startedAt,
+      lastTaskAt,
+      claimProblem,
+      closing: closing !== undefined,
+    }),
   }
 }

@@ -1,4 +1,4 @@
-// The status board: counts per state, the latest and the failed tasks, retry and delete; refreshed every few seconds.
+// The status board: counts per state, the latest and the failed tasks, retry and delete, the live workers; refreshed every few seconds.
 import { operatorPost } from '/operator.js'
 
 const REFRESH_MS = 3000
@@ -49,7 +49,24 @@ function deleteButton(task) {
   })
 }
 
+const figure = (n) => (n === null || n === undefined ? '–' : String(n))
+
+function renderWorkers(board) {
+  $('#workers-problem').hidden = !board.workersProblem
+  $('#workers-problem').textContent = board.workersProblem || ''
+  fill($('#workers'), $('#workers-empty'), board.workers || [], (row, worker) => {
+    cell(row, worker.address)
+    cell(row, figure(worker.loops))
+    cell(row, figure(worker.busy))
+    cell(row, figure(worker.done))
+    cell(row, figure(worker.failed))
+    cell(row, worker.lastSeen ? time(worker.lastSeen) : 'never')
+    cell(row, worker.problem || (worker.reachable ? 'working' : ''), worker.reachable && !worker.problem ? '' : 'reason-cell')
+  })
+}
+
 function render(board) {
+  renderWorkers(board)
   // A master of the original protocol has no counts or task lists: say so instead of showing empty tables.
   for (const section of document.querySelectorAll('.board-figures')) section.hidden = Boolean(board.unavailable)
   $('#board-unavailable').hidden = !board.unavailable
