@@ -6,12 +6,13 @@ import { kvPeer, peerHealthy } from './clients/peer-address.ts'
 import { createStorageClient } from './clients/storage-client.ts'
 import { hostname } from 'node:os'
 import { createMetricsRegistry } from './plugins/metrics.ts'
-import { createWorkerApp, stageMetrics } from './roles/worker/app.ts'
+import { createWorkerApp, stageMetrics, tracedStages, tracedTasks } from './roles/worker/app.ts'
 import { createWorker, type WorkerStats } from './roles/worker/worker.ts'
 import { type Address, dialable, parseWorkerArgs } from './shared/args.ts'
 import { withBackoff } from './shared/backoff.ts'
 import { loadSettings, type Settings } from './shared/config.ts'
 import { createLogger } from './shared/logger.ts'
+import { roleTracer, stopRoleTracer } from './shared/tracing.ts'
 import { kvWait, type RunningRole, runMain, serveRole } from './shared/run-role.ts'
 
 /** A running worker: its port (probes, metrics, status) and its counters. */
@@ -45,6 +46,7 @@ export async function startWorker(argv: readonly string[], settings: Settings = 
     }
   }
   const registry = createMetricsRegistry('worker')
+  const tracer = roleTracer('worker')
   const worker = createWorker({
     master: createMasterWorkerClient(masterPeer, fetcher),
     storage: createStorageClient(storagePeer, fetcher),
@@ -53,7 +55,8 @@ export async function startWorker(argv: readonly string[], settings: Settings = 
     pngEffort: settings.pngEffort,
     leaseSeconds: settings.leaseSeconds,
     taskTimeoutMs: settings.taskTimeoutSeconds * 1000,
-    stage: stageMetrics(registry),
+    stage: tracer === undefined ? stageMetrics(registry) : tracedStages(tracer, stageMetrics(registry)),
+    taskScope: tracer === undefined ? undefined : tracedTasks(tracer),
     log,
   })
   let address = advertised(settings.workerListen)
@@ -86,6 +89,7 @@ export async function startWorker(argv: readonly string[], settings: Settings = 
     stop: async () => {
       await worker.close()
       await served.stop()
+      await stopRoleTracer('worker')
     },
     stats: () => worker.stats(),
   }

@@ -1,6 +1,7 @@
 // The one way roles call each other: plain fetch, with a peer's failure told apart from the caller's mistake.
 import { DependencyUnavailable, HttpError, InsufficientStorage, NotOffered } from '../shared/errors.ts'
 import { currentRequestId, REQUEST_ID_HEADER } from '../shared/request-context.ts'
+import { injectTraceHeaders } from '../shared/trace-context.ts'
 import { callInProcess, inProcessHandler } from './in-process.ts'
 
 export type Fetch = (request: Request) => Promise<Response>
@@ -12,8 +13,9 @@ export const peerTransport: Fetch = (request) => {
 }
 
 /**
- * The transport between roles: every call carries the shared token (PIXMILL_TOKEN, when set) and the id of the
- * request or task being served, so that one upload can be followed from role to role in the logs.
+ * The transport between roles: every call carries the shared token (PIXMILL_TOKEN, when set), the id of the request or
+ * task being served, so that one upload can be followed from role to role in the logs, and, with tracing on, the
+ * current span as `traceparent`.
  */
 export function createPeerFetch(options: { token?: string; base?: Fetch } = {}): Fetch {
   const base = options.base ?? peerTransport
@@ -22,6 +24,7 @@ export function createPeerFetch(options: { token?: string; base?: Fetch } = {}):
     if (authorization !== undefined) request.headers.set('authorization', authorization)
     const requestId = currentRequestId()
     if (requestId !== undefined && !request.headers.has(REQUEST_ID_HEADER)) request.headers.set(REQUEST_ID_HEADER, requestId)
+    injectTraceHeaders(request.headers)
     return base(request)
   }
 }

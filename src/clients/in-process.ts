@@ -2,6 +2,7 @@
 // over HTTP, without the sockets, the HTTP parsing and the copies (kv, database, storage and master used 10-14 ms of
 // CPU per 512x512 image this way, 15-19 ms as separate processes).
 import { outsideRequestContext } from '../shared/request-context.ts'
+import { outsideTraceContext } from '../shared/trace-context.ts'
 
 export type Handler = (request: Request) => Promise<Response>
 
@@ -26,11 +27,11 @@ export function inProcessHandler(url: string): Handler | undefined {
 }
 
 /**
- * Calls `handle` as a socket would: the callee's request context (its request id) stays its own, and the caller's
+ * Calls `handle` as a socket would: the callee's request context (its request id, its span) stays its own, and the caller's
  * signal (its time-out) abandons the call.
  */
 export async function callInProcess(handle: Handler, request: Request): Promise<Response> {
-  const answer = outsideRequestContext(() => handle(request))
+  const answer = outsideRequestContext(() => outsideTraceContext(() => handle(request)))
   const signal = request.signal
   if (signal.aborted) throw signal.reason
   let onAbort: (() => void) | undefined

@@ -11,6 +11,8 @@ export interface ClaimedTask {
   readonly leaseExpiresAt?: string
   /** The upload's request id (newer masters), for following the task in the logs. */
   readonly requestId?: string
+  /** The upload's W3C trace context (newer masters, with tracing on), which the worker's spans continue. */
+  readonly traceparent?: string
 }
 
 export interface MasterWorkerClient {
@@ -43,7 +45,14 @@ function parseClaim(text: string): ClaimedTask {
     throw new DependencyUnavailable(`The master answered /getNewTask with something that is not a task: ${text.slice(0, 200)}`, 502)
   }
   const token = typeof claim.leaseToken === 'string' && claim.leaseToken !== '' ? claim.leaseToken : undefined
-  return { ...claim, id: claim.id!, state: claim.state ?? 1, leaseToken: token, requestId: typeof claim.requestId === 'string' ? claim.requestId : undefined }
+  return {
+    ...claim,
+    id: claim.id!,
+    state: claim.state ?? 1,
+    leaseToken: token,
+    requestId: typeof claim.requestId === 'string' ? claim.requestId : undefined,
+    traceparent: typeof claim.traceparent === 'string' ? claim.traceparent : undefined,
+  }
 }
 
 export function createMasterWorkerClient(peer: PeerAddress, fetcher: Fetch = peerTransport): MasterWorkerClient {

@@ -8,6 +8,8 @@ import { type HealthCheck, healthPlugin } from './health.ts'
 import { requestMetrics } from './metrics.ts'
 import { requestIdPlugin, type RequestIdOptions } from './request-id.ts'
 import { swaggerPlugin } from './swagger.ts'
+import { roleTracer } from '../shared/tracing.ts'
+import { tracingPlugin, type TracingOptions } from './tracing.ts'
 
 export interface RoleKitOptions {
   readonly role: string
@@ -27,17 +29,28 @@ export interface RoleKitOptions {
   readonly idleTimeoutSeconds?: number
   /** See RequestIdOptions.ids. Default `every`. */
   readonly requestIds?: RequestIdOptions['ids']
+  /** Which requests with no `traceparent` start a trace, when tracing is on (OTEL_EXPORTER_OTLP_ENDPOINT). Default: none. */
+  readonly traceRoots?: TracingOptions['roots']
 }
 
 /** A root Elysia app with the shared plugins mounted; the role adds its routes, then `withMethodGuard`. */
 export function roleKit(options: RoleKitOptions) {
   const metrics = requestMetrics(options.registry)
-  return new Elysia({
+  // Off (no OTLP endpoint): no plugin at all, so that a request pays nothing for tracing.
+  const tracer = roleTracer(options.role)
+  const tracing = tracer === undefined ? undefined : tracingPlugin(tracer, { roots: options.traceRoots })
+  const unmatched = tracing === undefined ? metrics.unmatched : (request: Request) => {
+    metrics.unmatched(request)
+    tracing.unmatched(request)
+  }
+  const app = new Elysia({
     name: `pixmill.${options.role}`,
     serve: { maxRequestBodySize: options.maxRequestBodySize ?? 1024 * 1024, idleTimeout: options.idleTimeoutSeconds ?? 30 },
   })
     .use(requestIdPlugin({ ids: options.requestIds }))
-    .use(errorsPlugin(options.log, { onUnmatched: metrics.unmatched }))
+  // Before the error translation, so that the span is current while an error is logged, and sees its answer.
+  return (tracing === undefined ? app : (app.use(tracing.plugin) as unknown as typeof app))
+    .use(errorsPlugin(options.log, { onUnmatched: unmatched }))
     .use(authPlugin(options.token, options.internal ?? []))
     .use(metrics.plugin)
     .use(healthPlugin(options.role, options.health, options.ready))

@@ -2,6 +2,7 @@
 import pino from 'pino'
 import pretty from 'pino-pretty'
 import { currentRequestId } from './request-context.ts'
+import { currentTraceIds } from './trace-context.ts'
 
 export type Logger = pino.Logger
 
@@ -23,9 +24,12 @@ const root = pino(
     base: { pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
     // Every line logged while serving a request (or working on a task) names it, so one upload can be followed across roles.
+    // With tracing on, it names the trace and span too (`trace_id`, `span_id`), to go from a log line to its trace.
     mixin() {
       const requestId = currentRequestId()
-      return requestId === undefined ? {} : { requestId }
+      const ids = currentTraceIds()
+      if (ids === undefined) return requestId === undefined ? {} : { requestId }
+      return requestId === undefined ? ids : { requestId, ...ids }
     },
   },
   readable ? pretty({ sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', messageFormat: '{role}: {msg}' }) : undefined,

@@ -6,6 +6,7 @@ import { type Address, UsageError } from './args.ts'
 import { withBackoff } from './backoff.ts'
 import { ConfigError } from './config.ts'
 import type { Logger } from './logger.ts'
+import { stopRoleTracer } from './tracing.ts'
 
 /** A started role: where it listens, and how to stop it. */
 export interface RunningRole {
@@ -105,6 +106,8 @@ export async function serveRole(options: ServeOptions): Promise<RunningRole> {
         } catch (error) {
           log.error({ err: error }, `${role}: closing its stores failed`)
         }
+        // The spans of the last requests go out before the process does.
+        await stopRoleTracer(role)
         log.info(`${role} stopped`)
       })()
       return stopping

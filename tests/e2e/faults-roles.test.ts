@@ -158,7 +158,7 @@ describe('faults: roles', () => {
     expect(c.workers[0]!.proc.exitCode).toBeNull()
   }, 60_000)
 
-  test('a disk that refuses writes (ulimit -f): the upload gets a 5xx, no file is left, the old image stays, storage serves on', async () => {
+  test('a disk that refuses writes (ulimit -f): the upload gets 507, no file is left, the old image stays, storage serves on', async () => {
     // SIGXFSZ ignored: a write past the limit fails with EFBIG instead of killing the process.
     const c = (cluster = await startCluster({ command: { storage: (bunRun) => ['bash', '-c', `trap "" XFSZ; ulimit -f 64; exec ${bunRun}`] } }))
     const small = smallPng(1)
@@ -168,13 +168,14 @@ describe('faults: roles', () => {
     expect((await send(small)).text).toBe('success')
     const refused = await send(big)
     // Regression: EFBIG was not taken for the disk's refusal, and came back as a 500 "Internal error" logged as a bug.
-    expect(refused.status).toBe(503)
+    expect(refused.status).toBe(507)
     expect(refused.text).toStartWith('Error:')
+    expect(refused.text).toContain('EFBIG')
     expect(filesBelow(join(c.dir, 'storage'))).toEqual(['working/0/0/7.png'])
     expect(await c.image(7, 'working')).toEqual(small)
     // Through the master: a 5xx, and no task left behind.
     const upload = await c.upload(big)
-    expect(upload.status).toBeGreaterThanOrEqual(500)
+    expect(upload.status).toBe(507)
     expect(upload.text).toStartWith('Error:')
     expect((await httpText(c.address.database, '/list')).text).toBe('')
     expect(filesBelow(join(c.dir, 'storage'))).toEqual(['working/0/0/7.png'])

@@ -192,11 +192,14 @@ export function taskStoreContract(name: string, setup: () => TaskStoreEnv) {
       expect(await statusOf(store.release(99))).toBe(404)
     })
 
-    test('a task keeps the request id of the upload that made it', async () => {
+    test('a task keeps the request id and the trace context of the upload that made it', async () => {
       const id = await store.create({ ready: false, requestId: 'upload-42' })
       await store.activate(id)
       expect((await store.claim()).claim?.task.requestId).toBe('upload-42')
       expect((await store.get(await store.create()))?.requestId).toBeNull()
+      const traced = await store.create({ traceParent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' })
+      expect((await store.get(traced))?.traceParent).toBe('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01')
+      expect((await store.get(await store.create()))?.traceParent).toBeNull()
     })
 
     test('retry puts a failed task back with attempts cleared; other states are a conflict', async () => {

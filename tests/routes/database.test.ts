@@ -191,6 +191,22 @@ describe('database: held tasks (/reserveTask, /activateTask, /dropTask)', () => 
   })
 })
 
+describe('database: the upload’s trace context', () => {
+  test('the traceparent of /reserveTask or /newTask is kept and handed to the worker with the claim; a malformed one is not', async () => {
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+    await call(app, 'POST', '/reserveTask', null, { traceparent })
+    await call(app, 'POST', '/activateTask?id=0')
+    await call(app, 'POST', '/newTask', null, { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7' })
+    await call(app, 'POST', '/newTask', null, { traceparent: '01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' })
+    expect((await json('POST', '/getNewTask')).body).toMatchObject({ id: 0, traceparent })
+    for (const id of [1, 2]) {
+      const claim = (await json('POST', '/getNewTask')).body
+      expect(claim.id).toBe(id)
+      expect(claim).not.toHaveProperty('traceparent')
+    }
+  })
+})
+
 describe('database: a lease that ran out, on every read', () => {
   test('/getById, /list, /tasks, /counts and the task gauge show the task back at 0 at once, with no claim since', async () => {
     await call(app, 'POST', '/newTask')

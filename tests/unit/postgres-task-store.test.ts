@@ -2,6 +2,7 @@
 import { SQL } from 'bun'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { openPostgresTaskStore, type PostgresTaskStoreOptions } from '../../src/roles/database/postgres-task-store.ts'
+import { SCHEMA_VERSION } from '../../src/roles/database/postgres-schema.ts'
 import type { TaskStore, TaskStoreOptions } from '../../src/roles/database/task-store.ts'
 import { DependencyUnavailable } from '../../src/shared/errors.ts'
 import { type PostgresServer, postgresInstalled, startPostgresServer } from '../helpers/postgres-server.ts'
@@ -174,7 +175,7 @@ describe('PostgreSQL task store: several instances on one database', () => {
     const sql = new SQL(url, { max: 1 })
     try {
       // Without the advisory lock, racing starts fail on the catalogues or record the schema version twice.
-      expect(await sql`SELECT version FROM pixmill_schema`).toEqual([{ version: 2 }])
+      expect(await sql`SELECT version FROM pixmill_schema`).toEqual([{ version: SCHEMA_VERSION }])
       const ids = await Promise.all(Array.from({ length: 20 }, (_, i) => stores[i % 4]!.create()))
       expect([...ids].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i))
       // A later start finds the schema current and changes nothing.

@@ -6,6 +6,7 @@ import { roleKit } from '../../plugins/role-kit.ts'
 import { NotFound } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { currentRequestId } from '../../shared/request-context.ts'
+import { acceptedTraceparent } from '../../shared/trace-context.ts'
 import { ClaimQuery, ErrorText, IdQuery, Success } from '../../shared/schemas.ts'
 import { ClaimJson, CountsJson, FailQuery, IdLeaseQuery, IdsQuery, RecentQuery, RenewQuery, SetByIdBody, TaskJson, taskJson } from './model.ts'
 import { type ClaimWaits, createClaimWaits } from './claim-waits.ts'
@@ -125,8 +126,8 @@ export function createDatabaseApp({ store, removal, log, registry, token, idleTi
   })
     .post(
       '/newTask',
-      async () => {
-        const id = await store.create({ requestId: currentRequestId() })
+      async ({ request }) => {
+        const id = await store.create({ requestId: currentRequestId(), traceParent: acceptedTraceparent(request.headers.get('traceparent')) })
         count('created')
         claimWaits.notify()
         return String(id)
@@ -176,6 +177,7 @@ export function createDatabaseApp({ store, removal, log, registry, token, idleTi
           ...taskJson(claim.task),
           leaseToken: claim.leaseToken,
           ...(claim.task.requestId !== null ? { requestId: claim.task.requestId } : {}),
+          ...(claim.task.traceParent !== null ? { traceparent: claim.task.traceParent } : {}),
         }
       },
       {
@@ -318,7 +320,8 @@ export function createDatabaseApp({ store, removal, log, registry, token, idleTi
     )
     .post(
       '/reserveTask',
-      async () => String(await store.create({ ready: false, requestId: currentRequestId() })),
+      // The caller's `traceparent` (the master serving the upload) is kept with the task for the worker's spans.
+      async ({ request }) => String(await store.create({ ready: false, requestId: currentRequestId(), traceParent: acceptedTraceparent(request.headers.get('traceparent')) })),
       {
         response: { 200: t.String({ description: 'The new task id, as text' }) },
         detail: {

@@ -55,6 +55,7 @@ export const ClaimJson = t.Composite([
   t.Object({
     leaseToken: t.String({ description: 'Send back as `lease` to renew, finish, fail or release this claim' }),
     requestId: t.Optional(t.String({ description: 'The X-Request-Id of the upload, for following the task in the logs' })),
+    traceparent: t.Optional(t.String({ description: 'The W3C trace context of the upload, which the worker’s spans continue' })),
   }),
 ])
 

@@ -34,7 +34,14 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX IF NOT EXISTS pixmill_tasks_ended ON pixmill_tasks (updated_at) WHERE state >= 2 AND ready AND removing_until IS NULL;
   CREATE INDEX IF NOT EXISTS pixmill_tasks_removing ON pixmill_tasks (removing_until) WHERE removing_until IS NOT NULL;
   `,
+  // 3: the upload's trace context, which the worker's spans continue.
+  `
+  ALTER TABLE pixmill_tasks ADD COLUMN IF NOT EXISTS trace_parent TEXT;
+  `,
 ]
+
+/** The schema version a database has once migrated: the number of migrations. */
+export const SCHEMA_VERSION = MIGRATIONS.length
 
 /** Arbitrary, fixed: every pixmill instance migrating the same database takes this advisory lock. */
 const MIGRATION_LOCK = 7_368_801_920_001

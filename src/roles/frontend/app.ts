@@ -36,6 +36,9 @@ export interface FrontendAppDeps {
 /** Headers of the master's image answer that go on to the browser. */
 const PASSED_ON = ['content-type', 'content-length', 'etag', 'last-modified', 'accept-ranges', 'content-range', 'cache-control'] as const
 
+/** Requests of people and clients that start a trace when tracing is on (with /api/*). */
+const TRACED_PATHS = new Set(['/submitTask', '/isReady', '/getImage', '/task'])
+
 /** Below Bun's 10 s idle time-out, in case the per-request time-out cannot be lifted. */
 const HEARTBEAT_MS = 8000
 
@@ -70,6 +73,8 @@ export function createFrontendApp(deps: FrontendAppDeps) {
     role: 'frontend',
     token: deps.token,
     internal: ['/api/retry', '/api/delete'],
+    // The edge: what a person does starts a trace (the page's own files do not).
+    traceRoots: (path) => TRACED_PATHS.has(path) || path.startsWith('/api/'),
     idleTimeoutSeconds: deps.idleTimeoutSeconds,
     description:
       'The web page (`/`) and the status board (`/board`). The original endpoints: `POST /submitTask` (a multipart form with the PNG in ' +

@@ -101,6 +101,9 @@ export function createMasterApp(deps: MasterAppDeps) {
     token: deps.token,
     // Uploads and the worker API get an id at the edge; a poll from outside logs nothing and needs none.
     requestIds: 'writes',
+    // The edge: a client's request starts a trace when it brings none. A worker's claim belongs to no trace (its task's
+    // trace is the upload's, stored with the task).
+    traceRoots: (path) => path !== '/getNewTask',
     internal: ['/getNewTask', '/registerTaskFinished', '/registerTaskFailed', '/renewTask', '/releaseTask', '/retryTask', '/deleteTask'],
     idleTimeoutSeconds: deps.idleTimeoutSeconds,
     description:

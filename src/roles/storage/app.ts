@@ -51,6 +51,22 @@ function storageMetrics(registry: Registry, store: ImageStore) {
     })
   figure('pixmill_storage_images', 'Images held, per area.', 'images')
   figure('pixmill_storage_stored_bytes', 'Bytes of the images held, per area.', 'bytes')
+  // The disk the images are on (file system only): alert well before PIXMILL_MIN_FREE_BYTES refuses uploads.
+  const freeSpace = store.freeSpace?.bind(store)
+  if (freeSpace) {
+    const disk = (name: string, help: string, pick: 'free' | 'total') =>
+      new Gauge({
+        name,
+        help,
+        registers: [registry],
+        async collect() {
+          const now = await freeSpace().catch(() => undefined)
+          if (now) this.set(now[pick])
+        },
+      })
+    disk('pixmill_storage_disk_free_bytes', 'Free bytes on the disk of the images (as an unprivileged process sees them).', 'free')
+    disk('pixmill_storage_disk_size_bytes', 'Size of the disk of the images, in bytes.', 'total')
+  }
   return {
     removed: new Counter({ name: 'pixmill_storage_images_removed_total', help: 'Images removed (/deleteImage), per area.', labelNames: ['area'], registers: [registry] }),
     removedBytes: new Counter({ name: 'pixmill_storage_removed_bytes_total', help: 'Bytes of the images removed.', registers: [registry] }),

@@ -5,7 +5,7 @@ import { promisify } from 'node:util'
 import { open, opendir, rm, stat, statfs } from 'node:fs/promises'
 import type { BigIntStats } from 'node:fs'
 import { join } from 'node:path'
-import { DependencyUnavailable, HttpError, PayloadTooLarge } from '../../shared/errors.ts'
+import { DependencyUnavailable, HttpError, InsufficientStorage, PayloadTooLarge } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { openTally, type LastChange } from './fs-tally.ts'
 import { type Area, AREAS, assertImageKey, type ImageStore } from './image-store.ts'
@@ -241,14 +241,15 @@ export function openFsImageStore(root: string, options: FsImageStoreOptions = {}
     return join(areaDir(area), shardOf(id), `${id}.png`)
   }
 
-  /** File-system errors that are the store's fault (folder gone, disk full, read-only) become a 503. */
+  /** File-system errors that are the store's fault become a 503 (folder gone, read-only) or a 507 (no room). */
   function failure(error: unknown, what: string): unknown {
     if (error instanceof HttpError) return error
     const code = (error as NodeJS.ErrnoException).code
     if (code === 'ENOENT' || code === 'ENOTDIR') return new DependencyUnavailable(`${what} failed: the storage folder ${root} is not there.`)
-    if (code === 'ENOSPC' || code === 'EDQUOT') return new DependencyUnavailable(`${what} failed: the disk is full.`)
+    // No room: 507, as when PIXMILL_MIN_FREE_BYTES refuses an upload first; the half-written file is gone by now.
+    if (code === 'ENOSPC' || code === 'EDQUOT') return new InsufficientStorage(`${what} failed: the disk is full (${code}).`)
     // A file-size limit (ulimit -f, a quota on file size) is the disk refusing the write, as a full disk is.
-    if (code === 'EFBIG') return new DependencyUnavailable(`${what} failed: the file system refuses a file this large (EFBIG).`)
+    if (code === 'EFBIG') return new InsufficientStorage(`${what} failed: the file system refuses a file this large (EFBIG).`)
     if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'EIO') {
       return new DependencyUnavailable(`${what} failed: the storage folder cannot be written (${code}).`)
     }

@@ -1,9 +1,12 @@
 // The worker's own port: probes, metrics and a status for the board. It serves no work; the loops pull theirs.
+import { ROOT_CONTEXT, SpanKind, type Tracer } from '@opentelemetry/api'
 import { t } from 'elysia'
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import { withMethodGuard } from '../../plugins/method-guard.ts'
 import { roleKit } from '../../plugins/role-kit.ts'
 import type { Logger } from '../../shared/logger.ts'
+import type { ClaimedTask } from '../../clients/master-client.ts'
+import { contextFromTraceparent, inSpan } from '../../shared/trace-context.ts'
 import type { StageRunner } from './image-work.ts'
 import type { WorkerStats } from './worker.ts'
 
@@ -44,6 +47,20 @@ export function stageMetrics(registry: Registry, inner: StageRunner = (_stage, w
       end()
     }
   }
+}
+
+/** Each stage as a span, child of the task's (its calls to peers carry it on). */
+export function tracedStages(tracer: Tracer, inner: StageRunner): StageRunner {
+  return (stage, work) => inSpan(tracer, stage, { attributes: { 'pixmill.stage': stage } }, () => inner(stage, work))
+}
+
+/**
+ * Each task as a span that continues the upload's trace (the `traceparent` the master stored with the task), or starts
+ * one when the task has none (a master without tracing).
+ */
+export function tracedTasks(tracer: Tracer) {
+  return <T>(task: ClaimedTask, work: () => Promise<T>) =>
+    inSpan(tracer, 'process task', { kind: SpanKind.CONSUMER, parent: contextFromTraceparent(task.traceparent) ?? ROOT_CONTEXT, attributes: { 'pixmill.task.id': task.id } }, work)
 }
 
 /** The worker's figures as Prometheus reads them, from its counters at each scrape. */

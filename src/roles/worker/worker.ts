@@ -41,6 +41,8 @@ export interface WorkerOptions {
   readonly swap?: (png: Uint8Array, options: ImageWorkOptions) => Promise<Uint8Array<ArrayBuffer>>
   /** Runs each stage of a task (fetch, decode, encode, store, report): the worker's metrics and traces hook in here. */
   readonly stage?: StageRunner
+  /** Runs each task's whole work, claim to report (tracing makes the task's span here). Default: just runs it. */
+  readonly taskScope?: <T>(task: ClaimedTask, work: () => Promise<T>) => Promise<T>
   /** Abortable sleep; injectable so tests move time instead of waiting. */
   readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>
   readonly clock?: () => number
@@ -122,6 +124,7 @@ export function createWorker(options: WorkerOptions): Worker {
   const { master, storage, log } = options
   const swap = options.swap ?? swapRedGreen
   const stage = options.stage ?? untimedStage
+  const taskScope = options.taskScope ?? ((_task, work) => work())
   const sleep = options.sleep ?? abortableSleep
   const clock = options.clock ?? Date.now
   const random = options.random ?? Math.random
@@ -335,7 +338,7 @@ export function createWorker(options: WorkerOptions): Worker {
         store: () => priorStore,
       }
       // Everything done for the task (logs, calls to peers) carries the request id of the upload that made it.
-      const ended = withRequestId(claimed.requestId ?? `task-${claimed.id}`, () => runTask(claimed, turns, n)).finally(() => {
+      const ended = withRequestId(claimed.requestId ?? `task-${claimed.id}`, () => taskScope(claimed, () => runTask(claimed, turns, n))).finally(() => {
         inCodec.resolve()
         outOfCodec.resolve()
       })
