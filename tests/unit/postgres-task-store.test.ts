@@ -174,7 +174,7 @@ describe('PostgreSQL task store: several instances on one database', () => {
     const sql = new SQL(url, { max: 1 })
     try {
       // Without the advisory lock, racing starts fail on the catalogues or record the schema version twice.
-      expect(await sql`SELECT version FROM pixmill_schema`).toEqual([{ version: 2 }])
+      expect(await sql`SELECT version FROM pixmill_schema`).toEqual([{ version: 3 }])
       const ids = await Promise.all(Array.from({ length: 20 }, (_, i) => stores[i % 4]!.create()))
       expect([...ids].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i))
       // A later start finds the schema current and changes nothing.
@@ -184,6 +184,29 @@ describe('PostgreSQL task store: several instances on one database', () => {
     } finally {
       await sql.close()
       await Promise.all(stores.map((s) => s.close()))
+    }
+  })
+
+  test('a database at schema 2 gets the key column (migration 3) at the next start; its tasks read as before', async () => {
+    const url = await freshDatabase()
+    const first = await openPostgresTaskStore(url, options())
+    const old = await first.create()
+    await first.close()
+    const sql = new SQL(url, { max: 1 })
+    try {
+      // The state a release before private results left behind.
+      await sql`ALTER TABLE pixmill_tasks DROP COLUMN key_hash`
+      await sql`UPDATE pixmill_schema SET version = 2`
+      const store = await openPostgresTaskStore(url, options())
+      try {
+        expect(await sql`SELECT version FROM pixmill_schema`).toEqual([{ version: 3 }])
+        expect((await store.get(old))?.keyHash).toBeNull()
+        expect((await store.get(await store.create({ keyHash: 'ef'.repeat(32) })))?.keyHash).toBe('ef'.repeat(32))
+      } finally {
+        await store.close()
+      }
+    } finally {
+      await sql.close()
     }
   })
 })

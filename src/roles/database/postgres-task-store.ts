@@ -19,6 +19,7 @@ interface Row {
   ready: boolean
   request_id: string | null
   removing_until: string | null
+  key_hash: string | null
 }
 
 export interface PostgresTaskStoreOptions extends TaskStoreOptions {
@@ -52,6 +53,7 @@ function toTask(row: Row): Task {
     updatedAt: Number(row.updated_at),
     leaseExpiresAt: row.state === 1 && row.lease_until !== null ? Number(row.lease_until) : null,
     requestId: row.request_id,
+    keyHash: row.key_hash,
   }
 }
 
@@ -160,8 +162,8 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
         // One statement: the counter row stays locked until the insert commits, so ids have no gaps or repeats.
         const [created] = await sql<{ id: string }[]>`
           WITH next AS (UPDATE pixmill_counters SET next = next + 1 WHERE name = 'tasks' RETURNING next - 1 AS id)
-          INSERT INTO pixmill_tasks (id, created_at, updated_at, ready, request_id)
-          SELECT id, ${t}, ${t}, ${opts?.ready ?? true}, ${opts?.requestId ?? null} FROM next RETURNING id`
+          INSERT INTO pixmill_tasks (id, created_at, updated_at, ready, request_id, key_hash)
+          SELECT id, ${t}, ${t}, ${opts?.ready ?? true}, ${opts?.requestId ?? null}, ${opts?.keyHash ?? null} FROM next RETURNING id`
         return Number(created!.id)
       }),
     get: (id) =>

@@ -18,6 +18,7 @@ interface Row {
   ready: number
   request_id: string | null
   removing_until: number | null
+  key_hash: string | null
 }
 
 function toTask(row: Row): Task {
@@ -30,6 +31,7 @@ function toTask(row: Row): Task {
     updatedAt: row.updated_at,
     leaseExpiresAt: row.state === 1 ? row.lease_until : null,
     requestId: row.request_id,
+    keyHash: row.key_hash,
   }
 }
 
@@ -48,8 +50,8 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
 
   const q = {
     nextId: db.prepare<{ next: number }, []>(`UPDATE sequence SET next = next + 1 WHERE name = 'tasks' RETURNING next - 1 AS next`),
-    insert: db.prepare<Row, [number, number, number, string | null]>(
-      'INSERT INTO tasks (id, created_at, updated_at, ready, request_id) VALUES (?1, ?2, ?2, ?3, ?4) RETURNING *',
+    insert: db.prepare<Row, [number, number, number, string | null, string | null]>(
+      'INSERT INTO tasks (id, created_at, updated_at, ready, request_id, key_hash) VALUES (?1, ?2, ?2, ?3, ?4, ?5) RETURNING *',
     ),
     get: db.prepare<Row, [number]>(`SELECT * FROM tasks WHERE id = ? AND ${VISIBLE}`),
     getAny: db.prepare<Row, [number]>('SELECT * FROM tasks WHERE id = ?'),
@@ -137,10 +139,10 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
     return row
   }
 
-  const create = db.transaction((ready: boolean, requestId: string | null): number => {
+  const create = db.transaction((ready: boolean, requestId: string | null, keyHash: string | null): number => {
     const id = q.nextId.get()!.next
     const t = now()
-    q.insert.get(id, t, ready ? 1 : 0, requestId)
+    q.insert.get(id, t, ready ? 1 : 0, requestId, keyHash)
     return id
   })
 
@@ -258,7 +260,7 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
 
   return {
     async create(opts) {
-      return create.immediate(opts?.ready ?? true, opts?.requestId ?? null)
+      return create.immediate(opts?.ready ?? true, opts?.requestId ?? null, opts?.keyHash ?? null)
     },
     async get(id) {
       return getVisible(id)
