@@ -119,6 +119,13 @@ describe('frontend: private results', () => {
     expect((await get(`/api/events?ids=${id}&keys=not,a;key`)).status).toBe(400)
   })
 
+  test('an operator with the token needs no key, as at the master; with a wrong token the key is still wanted', async () => {
+    const { id } = await submit()
+    expect((await get(`/api/status?id=${id}`, bearer)).status).toBe(200)
+    expect((await get(`/task?id=${id}`, bearer)).status).toBe(200)
+    expect((await get(`/api/status?id=${id}`, { authorization: `Bearer ${TOKEN}x` })).status).toBe(404)
+  })
+
   test('the board lists everyone’s tasks, so it is for operators', async () => {
     await submit()
     expect((await get('/api/board')).status).toBe(401)

@@ -2,12 +2,12 @@
 import { t } from 'elysia'
 import { Counter, Gauge, type Registry } from 'prom-client'
 import type { MasterPublicClient } from '../../clients/master-public-client.ts'
+import { bearerMatches, tokenDigest } from '../../plugins/auth.ts'
 import { finishRole, roleKit } from '../../plugins/role-kit.ts'
-import { clientAddress, clientBucket } from '../../shared/client-address.ts'
+import { createUploadLimit } from '../../plugins/upload-limit.ts'
 import { HttpError, NotOffered, TooManyRequests } from '../../shared/errors.ts'
 import { createGate } from '../../shared/gate.ts'
 import type { Logger } from '../../shared/logger.ts'
-import { createRateLimiter } from '../../shared/rate-limit.ts'
 import { ErrorText, IdQuery, Success } from '../../shared/schemas.ts'
 import { TASK_KEY_HEADER, unknownTask } from '../../shared/task-key.ts'
 import { acceptSubmission, FILE_FIELD, FORM_OVERHEAD_BYTES, humanBytes } from './accept-submission.ts'
@@ -31,9 +31,9 @@ export interface FrontendAppDeps {
   /** PIXMILL_MAX_UPLOADS_IN_FLIGHT: more uploads at once get 503 with Retry-After. Default 32. */
   readonly maxUploadsInFlight?: number
   /**
-   * PIXMILL_PRIVATE_RESULTS: a task's pages and answers want its key (`key=` or X-Task-Key), which the upload answered.
-   * The frontend holds the token, which the master would take instead of a key: so the frontend itself refuses a read
-   * without a key, and passes every key on for the master to check. Default false.
+   * PIXMILL_PRIVATE_RESULTS: a task's pages and answers want its key (`key=` or X-Task-Key), which the upload answered,
+   * or the caller's token (an operator). The frontend holds the token, which the master would take instead of a key: so
+   * the frontend itself refuses a read with neither, and passes every key on for the master to check. Default false.
    */
   readonly privateResults?: boolean
   /** PIXMILL_UPLOADS_PER_MINUTE: uploads one client may make per minute (429 beyond). Default: no limit. */
@@ -65,14 +65,17 @@ export function createFrontendApp(deps: FrontendAppDeps) {
   const { master, log, registry, maxUploadBytes } = deps
   const privateResults = deps.privateResults ?? false
   const watch = deps.watch ?? createTaskWatch({ status: (id, key) => master.status(id, key), log })
-  const limiter = deps.uploadsPerMinute === undefined ? undefined : createRateLimiter({ perMinute: deps.uploadsPerMinute, now: deps.now })
+  const limit = createUploadLimit({ ...deps })
+  const tokenExpected = deps.token === undefined ? undefined : tokenDigest(deps.token)
   /**
    * The key a read of task `id` brings (`key=`, else the X-Task-Key header), passed on to the master whatever the setting;
-   * with private results none is an unknown task here, as it is at the master for a caller without the token.
+   * with private results none is an unknown task here, unless the caller has the token: as at the master.
    */
   const keyOf = (id: number, request: Request, queryKey: string | undefined): string | undefined => {
     const key = queryKey ?? request.headers.get(TASK_KEY_HEADER) ?? undefined
-    if (privateResults && key === undefined) throw unknownTask(id)
+    if (privateResults && key === undefined && !(tokenExpected !== undefined && bearerMatches(request.headers.get('authorization'), tokenExpected))) {
+      throw unknownTask(id)
+    }
     return key
   }
   checkPageFiles()
@@ -95,7 +98,8 @@ export function createFrontendApp(deps: FrontendAppDeps) {
     token: deps.token,
     // With private results the board's list of everyone's tasks is for operators, as the master's /tasks is.
     internal: ['/api/retry', '/api/delete', ...(privateResults ? ['/api/board'] : [])],
-    keyed: privateResults ? ['/isReady', '/getImage', '/task', '/api/status', '/api/events'] : [],
+    // `/api/events` takes its keys in `keys=` only (a browser's EventSource sends no header): documented there.
+    keyed: privateResults ? ['/isReady', '/getImage', '/task', '/api/status'] : [],
     corsOrigins: deps.corsOrigins,
     idleTimeoutSeconds: deps.idleTimeoutSeconds,
     description:
@@ -120,15 +124,9 @@ export function createFrontendApp(deps: FrontendAppDeps) {
     .post(
       '/submitTask',
       async ({ request, server }) => {
-        const client = clientAddress(request, server?.requestIP(request)?.address, { trustProxy: deps.trustProxy ?? 0 })
-        if (limiter !== undefined) {
-          const wait = limiter.take(clientBucket(client))
-          if (wait > 0) {
-            uploads.inc({ outcome: 'limited' })
-            throw new TooManyRequests(`Too many uploads from this address: at most ${deps.uploadsPerMinute} a minute; try again in ${wait} s.`, wait)
-          }
-        }
         try {
+          // The client is passed on to the master, whose own limit then counts it rather than this role.
+          const client = limit.admit(request, server)
           const { id, key, respond } = await uploadGate.run(() => acceptSubmission(request, { master, maxUploadBytes, clientAddress: client }))
           uploads.inc({ outcome: 'accepted' })
           log.info({ id }, 'upload accepted')
@@ -141,7 +139,7 @@ export function createFrontendApp(deps: FrontendAppDeps) {
           }
           return new Response(String(id), { headers: { 'content-type': 'text/plain; charset=utf-8', ...keyed } })
         } catch (error) {
-          uploads.inc({ outcome: error instanceof HttpError && error.status < 500 ? 'refused' : 'failed' })
+          uploads.inc({ outcome: error instanceof TooManyRequests ? 'limited' : error instanceof HttpError && error.status < 500 ? 'refused' : 'failed' })
           throw error
         }
       },

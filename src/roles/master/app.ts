@@ -3,13 +3,11 @@ import { t } from 'elysia'
 import { Counter, Histogram, type Registry } from 'prom-client'
 import type { DatabaseClient, PlainTaskRecord, TaskRecord } from '../../clients/database-client.ts'
 import type { StorageClient } from '../../clients/storage-client.ts'
-import { bearerMatches, tokenDigest } from '../../plugins/auth.ts'
 import { finishRole, roleKit } from '../../plugins/role-kit.ts'
-import { clientAddress, clientBucket } from '../../shared/client-address.ts'
+import { createUploadLimit } from '../../plugins/upload-limit.ts'
 import { NotFound, NotOffered, TooManyRequests } from '../../shared/errors.ts'
 import { createGate } from '../../shared/gate.ts'
 import type { Logger } from '../../shared/logger.ts'
-import { createRateLimiter } from '../../shared/rate-limit.ts'
 import { ClaimQuery, ErrorText, IdQuery, Success } from '../../shared/schemas.ts'
 import { hashTaskKey, newTaskKey, TASK_KEY_HEADER, unknownTask } from '../../shared/task-key.ts'
 import { acceptUpload } from './accept-upload.ts'
@@ -91,8 +89,7 @@ export function createMasterApp(deps: MasterAppDeps) {
   const states = deps.taskStates ?? createTaskStates()
   const waits = deps.taskWaits ?? createTaskWaits({ records: databaseRecords(database) })
   const access = createTaskAccess({ privateResults, token: deps.token })
-  const limiter = deps.uploadsPerMinute === undefined ? undefined : createRateLimiter({ perMinute: deps.uploadsPerMinute, now: deps.now })
-  const tokenExpected = deps.token === undefined ? undefined : tokenDigest(deps.token)
+  const limit = createUploadLimit({ ...deps })
   const keyHashOf = (task: TaskRecord | PlainTaskRecord) => ('plain' in task ? undefined : task.keyHash)
   /** The task, if `reader` may see it; the same NotFound for an unknown id and for a task it may not see. */
   const readTask = async (id: number, reader: ReadAccess | undefined): Promise<TaskRecord | PlainTaskRecord> => {
@@ -110,11 +107,6 @@ export function createMasterApp(deps: MasterAppDeps) {
     const task = await readTask(id, reader)
     states.set(id, task.state, keyHashOf(task))
     return task.state === 2
-  }
-  /** The limit's bucket of an upload: a peer with the token (the frontend) names its client in X-Forwarded-For. */
-  const uploaderOf = (request: Request, server: { requestIP(request: Request): { address: string } | null } | null) => {
-    const fromPeer = tokenExpected !== undefined && request.headers.has('x-forwarded-for') && bearerMatches(request.headers.get('authorization'), tokenExpected)
-    return clientBucket(clientAddress(request, server?.requestIP(request)?.address, { trustProxy: deps.trustProxy ?? 0, fromPeer }))
   }
   const uploads = new Counter({ name: 'pixmill_uploads_total', help: 'Uploads to POST /new, by outcome.', labelNames: ['outcome'], registers: [registry] })
   const events = new Counter({
@@ -158,14 +150,8 @@ export function createMasterApp(deps: MasterAppDeps) {
       '/new',
       async ({ request, server, set }) => {
         try {
-          if (limiter !== undefined) {
-            // Before a byte of the body is read: a flood costs the master nothing but this answer.
-            const wait = limiter.take(uploaderOf(request, server))
-            if (wait > 0) {
-              uploads.inc({ outcome: 'limited' })
-              throw new TooManyRequests(`Too many uploads from this address: at most ${deps.uploadsPerMinute} a minute; try again in ${wait} s.`, wait)
-            }
-          }
+          // Before a byte of the body is read: a flood costs the master nothing but this answer.
+          limit.admit(request, server)
           const key = privateResults ? newTaskKey() : undefined
           const keyHash = key === undefined ? undefined : hashTaskKey(key)
           const { id, header } = await uploadGate.run(() => acceptUpload(request, { uploadTimeoutSeconds: 300, ...deps, keyHash }))
@@ -178,7 +164,7 @@ export function createMasterApp(deps: MasterAppDeps) {
           }
           return String(id)
         } catch (error) {
-          if (!(error instanceof TooManyRequests)) uploads.inc({ outcome: 'refused' })
+          uploads.inc({ outcome: error instanceof TooManyRequests ? 'limited' : 'refused' })
           throw error
         }
       },
