@@ -138,7 +138,9 @@ export async function processFiles(api: Api, options: ProcessOptions, view: Prog
         try {
           if (signal.aborted) return void notStarted++
           view.file(input.name, 'uploading', 0)
-          ;({ id, key } = await api.upload(input.path, (sent) => view.file(input.name, 'uploading', input.size ? sent / input.size : 1), signal))
+          const uploaded = await api.upload(input.path, (sent) => view.file(input.name, 'uploading', input.size ? sent / input.size : 1), signal)
+          id = uploaded.id
+          key = uploaded.key
         } finally {
           uploads.give()
         }
