@@ -43,6 +43,9 @@ const masterOptions = (command: Command) =>
     .addOption(new Option('--master <host:port>', `the master (default ${DEFAULT_MASTER})`).argParser(address).conflicts('kv'))
     .addOption(new Option('--kv <host:port>', 'find the master through this kv store').argParser(address))
 
+/** The key given with --key, else PIXMILL_TASK_KEY (which keeps it out of the shell's history). */
+const taskKey = (options: { key?: string }) => options.key ?? (process.env.PIXMILL_TASK_KEY || undefined)
+
 const tokenOption = (command: Command) => command.option('--token <token>', 'the operator token (default: PIXMILL_TOKEN)')
 
 /** Exit statuses: 0 all well, 1 an image failed or was refused (or a call failed), 2 bad usage, 130 interrupted. */
@@ -94,23 +97,28 @@ async function main(argv: readonly string[]): Promise<number> {
     status = result.interrupted ? 130 : result.failures.length > 0 ? 1 : 0
   })
 
-  masterOptions(program.command('status').description("a task's state, attempts and last error, as JSON").argument('<id>', 'task id', taskId)).action(
-    async (id: number, options: Where) => {
+  const keyOption = (command: Command) =>
+    command.option('--key <key>', 'the task key its upload answered (X-Task-Key), when the master keeps results private; default: PIXMILL_TASK_KEY')
+
+  keyOption(masterOptions(program.command('status').description("a task's state, attempts and last error, as JSON").argument('<id>', 'task id', taskId))).action(
+    async (id: number, options: Where & { key?: string }) => {
       const api = await connect(options)
-      process.stdout.write(`${JSON.stringify(await api.status(id), null, 2)}\n`)
+      process.stdout.write(`${JSON.stringify(await api.status(id, undefined, taskKey(options)), null, 2)}\n`)
     },
   )
 
-  masterOptions(
-    program
-      .command('get')
-      .description("download a finished task's image")
-      .argument('<id>', 'task id', taskId)
-      .option('-o, --output <file>', 'where to write it (default: pixmill-<id>.png)'),
-  ).action(async (id: number, options: Where & { output?: string }) => {
+  keyOption(
+    masterOptions(
+      program
+        .command('get')
+        .description("download a finished task's image")
+        .argument('<id>', 'task id', taskId)
+        .option('-o, --output <file>', 'where to write it (default: pixmill-<id>.png)'),
+    ),
+  ).action(async (id: number, options: Where & { output?: string; key?: string }) => {
     const api = await connect(options)
     const file = options.output ?? `pixmill-${id}.png`
-    const bytes = await api.download(id, file)
+    const bytes = await api.download(id, file, undefined, taskKey(options))
     process.stdout.write(`${file} (${bytes} bytes)\n`)
   })
 

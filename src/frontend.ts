@@ -22,7 +22,7 @@ export async function startFrontend(argv: readonly string[], settings: Settings 
   const masterPeer = kvPeer(kv, 'masterAddress', { log })
   await withBackoff(() => masterPeer.current(), { ...kvWait(settings), what: `finding masterAddress in kv at ${kv.address}`, log })
   const master = createMasterPublicClient(masterPeer, fetcher)
-  const watch = createTaskWatch({ status: (id) => master.status(id), log })
+  const watch = createTaskWatch({ status: (id, key) => master.status(id, key), log })
   const app = createFrontendApp({
     master,
     log,
@@ -33,6 +33,10 @@ export async function startFrontend(argv: readonly string[], settings: Settings 
     workers: createWorkerDirectory(kv, fetcher),
     token: settings.token,
     idleTimeoutSeconds: settings.idleTimeoutSeconds,
+    privateResults: settings.privateResults,
+    uploadsPerMinute: settings.uploadsPerMinute,
+    trustProxy: settings.trustProxy,
+    corsOrigins: settings.corsOrigins,
   })
   const running = await serveRole({ role: 'frontend', app, listen, log })
   return {

@@ -38,6 +38,10 @@ export async function startMaster(argv: readonly string[], settings: Settings = 
     maxUploadsInFlight: settings.maxUploadsInFlight,
     token: settings.token,
     idleTimeoutSeconds: settings.idleTimeoutSeconds,
+    privateResults: settings.privateResults,
+    uploadsPerMinute: settings.uploadsPerMinute,
+    trustProxy: settings.trustProxy,
+    corsOrigins: settings.corsOrigins,
     dependenciesHealthy: async () => {
       const [database, storage] = await Promise.all([peerHealthy(databasePeer, peerTransport), peerHealthy(storagePeer, peerTransport)])
       return { database, storage }

@@ -43,6 +43,7 @@ export async function startStorage(argv: readonly string[], settings: Settings =
     minFreeBytes: settings.minFreeBytes,
     token: settings.token,
     idleTimeoutSeconds: settings.idleTimeoutSeconds,
+    privateResults: settings.privateResults,
   })
   return serveRole({
     role: 'storage',

@@ -10,6 +10,12 @@ export interface TaskView {
   readonly attempts?: number
 }
 
+/** An upload the master took: its task id, and the task key when the master keeps results private. */
+export interface Uploaded {
+  readonly id: number
+  readonly key?: string
+}
+
 /** The master refused an upload for good (a bad PNG, too large): named with its reason. */
 export class Refused extends Error {
   override name = 'Refused'
@@ -81,8 +87,14 @@ export function createApi(options: ApiOptions) {
     }
   }
 
-  async function json<T>(path: string, signal?: AbortSignal): Promise<T> {
-    const response = await withRetries(`GET ${path}`, () => fetch(base + path, { headers: auth, signal }), signal)
+  /**
+   * The headers of a call about one task: the token, and the task's key when it has one (in a header rather than `key=`,
+   * so that it shows in no URL, log line or shell history of a proxy).
+   */
+  const taskHeaders = (key: string | undefined): Record<string, string> => (key === undefined ? auth : { ...auth, 'x-task-key': key })
+
+  async function json<T>(path: string, signal?: AbortSignal, key?: string): Promise<T> {
+    const response = await withRetries(`GET ${path}`, () => fetch(base + path, { headers: taskHeaders(key), signal }), signal)
     if (!response.ok) throw new CallFailed(`GET ${path}: ${response.status} ${await text(response)}`, response.status)
     return (await response.json()) as T
   }
@@ -93,8 +105,11 @@ export function createApi(options: ApiOptions) {
   return {
     master: options.master,
 
-    /** Streams the file at `path` to `POST /new`; `onBytes` is told how much has gone. Refused for a 4xx. */
-    async upload(path: string, onBytes?: (sent: number) => void, signal?: AbortSignal): Promise<number> {
+    /**
+     * Streams the file at `path` to `POST /new`; `onBytes` is told how much has gone. Refused for a 4xx. Resolves to the
+     * task id, with the task key the master answered in X-Task-Key (private results), which every later call needs.
+     */
+    async upload(path: string, onBytes?: (sent: number) => void, signal?: AbortSignal): Promise<Uploaded> {
       const file = Bun.file(path)
       const response = await withRetries(
         `uploading ${path}`,
@@ -117,14 +132,19 @@ export function createApi(options: ApiOptions) {
       const answer = await text(response)
       if (response.status >= 400) throw new Refused(answer || `the master answered ${response.status}`)
       if (!/^\d+$/.test(answer)) throw new CallFailed(`the master answered the upload with something that is not a task id: ${answer.slice(0, 100)}`)
-      return Number(answer)
+      const key = response.headers.get('x-task-key') ?? undefined
+      return { id: Number(answer), ...(key !== undefined ? { key } : {}) }
     },
 
-    /** The task once it is finished or failed: `/wait` in turns, or `/isReady` every `pollMs` from an original master. */
-    async waitEnded(id: number, signal?: AbortSignal, pollMs = 500): Promise<TaskView> {
+    /**
+     * The task once it is finished or failed: `/wait` in turns, or `/isReady` every `pollMs` from an original master.
+     * `key`: the task key of a private result.
+     */
+    async waitEnded(id: number, signal?: AbortSignal, pollMs = 500, key?: string): Promise<TaskView> {
+      const headers = taskHeaders(key)
       for (;;) {
         if (waitOffered) {
-          const response = await withRetries(`waiting for task ${id}`, () => fetch(`${base}/wait?id=${id}&timeout=30`, { headers: auth, signal }), signal)
+          const response = await withRetries(`waiting for task ${id}`, () => fetch(`${base}/wait?id=${id}&timeout=30`, { headers, signal }), signal)
           if (response.ok) {
             const task = (await response.json()) as TaskView
             if (task.state === 2 || task.state === 3) return task
@@ -134,7 +154,7 @@ export function createApi(options: ApiOptions) {
           if (response.status !== 404 || said.startsWith('Error:')) throw new CallFailed(`task ${id}: ${response.status} ${said.replace(/^Error:\s*/, '')}`, response.status)
           waitOffered = false
         }
-        const ready = await withRetries(`asking whether task ${id} is ready`, () => fetch(`${base}/isReady?id=${id}`, { headers: auth, signal }), signal)
+        const ready = await withRetries(`asking whether task ${id} is ready`, () => fetch(`${base}/isReady?id=${id}`, { headers, signal }), signal)
         const answer = await text(ready)
         if (!ready.ok) throw new CallFailed(`task ${id}: ${ready.status} ${answer}`, ready.status)
         if (answer === '1') return { id, state: 2, stateName: 'finished' }
@@ -143,8 +163,8 @@ export function createApi(options: ApiOptions) {
     },
 
     /** Streams the result of `id` to `dest`, through a temp file beside it (a half-written result is never left). */
-    async download(id: number, dest: string, signal?: AbortSignal): Promise<number> {
-      const response = await withRetries(`downloading task ${id}`, () => fetch(`${base}/get?id=${id}`, { headers: auth, signal }), signal)
+    async download(id: number, dest: string, signal?: AbortSignal, key?: string): Promise<number> {
+      const response = await withRetries(`downloading task ${id}`, () => fetch(`${base}/get?id=${id}`, { headers: taskHeaders(key), signal }), signal)
       if (!response.ok) throw new CallFailed(`downloading task ${id}: ${response.status} ${await text(response)}`, response.status)
       const temp = `${dest}.${process.pid}.part`
       try {
@@ -157,7 +177,7 @@ export function createApi(options: ApiOptions) {
       }
     },
 
-    status: (id: number, signal?: AbortSignal) => json<TaskView>(`/status?id=${id}`, signal),
+    status: (id: number, signal?: AbortSignal, key?: string) => json<TaskView>(`/status?id=${id}`, signal, key),
 
     /** An operator's call (`/retryTask`, `/deleteTask`): the token when the system has one. */
     async operator(path: '/retryTask' | '/deleteTask', id: number): Promise<void> {

@@ -125,6 +125,8 @@ export async function processFiles(api: Api, options: ProcessOptions, view: Prog
       manifest.set(input.name, { state, size: input.size, mtimeMs: input.mtimeMs, ...extra })
     await outstanding.take()
     let id = same(before) && before!.state === 'uploaded' ? before!.id : undefined
+    // The task key of a private result: kept in the manifest with the id, so that --resume can still read the task.
+    let key = id === undefined ? undefined : before!.key
     try {
       if (signal.aborted) {
         if (id === undefined) notStarted++
@@ -136,11 +138,13 @@ export async function processFiles(api: Api, options: ProcessOptions, view: Prog
         try {
           if (signal.aborted) return void notStarted++
           view.file(input.name, 'uploading', 0)
-          id = await api.upload(input.path, (sent) => view.file(input.name, 'uploading', input.size ? sent / input.size : 1), signal)
+          const uploaded = await api.upload(input.path, (sent) => view.file(input.name, 'uploading', input.size ? sent / input.size : 1), signal)
+          id = uploaded.id
+          key = uploaded.key
         } finally {
           uploads.give()
         }
-        entry('uploaded', { id })
+        entry('uploaded', { id, key })
         counts.uploaded++
       } else view.note(`resuming ${input.name} (task ${id})`)
       counts.processing++
@@ -148,15 +152,15 @@ export async function processFiles(api: Api, options: ProcessOptions, view: Prog
       view.file(input.name, 'processing')
       let task
       try {
-        task = await api.waitEnded(id, signal)
+        task = await api.waitEnded(id, signal, undefined, key)
       } finally {
         counts.processing--
       }
       if (task.state !== 2) throw new Error(`the image could not be processed: ${task.error ?? 'no reason given'}`)
       view.file(input.name, 'downloading')
       mkdirSync(dirname(dest), { recursive: true })
-      await api.download(id, dest, signal)
-      entry('done', { id })
+      await api.download(id, dest, signal, key)
+      entry('done', { id, key })
       counts.done++
       view.settled(input.name, { done: true, path: dest })
     } catch (error) {
@@ -166,7 +170,7 @@ export async function processFiles(api: Api, options: ProcessOptions, view: Prog
         return
       }
       const reason = error instanceof Refused ? `refused: ${error.message}` : (error as Error).message
-      entry(error instanceof Refused ? 'refused' : 'failed', { id, error: reason })
+      entry(error instanceof Refused ? 'refused' : 'failed', { id, key, error: reason })
       counts.failed++
       failures.push({ name: input.name, reason })
       view.settled(input.name, { done: false, reason })

@@ -8,6 +8,8 @@ import { onPeer, type PeerAddress } from './peer-address.ts'
 /** A task as the database answers `/getById`: the public status plus the database's own fields. */
 export interface TaskRecord extends TaskStatus {
   readonly leaseExpiresAt?: string
+  /** SHA-256 (hex) of the task's key, when its result is private. */
+  readonly keyHash?: string
 }
 
 /** A task as an original database answers it: `{"id", "state"}` and nothing more. */
@@ -26,8 +28,12 @@ export interface Reservation {
 type Query = Record<string, string | number | undefined>
 
 export interface DatabaseClient {
-  /** A held task, which no worker can claim until `activateTask`; from an original database, a task claimable at once. */
-  reserveTask(): Promise<Reservation>
+  /**
+   * A held task, which no worker can claim until `activateTask`; from an original database, a task claimable at once.
+   * `keyHash`: the hash of the task key of a private result, kept with the task; an original database cannot keep it, so
+   * there the call fails with NotOffered (501) before any task is made.
+   */
+  reserveTask(options?: { keyHash?: string }): Promise<Reservation>
   activateTask(id: number): Promise<void>
   dropTask(id: number): Promise<void>
   /** The task; NotFound-like HttpError (404) for an unknown id. */
@@ -79,15 +85,20 @@ export function createDatabaseClient(peer: PeerAddress, fetcher: Fetch = peerTra
     })
   const getById = async (id: number) => parseTask(await call('GET', '/getById', { id }))
   return {
-    async reserveTask() {
+    async reserveTask(options = {}) {
+      const { keyHash } = options
       return onPeer(peer, async (address) => {
         if (!offered.lacks(address, '/reserveTask')) {
           try {
-            return { id: Number(await (await callPeer(fetcher, 'database', address, '/reserveTask', { method: 'POST', timeoutMs: 10_000 })).text()), held: true }
+            const answer = await callPeer(fetcher, 'database', address, '/reserveTask', { method: 'POST', query: { keyHash }, timeoutMs: 10_000 })
+            return { id: Number(await answer.text()), held: true }
           } catch (error) {
             if (!(error instanceof NotOffered)) throw error
             offered.remember(address, '/reserveTask')
           }
+        }
+        if (keyHash !== undefined) {
+          throw new NotOffered('The database keeps only the original task records: it cannot keep task keys, which private results (PIXMILL_PRIVATE_RESULTS) need.', '/reserveTask')
         }
         // The original way: a task that is claimable before its image is stored (a worker that comes too early fails
         // to fetch the image, and the task goes back to the queue with its lease).

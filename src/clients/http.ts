@@ -85,6 +85,9 @@ export async function callPeer(fetcher: Fetch, peer: string, address: string, pa
     const headers: Record<string, string> = {}
     const allow = response.headers.get('allow')
     if (allow) headers.Allow = allow
+    // A 429 passed on keeps its advice, so that the caller's client waits as long as the peer asked.
+    const retryAfter = response.headers.get('retry-after')
+    if (retryAfter) headers['Retry-After'] = retryAfter
     throw new HttpError(response.status, message, headers)
   }
   throw new DependencyUnavailable(`${peer} at ${address} failed: ${message}`, 502)

@@ -1,5 +1,6 @@
 // Client of the master's client-facing API (upload, poll, download, status, board), for the frontend.
 import { DependencyUnavailable, NotOffered } from '../shared/errors.ts'
+import { TASK_KEY_HEADER } from '../shared/task-key.ts'
 import { callPeer, type Fetch, peerTransport } from './http.ts'
 import { createOfferedPaths } from './offered-paths.ts'
 import { onPeer, type PeerAddress, peerHealthy } from './peer-address.ts'
@@ -31,15 +32,25 @@ export type TaskCounts = Record<'not-started' | 'in-progress' | 'finished' | 'fa
 /** Request headers a download passes on, so that conditional and range requests keep working through the frontend. */
 const DOWNLOAD_HEADERS = ['if-none-match', 'range', 'if-range'] as const
 
+/** An upload the master took: its id, and with private results the key that reading the task needs. */
+export interface Submitted {
+  readonly id: number
+  readonly key?: string
+}
+
 export interface MasterPublicClient {
-  /** Streams `body` (the raw PNG) to `POST /new` and resolves to the new task id. */
-  submit(body: BodyInit, options?: { signal?: AbortSignal }): Promise<number>
-  /** The master's `/isReady` answer as it came (`0` or `1`). */
-  isReady(id: number): Promise<string>
+  /**
+   * Streams `body` (the raw PNG) to `POST /new` and resolves to the new task (its id, and its key when the master gives
+   * one). `clientAddress`: the uploader's address, passed on in X-Forwarded-For so that the master's upload limit counts
+   * the uploader, not this role.
+   */
+  submit(body: BodyInit, options?: { signal?: AbortSignal; clientAddress?: string }): Promise<Submitted>
+  /** The master's `/isReady` answer as it came (`0` or `1`). `key`: the task key of a private result (as below). */
+  isReady(id: number, key?: string): Promise<string>
   /** The master's `/get` response, streaming; HttpError 404 while the task is not finished. */
-  getImage(id: number, request?: Request): Promise<Response>
+  getImage(id: number, request?: Request, key?: string): Promise<Response>
   /** The task's status; from a master of the original protocol (no `/status`), what its `/isReady` says. */
-  status(id: number): Promise<TaskStatus | TaskReadiness>
+  status(id: number, key?: string): Promise<TaskStatus | TaskReadiness>
   /** The newest tasks, newest first, optionally in one state; NotOffered (501) from an original master, as the next two. */
   tasks(options?: { state?: number; limit?: number }): Promise<TaskStatus[]>
   counts(): Promise<TaskCounts>
@@ -62,47 +73,48 @@ export function createMasterPublicClient(peer: PeerAddress, fetcher: Fetch = pee
   const json = async <T>(path: string, query: Record<string, string | number | undefined> = {}) => JSON.parse(await text('GET', path, query)) as T
   return {
     async submit(body, options) {
-      const answer = await onPeer(peer, async (address) =>
-        (
-          await callPeer(fetcher, 'master', address, '/new', {
+      const response = await onPeer(
+        peer,
+        (address) =>
+          callPeer(fetcher, 'master', address, '/new', {
             method: 'POST',
             body,
-            headers: { 'content-type': 'image/png' },
+            headers: { 'content-type': 'image/png', ...(options?.clientAddress ? { 'x-forwarded-for': options.clientAddress } : {}) },
             signal: options?.signal,
             // A 50 MiB upload over a slow link takes a while; the body is streamed as it arrives.
             timeoutMs: 600_000,
-          })
-        ).text(),
+          }),
         { replayable: !(body instanceof ReadableStream) },
       )
-      const id = answer.trim()
+      const id = (await response.text()).trim()
       // An original master answers its failures with status 200 too: only a task id is a task id.
       if (!/^(0|[1-9]\d{0,15})$/.test(id)) throw new DependencyUnavailable(`The master answered the upload with something that is not a task id: ${id.slice(0, 200)}`, 502)
-      return Number(id)
+      const key = response.headers.get(TASK_KEY_HEADER) ?? undefined
+      return { id: Number(id), ...(key !== undefined ? { key } : {}) }
     },
-    isReady: (id) => text('GET', '/isReady', { id }),
-    getImage(id, request) {
+    isReady: (id, key) => text('GET', '/isReady', { id, key }),
+    getImage(id, request, key) {
       const headers: Record<string, string> = {}
       for (const name of DOWNLOAD_HEADERS) {
         const value = request?.headers.get(name)
         if (value) headers[name] = value
       }
-      return onPeer(peer, (address) => callPeer(fetcher, 'master', address, '/get', { query: { id }, headers, timeoutMs: 300_000 }), { idempotent: true })
+      return onPeer(peer, (address) => callPeer(fetcher, 'master', address, '/get', { query: { id, key }, headers, timeoutMs: 300_000 }), { idempotent: true })
     },
-    status: (id) =>
+    status: (id, key) =>
       onPeer(
         peer,
         async (address) => {
           if (!offered.lacks(address, '/status')) {
             try {
-              return JSON.parse(await (await callPeer(fetcher, 'master', address, '/status', { query: { id }, timeoutMs: 10_000 })).text()) as TaskStatus
+              return JSON.parse(await (await callPeer(fetcher, 'master', address, '/status', { query: { id, key }, timeoutMs: 10_000 })).text()) as TaskStatus
             } catch (error) {
               if (!(error instanceof NotOffered)) throw error
               // Remembered, so that polling a task costs one call, not two.
               offered.remember(address, '/status')
             }
           }
-          const ready = (await (await callPeer(fetcher, 'master', address, '/isReady', { query: { id }, timeoutMs: 10_000 })).text()).trim() === '1'
+          const ready = (await (await callPeer(fetcher, 'master', address, '/isReady', { query: { id, key }, timeoutMs: 10_000 })).text()).trim() === '1'
           return ready
             ? ({ id, state: 2, stateName: 'finished', readinessOnly: true } as const)
             : ({ id, state: 0, stateName: 'not-finished', readinessOnly: true } as const)

@@ -5,6 +5,9 @@ import { Unauthorized } from '../shared/errors.ts'
 
 const digest = (text: string) => createHash('sha256').update(text).digest()
 
+/** What bearerMatches compares against: the token's SHA-256. */
+export const tokenDigest = digest
+
 /** Whether `authorization` carries `Bearer <token>`; hashing first makes the comparison length-independent. */
 export function bearerMatches(authorization: string | null, expected: Buffer): boolean {
   const given = authorization?.startsWith('Bearer ') ? authorization.slice(7).trim() : ''

@@ -9,7 +9,8 @@ import { MethodNotAllowed } from '../shared/errors.ts'
 export function withMethodGuard<App extends AnyElysia>(app: App): App {
   const methodsByPath = new Map<string, string[]>()
   for (const route of app.routes) {
-    if (route.method === 'ALL') continue
+    // CORS answers every preflight (OPTIONS) itself, on a wildcard route that a guard would turn into a 405 for all paths.
+    if (route.method === 'ALL' || route.method === 'OPTIONS' || route.path.includes('*')) continue
     const methods = methodsByPath.get(route.path) ?? []
     methods.push(route.method)
     methodsByPath.set(route.path, methods)

@@ -55,6 +55,23 @@ export interface Settings {
   readonly databaseUrl: string | undefined
   /** `PIXMILL_STORAGE_URL=s3://bucket/prefix`: the storage role keeps images in S3-compatible storage (S3_* variables). */
   readonly storageUrl: string | undefined
+  /**
+   * `PIXMILL_PRIVATE_RESULTS=1`: every upload answers a task key (`X-Task-Key`) that reading the task then needs (master
+   * and frontend); callers with the token need none. Default off, as the original protocol has it.
+   */
+  readonly privateResults: boolean
+  /** Uploads one client address may make per minute on the master's `/new` and the frontend's upload; unset: no limit. */
+  readonly uploadsPerMinute: number | undefined
+  /**
+   * Proxies in front of the role whose `X-Forwarded-For` entries are believed (`PIXMILL_TRUST_PROXY`): 0 (default) takes
+   * the socket's address; N takes the N-th address from the right of `X-Forwarded-For`. At most 10.
+   */
+  readonly trustProxy: number
+  /**
+   * Origins whose pages may call the master and the frontend from a browser (`PIXMILL_CORS_ORIGINS`): a list, or `*` for
+   * any; undefined (default): no cross-origin access at all.
+   */
+  readonly corsOrigins: readonly string[] | '*' | undefined
 }
 
 /** A setting that is present but wrong; the message names the variable. */
@@ -131,6 +148,34 @@ function url(env: Record<string, string | undefined>, name: string, schemes: rea
   return raw
 }
 
+function flag(env: Record<string, string | undefined>, name: string): boolean {
+  const raw = env[name]?.trim().toLowerCase()
+  if (raw === undefined || raw === '' || raw === '0' || raw === 'false') return false
+  if (raw === '1' || raw === 'true') return true
+  throw new ConfigError(`${name} must be 1 (on) or 0 (off), got ${JSON.stringify(env[name])}`)
+}
+
+/** `*`, or origins (`https://app.example`, `http://localhost:5173`) separated by commas, each exactly as a browser sends it. */
+function origins(env: Record<string, string | undefined>, name: string): readonly string[] | '*' | undefined {
+  const raw = env[name]?.trim()
+  if (raw === undefined || raw === '') return undefined
+  if (raw === '*') return '*'
+  const list = raw.split(',').map((part) => part.trim())
+  for (const origin of list) {
+    let parsed: URL | undefined
+    try {
+      parsed = new URL(origin)
+    } catch {
+      // reported below
+    }
+    // A browser's Origin header is the scheme, host and port only, with no slash after it: anything else never matches.
+    if (!parsed || !['http:', 'https:'].includes(parsed.protocol) || parsed.origin !== origin) {
+      throw new ConfigError(`${name} must be * or origins such as https://app.example separated by commas (scheme, host and port only), got ${JSON.stringify(origin)}`)
+    }
+  }
+  return Object.freeze([...new Set(list)])
+}
+
 /** Reads and validates the settings; throws ConfigError naming the bad variable. */
 export function loadSettings(env: Record<string, string | undefined> = process.env): Settings {
   const dataDir = env.PIXMILL_DATA_DIR?.trim() || './data'
@@ -157,5 +202,9 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     kvUrl: url(env, 'PIXMILL_KV_URL', ['redis:', 'rediss:']),
     databaseUrl: url(env, 'PIXMILL_DATABASE_URL', ['postgres:', 'postgresql:']),
     storageUrl: url(env, 'PIXMILL_STORAGE_URL', ['s3:']),
+    privateResults: flag(env, 'PIXMILL_PRIVATE_RESULTS'),
+    uploadsPerMinute: env.PIXMILL_UPLOADS_PER_MINUTE?.trim() ? positiveInteger(env, 'PIXMILL_UPLOADS_PER_MINUTE', 0) : undefined,
+    trustProxy: bounded(nonNegativeInteger(env, 'PIXMILL_TRUST_PROXY', 0), 'PIXMILL_TRUST_PROXY', 10),
+    corsOrigins: origins(env, 'PIXMILL_CORS_ORIGINS'),
   })
 }

@@ -54,7 +54,14 @@ export class UnsupportedMediaType extends HttpError {
   }
 }
 
-/** 429/503 with Retry-After: the role is busy, try later. */
+/** 429 with Retry-After: this client sent too many requests of a kind lately. */
+export class TooManyRequests extends HttpError {
+  constructor(message: string, retryAfterSeconds: number) {
+    super(429, message, { 'Retry-After': String(retryAfterSeconds) })
+  }
+}
+
+/** 503 with Retry-After: the role is busy, try later. */
 export class TooBusy extends HttpError {
   constructor(message: string, retryAfterSeconds = 1) {
     super(503, message, { 'Retry-After': String(retryAfterSeconds) })

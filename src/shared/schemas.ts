@@ -13,6 +13,17 @@ export const IdString = t.String({
 
 export const IdQuery = t.Object({ id: IdString })
 
+/** `key=`: the task key an upload answered (PIXMILL_PRIVATE_RESULTS); any wrong or missing key reads as an unknown id. */
+export const TaskKeyParam = t.String({
+  description:
+    'The task key that the upload answered in `X-Task-Key` (or send it in that header): needed when the system runs with ' +
+    'PIXMILL_PRIVATE_RESULTS=1, unless the caller has the token; a missing or wrong key is answered as an unknown id (404)',
+  examples: ['3q2-7wQy0k7oWbT2b9vJ9V3eWm1fHn0x'],
+})
+
+/** A task id and, for a private result, its key. */
+export const KeyedIdQuery = t.Object({ id: IdString, key: t.Optional(TaskKeyParam) })
+
 /** `wait=S` of a claim that may be held until a task can be claimed: whole seconds, 0-60. */
 export const WaitSeconds = t.String({
   pattern: '^([0-9]|[1-5][0-9]|60)$',

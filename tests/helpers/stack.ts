@@ -7,7 +7,8 @@ import { createStorageClient } from '../../src/clients/storage-client.ts'
 import { createDatabaseApp } from '../../src/roles/database/app.ts'
 import { createRemoval } from '../../src/roles/database/removal.ts'
 import { openSqliteTaskStore } from '../../src/roles/database/sqlite-task-store.ts'
-import { createMasterApp } from '../../src/roles/master/app.ts'
+import { createMasterApp, databaseRecords } from '../../src/roles/master/app.ts'
+import { createTaskWaits } from '../../src/roles/master/task-waits.ts'
 import { createStorageApp } from '../../src/roles/storage/app.ts'
 import { silentLogger } from '../../src/shared/logger.ts'
 import { openFsImageStore } from '../../src/roles/storage/fs-image-store.ts'
@@ -26,6 +27,16 @@ export interface StackOptions {
   readonly token?: string
   readonly maxUploadsInFlight?: number
   readonly uploadTimeoutSeconds?: number
+  /** PIXMILL_PRIVATE_RESULTS of the master and storage. */
+  readonly privateResults?: boolean
+  /** The master's PIXMILL_UPLOADS_PER_MINUTE, PIXMILL_TRUST_PROXY and PIXMILL_CORS_ORIGINS. */
+  readonly uploadsPerMinute?: number
+  readonly trustProxy?: number
+  readonly corsOrigins?: readonly string[] | '*'
+  /** The master's upload-limit clock (monotonic ms). */
+  readonly limitClock?: () => number
+  /** Least time between two polls behind the master's `/wait` (default 250 ms). */
+  readonly waitPollMs?: number
 }
 
 /** Database, storage and master apps wired together in-process over a fresh data folder. */
@@ -35,7 +46,14 @@ export function inProcessStack(options: StackOptions = {}) {
   const tasks = openSqliteTaskStore(join(dir.path, 'database'), { leaseSeconds: 60, maxAttempts: options.maxAttempts ?? 2, now: options.now })
   const images = openFsImageStore(join(dir.path, 'storage'))
   const { token } = options
-  const storage = createStorageApp({ store: images, maxUploadBytes, token, uploadTimeoutSeconds: options.uploadTimeoutSeconds, ...quietDeps('storage') })
+  const storage = createStorageApp({
+    store: images,
+    maxUploadBytes,
+    token,
+    uploadTimeoutSeconds: options.uploadTimeoutSeconds,
+    privateResults: options.privateResults,
+    ...quietDeps('storage'),
+  })
   let storageUp = true
   const storageFetch = inProcess(storage)
   const storageClient = createStorageClient(
@@ -45,13 +63,21 @@ export function inProcessStack(options: StackOptions = {}) {
   )
   const removal = createRemoval({ store: tasks, images: storageClient, log: silentLogger, retentionSeconds: options.retentionSeconds ?? 0, now: options.now })
   const database = createDatabaseApp({ store: tasks, removal, token, ...quietDeps('database') })
+  const databaseClient = createDatabaseClient(fixedPeer('databaseAddress', 'database.local'), createPeerFetch({ token, base: inProcess(database) }))
+  const taskWaits = options.waitPollMs === undefined ? undefined : createTaskWaits({ records: databaseRecords(databaseClient), pollMs: options.waitPollMs })
   const master = createMasterApp({
-    database: createDatabaseClient(fixedPeer('databaseAddress', 'database.local'), createPeerFetch({ token, base: inProcess(database) })),
+    database: databaseClient,
+    taskWaits,
     storage: storageClient,
     maxUploadBytes,
     token,
     maxUploadsInFlight: options.maxUploadsInFlight,
     uploadTimeoutSeconds: options.uploadTimeoutSeconds,
+    privateResults: options.privateResults,
+    uploadsPerMinute: options.uploadsPerMinute,
+    trustProxy: options.trustProxy,
+    corsOrigins: options.corsOrigins,
+    now: options.limitClock,
     dependenciesHealthy: async () => ({ database: true, storage: storageUp }),
     ...quietDeps('master'),
   })
@@ -67,6 +93,7 @@ export function inProcessStack(options: StackOptions = {}) {
       storageUp = up
     },
     async close() {
+      taskWaits?.close()
       await tasks.close()
       await images.close()
       dir.remove()

@@ -202,6 +202,18 @@ export function taskStoreContract(name: string, setup: () => TaskStoreEnv) {
       expect((await store.get(await store.create()))?.traceParent).toBeNull()
     })
 
+    test('a task keeps the hash of its key through its life, and one made without a key has none', async () => {
+      const hash = 'ab'.repeat(32)
+      const id = await store.create({ ready: false, keyHash: hash })
+      await store.activate(id)
+      const claim = (await store.claim()).claim!
+      expect(claim.task.keyHash).toBe(hash)
+      await store.finish(id, claim.leaseToken)
+      expect((await store.get(id))?.keyHash).toBe(hash)
+      expect((await store.getMany([id]))[0]?.keyHash).toBe(hash)
+      expect((await store.get(await store.create()))?.keyHash).toBeNull()
+    })
+
     test('retry puts a failed task back with attempts cleared; other states are a conflict', async () => {
       const id = await store.create()
       expect(await statusOf(store.retry(id))).toBe(409)

@@ -13,10 +13,11 @@ afterEach(() => {
   dirs.splice(0).forEach((d) => d.remove())
 })
 
-/** A master answering `answers` in turn (the last one for ever after), recording the paths asked. */
+/** A master answering `answers` in turn (the last one for ever after), recording the paths asked and their task keys. */
 function fakeMaster(answers: Array<() => Response>) {
   const port = freePort()
   const paths: string[] = []
+  const keys: Array<string | null> = []
   let turn = 0
   servers.push(
     Bun.serve({
@@ -24,12 +25,13 @@ function fakeMaster(answers: Array<() => Response>) {
       hostname: '127.0.0.1',
       async fetch(request) {
         paths.push(new URL(request.url).pathname + new URL(request.url).search)
+        keys.push(request.headers.get('x-task-key'))
         await request.arrayBuffer()
         return answers[Math.min(turn++, answers.length - 1)]!()
       },
     }),
   )
-  return { master: `127.0.0.1:${port}`, paths }
+  return { master: `127.0.0.1:${port}`, paths, keys }
 }
 
 function pngFile(): string {
@@ -47,7 +49,7 @@ describe('cli api', () => {
     const busy = (status: number) => () => new Response('Error: busy', { status, headers: { 'retry-after': '0' } })
     const { master, paths } = fakeMaster([busy(503), busy(429), () => new Response('17')])
     const sent: number[] = []
-    expect(await createApi({ master, ...fast }).upload(pngFile(), (n) => sent.push(n))).toBe(17)
+    expect(await createApi({ master, ...fast }).upload(pngFile(), (n) => sent.push(n))).toEqual({ id: 17 })
     expect(paths).toEqual(['/new', '/new', '/new'])
     expect(sent.at(-1)).toBe(11)
   })
@@ -80,5 +82,25 @@ describe('cli api', () => {
     const task = await createApi({ master: `127.0.0.1:${port}`, ...fast }).waitEnded(4, undefined, 5)
     expect(task).toEqual({ id: 4, state: 2, stateName: 'finished' })
     expect(polls).toBe(3)
+  })
+
+  test('the task key an upload answered is kept, and sent in X-Task-Key (never in the URL) on the wait, status and download', async () => {
+    const KEY = 'k3y-Of_A-Private-Result-0123456'
+    const done = JSON.stringify({ id: 9, state: 2, stateName: 'finished', attempts: 0 })
+    const { master, paths, keys } = fakeMaster([
+      () => new Response('9', { headers: { 'x-task-key': KEY } }),
+      () => new Response(done),
+      () => new Response(done),
+      () => new Response(new Uint8Array([1, 2, 3])),
+    ])
+    const api = createApi({ master, ...fast })
+    const uploaded = await api.upload(pngFile())
+    expect(uploaded).toEqual({ id: 9, key: KEY })
+    expect((await api.waitEnded(9, undefined, 5, uploaded.key)).state).toBe(2)
+    expect((await api.status(9, undefined, uploaded.key)).state).toBe(2)
+    const dest = join(pngFile() + '.out')
+    expect(await api.download(9, dest, undefined, uploaded.key)).toBe(3)
+    expect(keys).toEqual([null, KEY, KEY, KEY])
+    expect(paths.join(' ')).not.toContain(KEY)
   })
 })

@@ -25,6 +25,10 @@ describe('settings', () => {
       minFreeBytes: 1024 ** 3,
       logLevel: 'info',
       pngEffort: 'fast',
+      privateResults: false,
+      uploadsPerMinute: undefined,
+      trustProxy: 0,
+      corsOrigins: undefined,
     })
     expect(s.dataDir).toEndWith('/data')
     expect(Object.isFrozen(s)).toBe(true)
@@ -47,6 +51,19 @@ describe('settings', () => {
     ['PIXMILL_MIN_FREE_BYTES', '5 GB'],
     ['PIXMILL_MIN_FREE_BYTES', '100%'],
     ['PIXMILL_STORAGE_CACHE_BYTES', 'lots'],
+    ['PIXMILL_PRIVATE_RESULTS', 'yes please'],
+    ['PIXMILL_PRIVATE_RESULTS', '2'],
+    ['PIXMILL_UPLOADS_PER_MINUTE', '0'],
+    ['PIXMILL_UPLOADS_PER_MINUTE', '10/s'],
+    ['PIXMILL_TRUST_PROXY', 'true'],
+    ['PIXMILL_TRUST_PROXY', '11'],
+    ['PIXMILL_TRUST_PROXY', '-1'],
+    ['PIXMILL_CORS_ORIGINS', 'app.example'],
+    ['PIXMILL_CORS_ORIGINS', 'https://app.example/'],
+    ['PIXMILL_CORS_ORIGINS', 'https://app.example/path'],
+    ['PIXMILL_CORS_ORIGINS', 'ftp://files.example'],
+    ['PIXMILL_CORS_ORIGINS', 'https://a.example,*'],
+    ['PIXMILL_CORS_ORIGINS', 'https://a.example,,https://b.example'],
   ])('%s=%p fails at start, naming the variable', (name, value) => {
     expect(() => loadSettings({ [name]: value })).toThrow(ConfigError)
     expect(() => loadSettings({ [name]: value })).toThrow(name)
@@ -61,5 +78,19 @@ describe('settings', () => {
   test('back-end URLs of the right scheme are taken as given', () => {
     const s = loadSettings({ PIXMILL_KV_URL: 'redis://127.0.0.1:6390', PIXMILL_DATABASE_URL: 'postgres://u@h:5433/db', PIXMILL_STORAGE_URL: 's3://bucket/pre' })
     expect([s.kvUrl, s.databaseUrl, s.storageUrl]).toEqual(['redis://127.0.0.1:6390', 'postgres://u@h:5433/db', 's3://bucket/pre'])
+  })
+
+  test('private results, the upload limit, trusted proxies and CORS origins are read as given', () => {
+    const s = loadSettings({
+      PIXMILL_PRIVATE_RESULTS: '1',
+      PIXMILL_UPLOADS_PER_MINUTE: '30',
+      PIXMILL_TRUST_PROXY: '2',
+      PIXMILL_CORS_ORIGINS: 'https://app.example, http://localhost:5173,https://app.example',
+    })
+    expect([s.privateResults, s.uploadsPerMinute, s.trustProxy]).toEqual([true, 30, 2])
+    expect(s.corsOrigins).toEqual(['https://app.example', 'http://localhost:5173'])
+    expect(loadSettings({ PIXMILL_CORS_ORIGINS: '*' }).corsOrigins).toBe('*')
+    expect(loadSettings({ PIXMILL_PRIVATE_RESULTS: 'true' }).privateResults).toBe(true)
+    expect(loadSettings({ PIXMILL_PRIVATE_RESULTS: '0' }).privateResults).toBe(false)
   })
 })

@@ -34,6 +34,9 @@ describe('bun:sqlite task store: a file of an earlier version', () => {
       expect(await store.get(4)).toBeUndefined()
       expect(await store.create()).toBe(6)
       expect(await store.countByState()).toEqual({ 0: 2, 1: 0, 2: 2, 3: 1 })
+      // The key column came with the others: the old tasks have no key, new ones keep theirs.
+      expect((await store.get(0))?.keyHash).toBeNull()
+      expect((await store.get(await store.create({ keyHash: 'cd'.repeat(32) })))?.keyHash).toBe('cd'.repeat(32))
       await store.close()
     } finally {
       dir.remove()

@@ -9,7 +9,7 @@ describe('task states', () => {
     states.set(1, 0)
     states.set(2, 3)
     clock = 249
-    expect([states.get(1), states.get(2)]).toEqual([0, 3])
+    expect([states.get(1)?.state, states.get(2)?.state]).toEqual([0, 3])
     clock = 250
     expect([states.get(1), states.get(2)]).toEqual([undefined, undefined])
   })
@@ -30,6 +30,14 @@ describe('task states', () => {
     states.set(2, 0)
     states.set(1, 1)
     states.set(3, 0)
-    expect([states.get(1), states.get(2), states.get(3)]).toEqual([1, undefined, 0])
+    expect([states.get(1)?.state, states.get(2), states.get(3)?.state]).toEqual([1, undefined, 0])
+  })
+
+  test('the key hash seen with a state is kept with it, so that a key is checked against it', () => {
+    const states = createTaskStates({ now: () => 0 })
+    states.set(4, 1, 'ab'.repeat(32))
+    states.set(5, 0)
+    expect(states.get(4)).toMatchObject({ state: 1, keyHash: 'ab'.repeat(32) })
+    expect(states.get(5)?.keyHash).toBeUndefined()
   })
 })

@@ -86,4 +86,28 @@ describe('task waits', () => {
     await expect(original.wait(4, 5000)).rejects.toBeInstanceOf(NotOffered)
     original.close()
   })
+
+  test('a waiter that may not see the task (a wrong key) is refused at the first poll as an unknown id is, and never told its state', async () => {
+    const db = fakeDatabase()
+    db.tasks.set(6, 1)
+    waits = createTaskWaits({ records: db.records, pollMs: 20 })
+    const allowed = waits.wait(6, 5000, undefined, () => true)
+    const refused = await waits.wait(6, 5000, undefined, () => false).catch((e: unknown) => e)
+    const unknown = await waits.wait(77, 5000).catch((e: unknown) => e)
+    expect(refused).toBeInstanceOf(NotFound)
+    expect([(refused as Error).message, (unknown as Error).message]).toEqual(['No task with id 6.', 'No task with id 77.'])
+    expect((await waits.wait(6, 100, undefined, () => true)).state).toBe(1)
+    // Whatever answers a wait goes through the same check: here a change through this master, after a first poll that let
+    // the waiter in (a check that changes its mind stands for one that a cache might have skipped).
+    const slow = createTaskWaits({ records: db.records, pollMs: 60_000 })
+    let checks = 0
+    const late = slow.wait(6, 5000, undefined, () => checks++ === 0)
+    await Bun.sleep(30)
+    expect(checks).toBe(1)
+    db.tasks.set(6, 2)
+    slow.changed(6)
+    await expect(late).rejects.toBeInstanceOf(NotFound)
+    expect((await allowed).state).toBe(2)
+    slow.close()
+  })
 })

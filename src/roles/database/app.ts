@@ -1,14 +1,27 @@
 // The database role: task records, atomic claims and leases.
 import { t } from 'elysia'
 import { Counter, Gauge, type Registry } from 'prom-client'
-import { withMethodGuard } from '../../plugins/method-guard.ts'
-import { roleKit } from '../../plugins/role-kit.ts'
+import { finishRole, roleKit } from '../../plugins/role-kit.ts'
 import { NotFound } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { currentRequestId } from '../../shared/request-context.ts'
 import { acceptedTraceparent } from '../../shared/trace-context.ts'
 import { ClaimQuery, ErrorText, IdQuery, Success } from '../../shared/schemas.ts'
-import { ClaimJson, CountsJson, FailQuery, IdLeaseQuery, IdsQuery, RecentQuery, RenewQuery, SetByIdBody, TaskJson, taskJson } from './model.ts'
+import {
+  ClaimJson,
+  CountsJson,
+  FailQuery,
+  IdLeaseQuery,
+  IdsQuery,
+  RecentQuery,
+  RenewQuery,
+  ReserveQuery,
+  SetByIdBody,
+  TaskJson,
+  taskJson,
+  TaskRecordJson,
+  taskRecordJson,
+} from './model.ts'
 import { type ClaimWaits, createClaimWaits } from './claim-waits.ts'
 import type { Removal } from './removal.ts'
 import type { ReportsSharedFigures } from './shared-figures.ts'
@@ -142,16 +155,20 @@ export function createDatabaseApp({ store, removal, log, registry, token, idleTi
       async ({ query }) => {
         const task = await store.get(Number(query.id))
         if (!task) throw new NotFound(`No task with id ${query.id}.`)
-        return taskJson(task)
+        return taskRecordJson(task)
       },
-      { query: IdQuery, response: { 200: TaskJson, 404: ErrorText }, detail: { summary: 'A task as JSON', tags: ['original'] } },
+      {
+        query: IdQuery,
+        response: { 200: TaskRecordJson, 404: ErrorText },
+        detail: { summary: 'A task as JSON (with `keyHash` when its result is private)', tags: ['original'] },
+      },
     )
     .get(
       '/getByIds',
-      async ({ query }) => (await store.getMany(query.ids.split(',').map(Number))).map(taskJson),
+      async ({ query }) => (await store.getMany(query.ids.split(',').map(Number))).map(taskRecordJson),
       {
         query: IdsQuery,
-        response: { 200: t.Array(TaskJson) },
+        response: { 200: t.Array(TaskRecordJson) },
         detail: { summary: 'Several tasks at once (unknown ids left out): the master’s one poll behind all its `/wait` calls', tags: ['beyond'] },
       },
     )
@@ -321,12 +338,17 @@ export function createDatabaseApp({ store, removal, log, registry, token, idleTi
     .post(
       '/reserveTask',
       // The caller's `traceparent` (the master serving the upload) is kept with the task for the worker's spans.
-      async ({ request }) => String(await store.create({ ready: false, requestId: currentRequestId(), traceParent: acceptedTraceparent(request.headers.get('traceparent')) })),
+      async ({ query, request }) =>
+        String(await store.create({ ready: false, requestId: currentRequestId(), keyHash: query.keyHash, traceParent: acceptedTraceparent(request.headers.get('traceparent')) })),
       {
+        query: ReserveQuery,
         response: { 200: t.String({ description: 'The new task id, as text' }) },
         detail: {
           summary: 'Create a held task that no worker can claim until `/activateTask`',
-          description: 'For the master: it reserves an id, stores the image under it, then activates the task (or drops it if the upload failed). A held task that is never activated is removed after an hour.',
+          description:
+            'For the master: it reserves an id, stores the image under it, then activates the task (or drops it if the upload failed). ' +
+            'A held task that is never activated is removed after an hour. `keyHash`: the hash of the task key of a private result, ' +
+            'answered back by `/getById` and `/getByIds`.',
           tags: ['beyond'],
         },
       },
@@ -354,5 +376,5 @@ export function createDatabaseApp({ store, removal, log, registry, token, idleTi
         detail: { summary: 'Remove a held task whose upload failed (409 once it is active)', tags: ['beyond'] },
       },
     )
-  return withMethodGuard(app)
+  return finishRole(app)
 }

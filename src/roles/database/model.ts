@@ -1,6 +1,7 @@
 // Schemas of the database role's routes.
 import { t } from 'elysia'
 import { IdString } from '../../shared/schemas.ts'
+import { KEY_HASH_PATTERN } from '../../shared/task-key.ts'
 export { CountsJson, RecentQuery } from '../../shared/task-schemas.ts'
 import { STATE_NAMES, type Task } from './task-store.ts'
 
@@ -50,6 +51,19 @@ export const TaskJson = t.Object({
   leaseExpiresAt: t.Optional(t.String({ format: 'date-time' })),
 })
 
+/** A task as `/getById` and `/getByIds` answer it: with the hash of its key, which the master checks a key against. */
+export const TaskRecordJson = t.Composite([
+  TaskJson,
+  t.Object({ keyHash: t.Optional(t.String({ description: 'SHA-256 (hex) of the task key of a private result' })) }),
+])
+
+export const KeyHash = t.String({
+  pattern: KEY_HASH_PATTERN,
+  error: 'keyHash must be the SHA-256 of the task key, 64 lower-case hex digits',
+  description: 'SHA-256 (hex) of the task key of a private result; only the hash is kept',
+})
+export const ReserveQuery = t.Object({ keyHash: t.Optional(KeyHash) })
+
 export const ClaimJson = t.Composite([
   TaskJson,
   t.Object({
@@ -70,5 +84,10 @@ export function taskJson(task: Task) {
     updatedAt: new Date(task.updatedAt).toISOString(),
     ...(task.leaseExpiresAt !== null ? { leaseExpiresAt: new Date(task.leaseExpiresAt).toISOString() } : {}),
   }
+}
+
+/** The task with its key hash, for the master's reads only (claims and lists leave it out: nobody else needs it). */
+export function taskRecordJson(task: Task) {
+  return { ...taskJson(task), ...(task.keyHash !== null ? { keyHash: task.keyHash } : {}) }
 }
 

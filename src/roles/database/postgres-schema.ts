@@ -34,7 +34,11 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX IF NOT EXISTS pixmill_tasks_ended ON pixmill_tasks (updated_at) WHERE state >= 2 AND ready AND removing_until IS NULL;
   CREATE INDEX IF NOT EXISTS pixmill_tasks_removing ON pixmill_tasks (removing_until) WHERE removing_until IS NOT NULL;
   `,
-  // 3: the upload's trace context, which the worker's spans continue.
+  // 3: private results. Only the SHA-256 of a task's key is kept; the master compares it.
+  `
+  ALTER TABLE pixmill_tasks ADD COLUMN IF NOT EXISTS key_hash TEXT;
+    `,
+  // 4: the upload's trace context, which the worker's spans continue.
   `
   ALTER TABLE pixmill_tasks ADD COLUMN IF NOT EXISTS trace_parent TEXT;
   `,

@@ -20,6 +20,7 @@ interface Row {
   request_id: string | null
   trace_parent: string | null
   removing_until: string | null
+  key_hash: string | null
 }
 
 export interface PostgresTaskStoreOptions extends TaskStoreOptions {
@@ -54,6 +55,7 @@ function toTask(row: Row): Task {
     leaseExpiresAt: row.state === 1 && row.lease_until !== null ? Number(row.lease_until) : null,
     requestId: row.request_id,
     traceParent: row.trace_parent,
+    keyHash: row.key_hash,
   }
 }
 
@@ -162,8 +164,8 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
         // One statement: the counter row stays locked until the insert commits, so ids have no gaps or repeats.
         const [created] = await sql<{ id: string }[]>`
           WITH next AS (UPDATE pixmill_counters SET next = next + 1 WHERE name = 'tasks' RETURNING next - 1 AS id)
-          INSERT INTO pixmill_tasks (id, created_at, updated_at, ready, request_id, trace_parent)
-          SELECT id, ${t}, ${t}, ${opts?.ready ?? true}, ${opts?.requestId ?? null}, ${opts?.traceParent ?? null} FROM next RETURNING id`
+          INSERT INTO pixmill_tasks (id, created_at, updated_at, ready, request_id, key_hash, trace_parent)
+          SELECT id, ${t}, ${t}, ${opts?.ready ?? true}, ${opts?.requestId ?? null}, ${opts?.keyHash ?? null}, ${opts?.traceParent ?? null} FROM next RETURNING id`
         return Number(created!.id)
       }),
     get: (id) =>

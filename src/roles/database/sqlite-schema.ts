@@ -59,6 +59,7 @@ export function migrateSqlite(db: Database): void {
     // Added after the first release: older files get the columns on open.
     if (!columns.has('request_id')) db.exec('ALTER TABLE tasks ADD COLUMN request_id TEXT')
     if (!columns.has('removing_until')) db.exec('ALTER TABLE tasks ADD COLUMN removing_until INTEGER')
+    if (!columns.has('key_hash')) db.exec('ALTER TABLE tasks ADD COLUMN key_hash TEXT')
     if (!columns.has('trace_parent')) db.exec('ALTER TABLE tasks ADD COLUMN trace_parent TEXT')
     db.exec(INDEXES)
     const hasCounts = db.prepare<{ n: number }, []>(`SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'task_counts'`).get()!.n > 0

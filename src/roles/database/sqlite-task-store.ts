@@ -19,6 +19,7 @@ interface Row {
   request_id: string | null
   trace_parent: string | null
   removing_until: number | null
+  key_hash: string | null
 }
 
 function toTask(row: Row): Task {
@@ -32,6 +33,7 @@ function toTask(row: Row): Task {
     leaseExpiresAt: row.state === 1 ? row.lease_until : null,
     requestId: row.request_id,
     traceParent: row.trace_parent,
+    keyHash: row.key_hash,
   }
 }
 
@@ -50,8 +52,8 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
 
   const q = {
     nextId: db.prepare<{ next: number }, []>(`UPDATE sequence SET next = next + 1 WHERE name = 'tasks' RETURNING next - 1 AS next`),
-    insert: db.prepare<Row, [number, number, number, string | null, string | null]>(
-      'INSERT INTO tasks (id, created_at, updated_at, ready, request_id, trace_parent) VALUES (?1, ?2, ?2, ?3, ?4, ?5) RETURNING *',
+    insert: db.prepare<Row, [number, number, number, string | null, string | null, string | null]>(
+      'INSERT INTO tasks (id, created_at, updated_at, ready, request_id, key_hash, trace_parent) VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6) RETURNING *',
     ),
     get: db.prepare<Row, [number]>(`SELECT * FROM tasks WHERE id = ? AND ${VISIBLE}`),
     getAny: db.prepare<Row, [number]>('SELECT * FROM tasks WHERE id = ?'),
@@ -139,10 +141,10 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
     return row
   }
 
-  const create = db.transaction((ready: boolean, requestId: string | null, traceParent: string | null): number => {
+  const create = db.transaction((ready: boolean, requestId: string | null, keyHash: string | null, traceParent: string | null): number => {
     const id = q.nextId.get()!.next
     const t = now()
-    q.insert.get(id, t, ready ? 1 : 0, requestId, traceParent)
+    q.insert.get(id, t, ready ? 1 : 0, requestId, keyHash, traceParent)
     return id
   })
 
@@ -260,7 +262,7 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
 
   return {
     async create(opts) {
-      return create.immediate(opts?.ready ?? true, opts?.requestId ?? null, opts?.traceParent ?? null)
+      return create.immediate(opts?.ready ?? true, opts?.requestId ?? null, opts?.keyHash ?? null, opts?.traceParent ?? null)
     },
     async get(id) {
       return getVisible(id)

@@ -19,6 +19,8 @@ export interface Task {
   readonly leaseExpiresAt: number | null
   /** The X-Request-Id of the upload that created the task, so its processing can be followed in the logs. */
   readonly requestId: string | null
+  /** SHA-256 (hex) of the task's key when its result is private (PIXMILL_PRIVATE_RESULTS); the key itself is never kept. */
+  readonly keyHash: string | null
   /** The W3C `traceparent` of the upload's span, so that the worker's work on the task joins the upload's trace. */
   readonly traceParent: string | null
 }
@@ -62,7 +64,7 @@ export interface TaskStoreOptions {
  */
 export interface TaskStore {
   /** A new task; `ready: false` makes one that no worker can claim until `activate`. Ids count up from 0, never reused. */
-  create(options?: { ready?: boolean; requestId?: string; traceParent?: string }): Promise<number>
+  create(options?: { ready?: boolean; requestId?: string; keyHash?: string; traceParent?: string }): Promise<number>
   get(id: number): Promise<Task | undefined>
   /** The visible tasks among `ids` (unknown ones left out), in one go. */
   getMany(ids: readonly number[]): Promise<Task[]>

@@ -18,6 +18,8 @@ const MAX_TEXT_FIELD_BYTES = 1024
 
 export interface Submission {
   readonly id: number
+  /** The task key the master answered (private results). */
+  readonly key?: string
   /** `page` when the form asked to be sent on to the HTML status page, else `text` (the contract's answer). */
   readonly respond: 'text' | 'page'
 }
@@ -45,7 +47,10 @@ function unexpectedFile(part: PartHeaders): BadRequest {
  * after the rest of the form proved sound (no second file), so a bad form never leaves a task behind: the master drops
  * the task of an upload whose body fails.
  */
-export async function acceptSubmission(request: Request, deps: { master: MasterPublicClient; maxUploadBytes: number }): Promise<Submission> {
+export async function acceptSubmission(
+  request: Request,
+  deps: { master: MasterPublicClient; maxUploadBytes: number; /** The uploader, for the master's upload limit. */ clientAddress?: string },
+): Promise<Submission> {
   const limit = deps.maxUploadBytes
   const boundary = multipartBoundary(request.headers.get('content-type'))
   if (boundary === undefined) {
@@ -108,7 +113,7 @@ export async function acceptSubmission(request: Request, deps: { master: MasterP
       },
     })
     try {
-      return { id: await deps.master.submit(body), respond }
+      return { ...(await deps.master.submit(body, { clientAddress: deps.clientAddress })), respond }
     } catch (error) {
       // The master saw its body fail; the reason is ours to tell.
       throw ownFailure ?? error

@@ -2,17 +2,19 @@
 import { t } from 'elysia'
 import { Counter, Gauge, type Registry } from 'prom-client'
 import type { MasterPublicClient } from '../../clients/master-public-client.ts'
-import { withMethodGuard } from '../../plugins/method-guard.ts'
+import { bearerMatches, tokenDigest } from '../../plugins/auth.ts'
+import { finishRole, roleKit } from '../../plugins/role-kit.ts'
+import { createUploadLimit } from '../../plugins/upload-limit.ts'
+import { HttpError, NotOffered, TooManyRequests } from '../../shared/errors.ts'
 import { createGate } from '../../shared/gate.ts'
-import { roleKit } from '../../plugins/role-kit.ts'
-import { HttpError, NotOffered } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { ErrorText, IdQuery, Success } from '../../shared/schemas.ts'
+import { TASK_KEY_HEADER, unknownTask } from '../../shared/task-key.ts'
 import { acceptSubmission, FILE_FIELD, FORM_OVERHEAD_BYTES, humanBytes } from './accept-submission.ts'
-import { BoardJson, ConfigJson, eventsResponses, getImageResponses, IdsQuery, submitResponses, TaskStatusJson, uploadFormBody } from './model.ts'
+import { BoardJson, ConfigJson, EventsQuery, eventsResponses, getImageResponses, KeyedIdQuery, submitResponses, TaskStatusJson, uploadFormBody } from './model.ts'
 import { checkPageFiles, PAGE_SECURITY_HEADERS, pageFile } from './static-pages.ts'
 import { renderTaskPage, renderUnknownTaskPage } from './task-page.ts'
-import { createTaskWatch, type TaskWatch, type WatchEvent } from './task-watch.ts'
+import { createTaskWatch, type TaskWatch, type WatchEvent, type WatchTarget } from './task-watch.ts'
 import type { WorkerDirectory, WorkerView } from './worker-directory.ts'
 
 export interface FrontendAppDeps {
@@ -31,6 +33,20 @@ export interface FrontendAppDeps {
   readonly maxUploadsInFlight?: number
   /** The live workers the board lists; without it, the board lists none. */
   readonly workers?: WorkerDirectory
+  /**
+   * PIXMILL_PRIVATE_RESULTS: a task's pages and answers want its key (`key=` or X-Task-Key), which the upload answered,
+   * or the caller's token (an operator). The frontend holds the token, which the master would take instead of a key: so
+   * the frontend itself refuses a read with neither, and passes every key on for the master to check. Default false.
+   */
+  readonly privateResults?: boolean
+  /** PIXMILL_UPLOADS_PER_MINUTE: uploads one client may make per minute (429 beyond). Default: no limit. */
+  readonly uploadsPerMinute?: number
+  /** PIXMILL_TRUST_PROXY: proxies in front of the frontend whose X-Forwarded-For is believed. Default 0. */
+  readonly trustProxy?: number
+  /** PIXMILL_CORS_ORIGINS. Default: no cross-origin access. */
+  readonly corsOrigins?: readonly string[] | '*'
+  /** The upload limit's clock (monotonic ms), for tests. */
+  readonly now?: () => number
 }
 
 /** Headers of the master's image answer that go on to the browser. */
@@ -53,7 +69,21 @@ const isNotFound = (error: unknown) => error instanceof HttpError && error.statu
 /** Builds the frontend app; it never listens (the entry file or the launcher does). */
 export function createFrontendApp(deps: FrontendAppDeps) {
   const { master, log, registry, maxUploadBytes } = deps
-  const watch = deps.watch ?? createTaskWatch({ status: (id) => master.status(id), log })
+  const privateResults = deps.privateResults ?? false
+  const watch = deps.watch ?? createTaskWatch({ status: (id, key) => master.status(id, key), log })
+  const limit = createUploadLimit({ ...deps })
+  const tokenExpected = deps.token === undefined ? undefined : tokenDigest(deps.token)
+  /**
+   * The key a read of task `id` brings (`key=`, else the X-Task-Key header), passed on to the master whatever the setting;
+   * with private results none is an unknown task here, unless the caller has the token: as at the master.
+   */
+  const keyOf = (id: number, request: Request, queryKey: string | undefined): string | undefined => {
+    const key = queryKey ?? request.headers.get(TASK_KEY_HEADER) ?? undefined
+    if (privateResults && key === undefined && !(tokenExpected !== undefined && bearerMatches(request.headers.get('authorization'), tokenExpected))) {
+      throw unknownTask(id)
+    }
+    return key
+  }
   checkPageFiles()
   // The page names the default limit; a browser without JavaScript gets the configured one instead.
   const limitText = { '<span id="limit">50 MiB</span>': `<span id="limit">${humanBytes(maxUploadBytes)}</span>` }
@@ -72,7 +102,11 @@ export function createFrontendApp(deps: FrontendAppDeps) {
   const app = roleKit({
     role: 'frontend',
     token: deps.token,
-    internal: ['/api/retry', '/api/delete'],
+    // With private results the board's list of everyone's tasks is for operators, as the master's /tasks is.
+    internal: ['/api/retry', '/api/delete', ...(privateResults ? ['/api/board'] : [])],
+    // `/api/events` takes its keys in `keys=` only (a browser's EventSource sends no header): documented there.
+    keyed: privateResults ? ['/isReady', '/getImage', '/task', '/api/status'] : [],
+    corsOrigins: deps.corsOrigins,
     // The edge: what a person does starts a trace (the page's own files do not).
     traceRoots: (path) => TRACED_PATHS.has(path) || path.startsWith('/api/'),
     idleTimeoutSeconds: deps.idleTimeoutSeconds,
@@ -97,30 +131,37 @@ export function createFrontendApp(deps: FrontendAppDeps) {
     .get('/style.css', () => pageFile('/style.css'), { detail: { hide: true } })
     .post(
       '/submitTask',
-      async ({ request }) => {
+      async ({ request, server }) => {
         try {
-          const { id, respond } = await uploadGate.run(() => acceptSubmission(request, { master, maxUploadBytes }))
+          // The client is passed on to the master, whose own limit then counts it rather than this role.
+          const client = limit.admit(request, server)
+          const { id, key, respond } = await uploadGate.run(() => acceptSubmission(request, { master, maxUploadBytes, clientAddress: client }))
           uploads.inc({ outcome: 'accepted' })
           log.info({ id }, 'upload accepted')
+          // The key is a secret: no cache along the way keeps an answer that carries it.
+          const keyed: Record<string, string> = key === undefined ? {} : { [TASK_KEY_HEADER]: key, 'cache-control': 'no-store' }
           // A browser without JavaScript goes on to the task's page (POST, redirect, GET); every other client gets the id.
-          if (respond === 'page') return new Response(null, { status: 303, headers: { location: `/task?id=${id}` } })
-          return new Response(String(id), { headers: { 'content-type': 'text/plain; charset=utf-8' } })
+          if (respond === 'page') {
+            const location = `/task?id=${id}${key === undefined ? '' : `&key=${encodeURIComponent(key)}`}`
+            return new Response(null, { status: 303, headers: { location, ...keyed } })
+          }
+          return new Response(String(id), { headers: { 'content-type': 'text/plain; charset=utf-8', ...keyed } })
         } catch (error) {
-          uploads.inc({ outcome: error instanceof HttpError && error.status < 500 ? 'refused' : 'failed' })
+          uploads.inc({ outcome: error instanceof TooManyRequests ? 'limited' : error instanceof HttpError && error.status < 500 ? 'refused' : 'failed' })
           throw error
         }
       },
       { parse: 'none', detail: { summary: 'Upload a PNG in a form; answers the new task id', tags: ['client'], requestBody: uploadFormBody, responses: submitResponses } },
     )
-    .get('/isReady', ({ query }) => master.isReady(Number(query.id)), {
-      query: IdQuery,
+    .get('/isReady', ({ query, request }) => master.isReady(Number(query.id), keyOf(Number(query.id), request, query.key)), {
+      query: KeyedIdQuery,
       response: { 200: t.String({ description: '`1` when the task is finished, else `0`' }), 404: ErrorText },
       detail: { summary: '`1` when the task is finished, else `0`, as the master answers', tags: ['client'] },
     })
     .get(
       '/getImage',
       async ({ query, request }) => {
-        const image = await master.getImage(Number(query.id), request)
+        const image = await master.getImage(Number(query.id), request, keyOf(Number(query.id), request, query.key))
         const headers = new Headers()
         for (const name of PASSED_ON) {
           const value = image.headers.get(name)
@@ -128,28 +169,29 @@ export function createFrontendApp(deps: FrontendAppDeps) {
         }
         return new Response(image.body, { status: image.status, headers })
       },
-      { query: IdQuery, detail: { summary: 'The finished PNG, as the master answers it', tags: ['client'], responses: getImageResponses } },
+      { query: KeyedIdQuery, detail: { summary: 'The finished PNG, as the master answers it', tags: ['client'], responses: getImageResponses } },
     )
     .get(
       '/task',
-      async ({ query }) => {
+      async ({ query, request }) => {
         const id = Number(query.id)
         const headers = { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', ...PAGE_SECURITY_HEADERS }
         try {
-          return new Response(renderTaskPage(await master.status(id)), { headers })
+          const key = keyOf(id, request, query.key)
+          return new Response(renderTaskPage(await master.status(id, key), key), { headers })
         } catch (error) {
           if (isNotFound(error)) return new Response(renderUnknownTaskPage(id), { status: 404, headers })
           throw error
         }
       },
-      { query: IdQuery, detail: { summary: 'One task’s page for a browser without JavaScript (reloads itself until done)', tags: ['page'] } },
+      { query: KeyedIdQuery, detail: { summary: 'One task’s page for a browser without JavaScript (reloads itself until done)', tags: ['page'] } },
     )
     .get('/api/config', () => ({ maxUploadBytes, field: FILE_FIELD }) as const, {
       response: { 200: ConfigJson },
       detail: { summary: 'What the page checks before uploading', tags: ['page API'] },
     })
-    .get('/api/status', ({ query }) => master.status(Number(query.id)), {
-      query: IdQuery,
+    .get('/api/status', ({ query, request }) => master.status(Number(query.id), keyOf(Number(query.id), request, query.key)), {
+      query: KeyedIdQuery,
       response: { 200: TaskStatusJson, 404: ErrorText },
       detail: { summary: 'A task’s state, attempts and last error', tags: ['page API'] },
     })
@@ -157,6 +199,12 @@ export function createFrontendApp(deps: FrontendAppDeps) {
       '/api/events',
       ({ query, request, server }) => {
         const ids = query.ids.split(',').map(Number)
+        // `keys` follows `ids` one for one (an empty place: no key). With private results a task without a key is unknown
+        // at once, and never polled: the frontend's token must not stand in for it.
+        const keys = query.keys?.split(',') ?? []
+        const targets: WatchTarget[] = ids.map((id, i) => (keys[i] ? { id, key: keys[i] } : { id }))
+        const watched = privateResults ? targets.filter((target) => target.key !== undefined) : targets
+        const unknownAtOnce = targets.filter((target) => !watched.includes(target))
         // An event stream is quiet for long stretches; Bun would cut it after its idle time-out.
         server?.timeout(request, 0)
         const encoder = new TextEncoder()
@@ -189,7 +237,8 @@ export function createFrontendApp(deps: FrontendAppDeps) {
             streams.inc()
             write('retry: 3000\n\n')
             heartbeat = setInterval(() => write(': keep-alive\n\n'), HEARTBEAT_MS)
-            unsubscribe = watch.subscribe(ids, (event) => (event.type === 'closing' ? stop() : write(sseFrame(event))))
+            for (const { id } of unknownAtOnce) write(sseFrame({ type: 'unknown', id }))
+            unsubscribe = watch.subscribe(watched, (event) => (event.type === 'closing' ? stop() : write(sseFrame(event))))
             if (stopped) unsubscribe()
             request.signal.addEventListener('abort', stop, { once: true })
           },
@@ -199,7 +248,7 @@ export function createFrontendApp(deps: FrontendAppDeps) {
         })
         return new Response(body, { headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' } })
       },
-      { query: IdsQuery, detail: { summary: 'Live states of the given tasks (server-sent events)', tags: ['page API'], responses: eventsResponses } },
+      { query: EventsQuery, detail: { summary: 'Live states of the given tasks (server-sent events)', tags: ['page API'], responses: eventsResponses } },
     )
     .get(
       '/api/board',
@@ -246,5 +295,5 @@ export function createFrontendApp(deps: FrontendAppDeps) {
         detail: { summary: 'Remove a finished or failed task with its images (passed on to the master’s /deleteTask)', tags: ['operators'] },
       },
     )
-  return withMethodGuard(app)
+  return finishRole(app)
 }

@@ -7,13 +7,25 @@ const ONE_ID = ID_PATTERN.slice(1, -1)
 /** Most tasks one page may watch over one event stream. */
 export const MAX_WATCHED_IDS = 100
 
-export const IdsQuery = t.Object({
+export { KeyedIdQuery } from '../../shared/schemas.ts'
+
+/** A task key as the master makes them (base64url); an empty place in `keys` is a task without one. */
+const ONE_KEY = '[A-Za-z0-9_-]{0,128}'
+
+export const EventsQuery = t.Object({
   ids: t.String({
     pattern: `^${ONE_ID}(,${ONE_ID}){0,${MAX_WATCHED_IDS - 1}}$`,
     error: `ids must be 1 to ${MAX_WATCHED_IDS} task ids separated by commas (0,1,17)`,
     description: 'Task ids separated by commas',
     examples: ['0,1,2'],
   }),
+  keys: t.Optional(
+    t.String({
+      pattern: `^${ONE_KEY}(,${ONE_KEY}){0,${MAX_WATCHED_IDS - 1}}$`,
+      error: `keys must be up to ${MAX_WATCHED_IDS} task keys separated by commas, one for each id in turn`,
+      description: 'The task keys of private results, one for each id in turn (empty for a task without one)',
+    }),
+  ),
 })
 
 export const TaskStatusJson = t.Union([
@@ -87,18 +99,23 @@ export const uploadFormBody = {
 const text = (description: string) => ({ description, content: { 'text/plain': { schema: { type: 'string' as const, example: 'Error: ...' } } } })
 
 export const submitResponses = {
-  200: { description: 'The new task id, as text', content: { 'text/plain': { schema: { type: 'string', example: '0' } } } },
+  200: {
+    description: 'The new task id, as text; with PIXMILL_PRIVATE_RESULTS the `X-Task-Key` header holds the key that reading the task needs',
+    headers: { 'X-Task-Key': { description: 'The task key (PIXMILL_PRIVATE_RESULTS only)', schema: { type: 'string' } } },
+    content: { 'text/plain': { schema: { type: 'string', example: '0' } } },
+  },
   303: { description: 'With the page form field `respond=page` (the page without JavaScript): sent on to `/task?id=`' },
   400: text('No file in `uploadfile`, more than one file, a file in another field, or a broken form'),
   413: text('The file is larger than PIXMILL_MAX_UPLOAD_BYTES'),
   415: text('Not a multipart form, or the file is not a PNG'),
+  429: text('Too many uploads from this address (PIXMILL_UPLOADS_PER_MINUTE); `Retry-After` says when to try again'),
   502: text('The master failed'),
   503: text('The master cannot be reached'),
 } as const
 
 export const getImageResponses = {
   200: { description: 'The finished PNG, as the master answers it', content: { 'image/png': { schema: { type: 'string', format: 'binary' } } } },
-  404: text('Unknown task, or not finished yet'),
+  404: text('Unknown task, not finished yet, or (private results) a missing or wrong key'),
 } as const
 
 export const eventsResponses = {

@@ -44,8 +44,9 @@ ${body}
 /** What a master of the original protocol can tell of a task not finished: it may be waiting or in progress. */
 const NOT_FINISHED = { label: 'Not finished yet', detail: 'Your image is queued or being processed; this server tells only when it is ready.' }
 
-/** The page of a known task. */
-export function renderTaskPage(task: TaskStatus | TaskReadiness): string {
+/** The page of a known task; `key`, the task key of a private result, goes into its links to the result. */
+export function renderTaskPage(task: TaskStatus | TaskReadiness, key?: string): string {
+  const result = escapeHtml(`/getImage?id=${task.id}${key === undefined ? '' : `&key=${encodeURIComponent(key)}`}`)
   const words = 'readinessOnly' in task && task.state === 0 ? NOT_FINISHED : (WORDS[task.state] ?? { label: task.stateName, detail: '' })
   const done = task.state === 2 || task.state === 3
   const parts = [
@@ -55,8 +56,8 @@ export function renderTaskPage(task: TaskStatus | TaskReadiness): string {
   if (task.state === 3 && 'error' in task && task.error) parts.push(`<p class="reason">Reason: ${escapeHtml(task.error)}</p>`)
   if (task.state === 2) {
     parts.push(
-      `<figure class="result"><img src="/getImage?id=${task.id}" alt="The processed image of task ${task.id}"><figcaption>Processed</figcaption></figure>`,
-      `<p><a class="button" href="/getImage?id=${task.id}" download="pixmill-${task.id}.png">Download the PNG</a></p>`,
+      `<figure class="result"><img src="${result}" alt="The processed image of task ${task.id}"><figcaption>Processed</figcaption></figure>`,
+      `<p><a class="button" href="${result}" download="pixmill-${task.id}.png">Download the PNG</a></p>`,
     )
   }
   if (!done) parts.push(`<p class="hint">This page checks again every ${REFRESH_SECONDS} seconds.</p>`)

@@ -15,9 +15,15 @@ export type WatchEvent =
 
 export type WatchListener = (event: WatchEvent) => void
 
+/** A task to watch, with the key of its private result when it has one. */
+export interface WatchTarget {
+  readonly id: number
+  readonly key?: string
+}
+
 export interface TaskWatchOptions {
-  /** Asks the master for one task's state. */
-  readonly status: (id: number) => Promise<TaskStatus | TaskReadiness>
+  /** Asks the master for one task's state (with its key, when the page gave one). */
+  readonly status: (id: number, key: string | undefined) => Promise<TaskStatus | TaskReadiness>
   /** Poll interval right after a change or a new task. Default 500 ms. */
   readonly minIntervalMs?: number
   /** Poll interval after a long time without change, and while the master is down. Default 5000 ms. */
@@ -28,8 +34,11 @@ export interface TaskWatchOptions {
 }
 
 export interface TaskWatch {
-  /** Sends `listener` each watched task's state now (when known) and on every change; returns the unsubscribe. */
-  subscribe(ids: readonly number[], listener: WatchListener): () => void
+  /**
+   * Sends `listener` each watched task's state now (when known) and on every change; returns the unsubscribe. A task is
+   * polled once for all the pages that watch it with the same key: a page with another key (a wrong one) is told apart.
+   */
+  subscribe(targets: readonly (number | WatchTarget)[], listener: WatchListener): () => void
   /** How many tasks are watched, for the metrics. */
   size(): number
   /** Tells every listener the end, stops polling. */
@@ -37,6 +46,8 @@ export interface TaskWatch {
 }
 
 interface Entry {
+  readonly id: number
+  readonly key: string | undefined
   readonly listeners: Set<WatchListener>
   last?: WatchEvent
   lastKey?: string
@@ -51,7 +62,9 @@ export function createTaskWatch(options: TaskWatchOptions): TaskWatch {
   const min = options.minIntervalMs ?? 500
   const max = options.maxIntervalMs ?? 5000
   const concurrency = options.concurrency ?? 8
-  const entries = new Map<number, Entry>()
+  /** By id, and key when there is one: pages that watch one task with different keys never share what they are told. */
+  const entries = new Map<string, Entry>()
+  const entryName = ({ id, key }: WatchTarget) => (key === undefined ? String(id) : `${id} ${key}`)
   let interval = min
   let timer: ReturnType<typeof setTimeout> | undefined
   let dueAt = Infinity
@@ -83,10 +96,11 @@ export function createTaskWatch(options: TaskWatchOptions): TaskWatch {
     timer.unref?.()
   }
 
-  async function pollOne(id: number, entry: Entry): Promise<'changed' | 'same' | 'failed'> {
+  async function pollOne(entry: Entry): Promise<'changed' | 'same' | 'failed'> {
+    const { id } = entry
     let event: WatchEvent
     try {
-      const task = await options.status(id)
+      const task = await options.status(id, entry.key)
       event = { type: 'status', task }
       if (task.state === FINISHED) entry.settled = true
     } catch (error) {
@@ -113,10 +127,10 @@ export function createTaskWatch(options: TaskWatchOptions): TaskWatch {
     polling = true
     const hadTrouble = trouble
     trouble = undefined
-    const due = [...entries].filter(([, entry]) => !entry.settled && entry.listeners.size > 0)
+    const due = [...entries.values()].filter((entry) => !entry.settled && entry.listeners.size > 0)
     const outcomes: string[] = []
     for (let i = 0; i < due.length; i += concurrency) {
-      outcomes.push(...(await Promise.all(due.slice(i, i + concurrency).map(([id, entry]) => pollOne(id, entry)))))
+      outcomes.push(...(await Promise.all(due.slice(i, i + concurrency).map(pollOne))))
     }
     polling = false
     if (trouble !== undefined) {
@@ -137,13 +151,18 @@ export function createTaskWatch(options: TaskWatchOptions): TaskWatch {
   }
 
   return {
-    subscribe(ids, listener) {
+    subscribe(targets, listener) {
       let fresh = false
-      for (const id of new Set(ids)) {
-        let entry = entries.get(id)
+      const names = new Map<string, WatchTarget>()
+      for (const target of targets) {
+        const given = typeof target === 'number' ? { id: target } : target
+        names.set(entryName(given), given)
+      }
+      for (const [name, { id, key }] of names) {
+        let entry = entries.get(name)
         if (!entry) {
-          entry = { listeners: new Set(), settled: false }
-          entries.set(id, entry)
+          entry = { id, key, listeners: new Set(), settled: false }
+          entries.set(name, entry)
           fresh = true
         }
         entry.listeners.add(listener)
@@ -156,10 +175,10 @@ export function createTaskWatch(options: TaskWatchOptions): TaskWatch {
         schedule(0)
       } else schedule(interval)
       return () => {
-        for (const id of ids) {
-          const entry = entries.get(id)
+        for (const name of names.keys()) {
+          const entry = entries.get(name)
           entry?.listeners.delete(listener)
-          if (entry && entry.listeners.size === 0) entries.delete(id)
+          if (entry && entry.listeners.size === 0) entries.delete(name)
         }
       }
     },

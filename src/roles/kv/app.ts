@@ -1,8 +1,7 @@
 // The kv role: the registry the other roles find each other through.
 import { t } from 'elysia'
 import { Gauge, type Registry } from 'prom-client'
-import { withMethodGuard } from '../../plugins/method-guard.ts'
-import { roleKit } from '../../plugins/role-kit.ts'
+import { finishRole, roleKit } from '../../plugins/role-kit.ts'
 import { NotFound } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { ErrorText, Success } from '../../shared/schemas.ts'
@@ -96,5 +95,5 @@ export function createKvApp({ store, log, registry, token, idleTimeoutSeconds }:
         detail: { summary: 'Every pair, one `key : value` line each', tags: ['kv'] },
       },
     )
-  return withMethodGuard(app)
+  return finishRole(app)
 }

@@ -13,6 +13,8 @@ export interface UploadDeps {
   /** PIXMILL_UPLOAD_TIMEOUT_SECONDS: the whole body must have arrived by then. */
   readonly uploadTimeoutSeconds?: number
   readonly log: Logger
+  /** The hash of the task key of a private result, kept with the task. */
+  readonly keyHash?: string
 }
 
 export interface AcceptedUpload {
@@ -42,7 +44,14 @@ export async function acceptUpload(request: Request, deps: UploadDeps): Promise<
     await body.stream.cancel().catch(() => {})
     throw new BadRequest(`Not a valid PNG: ${parsed.problem}.`)
   }
-  const { id, held } = await deps.database.reserveTask()
+  let reservation
+  try {
+    reservation = await deps.database.reserveTask({ keyHash: deps.keyHash })
+  } catch (error) {
+    await body.stream.cancel().catch(() => {})
+    throw error
+  }
+  const { id, held } = reservation
   try {
     await deps.storage.send(id, 'working', body.stream, { contentLength: length })
   } catch (error) {

@@ -3,17 +3,19 @@ import { t } from 'elysia'
 import { Counter, Histogram, type Registry } from 'prom-client'
 import type { DatabaseClient, PlainTaskRecord, TaskRecord } from '../../clients/database-client.ts'
 import type { StorageClient } from '../../clients/storage-client.ts'
-import { withMethodGuard } from '../../plugins/method-guard.ts'
-import { roleKit } from '../../plugins/role-kit.ts'
-import { NotFound, NotOffered } from '../../shared/errors.ts'
+import { finishRole, roleKit } from '../../plugins/role-kit.ts'
+import { createUploadLimit } from '../../plugins/upload-limit.ts'
+import { NotFound, NotOffered, TooManyRequests } from '../../shared/errors.ts'
 import { createGate } from '../../shared/gate.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { ClaimQuery, ErrorText, IdQuery, Success } from '../../shared/schemas.ts'
+import { hashTaskKey, newTaskKey, TASK_KEY_HEADER, unknownTask } from '../../shared/task-key.ts'
 import { acceptUpload } from './accept-upload.ts'
+import { createTaskAccess, type ReadAccess } from './task-access.ts'
 import { createTaskStates, type TaskStates } from './task-states.ts'
 import { createTaskWaits, type TaskWaits } from './task-waits.ts'
 import { CountsJson, RecentQuery } from '../../shared/task-schemas.ts'
-import { FailedQuery, FinishedQuery, LeaseQuery, pngRequestBody, pngResponse, RenewQuery, StatusJson, WaitQuery } from './model.ts'
+import { FailedQuery, FinishedQuery, KeyedIdQuery, KeyedWaitQuery, LeaseQuery, pngRequestBody, pngResponse, RenewQuery, StatusJson } from './model.ts'
 
 export interface MasterAppDeps {
   /** PIXMILL_TOKEN: when set, the internal routes want it. */
@@ -35,6 +37,16 @@ export interface MasterAppDeps {
   readonly taskStates?: TaskStates
   /** Whether database and storage answer; feeds /health. */
   readonly dependenciesHealthy: () => Promise<Record<string, boolean>>
+  /** PIXMILL_PRIVATE_RESULTS: uploads answer a task key that reads of the task need (or the token). Default false. */
+  readonly privateResults?: boolean
+  /** PIXMILL_UPLOADS_PER_MINUTE: uploads one client may make per minute (429 beyond). Default: no limit. */
+  readonly uploadsPerMinute?: number
+  /** PIXMILL_TRUST_PROXY: proxies in front of the master whose X-Forwarded-For is believed. Default 0. */
+  readonly trustProxy?: number
+  /** PIXMILL_CORS_ORIGINS. Default: no cross-origin access. */
+  readonly corsOrigins?: readonly string[] | '*'
+  /** The upload limit's clock (monotonic ms), for tests. */
+  readonly now?: () => number
 }
 
 /**
@@ -72,16 +84,29 @@ function statusJson(task: TaskRecord | PlainTaskRecord) {
 /** Builds the master app; it never listens (the entry file or the launcher does). */
 export function createMasterApp(deps: MasterAppDeps) {
   const { database, storage, log, registry } = deps
+  const privateResults = deps.privateResults ?? false
   const uploadGate = createGate(deps.maxUploadsInFlight ?? 32, 'uploads')
   const states = deps.taskStates ?? createTaskStates()
   const waits = deps.taskWaits ?? createTaskWaits({ records: databaseRecords(database) })
-  /** Whether the task is finished (NotFound for an unknown one), from a recent sighting when there is one. */
-  const isFinished = async (id: number): Promise<boolean> => {
+  const access = createTaskAccess({ privateResults, token: deps.token })
+  const limit = createUploadLimit({ ...deps })
+  const keyHashOf = (task: TaskRecord | PlainTaskRecord) => ('plain' in task ? undefined : task.keyHash)
+  /** The task, if `reader` may see it; the same NotFound for an unknown id and for a task it may not see. */
+  const readTask = async (id: number, reader: ReadAccess | undefined): Promise<TaskRecord | PlainTaskRecord> => {
+    const task = await database.getById(id)
+    if (!access.allows(reader, keyHashOf(task))) throw unknownTask(id)
+    return task
+  }
+  /**
+   * Whether the task is finished (NotFound for an unknown one, or one `reader` may not see), from a recent sighting when
+   * there is one and it lets `reader` in; otherwise from the database, so that a wrong key costs what an unknown id does.
+   */
+  const isFinished = async (id: number, reader: ReadAccess | undefined): Promise<boolean> => {
     const known = states.get(id)
-    if (known !== undefined) return known === 2
-    const { state } = await database.getById(id)
-    states.set(id, state)
-    return state === 2
+    if (known !== undefined && access.allows(reader, known.keyHash)) return known.state === 2
+    const task = await readTask(id, reader)
+    states.set(id, task.state, keyHashOf(task))
+    return task.state === 2
   }
   const uploads = new Counter({ name: 'pixmill_uploads_total', help: 'Uploads to POST /new, by outcome.', labelNames: ['outcome'], registers: [registry] })
   const events = new Counter({
@@ -104,7 +129,13 @@ export function createMasterApp(deps: MasterAppDeps) {
     // The edge: a client's request starts a trace when it brings none. A worker's claim belongs to no trace (its task's
     // trace is the upload's, stored with the task).
     traceRoots: (path) => path !== '/getNewTask',
-    internal: ['/getNewTask', '/registerTaskFinished', '/registerTaskFailed', '/renewTask', '/releaseTask', '/retryTask', '/deleteTask'],
+    internal: [
+      '/getNewTask', '/registerTaskFinished', '/registerTaskFailed', '/renewTask', '/releaseTask', '/retryTask', '/deleteTask',
+      // With private results the list of everyone's tasks (ids, times, failures) is for operators only; the counts stay open.
+      ...(privateResults ? ['/tasks'] : []),
+    ],
+    keyed: privateResults ? ['/isReady', '/get', '/status', '/wait'] : [],
+    corsOrigins: deps.corsOrigins,
     idleTimeoutSeconds: deps.idleTimeoutSeconds,
     description:
       'Upload a PNG with `POST /new` (the raw PNG as the body; here, "Try it out" offers a file picker), poll `GET /isReady` or ' +
@@ -120,28 +151,53 @@ export function createMasterApp(deps: MasterAppDeps) {
   })
     .post(
       '/new',
-      async ({ request }) => {
+      async ({ request, server, set }) => {
         try {
-          const { id, header } = await uploadGate.run(() => acceptUpload(request, { uploadTimeoutSeconds: 300, ...deps }))
+          // Before a byte of the body is read: a flood costs the master nothing but this answer.
+          limit.admit(request, server)
+          const key = privateResults ? newTaskKey() : undefined
+          const keyHash = key === undefined ? undefined : hashTaskKey(key)
+          const { id, header } = await uploadGate.run(() => acceptUpload(request, { uploadTimeoutSeconds: 300, ...deps, keyHash }))
           uploads.inc({ outcome: 'accepted' })
           log.info({ id, width: header.width, height: header.height }, 'upload accepted')
+          if (key !== undefined) {
+            set.headers[TASK_KEY_HEADER] = key
+            // The key is a secret: no cache along the way keeps the answer.
+            set.headers['cache-control'] = 'no-store'
+          }
           return String(id)
         } catch (error) {
-          uploads.inc({ outcome: 'refused' })
+          uploads.inc({ outcome: error instanceof TooManyRequests ? 'limited' : 'refused' })
           throw error
         }
       },
       {
         parse: 'none',
-        response: { 200: t.String({ description: 'The new task id, as text' }), 400: ErrorText, 408: ErrorText, 413: ErrorText, 415: ErrorText, 502: ErrorText, 503: ErrorText },
-        detail: { summary: 'Upload a PNG; answers the new task id', tags: ['client'], requestBody: pngRequestBody },
+        response: {
+          200: t.String({ description: 'The new task id, as text; with PIXMILL_PRIVATE_RESULTS the `X-Task-Key` header holds the key that reading the task needs' }),
+          400: ErrorText,
+          408: ErrorText,
+          413: ErrorText,
+          415: ErrorText,
+          429: ErrorText,
+          502: ErrorText,
+          503: ErrorText,
+        },
+        detail: {
+          summary: 'Upload a PNG; answers the new task id',
+          description:
+            'With PIXMILL_PRIVATE_RESULTS the answer has an `X-Task-Key` header: the task’s key, which `/isReady`, `/get`, `/status` and `/wait` ' +
+            'then need (`key=` or the same header). With PIXMILL_UPLOADS_PER_MINUTE a client over its allowance gets `429` with `Retry-After`.',
+          tags: ['client'],
+          requestBody: pngRequestBody,
+        },
       },
     )
     .get(
       '/isReady',
-      async ({ query }) => ((await isFinished(Number(query.id))) ? '1' : '0'),
+      async ({ query, request }) => ((await isFinished(Number(query.id), access.of(request, query.key))) ? '1' : '0'),
       {
-        query: IdQuery,
+        query: KeyedIdQuery,
         response: { 200: t.Union([t.Literal('0'), t.Literal('1')]), 404: ErrorText },
         detail: { summary: '`1` when the task is finished, else `0` (also for a failed task; see /status)', tags: ['client'] },
       },
@@ -150,7 +206,7 @@ export function createMasterApp(deps: MasterAppDeps) {
       '/get',
       async ({ query, request }) => {
         const id = Number(query.id)
-        if (!(await isFinished(id))) throw new NotFound(`Task ${id} is not finished.`)
+        if (!(await isFinished(id, access.of(request, query.key)))) throw new NotFound(`Task ${id} is not finished.`)
         const headers: Record<string, string> = {}
         for (const name of ['if-none-match', 'range', 'if-range']) {
           const value = request.headers.get(name)
@@ -165,7 +221,7 @@ export function createMasterApp(deps: MasterAppDeps) {
         return new Response(stored.body, { status: stored.status, headers: out })
       },
       {
-        query: IdQuery,
+        query: KeyedIdQuery,
         // The PNG answer is declared in `detail.responses`: a `response` schema would replace it with JSON.
         detail: {
           summary: 'The finished PNG; 404 while the task is not finished',
@@ -176,15 +232,18 @@ export function createMasterApp(deps: MasterAppDeps) {
     )
     .get(
       '/status',
-      async ({ query }) => statusJson(await database.getById(Number(query.id))),
-      { query: IdQuery, response: { 200: StatusJson, 404: ErrorText }, detail: { summary: 'The task’s state, attempts and last error', tags: ['client'] } },
+      async ({ query, request }) => statusJson(await readTask(Number(query.id), access.of(request, query.key))),
+      { query: KeyedIdQuery, response: { 200: StatusJson, 404: ErrorText }, detail: { summary: 'The task’s state, attempts and last error', tags: ['client'] } },
     )
     .get(
       '/wait',
-      async ({ query, request }) =>
-        statusJson(await waits.wait(Number(query.id), Number(query.timeout ?? 30) * 1000, request.signal)),
+      async ({ query, request }) => {
+        const reader = access.of(request, query.key)
+        const allowed = reader === undefined ? undefined : (record: TaskRecord) => access.allows(reader, record.keyHash)
+        return statusJson(await waits.wait(Number(query.id), Number(query.timeout ?? 30) * 1000, request.signal, allowed))
+      },
       {
-        query: WaitQuery,
+        query: KeyedWaitQuery,
         response: { 200: StatusJson, 400: ErrorText, 404: ErrorText },
         detail: {
           summary: 'The task’s status as soon as it is finished or failed, or after `timeout` seconds as it is then',
@@ -305,5 +364,5 @@ export function createMasterApp(deps: MasterAppDeps) {
         },
       },
     )
-  return withMethodGuard(app)
+  return finishRole(app)
 }

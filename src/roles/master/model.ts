@@ -1,6 +1,7 @@
 // Schemas of the master role's routes.
 import { t } from 'elysia'
-import { IdString } from '../../shared/schemas.ts'
+import { IdString, TaskKeyParam } from '../../shared/schemas.ts'
+export { KeyedIdQuery } from '../../shared/schemas.ts'
 
 export const LeaseQuery = t.Object({
   id: IdString,
@@ -21,8 +22,9 @@ export const FailedQuery = t.Object({
   lease: t.Optional(t.String({ minLength: 1, maxLength: 128, error: 'lease must be the lease token of the claim' })),
 })
 
-export const WaitQuery = t.Object({
+export const KeyedWaitQuery = t.Object({
   id: IdString,
+  key: t.Optional(TaskKeyParam),
   timeout: t.Optional(
     t.String({
       pattern: '^([1-9]|[1-5][0-9]|60)$',

@@ -1,6 +1,7 @@
 // `GET /wait`: clients wait for their tasks to end; one poll of the database behind every wait of a master.
 import type { TaskRecord } from '../../clients/database-client.ts'
-import { DependencyUnavailable, NotFound, NotOffered } from '../../shared/errors.ts'
+import { DependencyUnavailable, NotOffered } from '../../shared/errors.ts'
+import { unknownTask } from '../../shared/task-key.ts'
 
 export interface TaskWaitsOptions {
   /** The records of these tasks (unknown ids left out): one call to the database for all of them. */
@@ -14,9 +15,10 @@ export interface TaskWaitsOptions {
 export interface TaskWaits {
   /**
    * The task's record as soon as it is finished or failed, or after `timeoutMs` as it is then. NotFound for an unknown
-   * id; `signal` (the client going away) ends the wait.
+   * id, and for a task that `allowed` refuses (a wrong task key), at the same poll and in the same words; `signal` (the
+   * client going away) ends the wait.
    */
-  wait(id: number, timeoutMs: number, signal?: AbortSignal): Promise<TaskRecord>
+  wait(id: number, timeoutMs: number, signal?: AbortSignal, allowed?: (record: TaskRecord) => boolean): Promise<TaskRecord>
   /** A task changed through this master (finished, failed): polled again without waiting for the next round. */
   changed(id: number): void
   /** Clients waiting now. */
@@ -29,6 +31,8 @@ interface Waiter {
   readonly id: number
   readonly resolve: (record: TaskRecord) => void
   readonly reject: (error: unknown) => void
+  /** Whether this waiter may see the task (its key); undefined: anyone may. */
+  readonly allowed?: (record: TaskRecord) => boolean
   timer?: ReturnType<typeof setTimeout>
   /** Its time is up but no record is known yet: answered by the next poll, whatever the state. */
   due: boolean
@@ -55,9 +59,11 @@ export function createTaskWaits(options: TaskWaitsOptions): TaskWaits {
       last.delete(waiter.id)
     }
   }
+  /** Every answer goes through here, whatever made it (a poll, a timeout, a change, closing): so none skips the key. */
   const answer = (waiter: Waiter, record: TaskRecord) => {
     done(waiter)
-    waiter.resolve(record)
+    if (waiter.allowed && !waiter.allowed(record)) waiter.reject(unknownTask(waiter.id))
+    else waiter.resolve(record)
   }
 
   /** Polls soon: at once if the last poll is older than pollMs, else when it is. */
@@ -99,20 +105,21 @@ export function createTaskWaits(options: TaskWaitsOptions): TaskWaits {
         if (!record) {
           for (const waiter of waiters) {
             done(waiter)
-            waiter.reject(new NotFound(`No task with id ${id}.`))
+            waiter.reject(unknownTask(id))
           }
           continue
         }
         last.set(id, record)
-        for (const waiter of waiters) if (ended(record) || waiter.due) answer(waiter, record)
+        // A waiter that may not see the task is told at its first poll, as one for an unknown id would be.
+        for (const waiter of waiters) if (ended(record) || waiter.due || (waiter.allowed && !waiter.allowed(record))) answer(waiter, record)
       }
     }
   }
 
   return {
-    wait(id, timeoutMs, signal) {
+    wait(id, timeoutMs, signal, allowed) {
       return new Promise<TaskRecord>((resolve, reject) => {
-        const waiter: Waiter = { id, resolve, reject, due: false }
+        const waiter: Waiter = { id, resolve, reject, allowed, due: false }
         if (closed) return reject(new DependencyUnavailable('The master is stopping; ask another or again.'))
         let set = waiting.get(id)
         if (!set) waiting.set(id, (set = new Set()))

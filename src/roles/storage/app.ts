@@ -1,7 +1,6 @@
 // The storage role: PNG images by task id in two areas, streamed in to disk and out with sendfile.
 import { Counter, Gauge, type Registry } from 'prom-client'
-import { withMethodGuard } from '../../plugins/method-guard.ts'
-import { roleKit } from '../../plugins/role-kit.ts'
+import { finishRole, roleKit } from '../../plugins/role-kit.ts'
 import { BadRequest, DependencyUnavailable, InsufficientStorage, NotFound, PayloadTooLarge, UnsupportedMediaType } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { ErrorText, Success } from '../../shared/schemas.ts'
@@ -24,6 +23,11 @@ export interface StorageAppDeps {
   readonly uploadTimeoutSeconds?: number
   /** PIXMILL_MIN_FREE_BYTES: uploads are refused (507) while the disk has less free. Default 1 GiB. */
   readonly minFreeBytes?: number | { readonly percent: number }
+  /**
+   * PIXMILL_PRIVATE_RESULTS: `/getImage` wants the token too, so that nobody reads an image around the master's key check
+   * (the roles, which read through it, send the token). Default false.
+   */
+  readonly privateResults?: boolean
 }
 
 /**
@@ -172,13 +176,13 @@ function streamRange(body: ReadableStream<Uint8Array>, size: number, header: str
 }
 
 /** Builds the storage app; it never listens (the entry file or the launcher does). */
-export function createStorageApp({ store, log, registry, maxUploadBytes, token, idleTimeoutSeconds, uploadTimeoutSeconds = 300, minFreeBytes = 1024 ** 3 }: StorageAppDeps) {
+export function createStorageApp({ store, log, registry, maxUploadBytes, token, idleTimeoutSeconds, uploadTimeoutSeconds = 300, minFreeBytes = 1024 ** 3, privateResults = false }: StorageAppDeps) {
   const metrics = storageMetrics(registry, store)
   const disk = diskGuard(store, minFreeBytes)
   const app = roleKit({
     role: 'storage',
     token,
-    internal: ['/sendImage', '/deleteImage'],
+    internal: ['/sendImage', '/deleteImage', ...(privateResults ? ['/getImage'] : [])],
     idleTimeoutSeconds,
     description:
       'PNG images by task id, in two areas: `working` (uploaded) and `finished` (processed). Uploads are streamed in and ' +
@@ -283,5 +287,5 @@ export function createStorageApp({ store, log, registry, maxUploadBytes, token, 
         detail: { summary: 'The image of `id` in area `state`, as raw PNG bytes', responses: GetImageResponses, tags: ['original'] },
       },
     )
-  return withMethodGuard(app)
+  return finishRole(app)
 }

@@ -2,8 +2,7 @@
 import { ROOT_CONTEXT, SpanKind, type Tracer } from '@opentelemetry/api'
 import { t } from 'elysia'
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
-import { withMethodGuard } from '../../plugins/method-guard.ts'
-import { roleKit } from '../../plugins/role-kit.ts'
+import { finishRole, roleKit } from '../../plugins/role-kit.ts'
 import type { Logger } from '../../shared/logger.ts'
 import type { ClaimedTask } from '../../clients/master-client.ts'
 import { contextFromTraceparent, inSpan } from '../../shared/trace-context.ts'
@@ -155,5 +154,5 @@ export function createWorkerApp({ stats, address, log, registry, token, idleTime
     },
     { response: { 200: WorkerStatusJson }, detail: { summary: 'What this worker does: loops, busy, done, failed', tags: ['operations'] } },
   )
-  return withMethodGuard(app)
+  return finishRole(app)
 }

@@ -17,7 +17,7 @@ const formMessage = $('#form-message')
 const announcer = $('#announcer')
 const connection = $('#connection')
 let maxBytes = 50 * 1024 * 1024
-const cards = new Map() // task id -> card
+const cards = new Map() // task id -> card (which keeps the task's key, when its result is private)
 const waiting = [] // uploads not started yet
 let active = 0
 
@@ -49,7 +49,7 @@ fetch('/api/config')
 /** One file's card in the list, with what it shows in each state. */
 function createCard(file) {
   const node = $('#task-template').content.firstElementChild.cloneNode(true)
-  const card = { file, node, id: undefined, xhr: undefined, url: URL.createObjectURL(file) }
+  const card = { file, node, id: undefined, key: undefined, xhr: undefined, url: URL.createObjectURL(file) }
   $('.task-name', node).textContent = file.name
   $('.task-size', node).textContent = formatBytes(file.size)
   $('.task-progress', node).setAttribute('aria-label', `Upload of ${file.name}`)
@@ -154,6 +154,8 @@ function upload(card) {
     const text = xhr.responseText.trim()
     if (xhr.status === 200 && /^\d+$/.test(text)) {
       card.id = Number(text)
+      // With private results the server answers the task's key: the only way to see the result, so kept with the card.
+      card.key = xhr.getResponseHeader('X-Task-Key') || undefined
       cards.set(card.id, card)
       $('.task-name', card.node).textContent = `${card.file.name} · task ${card.id}`
       show(card, 0, MESSAGES[0])
@@ -174,6 +176,11 @@ function upload(card) {
   xhr.send(data)
 }
 
+/** The finished image of `card`'s task, with its key when it has one. */
+function resultUrl(card) {
+  return `/getImage?id=${card.id}` + (card.key ? `&key=${encodeURIComponent(card.key)}` : '')
+}
+
 /** Shows a task's state as the server tells it. */
 function update(task) {
   const card = cards.get(task.id)
@@ -184,13 +191,13 @@ function update(task) {
   show(card, state, reason)
   if (task.state === 2) {
     const processed = $('.processed', card.node)
-    processed.src = `/getImage?id=${task.id}`
+    processed.src = resultUrl(card)
     processed.alt = `${card.file.name} with red and green swapped`
     processed.hidden = false
     processed.addEventListener('load', () => processed.classList.toggle('pixelated', processed.naturalWidth < 200))
     $('.placeholder', card.node).hidden = true
     const link = $('.download', card.node)
-    link.href = `/getImage?id=${task.id}`
+    link.href = resultUrl(card)
     link.download = card.file.name.replace(/\.png$/i, '') + '-swapped.png'
     link.textContent = `Download ${link.download}`
     link.hidden = false
@@ -210,7 +217,7 @@ const live = createLiveStatus({
 })
 
 function watchChanged() {
-  live.watch([...cards.values()].filter((c) => !['2', 'unknown'].includes(c.node.dataset.state)).map((c) => c.id))
+  live.watch([...cards.values()].filter((c) => !['2', 'unknown'].includes(c.node.dataset.state)).map((c) => ({ id: c.id, key: c.key })))
 }
 
 // Picking, dropping, and the plain form's button (kept for keyboards and for browsers without JavaScript).

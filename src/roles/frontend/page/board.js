@@ -1,5 +1,5 @@
 // The status board: counts per state, the latest and the failed tasks, retry and delete, the live workers; refreshed every few seconds.
-import { operatorPost } from '/operator.js'
+import { operatorFetch, operatorPost } from '/operator.js'
 
 const REFRESH_MS = 3000
 const NAMES = { 0: 'Waiting', 1: 'Processing', 2: 'Finished', 3: 'Failed' }
@@ -7,6 +7,8 @@ const $ = (selector) => document.querySelector(selector)
 const status = $('#board-status')
 let timer
 let failures = 0
+// With private results the board is for operators: the token is asked for once, not at every refresh.
+let askedForToken = false
 
 const time = (iso) => new Date(iso).toLocaleString()
 
@@ -98,8 +100,9 @@ function render(board) {
 async function refresh() {
   clearTimeout(timer)
   try {
-    const r = await fetch('/api/board')
-    if (!r.ok) throw new Error((await r.text()).replace(/^Error:\s*/, ''))
+    const r = await operatorFetch('/api/board', 'The board', { ask: !askedForToken })
+    if (r.status === 401) askedForToken = true
+    if (!r.ok) throw new Error(r.status === 401 ? 'the board needs the operator token (PIXMILL_TOKEN); reload the page to give it' : (await r.text()).replace(/^Error:\s*/, ''))
     render(await r.json())
     failures = 0
     status.className = 'board-status'

@@ -8,7 +8,7 @@ const MAX_WATCHED = 100
  * `onConnection(text)` a line about the connection ('' when all is well).
  */
 export function createLiveStatus({ onStatus, onUnknown, onConnection }) {
-  let ids = []
+  let tasks = [] // { id, key }: the key of a private result, when the upload answered one
   let source
   let streamFor = ''
   let reopenTimer
@@ -17,7 +17,10 @@ export function createLiveStatus({ onStatus, onUnknown, onConnection }) {
   const seen = new Map() // id -> last state, so that polling knows when something changed
 
   function open() {
-    const wanted = ids.join(',')
+    const ids = tasks.map((task) => task.id).join(',')
+    // Keys follow the ids one for one; left out altogether when no task has one (a server without private results).
+    const keys = tasks.some((task) => task.key) ? `&keys=${tasks.map((task) => encodeURIComponent(task.key ?? '')).join(',')}` : ''
+    const wanted = ids ? ids + keys : ''
     if (wanted === streamFor && (source || pollTimer)) return
     source?.close()
     source = undefined
@@ -47,9 +50,9 @@ export function createLiveStatus({ onStatus, onUnknown, onConnection }) {
     clearTimeout(pollTimer)
     pollTimer = undefined
     let changed = false
-    for (const id of ids) {
+    for (const { id, key } of tasks) {
       try {
-        const r = await fetch(`/api/status?id=${id}`)
+        const r = await fetch(`/api/status?id=${id}` + (key ? `&key=${encodeURIComponent(key)}` : ''))
         if (r.status === 404) onUnknown(id)
         if (!r.ok) continue
         const task = await r.json()
@@ -61,15 +64,15 @@ export function createLiveStatus({ onStatus, onUnknown, onConnection }) {
         onConnection('The server cannot be reached; trying again.')
       }
     }
-    if (source || !ids.length) return
+    if (source || !tasks.length) return
     pollDelay = changed ? 1000 : Math.min(pollDelay * 1.5, 10000)
     pollTimer = setTimeout(poll, pollDelay)
   }
 
   return {
-    /** Watches exactly these ids from now on; several changes close together share one reconnect. */
+    /** Watches exactly these tasks (`{ id, key }`) from now on; several changes close together share one reconnect. */
     watch(next) {
-      ids = next.slice(-MAX_WATCHED)
+      tasks = next.slice(-MAX_WATCHED)
       clearTimeout(reopenTimer)
       reopenTimer = setTimeout(open, 100)
     },
