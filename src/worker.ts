@@ -62,6 +62,7 @@ export async function startWorker(argv: readonly string[], settings: Settings = 
   let address = advertised(settings.workerListen)
   const app = createWorkerApp({
     stats: worker.stats,
+    history: worker.history,
     address: () => address,
     peersHealthy: async () => {
       const [master, storage] = await Promise.all([peerHealthy(masterPeer, peerTransport), peerHealthy(storagePeer, peerTransport)])

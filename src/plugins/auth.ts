@@ -14,14 +14,36 @@ export function bearerMatches(authorization: string | null, expected: Buffer): b
   return timingSafeEqual(digest(given), expected)
 }
 
-/** Requires the token on the routes listed in `internal` (route patterns as declared, e.g. `/set`). */
-export function authPlugin(token: string | undefined, internal: readonly string[]) {
+/**
+ * Whether `authorization` carries the token as `Bearer <token>` or, from a browser's own login prompt, as the password
+ * of `Basic` (any user name): the operators' pages work without JavaScript that way.
+ */
+export function operatorMatches(authorization: string | null, expected: Buffer): boolean {
+  if (authorization?.startsWith('Basic ')) {
+    const decoded = Buffer.from(authorization.slice(6).trim(), 'base64').toString('utf8')
+    const password = decoded.includes(':') ? decoded.slice(decoded.indexOf(':') + 1) : ''
+    return timingSafeEqual(digest(password), expected)
+  }
+  return bearerMatches(authorization, expected)
+}
+
+/** The challenge that makes a browser ask for a user name and password: the operator gives the token as the password. */
+const BASIC_CHALLENGE = { 'WWW-Authenticate': 'Basic realm="pixmill operators", charset="UTF-8"' }
+
+/**
+ * Requires the token on the routes listed in `internal` (route patterns as declared, e.g. `/set`). `pages`, among them,
+ * are HTML pages a person opens: refused with the Basic challenge, so that the browser asks for the token itself.
+ */
+export function authPlugin(token: string | undefined, internal: readonly string[], pages: readonly string[] = []) {
   const plugin = new Elysia({ name: 'pixmill.auth' })
   if (token === undefined) return plugin
   const expected = digest(token)
   const guarded = new Set(internal)
+  const browsed = new Set(pages)
   // Before validation, so that nobody learns anything about an internal endpoint without the token.
   return plugin.onTransform({ as: 'global' }, ({ route, request }) => {
-    if (guarded.has(route) && !bearerMatches(request.headers.get('authorization'), expected)) throw new Unauthorized()
+    if (!guarded.has(route) || operatorMatches(request.headers.get('authorization'), expected)) return
+    if (browsed.has(route)) throw new Unauthorized('This page is for operators: give PIXMILL_TOKEN as the password.', BASIC_CHALLENGE)
+    throw new Unauthorized()
   })
 }

@@ -27,6 +27,8 @@ export interface RoleKitOptions {
   readonly token?: string
   /** Routes only other roles (and operators) call. */
   readonly internal?: readonly string[]
+  /** Of the internal routes, HTML pages a person opens: a refusal asks the browser to prompt for the token (Basic). */
+  readonly internalPages?: readonly string[]
   /** Routes that read a private result: they take the task key (or the token). Empty unless PIXMILL_PRIVATE_RESULTS. */
   readonly keyed?: readonly string[]
   /** PIXMILL_CORS_ORIGINS: browsers on these origins (or any, `*`) may call the role. Default: none. */
@@ -62,7 +64,7 @@ export function roleKit(options: RoleKitOptions) {
     .use(errorsPlugin(options.log, { onUnmatched: unmatched }))
     // Before authentication: a browser's preflight carries no token, and is answered here.
     .use(corsPlugin(options.corsOrigins))
-    .use(authPlugin(options.token, options.internal ?? []))
+    .use(authPlugin(options.token, options.internal ?? [], options.internalPages))
     .use(metrics.plugin)
     .use(healthPlugin(options.role, options.health, options.ready))
     .use(swaggerPlugin({ title: `pixmill ${options.role}`, description: options.description, taskKeys: (options.keyed ?? []).length > 0 }))

@@ -146,13 +146,17 @@ export async function startPostgresServer(): Promise<PostgresServer> {
   }
 
   function signalAll(signal: NodeJS.Signals): void {
-    for (const pid of [postmaster, ...childrenOf(postmaster)]) {
+    const send = (pid: number) => {
       try {
         process.kill(pid, signal)
       } catch {
         // already gone
       }
     }
+    // The postmaster first, its children listed after: a backend it forks in between would otherwise escape a SIGSTOP
+    // and answer while "the server" is frozen.
+    send(postmaster)
+    for (const pid of childrenOf(postmaster)) send(pid)
   }
 
   async function shutdown(signal: 'SIGINT' | 'SIGKILL'): Promise<void> {

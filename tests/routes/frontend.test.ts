@@ -244,7 +244,7 @@ describe('frontend: the page and board API', () => {
       master: createMasterPublicClient(fixedPeer('masterAddress', 'master.local'), (request) => stack.master.handle(request)),
       maxUploadBytes: LIMIT,
       watch,
-      workers: { list: async () => (kvUp ? [worker] : Promise.reject(new Error('kv at kv.local is unreachable'))) },
+      workers: { list: async () => (kvUp ? [worker] : Promise.reject(new Error('kv at kv.local is unreachable'))), histories: async () => [] },
       ...quietDeps('frontend'),
     })
     await submit(form({ uploadfile: png() }))

@@ -173,3 +173,27 @@ describe('frontend: the worker directory', () => {
     await kv.remove('workerAddress/gone.local:9')
   })
 })
+
+describe('worker: GET /history', () => {
+  test('tasks ended per minute, for the last day at most; a bad `since` is 400', async () => {
+    const { createMinuteTally } = await import('../../src/roles/worker/minute-tally.ts')
+    const tally = createMinuteTally()
+    const now = Date.parse('2026-11-30T12:00:30Z')
+    tally.add('done', now - 2 * 24 * 3600_000) // two days ago: its slot is reused, so it never shows
+    tally.add('done', now - 90_000)
+    tally.add('failed', now - 90_000)
+    tally.add('done', now - 10_000)
+    tally.add('done', now - 5_000)
+    const app = createWorkerApp({ stats: () => stats(), history: tally.since, now: () => now, address: () => 'w:1', log: silentLogger, registry: createMetricsRegistry('worker') })
+    const all = JSON.parse((await call(app, 'GET', '/history')).text)
+    expect(all.minutes).toEqual([
+      { at: '2026-11-30T11:59:00.000Z', done: 1, failed: 1 },
+      { at: '2026-11-30T12:00:00.000Z', done: 2, failed: 0 },
+    ])
+    const recent = JSON.parse((await call(app, 'GET', `/history?since=${now - 20_000}`)).text)
+    expect(recent.minutes).toEqual([{ at: '2026-11-30T12:00:00.000Z', done: 2, failed: 0 }])
+    const bad = await call(app, 'GET', '/history?since=yesterday')
+    expect(bad.status).toBe(400)
+    expect(bad.text).toStartWith('Error:')
+  })
+})

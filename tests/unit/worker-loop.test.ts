@@ -86,6 +86,7 @@ describe('worker loop', () => {
     expect(stages).toEqual(['fetch', 'decode', 'encode', 'store', 'report'])
     expect(w.stats().busyLoops).toBe(0)
     expect(w.stats().lastTaskAt).toBeGreaterThanOrEqual(before)
+    expect(w.history(0).reduce((n, minute) => n + minute.done, 0)).toBe(1)
   })
 
   test('a claim that fails names its problem in the stats until a claim succeeds', async () => {

@@ -14,6 +14,11 @@ import { acceptSubmission, FILE_FIELD, FORM_OVERHEAD_BYTES, humanBytes } from '.
 import { BoardJson, ConfigJson, EventsQuery, eventsResponses, getImageResponses, KeyedIdQuery, submitResponses, TaskStatusJson, uploadFormBody } from './model.ts'
 import { checkPageFiles, PAGE_SECURITY_HEADERS, pageFile } from './static-pages.ts'
 import { renderTaskPage, renderUnknownTaskPage } from './task-page.ts'
+import { type BoardFeed, createBoardFeed } from './board-feed.ts'
+import { chartData } from './chart-data.ts'
+import { consoleRoutes } from './console-routes.ts'
+import type { ConsoleSource } from './console-source.ts'
+import { eventStream, sseFrame } from './event-stream.ts'
 import { createTaskWatch, type TaskWatch, type WatchEvent, type WatchTarget } from './task-watch.ts'
 import type { WorkerDirectory, WorkerView } from './worker-directory.ts'
 
@@ -33,6 +38,12 @@ export interface FrontendAppDeps {
   readonly maxUploadsInFlight?: number
   /** The live workers the board lists; without it, the board lists none. */
   readonly workers?: WorkerDirectory
+  /** The master's history, task pages and timelines for the operator's console; without it, no console pages. */
+  readonly console?: ConsoleSource
+  /** A task's stored image (`working` or `finished`), for its console page. */
+  readonly image?: (id: number, area: 'working' | 'finished') => Promise<Response>
+  /** The board's live feed; default: one over `console`. The caller closes it when stopping. */
+  readonly boardFeed?: BoardFeed
   /**
    * PIXMILL_PRIVATE_RESULTS: a task's pages and answers want its key (`key=` or X-Task-Key), which the upload answered,
    * or the caller's token (an operator). The frontend holds the token, which the master would take instead of a key: so
@@ -53,15 +64,16 @@ export interface FrontendAppDeps {
 const PASSED_ON = ['content-type', 'content-length', 'etag', 'last-modified', 'accept-ranges', 'content-range', 'cache-control'] as const
 
 /** Requests of people and clients that start a trace when tracing is on (with /api/*). */
-const TRACED_PATHS = new Set(['/submitTask', '/isReady', '/getImage', '/task'])
+const TRACED_PATHS = new Set(['/submitTask', '/isReady', '/getImage', '/task', '/board/tasks', '/board/task'])
 
-/** Below Bun's 10 s idle time-out, in case the per-request time-out cannot be lifted. */
-const HEARTBEAT_MS = 8000
+/** The console's pages and feeds: with private results they list everyone's tasks, so they are for operators. */
+const CONSOLE_PAGES = ['/board/tasks', '/board/task', '/board/image']
+const CONSOLE_API = ['/api/history', '/api/board/events']
 
-/** One server-sent event. */
-function sseFrame(event: WatchEvent): string {
+/** One task watch's event as a server-sent event. */
+function watchFrame(event: WatchEvent): string {
   const data = event.type === 'status' ? event.task : event.type === 'unknown' ? { id: event.id } : event.type === 'trouble' ? { message: event.message } : {}
-  return `event: ${event.type}\ndata: ${JSON.stringify(data)}\n\n`
+  return sseFrame(event.type, data)
 }
 
 const isNotFound = (error: unknown) => error instanceof HttpError && error.status === 404
@@ -98,12 +110,35 @@ export function createFrontendApp(deps: FrontendAppDeps) {
     },
   })
 
+  /** What the board shows (counts, latest and failed tasks, the live workers): `/api/board` and the live feed. */
+  const readBoard = async () => {
+    const generatedAt = new Date().toISOString()
+    // The workers come from kv and their own ports: shown whatever the master says, and a kv outage only empties them.
+    const workersRead: Promise<{ workers: WorkerView[]; workersProblem?: string }> = (deps.workers?.list() ?? Promise.resolve([])).then(
+      (workers) => ({ workers }),
+      (error: Error) => ({ workers: [], workersProblem: `The workers cannot be listed: ${error.message}` }),
+    )
+    try {
+      const [counts, latest, failed, workers] = await Promise.all([master.counts(), master.tasks({ limit: 25 }), master.tasks({ state: 3, limit: 50 }), workersRead])
+      return { counts, latest, failed, ...workers, generatedAt }
+    } catch (error) {
+      if (!(error instanceof NotOffered)) throw error
+      return {
+        unavailable: 'The master offers no status: it knows only the original endpoints, so there are no counts or task lists to show. Uploads and downloads work.',
+        ...(await workersRead),
+        generatedAt,
+      }
+    }
+  }
+  const feed = deps.boardFeed ?? (deps.console ? createBoardFeed({ board: readBoard, history: (window) => chartData(window, deps.console!, deps.workers) }) : undefined)
+
   const uploadGate = createGate(deps.maxUploadsInFlight ?? 32, 'uploads')
   const app = roleKit({
     role: 'frontend',
     token: deps.token,
     // With private results the board's list of everyone's tasks is for operators, as the master's /tasks is.
-    internal: ['/api/retry', '/api/delete', ...(privateResults ? ['/api/board'] : [])],
+    internal: ['/api/retry', '/api/delete', ...(privateResults ? ['/api/board', ...CONSOLE_API, ...CONSOLE_PAGES] : [])],
+    internalPages: CONSOLE_PAGES,
     // `/api/events` takes its keys in `keys=` only (a browser's EventSource sends no header): documented there.
     keyed: privateResults ? ['/isReady', '/getImage', '/task', '/api/status'] : [],
     corsOrigins: deps.corsOrigins,
@@ -128,6 +163,7 @@ export function createFrontendApp(deps: FrontendAppDeps) {
     .get('/live.js', () => pageFile('/live.js'), { detail: { hide: true } })
     .get('/board.js', () => pageFile('/board.js'), { detail: { hide: true } })
     .get('/operator.js', () => pageFile('/operator.js'), { detail: { hide: true } })
+    .get('/charts.js', () => pageFile('/charts.js'), { detail: { hide: true } })
     .get('/style.css', () => pageFile('/style.css'), { detail: { hide: true } })
     .post(
       '/submitTask',
@@ -205,72 +241,22 @@ export function createFrontendApp(deps: FrontendAppDeps) {
         const targets: WatchTarget[] = ids.map((id, i) => (keys[i] ? { id, key: keys[i] } : { id }))
         const watched = privateResults ? targets.filter((target) => target.key !== undefined) : targets
         const unknownAtOnce = targets.filter((target) => !watched.includes(target))
-        // An event stream is quiet for long stretches; Bun would cut it after its idle time-out.
-        server?.timeout(request, 0)
-        const encoder = new TextEncoder()
-        let stop = () => {}
-        const body = new ReadableStream<Uint8Array>({
-          start(controller) {
-            let stopped = false
-            let heartbeat: ReturnType<typeof setInterval> | undefined
-            let unsubscribe = () => {}
-            const write = (text: string) => {
-              try {
-                controller.enqueue(encoder.encode(text))
-              } catch {
-                stop()
-              }
-            }
-            stop = () => {
-              if (stopped) return
-              stopped = true
-              unsubscribe()
-              clearInterval(heartbeat)
-              request.signal.removeEventListener('abort', stop)
-              streams.dec()
-              try {
-                controller.close()
-              } catch {
-                // already closed by the client going away
-              }
-            }
-            streams.inc()
-            write('retry: 3000\n\n')
-            heartbeat = setInterval(() => write(': keep-alive\n\n'), HEARTBEAT_MS)
-            for (const { id } of unknownAtOnce) write(sseFrame({ type: 'unknown', id }))
-            unsubscribe = watch.subscribe(watched, (event) => (event.type === 'closing' ? stop() : write(sseFrame(event))))
-            if (stopped) unsubscribe()
-            request.signal.addEventListener('abort', stop, { once: true })
-          },
-          cancel() {
-            stop()
+        return eventStream({
+          request,
+          server,
+          opened: () => streams.inc(),
+          closed: () => streams.dec(),
+          start(write, end) {
+            for (const { id } of unknownAtOnce) write(watchFrame({ type: 'unknown', id }))
+            return watch.subscribe(watched, (event) => (event.type === 'closing' ? end() : write(watchFrame(event))))
           },
         })
-        return new Response(body, { headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' } })
       },
       { query: EventsQuery, detail: { summary: 'Live states of the given tasks (server-sent events)', tags: ['page API'], responses: eventsResponses } },
     )
     .get(
       '/api/board',
-      async () => {
-        const generatedAt = new Date().toISOString()
-        // The workers come from kv and their own ports: shown whatever the master says, and a kv outage only empties them.
-        const workersRead: Promise<{ workers: WorkerView[]; workersProblem?: string }> = (deps.workers?.list() ?? Promise.resolve([])).then(
-          (workers) => ({ workers }),
-          (error: Error) => ({ workers: [], workersProblem: `The workers cannot be listed: ${error.message}` }),
-        )
-        try {
-          const [counts, latest, failed, workers] = await Promise.all([master.counts(), master.tasks({ limit: 25 }), master.tasks({ state: 3, limit: 50 }), workersRead])
-          return { counts, latest, failed, ...workers, generatedAt }
-        } catch (error) {
-          if (!(error instanceof NotOffered)) throw error
-          return {
-            unavailable: 'The master offers no status: it knows only the original endpoints, so there are no counts or task lists to show. Uploads and downloads work.',
-            ...(await workersRead),
-            generatedAt,
-          }
-        }
-      },
+      () => readBoard(),
       { response: { 200: BoardJson, 502: ErrorText, 503: ErrorText }, detail: { summary: 'What the status board shows: counts, latest and failed tasks, the live workers', tags: ['operators'] } },
     )
     .post(
@@ -295,5 +281,9 @@ export function createFrontendApp(deps: FrontendAppDeps) {
         detail: { summary: 'Remove a finished or failed task with its images (passed on to the master’s /deleteTask)', tags: ['operators'] },
       },
     )
-  return finishRole(app)
+  const withConsole =
+    deps.console && deps.image && feed
+      ? app.use(consoleRoutes({ master, source: deps.console, feed, image: deps.image, workers: deps.workers, token: deps.token, log }))
+      : app
+  return finishRole(withConsole)
 }

@@ -27,6 +27,7 @@ export const PAGE_FILES = {
   '/live.js': 'live.js',
   '/board.js': 'board.js',
   '/operator.js': 'operator.js',
+  '/charts.js': 'charts.js',
   '/style.css': 'style.css',
 } as const
 

@@ -20,6 +20,8 @@ export interface WorkerView {
 export interface WorkerDirectory {
   /** The registered workers, by address; rejects when kv cannot be read. */
   list(): Promise<WorkerView[]>
+  /** Each registered worker's tasks per minute since `since` (epoch ms); a worker that does not answer is left out. */
+  histories(since: number): Promise<Array<{ address: string; minutes: Array<{ at: string; done: number; failed: number }> }>>
 }
 
 interface WorkerStatus {
@@ -72,9 +74,25 @@ export function createWorkerDirectory(kv: KvClient, fetcher: Fetch, options: { t
     }
   }
 
+  const registered = async () => [...new Set((await kv.list(PREFIX)).filter(([key]) => key.startsWith(PREFIX)).map(([, value]) => value))].sort().slice(0, MOST)
+
   return {
+    async histories(since) {
+      const answers = await Promise.all(
+        (await registered()).map(async (address) => {
+          try {
+            const response = await callPeer(fetcher, 'worker', address, '/history', { query: { since: Math.max(0, Math.floor(since)) }, timeoutMs })
+            const body = (await response.json()) as { minutes?: Array<{ at: string; done: number; failed: number }> }
+            return Array.isArray(body.minutes) ? [{ address, minutes: body.minutes }] : []
+          } catch {
+            return []
+          }
+        }),
+      )
+      return answers.flat()
+    },
     async list() {
-      const addresses = [...new Set((await kv.list(PREFIX)).filter(([key]) => key.startsWith(PREFIX)).map(([, value]) => value))].sort().slice(0, MOST)
+      const addresses = await registered()
       // Forget workers that left the registry, so that the memory stays bounded by the live ones.
       for (const address of seen.keys()) if (!addresses.includes(address)) seen.delete(address)
       return Promise.all(addresses.map(ask))

@@ -7,6 +7,7 @@ import type { Logger } from '../../shared/logger.ts'
 import type { ClaimedTask } from '../../clients/master-client.ts'
 import { contextFromTraceparent, inSpan } from '../../shared/trace-context.ts'
 import type { StageRunner } from './image-work.ts'
+import type { MinuteCount } from './minute-tally.ts'
 import type { WorkerStats } from './worker.ts'
 
 /** What `/status` answers, and what the board shows of each worker. */
@@ -100,8 +101,20 @@ function workerMetrics(registry: Registry, stats: () => WorkerStats): void {
   gauge('pixmill_worker_tasks_in_flight', 'Tasks in flight across the loops.', (s) => s.inFlight)
 }
 
+export const WorkerHistoryJson = t.Object({
+  minutes: t.Array(
+    t.Object({ at: t.String({ format: 'date-time', description: 'The minute’s start' }), done: t.Integer(), failed: t.Integer() }),
+    { description: 'Minutes with tasks ended, oldest first; a quiet minute is left out' },
+  ),
+})
+
+const DAY_MS = 24 * 60 * 60 * 1000
+
 export interface WorkerAppDeps {
   readonly stats: () => WorkerStats
+  /** Tasks ended per minute since a time (epoch ms), within the last day. Default: none kept. */
+  readonly history?: (since: number) => MinuteCount[]
+  readonly now?: () => number
   /** The address the worker registers in kv, which `/status` names. */
   readonly address: () => string
   readonly log: Logger
@@ -113,7 +126,7 @@ export interface WorkerAppDeps {
 }
 
 /** Builds the worker's app; it never listens (the entry file or the launcher does). */
-export function createWorkerApp({ stats, address, log, registry, token, idleTimeoutSeconds, peersHealthy }: WorkerAppDeps) {
+export function createWorkerApp({ stats, address, log, registry, token, idleTimeoutSeconds, peersHealthy, history = () => [], now = Date.now }: WorkerAppDeps) {
   workerMetrics(registry, stats)
   const app = roleKit({
     role: 'worker',
@@ -153,6 +166,20 @@ export function createWorkerApp({ stats, address, log, registry, token, idleTime
       }
     },
     { response: { 200: WorkerStatusJson }, detail: { summary: 'What this worker does: loops, busy, done, failed', tags: ['operations'] } },
+  )
+  .get(
+    '/history',
+    ({ query }) => {
+      const since = Math.max(now() - DAY_MS, query.since === undefined ? now() - DAY_MS : Number(query.since))
+      return { minutes: history(since).map((m) => ({ at: new Date(m.at).toISOString(), done: m.done, failed: m.failed })) }
+    },
+    {
+      query: t.Object({
+        since: t.Optional(t.String({ pattern: '^[0-9]{1,15}$', error: 'since must be epoch milliseconds', description: 'Epoch milliseconds; default (and at most) a day ago' })),
+      }),
+      response: { 200: WorkerHistoryJson },
+      detail: { summary: 'Tasks this worker ended per minute, for the last day (the board’s chart of images per second)', tags: ['operations'] },
+    },
   )
   return finishRole(app)
 }

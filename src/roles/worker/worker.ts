@@ -6,6 +6,7 @@ import { HttpError, NotOffered } from '../../shared/errors.ts'
 import { withRequestId } from '../../shared/request-context.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { UnrecoverableImageError } from './errors.ts'
+import { createMinuteTally, type MinuteCount } from './minute-tally.ts'
 import { type ImageWorkOptions, type PngEffort, type StageRunner, swapRedGreen, untimedStage } from './image-work.ts'
 
 export interface WorkerOptions {
@@ -79,6 +80,8 @@ export interface Worker {
   /** Stops claiming, wakes sleeping loops, waits (bounded) for tasks in flight. Idempotent. */
   close(): Promise<void>
   stats(): WorkerStats
+  /** Tasks ended per minute since `since` (epoch ms), within the last day. */
+  history(since: number): MinuteCount[]
 }
 
 /** The task's own time limit passed. */
@@ -147,6 +150,7 @@ export function createWorker(options: WorkerOptions): Worker {
   let startedAt: number | undefined
   let lastTaskAt: number | undefined
   let claimProblem: string | undefined
+  const minutes = createMinuteTally()
   let loops: Promise<void>[] | undefined
   let closing: Promise<void> | undefined
 
@@ -260,11 +264,13 @@ export function createWorker(options: WorkerOptions): Worker {
         counts.processed++
         counts.processingMs += clock() - started
         lastTaskAt = clock()
+        minutes.add('done', lastTaskAt)
         log.info({ task: task.id, ms: clock() - started }, 'task finished')
         return
       }
       counts.failed++
       lastTaskAt = clock()
+      minutes.add('failed', lastTaskAt)
       log.warn({ task: task.id, reason: failure }, 'the task cannot succeed; reporting it failed')
       // Past the lease the report is moot (the task is back in the queue), so stop trying then.
       const reportSignal = AbortSignal.any([giveUp.signal, AbortSignal.timeout(leaseMs)])
@@ -374,6 +380,7 @@ export function createWorker(options: WorkerOptions): Worker {
       })()
       return closing
     },
+    history: (since) => minutes.since(since),
     stats: () => ({
       ...counts,
       loops: loops?.length ?? 0,
