@@ -65,6 +65,8 @@ export interface TaskListPage {
   readonly limit: number
   /** Why there is no list (a master of the original protocol), instead of it. */
   readonly unavailable?: string
+  /** What the last action did (a task deleted from its page), said at the top. */
+  readonly message?: string
 }
 
 function listUrl(query: { state?: number; before?: number; limit?: number }): string {
@@ -94,6 +96,7 @@ export function renderTaskList(page: TaskListPage): string {
     findForm(),
     '</div>',
   ]
+  if (page.message) parts.splice(1, 0, `<p class="notice ok" role="status">${escapeHtml(page.message)}</p>`)
   if (page.unavailable) {
     parts.push(`<p class="notice" role="status">${escapeHtml(page.unavailable)}</p>`)
     return layout(heading, 'tasks', parts.join('\n'))

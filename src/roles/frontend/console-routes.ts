@@ -38,6 +38,7 @@ const ListQuery = t.Object({
   state: t.Optional(t.Union([StateParam, t.Literal('')])),
   before: t.Optional(IdString),
   limit: t.Optional(t.String({ pattern: '^([1-9]|[1-9][0-9]|1[0-9][0-9]|200)$', error: 'limit must be 1 to 200' })),
+  deleted: t.Optional(IdString),
 })
 const ActionBody = t.Object({
   id: IdString,
@@ -112,8 +113,9 @@ export function consoleRoutes(deps: ConsoleDeps) {
         const state = query.state === undefined || query.state === '' ? undefined : Number(query.state)
         const before = query.before === undefined ? undefined : Number(query.before)
         const limit = query.limit === undefined ? PAGE_SIZE : Number(query.limit)
+        const message = query.deleted === undefined ? undefined : `Task ${query.deleted} is deleted, with both its images.`
         try {
-          return html(renderTaskList({ tasks: await source.tasks({ state, before, limit }), state, before, limit }))
+          return html(renderTaskList({ tasks: await source.tasks({ state, before, limit }), state, before, limit, message }))
         } catch (error) {
           if (!(error instanceof NotOffered)) throw error
           return html(renderTaskList({ tasks: [], state, before, limit, unavailable: 'The master offers no task list: it knows only the original endpoints.' }))

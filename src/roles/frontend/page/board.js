@@ -81,7 +81,7 @@ function renderWorkers(board) {
 function render(board) {
   renderWorkers(board)
   // A master of the original protocol has no counts or task lists: say so instead of showing empty tables.
-  for (const section of document.querySelectorAll('.board-figures')) section.hidden = Boolean(board.unavailable)
+  for (const section of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll('.board-figures'))) section.hidden = Boolean(board.unavailable)
   $('#board-unavailable').hidden = !board.unavailable
   $('#board-unavailable').textContent = board.unavailable || ''
   if (board.unavailable) return
@@ -184,7 +184,7 @@ async function refreshHistory() {
   if (!document.hidden) historyTimer = setTimeout(refreshHistory, HISTORY_MS)
 }
 
-for (const button of document.querySelectorAll('[data-window]')) {
+for (const button of /** @type {NodeListOf<HTMLButtonElement>} */ (document.querySelectorAll('button[data-window]'))) {
   button.addEventListener('click', () => {
     windowName = button.dataset.window
     for (const other of document.querySelectorAll('[data-window]')) other.setAttribute('aria-pressed', String(other === button))
