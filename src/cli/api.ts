@@ -1,4 +1,5 @@
 // The command-line client's calls to a master: uploads that honour Retry-After, waits, downloads, operators' calls.
+import { sleep as pause, untilAborted } from '../shared/async.ts'
 import { rename, rm } from 'node:fs/promises'
 
 /** A task's status as `/status` and `/wait` answer it, or all that an original master can tell (`/isReady`). */
@@ -45,14 +46,8 @@ export interface ApiOptions {
 
 const text = (response: Response) => response.text().then((t) => t.trim().replace(/^Error:\s*/, ''))
 
-/** Sleeps `ms`, or less if `signal` aborts (then rejects with its reason). */
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason)
-    const timer = setTimeout(resolve, ms)
-    signal?.addEventListener('abort', () => (clearTimeout(timer), reject(signal.reason)), { once: true })
-  })
-}
+/** Sleeps `ms`; an abort (Ctrl-C) ends it at once with its reason. */
+const sleep = (ms: number, signal?: AbortSignal): Promise<void> => (signal ? untilAborted(pause(ms, signal), signal) : pause(ms))
 
 export function createApi(options: ApiOptions) {
   const base = `http://${options.master}`

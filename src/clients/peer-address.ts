@@ -1,5 +1,6 @@
 // Where a peer role is: its live instances, looked up in kv, spread over, and looked up again after a failure.
 import { DependencyUnavailable } from '../shared/errors.ts'
+import { orAfter, withDeadline } from '../shared/async.ts'
 import { withBackoff } from '../shared/backoff.ts'
 import type { Logger } from '../shared/logger.ts'
 import type { Fetch } from './http.ts'
@@ -78,7 +79,7 @@ export function kvPeer(kv: KvClient, key: string, options: LookupOptions = {}): 
         try {
           // With instances known, one quick look: back-off here would hold up every call while kv is down, and a kv
           // store that hangs (stopped, overloaded) would hold it up for the whole time-out of the lookup.
-          list = list.length === 0 ? await refresh(options.attempts ?? 5) : await within(refresh(1), options.patienceMs ?? 1000)
+          list = list.length === 0 ? await refresh(options.attempts ?? 5) : await withDeadline(refresh(1), options.patienceMs ?? 1000, () => new Error(`no answer within ${options.patienceMs ?? 1000} ms`))
         } catch (error) {
           // kv down: keep using what we knew rather than failing calls that could still work, and ask kv again only
           // after another refreshMs (before, every call paid 1.5 s of back-off: 4.4 s per upload while kv was down).
@@ -96,16 +97,6 @@ export function kvPeer(kv: KvClient, key: string, options: LookupOptions = {}): 
       fetchedAt = -Infinity
     },
   }
-}
-
-/** `work`, or a rejection once `ms` have passed (the work goes on, and still updates what it was for). */
-function within<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
-    timer.unref?.()
-  })
-  return Promise.race([work, late]).finally(() => clearTimeout(timer))
 }
 
 export interface PeerCallOptions {
@@ -142,7 +133,7 @@ export async function onPeer<T>(peer: PeerAddress, call: (address: string) => Pr
 export async function peerHealthy(peer: PeerAddress, fetcher: Fetch, timeoutMs = 1000): Promise<boolean> {
   let address: string | undefined
   try {
-    address = await Promise.race([peer.current(), Bun.sleep(timeoutMs).then(() => undefined)])
+    address = await orAfter(peer.current(), timeoutMs, undefined)
     if (address === undefined) return false
     const response = await fetcher(new Request(`http://${address}/health`, { signal: AbortSignal.timeout(timeoutMs) }))
     // An original role has no /health: its router's bare `404 page not found` says it is up, which is all it can say.

@@ -1,19 +1,8 @@
-// Bounded exponential back-off with jitter, and a sleep that an AbortSignal ends at once.
+// Bounded exponential back-off with jitter.
+import { sleep } from './async.ts'
 import type { Logger } from './logger.ts'
 
-/** Resolves after `ms`, or at once (without throwing) when `signal` aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted) return Promise.resolve()
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms)
-    function done() {
-      clearTimeout(timer)
-      signal?.removeEventListener('abort', done)
-      resolve()
-    }
-    signal?.addEventListener('abort', done, { once: true })
-  })
-}
+export { sleep } from './async.ts'
 
 export interface BackoffOptions {
   /** What is being waited for, for the log. */

@@ -3,6 +3,7 @@ import type { AnyElysia } from 'elysia'
 import { serveInProcess } from '../clients/in-process.ts'
 import type { KvClient } from '../clients/kv-client.ts'
 import { type Address, UsageError } from './args.ts'
+import { orAfter } from './async.ts'
 import { withBackoff } from './backoff.ts'
 import { ConfigError } from './config.ts'
 import type { Logger } from './logger.ts'
@@ -96,7 +97,7 @@ export async function serveRole(options: ServeOptions): Promise<RunningRole> {
         // Leave the registry at once rather than when the registration runs out; best effort, bounded.
         if (options.register && instanceKey) {
           const { kv } = options.register
-          await Promise.race([kv.remove(instanceKey).catch(() => {}), Bun.sleep(1000)])
+          await orAfter(kv.remove(instanceKey).catch(() => {}), 1000, undefined)
         }
         await server.stop(false)
         // Calls from roles of this process in flight finish too, as the server's own did.

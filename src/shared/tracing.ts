@@ -13,6 +13,7 @@ import {
   TraceIdRatioBasedSampler,
   TracerProvider,
 } from '@opentelemetry/sdk-trace'
+import { orAfter } from './async.ts'
 import { ConfigError } from './config.ts'
 
 type Env = Record<string, string | undefined>
@@ -107,5 +108,5 @@ export async function stopRoleTracer(role: string): Promise<void> {
   const known = providers.get(role)
   if (!known) return
   providers.delete(role)
-  await Promise.race([known.provider.shutdown().catch(() => {}), Bun.sleep(5000)])
+  await orAfter(known.provider.shutdown().catch(() => {}), 5000, undefined)
 }

@@ -11,6 +11,7 @@
 // - `appendonly no` (RDB snapshots only, or none): a Redis restart loses the pairs written since the last
 //   snapshot. We warn in the log when we see this (CONFIG GET may be disabled on managed Redis).
 // A TTL is stored by Redis as an absolute expiry time, so it survives a restart of Redis as well.
+import { withDeadline } from '../../shared/async.ts'
 import { RedisClient } from 'bun'
 import { DependencyUnavailable } from '../../shared/errors.ts'
 import { type Logger, silentLogger } from '../../shared/logger.ts'
@@ -85,21 +86,17 @@ export function openRedisKvStore(url: string, options: RedisKvStoreOptions = {})
   /** Runs one command under the deadline; any failure of Redis becomes DependencyUnavailable. */
   const run = async <T>(command: () => Promise<T>): Promise<T> => {
     if (closed) throw new DependencyUnavailable('The kv store is closed.')
-    let timer: ReturnType<typeof setTimeout> | undefined
     let late = false
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        late = true
-        reject(new Error(`Redis did not answer within ${timeoutMs} ms`))
-      }, timeoutMs)
-    })
     try {
       const attempt = ensureConnected().then(() => {
         // A write must not reach Redis after its caller was already told it failed.
         if (late) throw new Error('connected too late')
         return command()
       })
-      const result = await Promise.race([attempt, deadline])
+      const result = await withDeadline(attempt, timeoutMs, () => {
+        late = true
+        return new Error(`Redis did not answer within ${timeoutMs} ms`)
+      })
       if (!available) log.info('kv store: Redis is available again')
       available = true
       if (!persistenceChecked) void checkPersistence()
@@ -109,8 +106,6 @@ export function openRedisKvStore(url: string, options: RedisKvStoreOptions = {})
       if (available) log.warn({ err: error }, 'kv store: Redis is unavailable')
       available = false
       throw Object.assign(new DependencyUnavailable('The kv store (Redis) is unavailable; try again later.'), { cause: error })
-    } finally {
-      clearTimeout(timer)
     }
   }
 

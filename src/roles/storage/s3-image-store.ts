@@ -1,4 +1,5 @@
 // ImageStore on S3-compatible object storage: <prefix>/<area>/<id>.png, streamed in by multipart upload, out by one GET.
+import { withDeadline } from '../../shared/async.ts'
 import { S3Client, type S3Options } from 'bun'
 import { ConfigError } from '../../shared/config.ts'
 import { DependencyUnavailable, HttpError, PayloadTooLarge } from '../../shared/errors.ts'
@@ -26,11 +27,7 @@ export function parseS3Url(url: string): { bucket: string; root: string } {
 }
 
 /** A request to S3 that has not answered in `ms` is taken for a failure (Bun's S3 client has no time limit of its own). */
-function timed<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms)))
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer))
-}
+const timed = <T>(promise: Promise<T>, ms: number, what: string): Promise<T> => withDeadline(promise, ms, () => new Error(`${what}: no answer within ${ms} ms`))
 
 const isMissing = (error: unknown) => ['NoSuchKey', 'NotFound'].includes((error as { code?: string }).code ?? '')
 

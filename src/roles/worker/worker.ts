@@ -1,7 +1,7 @@
 // The worker's pull loops (BullMQ-like): claim, fetch, swap, store, report; renew the lease while working.
 import type { MasterWorkerClient, ClaimedTask } from '../../clients/master-client.ts'
 import type { StorageClient } from '../../clients/storage-client.ts'
-import { sleep as abortableSleep } from '../../shared/backoff.ts'
+import { orAfter, sleep as abortableSleep, untilAborted } from '../../shared/async.ts'
 import { HttpError, NotOffered } from '../../shared/errors.ts'
 import { withRequestId } from '../../shared/request-context.ts'
 import type { Logger } from '../../shared/logger.ts'
@@ -158,15 +158,8 @@ export function createWorker(options: WorkerOptions): Worker {
   /** Aborted (and replaced) when a loop claims a task: where there was one there may be more. */
   let wake = new AbortController()
 
-  /** Rejects with the signal's reason as soon as it aborts, so that a hung promise cannot hold the loop. */
-  function bounded<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-    if (signal.aborted) return Promise.reject(signal.reason)
-    return new Promise<T>((resolve, reject) => {
-      const onAbort = () => reject(signal.reason)
-      signal.addEventListener('abort', onAbort, { once: true })
-      work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
-    })
-  }
+  /** A hung promise cannot hold the loop: the task's signal ends the wait. */
+  const bounded = untilAborted
 
   /** A call to a peer about a claimed task: retried after a peer failure (the lease is still ours), not after a refusal. */
   async function withPeer<T>(what: string, task: ClaimedTask, signal: AbortSignal, call: () => Promise<T>): Promise<T> {
@@ -368,9 +361,7 @@ export function createWorker(options: WorkerOptions): Worker {
       closing ??= (async () => {
         stopClaiming.abort()
         const all = Promise.allSettled(loops ?? [])
-        const waitLimit = new AbortController()
-        const drained = await Promise.race([all.then(() => true), abortableSleep(options.closeTimeoutMs ?? 20_000, waitLimit.signal).then(() => false)])
-        waitLimit.abort()
+        const drained = await orAfter(all.then(() => true), options.closeTimeoutMs ?? 20_000, false)
         if (!drained) {
           log.warn({ inFlight: counts.inFlight }, 'close: tasks still in flight after the limit; releasing them')
           giveUp.abort(new TaskAbandoned('the worker is closing'))
