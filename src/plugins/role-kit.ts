@@ -58,7 +58,7 @@ export function roleKit(options: RoleKitOptions) {
   })
     .use(requestIdPlugin({ ids: options.requestIds }))
   // Before the error translation, so that the span is current while an error is logged, and sees its answer.
-  return (tracing === undefined ? app : (app.use(tracing.plugin) as unknown as typeof app))
+  const kit = (tracing === undefined ? app : (app.use(tracing.plugin) as unknown as typeof app))
     .use(errorsPlugin(options.log, { onUnmatched: unmatched }))
     // Before authentication: a browser's preflight carries no token, and is answered here.
     .use(corsPlugin(options.corsOrigins))
@@ -66,8 +66,8 @@ export function roleKit(options: RoleKitOptions) {
     .use(metrics.plugin)
     .use(healthPlugin(options.role, options.health, options.ready))
     .use(swaggerPlugin({ title: `pixmill ${options.role}`, description: options.description, taskKeys: (options.keyed ?? []).length > 0 }))
-  kits.set(app, { token: options.token, internal: options.internal, keyed: options.keyed })
-  return app
+  kits.set(kit, { token: options.token, internal: options.internal, keyed: options.keyed })
+  return kit
 }
 
 /**
