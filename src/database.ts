@@ -6,6 +6,7 @@ import { createMetricsRegistry } from './plugins/metrics.ts'
 import { kvPeer } from './clients/peer-address.ts'
 import { createStorageClient } from './clients/storage-client.ts'
 import { createDatabaseApp, createDatabaseClaimWaits, removalMetrics } from './roles/database/app.ts'
+import { createQueueSampler } from './roles/database/history.ts'
 import { createRemoval } from './roles/database/removal.ts'
 import { lowestAddressReports } from './roles/database/shared-figures.ts'
 import { openPostgresTaskStore, redactPostgresUrl } from './roles/database/postgres-task-store.ts'
@@ -29,6 +30,8 @@ export async function startDatabase(argv: readonly string[], settings: Settings 
   const registry = createMetricsRegistry('database')
   const removal = createRemoval({ store, images: storage, log, retentionSeconds: settings.retentionSeconds, ...removalMetrics(registry) })
   const claimWaits = createDatabaseClaimWaits(store)
+  // The queue's depth for the charts' history, every 15 s.
+  const sampler = createQueueSampler({ store, log })
   let selfAddress = dialable(self)
   const app = createDatabaseApp({
     store,
@@ -48,12 +51,14 @@ export async function startDatabase(argv: readonly string[], settings: Settings 
     log,
     register: { kv, key: 'databaseAddress', value: dialable(self), waitSeconds: settings.kvWaitSeconds, ttlSeconds: settings.registrationTtlSeconds },
     close: async () => {
+      await sampler.stop()
       await removal.stop()
       await store.close()
     },
   })
   selfAddress = selfAddress.replace(/:0$/, `:${running.port}`)
   removal.start()
+  sampler.start()
   log.info({ retentionSeconds: settings.retentionSeconds, sweepEveryMs: removal.intervalMs() }, 'removal sweep started')
   return {
     ...running,

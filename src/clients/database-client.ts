@@ -1,5 +1,6 @@
 // Client of the database role, for the master; against an original database it keeps to the original endpoints.
 import { DependencyUnavailable, HttpError, NotFound, NotOffered } from '../shared/errors.ts'
+import type { TaskEventRecord, TaskHistory } from '../shared/task-schemas.ts'
 import type { TaskStatus } from './master-public-client.ts'
 import { callPeer, type Fetch, peerTransport } from './http.ts'
 import { createOfferedPaths } from './offered-paths.ts'
@@ -54,8 +55,12 @@ export interface DatabaseClient {
   releaseTask(id: number, lease?: string): Promise<void>
   /** The renewed task as JSON text. */
   renewTask(id: number, lease: string): Promise<string>
-  /** The newest tasks, newest first, optionally in one state. */
-  recentTasks(options: { state?: number; limit?: number }): Promise<TaskRecord[]>
+  /** The newest tasks, newest first, optionally in one state; `before`: only those with a smaller id (the next page). */
+  recentTasks(options: { state?: number; limit?: number; before?: number }): Promise<TaskRecord[]>
+  /** The task's timeline, oldest first; HttpError 404 for an unknown id. */
+  events(id: number): Promise<TaskEventRecord[]>
+  /** Figures in buckets of `step` ms (a multiple of 60000) from `since` (epoch ms) to now. */
+  history(options: { since: number; step: number }): Promise<TaskHistory>
   /** How many tasks are in each state. */
   counts(): Promise<Record<'not-started' | 'in-progress' | 'finished' | 'failed', number>>
 }
@@ -173,8 +178,14 @@ export function createDatabaseClient(peer: PeerAddress, fetcher: Fetch = peerTra
       await call('POST', '/releaseTask', { id, lease })
     },
     renewTask: (id, lease) => call('POST', '/renewTask', { id, lease }),
-    async recentTasks({ state, limit }) {
-      return JSON.parse(await call('GET', '/tasks', { state, limit })) as TaskRecord[]
+    async recentTasks({ state, limit, before }) {
+      return JSON.parse(await call('GET', '/tasks', { state, limit, before })) as TaskRecord[]
+    },
+    async events(id) {
+      return JSON.parse(await call('GET', '/events', { id })) as TaskEventRecord[]
+    },
+    async history({ since, step }) {
+      return JSON.parse(await call('GET', '/history', { since, step })) as TaskHistory
     },
     async counts() {
       return JSON.parse(await call('GET', '/counts'))

@@ -1,6 +1,7 @@
 // Client of the master's client-facing API (upload, poll, download, status, board), for the frontend.
 import { DependencyUnavailable, NotOffered } from '../shared/errors.ts'
 import { TASK_KEY_HEADER } from '../shared/task-key.ts'
+import type { HistoryWindow, TaskEventRecord, TaskHistory } from '../shared/task-schemas.ts'
 import { callPeer, type Fetch, peerTransport } from './http.ts'
 import { createOfferedPaths } from './offered-paths.ts'
 import { onPeer, type PeerAddress, peerHealthy } from './peer-address.ts'
@@ -51,9 +52,16 @@ export interface MasterPublicClient {
   getImage(id: number, request?: Request, key?: string): Promise<Response>
   /** The task's status; from a master of the original protocol (no `/status`), what its `/isReady` says. */
   status(id: number, key?: string): Promise<TaskStatus | TaskReadiness>
-  /** The newest tasks, newest first, optionally in one state; NotOffered (501) from an original master, as the next two. */
-  tasks(options?: { state?: number; limit?: number }): Promise<TaskStatus[]>
+  /**
+   * The newest tasks, newest first, optionally in one state; `before`: only those with a smaller id (pass the last id of
+   * a page for the next one; new uploads do not move it). NotOffered (501) from an original master, as the next three.
+   */
+  tasks(options?: { state?: number; limit?: number; before?: number }): Promise<TaskStatus[]>
   counts(): Promise<TaskCounts>
+  /** The task's timeline, oldest first (created, claimed, failed, finished, ...); HttpError 404 for an unknown id. */
+  events(id: number): Promise<TaskEventRecord[]>
+  /** Tasks created, finished and failed, processing time and the queue's depth: the last hour by minute, or the last day by 15 minutes. */
+  history(window?: HistoryWindow): Promise<TaskHistory>
   /** Puts a failed task back; HttpError 409 when it is not failed. */
   retry(id: number): Promise<void>
   /** Removes a finished or failed task with its images; HttpError 409 for one waiting or in progress. */
@@ -121,8 +129,10 @@ export function createMasterPublicClient(peer: PeerAddress, fetcher: Fetch = pee
         },
         { idempotent: true },
       ),
-    tasks: ({ state, limit } = {}) => json<TaskStatus[]>('/tasks', { state, limit }),
+    tasks: ({ state, limit, before } = {}) => json<TaskStatus[]>('/tasks', { state, limit, before }),
     counts: () => json<TaskCounts>('/counts'),
+    events: (id) => json<TaskEventRecord[]>('/events', { id }),
+    history: (window = 'hour') => json<TaskHistory>('/history', { window }),
     async retry(id) {
       await text('POST', '/retryTask', { id })
     },

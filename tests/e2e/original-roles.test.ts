@@ -181,7 +181,7 @@ describe('e2e: this project’s master, worker and frontend against the original
     const status = await httpText(master, '/status?id=0')
     expect(status.status).toBe(501)
     expect(status.text).toMatch(/^Error: /)
-    for (const path of ['/counts', '/tasks']) expect((await httpText(master, path)).status).toBe(501)
+    for (const path of ['/counts', '/tasks', '/tasks?before=2', '/events?id=0', '/history?window=hour']) expect((await httpText(master, path)).status).toBe(501)
     // Through the frontend, the same master's tasks are followed by /isReady.
     expect(JSON.parse((await httpText(frontend, '/api/status?id=0')).text)).toMatchObject({ state: 2, readinessOnly: true })
     expect(JSON.parse((await httpText(frontend, '/api/board')).text).unavailable).toBeString()

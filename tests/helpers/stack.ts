@@ -21,7 +21,7 @@ export interface StackOptions {
   readonly maxAttempts?: number
   /** PIXMILL_RETENTION_SECONDS of the database's removal. Default 0 (keep everything). */
   readonly retentionSeconds?: number
-  /** The database's clock (epoch ms). */
+  /** The database's clock (epoch ms), and the master's for its history windows. */
   readonly now?: () => number
   /** PIXMILL_TOKEN for every app; the peer clients send it. */
   readonly token?: string
@@ -62,7 +62,7 @@ export function inProcessStack(options: StackOptions = {}) {
     createPeerFetch({ token, base: (request) => (storageUp ? storageFetch(request) : Promise.reject(new Error('connection refused'))) }),
   )
   const removal = createRemoval({ store: tasks, images: storageClient, log: silentLogger, retentionSeconds: options.retentionSeconds ?? 0, now: options.now })
-  const database = createDatabaseApp({ store: tasks, removal, token, ...quietDeps('database') })
+  const database = createDatabaseApp({ store: tasks, removal, token, now: options.now, ...quietDeps('database') })
   const databaseClient = createDatabaseClient(fixedPeer('databaseAddress', 'database.local'), createPeerFetch({ token, base: inProcess(database) }))
   const taskWaits = options.waitPollMs === undefined ? undefined : createTaskWaits({ records: databaseRecords(databaseClient), pollMs: options.waitPollMs })
   const master = createMasterApp({
@@ -78,6 +78,7 @@ export function inProcessStack(options: StackOptions = {}) {
     trustProxy: options.trustProxy,
     corsOrigins: options.corsOrigins,
     now: options.limitClock,
+    clock: options.now,
     dependenciesHealthy: async () => ({ database: true, storage: storageUp }),
     ...quietDeps('master'),
   })

@@ -109,6 +109,9 @@ describe('master public client against an original master', () => {
   test('counts, task lists and retry are NotOffered; an upload answered with something else than an id is a failure', async () => {
     await expect(client.counts()).rejects.toBeInstanceOf(NotOffered)
     await expect(client.tasks()).rejects.toBeInstanceOf(NotOffered)
+    await expect(client.tasks({ before: 5 })).rejects.toBeInstanceOf(NotOffered)
+    await expect(client.events(1)).rejects.toBeInstanceOf(NotOffered)
+    await expect(client.history('day')).rejects.toBeInstanceOf(NotOffered)
     await expect(client.retry(1)).rejects.toBeInstanceOf(NotOffered)
     const upload = await client.submit(new Uint8Array([1, 2, 3])).catch((e: unknown) => e)
     expect(upload).toBeInstanceOf(DependencyUnavailable)
@@ -135,5 +138,7 @@ describe('database client against an original database', () => {
     expect(await client.getById(3)).toEqual({ id: 3, state: 2, plain: true })
     await expect(client.getNewTask()).rejects.toMatchObject({ status: 404, message: 'No non-started task.' })
     await expect(client.failTask(3, 'boom')).rejects.toBeInstanceOf(NotOffered)
+    await expect(client.events(3)).rejects.toBeInstanceOf(NotOffered)
+    await expect(client.history({ since: 0, step: 60_000 })).rejects.toBeInstanceOf(NotOffered)
   })
 })

@@ -6,6 +6,7 @@ import { SCHEMA_VERSION } from '../../src/roles/database/postgres-schema.ts'
 import type { TaskStore, TaskStoreOptions } from '../../src/roles/database/task-store.ts'
 import { DependencyUnavailable } from '../../src/shared/errors.ts'
 import { type PostgresServer, postgresInstalled, startPostgresServer } from '../helpers/postgres-server.ts'
+import { taskHistoryContract } from '../helpers/task-history-contract.ts'
 import { taskStoreContract } from '../helpers/task-store-contract.ts'
 
 /**
@@ -37,6 +38,9 @@ function whenOpen(opening: Promise<TaskStore>): TaskStore {
     markOneForRemoval: async (id) => (await opening).markOneForRemoval(id),
     releaseRemoval: async (ids) => (await opening).releaseRemoval(ids),
     removeMarked: async (ids) => (await opening).removeMarked(ids),
+    events: async (id) => (await opening).events(id),
+    figures: async (o) => (await opening).figures(o),
+    sampleQueue: async () => (await opening).sampleQueue(),
     onLeasesExpired: (listener) => void opening.then((store) => store.onLeasesExpired(listener)),
     healthy: async () => (await opening).healthy(),
     close: async () => (await opening).close(),
@@ -60,11 +64,13 @@ afterAll(async () => {
   await server?.destroy()
 }, 30_000)
 
-taskStoreContract('PostgreSQL', () => {
+const postgresEnv = () => {
   // Every open() within one test reaches the same database, so "close and open again" sees the same tasks.
   const url = freshDatabase()
-  return { open: (o) => whenOpen(url.then((u) => openPostgresTaskStore(u, { ...o, countsCacheMs: 0 }))), cleanup: () => {} }
-})
+  return { open: (o: TaskStoreOptions) => whenOpen(url.then((u) => openPostgresTaskStore(u, { ...o, countsCacheMs: 0 }))), cleanup: () => {} }
+}
+taskStoreContract('PostgreSQL', postgresEnv)
+taskHistoryContract('PostgreSQL', postgresEnv)
 
 describe('PostgreSQL task store: several instances on one database', () => {
   test('200 concurrent claims over 100 tasks, spread over three instances, hand each task out exactly once', async () => {
@@ -202,7 +208,7 @@ describe('PostgreSQL task store: several instances on one database', () => {
       const store = await openPostgresTaskStore(url, options())
       try {
         expect(await sql`SELECT version FROM pixmill_schema`).toEqual([{ version: SCHEMA_VERSION }])
-        expect(SCHEMA_VERSION).toBe(4)
+        expect(SCHEMA_VERSION).toBe(5)
         expect(await store.get(old)).toMatchObject({ keyHash: null, traceParent: null })
         expect((await store.get(await store.create({ keyHash: 'ef'.repeat(32) })))?.keyHash).toBe('ef'.repeat(32))
       } finally {
@@ -210,6 +216,67 @@ describe('PostgreSQL task store: several instances on one database', () => {
       }
     } finally {
       await sql.close()
+    }
+  })
+})
+
+describe('PostgreSQL task store: timelines', () => {
+  test('a database at schema 4 gets timelines and figures (migration 5) at the next start; its tasks carry on', async () => {
+    const url = await freshDatabase()
+    let clock = Date.UTC(2026, 0, 1)
+    const first = await openPostgresTaskStore(url, { ...options(), now: () => clock })
+    const done = await first.create()
+    const working = await first.create()
+    const waiting = await first.create()
+    await first.claim()
+    await first.finish(done)
+    const claim = (await first.claim()).claim!
+    await first.close()
+    const sql = new SQL(url, { max: 1 })
+    try {
+      // The state the release before timelines left behind.
+      await sql.unsafe(`
+        DROP TABLE pixmill_task_events, pixmill_task_minutes, pixmill_queue_samples;
+        DROP FUNCTION pixmill_count_event();
+        ALTER TABLE pixmill_tasks DROP COLUMN claimed_at;
+        UPDATE pixmill_schema SET version = 4;`)
+      // Within the lease of the claim made before.
+      clock += 30_000
+      const store = await openPostgresTaskStore(url, { ...options(), now: () => clock })
+      try {
+        expect(await sql`SELECT version FROM pixmill_schema`).toEqual([{ version: 5 }])
+        // A task from before has a `created` made from its creation time, and no other event from before.
+        expect(await store.events(done)).toEqual([{ at: Date.UTC(2026, 0, 1), event: 'created' }])
+        // Claimed before: its finish has no processing time to tell.
+        await store.finish(working, claim.leaseToken)
+        expect((await store.events(working))?.at(-1)).toEqual({ at: clock, event: 'finished', attempt: 1 })
+        await store.claim()
+        expect((await store.events(waiting))?.map((e) => e.event)).toEqual(['created', 'claimed'])
+        expect((await store.figures({ from: 0, to: clock })).minutes).toMatchObject([{ minute: Date.UTC(2026, 0, 1), created: 0, finished: 1 }])
+      } finally {
+        await store.close()
+      }
+    } finally {
+      await sql.close()
+    }
+  })
+
+  test('events and figures go where removal and pruning say: no event outlives its task', async () => {
+    const url = await freshDatabase()
+    const store = await openPostgresTaskStore(url, options())
+    const sql = new SQL(url, { max: 1 })
+    try {
+      const ids = [await store.create(), await store.create()]
+      for (const id of ids) {
+        const claim = (await store.claim()).claim!
+        await store.finish(id, claim.leaseToken)
+      }
+      await store.markOneForRemoval(ids[0]!)
+      await store.removeMarked([ids[0]!])
+      expect(await sql`SELECT DISTINCT task_id::int AS id FROM pixmill_task_events`).toEqual([{ id: ids[1] }])
+    } finally {
+      await sql.close()
+      await store.close()
     }
   })
 })

@@ -23,6 +23,7 @@ import {
   taskRecordJson,
 } from './model.ts'
 import { type ClaimWaits, createClaimWaits } from './claim-waits.ts'
+import { consoleRoutes } from './console-routes.ts'
 import type { Removal } from './removal.ts'
 import type { ReportsSharedFigures } from './shared-figures.ts'
 import { STATE_NAMES, type TaskState, type TaskStore } from './task-store.ts'
@@ -44,6 +45,8 @@ export interface DatabaseAppDeps {
    * tasks, and only one may export them, or a sum over the instances counts each task once per instance. Default: always.
    */
   readonly reportsSharedFigures?: ReportsSharedFigures
+  /** Epoch ms, for the history's buckets up to now; the store's clock in tests. Default Date.now. */
+  readonly now?: () => number
 }
 
 const NO_TASK = 'No non-started task.'
@@ -51,7 +54,7 @@ const NO_TASK = 'No non-started task.'
 /** Every database route but the operations ones is internal: only the master and operators call the database. */
 const INTERNAL_ROUTES = [
   '/newTask', '/getById', '/getNewTask', '/finishTask', '/setById', '/list', '/failTask', '/retryTask', '/renewTask',
-  '/releaseTask', '/tasks', '/counts', '/reserveTask', '/activateTask', '/dropTask', '/deleteTask', '/getByIds',
+  '/releaseTask', '/tasks', '/counts', '/reserveTask', '/activateTask', '/dropTask', '/deleteTask', '/getByIds', '/events', '/history',
 ]
 
 function taskMetrics(registry: Registry, store: TaskStore, reports: ReportsSharedFigures) {
@@ -300,13 +303,16 @@ export function createDatabaseApp({ store, removal, log, registry, token, idleTi
       '/tasks',
       async ({ query }) => {
         const state = query.state === undefined ? undefined : (Number(query.state) as TaskState)
-        const tasks = await store.recent({ state, limit: Number(query.limit ?? 50) })
+        const tasks = await store.recent({ state, limit: Number(query.limit ?? 50), before: query.before === undefined ? undefined : Number(query.before) })
         return tasks.map(taskJson)
       },
       {
         query: RecentQuery,
         response: { 200: t.Array(TaskJson) },
-        detail: { summary: 'The newest tasks, newest first, optionally in one state (limit 1-200, default 50)', tags: ['beyond'] },
+        detail: {
+          summary: 'The newest tasks, newest first, optionally in one state (limit 1-200, default 50); `before=<id>` for the next page',
+          tags: ['beyond'],
+        },
       },
     )
     .get(
@@ -364,6 +370,7 @@ export function createDatabaseApp({ store, removal, log, registry, token, idleTi
       },
       { query: IdQuery, response: { 200: Success, 404: ErrorText }, detail: { summary: 'Make a held task claimable', tags: ['beyond'] } },
     )
+    .use(consoleRoutes(store, deps.now ?? Date.now))
     .post(
       '/dropTask',
       async ({ query }) => {

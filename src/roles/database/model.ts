@@ -2,8 +2,9 @@
 import { t } from 'elysia'
 import { IdString } from '../../shared/schemas.ts'
 import { KEY_HASH_PATTERN } from '../../shared/task-key.ts'
-export { CountsJson, RecentQuery } from '../../shared/task-schemas.ts'
-import { STATE_NAMES, type Task } from './task-store.ts'
+export { CountsJson, HistoryJson, HistoryQuery, RecentQuery, TaskEventsJson } from '../../shared/task-schemas.ts'
+import type { HistoryBucket } from './history.ts'
+import { STATE_NAMES, type Task, type TaskEvent } from './task-store.ts'
 
 export const LeaseToken = t.String({
   minLength: 1,
@@ -91,3 +92,17 @@ export function taskRecordJson(task: Task) {
   return { ...taskJson(task), ...(task.keyHash !== null ? { keyHash: task.keyHash } : {}) }
 }
 
+
+const iso = (ms: number) => new Date(ms).toISOString()
+
+export function taskEventJson({ at, ...event }: TaskEvent) {
+  return { at: iso(at), ...event }
+}
+
+export function historyJson(since: number, step: number, buckets: readonly HistoryBucket[]) {
+  return {
+    since: iso(since),
+    step,
+    buckets: buckets.map(({ at, processing, ...figures }) => ({ at: iso(at), ...figures, processingMs: processing })),
+  }
+}

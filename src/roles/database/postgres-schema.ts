@@ -1,5 +1,12 @@
 // The PostgreSQL task store's schema and its migrations, run once per start under an advisory lock.
 import type { SQL } from 'bun'
+import { bucketOf, COUNTED_EVENTS, EVENT, PROCESSING_COLUMNS } from './task-events.ts'
+
+/**
+ * Rows of the per-minute figures per minute: each database connection adds to one of them (by its backend's pid), so
+ * that connections recording events at once do not queue on one row lock held until each commit. Reads add them up.
+ */
+export const FIGURE_SHARDS = 8
 
 /**
  * Numbered migrations, applied in order once each. A database records how many it has in `pixmill_schema`;
@@ -41,6 +48,47 @@ const MIGRATIONS: readonly string[] = [
   // 4: the upload's trace context, which the worker's spans continue.
   `
   ALTER TABLE pixmill_tasks ADD COLUMN IF NOT EXISTS trace_parent TEXT;
+  `,
+  // 5: each task's events (its timeline), written by the statement that makes the change and deleted with the task;
+  // per-minute figures kept by a trigger on every counted event; the queue's depth sampled per minute. The processing
+  // time of an attempt runs from claimed_at.
+  `
+  ALTER TABLE pixmill_tasks ADD COLUMN IF NOT EXISTS claimed_at BIGINT;
+  CREATE TABLE IF NOT EXISTS pixmill_task_events (
+    task_id  BIGINT NOT NULL,
+    seq      BIGINT GENERATED ALWAYS AS IDENTITY,
+    at       BIGINT NOT NULL,
+    event    SMALLINT NOT NULL,
+    attempt  INTEGER,
+    error    TEXT,
+    for_good BOOLEAN,
+    ms       INTEGER,
+    PRIMARY KEY (task_id, seq)
+  );
+  CREATE TABLE IF NOT EXISTS pixmill_task_minutes (
+    minute BIGINT NOT NULL,
+    shard  SMALLINT NOT NULL,
+    created INTEGER NOT NULL DEFAULT 0, finished INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0, failed_for_good INTEGER NOT NULL DEFAULT 0,
+    ${PROCESSING_COLUMNS.map((c) => `${c} INTEGER NOT NULL DEFAULT 0`).join(', ')},
+    PRIMARY KEY (minute, shard)
+  );
+  CREATE TABLE IF NOT EXISTS pixmill_queue_samples (minute BIGINT PRIMARY KEY, at BIGINT NOT NULL, waiting INTEGER NOT NULL, in_progress INTEGER NOT NULL);
+  CREATE OR REPLACE FUNCTION pixmill_count_event() RETURNS trigger LANGUAGE plpgsql AS $$
+  DECLARE
+    bucket INTEGER := CASE WHEN NEW.ms IS NULL THEN -1 ELSE ${bucketOf('NEW.ms')} END;
+    failure BOOLEAN := NEW.event IN (${EVENT.failed}, ${EVENT.lease_expired});
+  BEGIN
+    INSERT INTO pixmill_task_minutes AS m (minute, shard, created, finished, failed, failed_for_good, ${PROCESSING_COLUMNS.join(', ')})
+    VALUES (NEW.at - NEW.at % 60000, pg_backend_pid() % ${FIGURE_SHARDS}, (NEW.event = ${EVENT.created})::int, (NEW.event = ${EVENT.finished})::int,
+      failure::int, (failure AND COALESCE(NEW.for_good, FALSE))::int, ${PROCESSING_COLUMNS.map((_, i) => `(bucket = ${i})::int`).join(', ')})
+    ON CONFLICT (minute, shard) DO UPDATE SET created = m.created + EXCLUDED.created, finished = m.finished + EXCLUDED.finished,
+      failed = m.failed + EXCLUDED.failed, failed_for_good = m.failed_for_good + EXCLUDED.failed_for_good,
+      ${PROCESSING_COLUMNS.map((c) => `${c} = m.${c} + EXCLUDED.${c}`).join(', ')};
+    RETURN NULL;
+  END $$;
+  DROP TRIGGER IF EXISTS pixmill_task_events_counted ON pixmill_task_events;
+  CREATE TRIGGER pixmill_task_events_counted AFTER INSERT ON pixmill_task_events
+    FOR EACH ROW WHEN (NEW.event IN (${COUNTED_EVENTS})) EXECUTE FUNCTION pixmill_count_event();
   `,
 ]
 

@@ -4,7 +4,18 @@ import { Conflict, DependencyUnavailable, NotFound } from '../../shared/errors.t
 import type { Logger } from '../../shared/logger.ts'
 import { createGuard, reasonOf } from './postgres-errors.ts'
 import { migrate } from './postgres-schema.ts'
-import { type ClaimResult, LEASE_RAN_OUT, REMOVAL_LEASE_MS, type Task, type TaskState, type TaskStore, type TaskStoreOptions } from './task-store.ts'
+import { EVENT, type EventRow, PROCESSING_COLUMNS, timeline } from './task-events.ts'
+import {
+  type ClaimResult,
+  FIGURES_KEPT_MS,
+  LEASE_RAN_OUT,
+  type MinuteFigures,
+  REMOVAL_LEASE_MS,
+  type Task,
+  type TaskState,
+  type TaskStore,
+  type TaskStoreOptions,
+} from './task-store.ts'
 
 /** A row as Bun returns it: BIGINT columns arrive as strings. */
 interface Row {
@@ -21,7 +32,15 @@ interface Row {
   trace_parent: string | null
   removing_until: string | null
   key_hash: string | null
+  claimed_at: string | null
 }
+
+/** The per-minute figures of a minute, added up over its shards. */
+const MINUTES = `
+  SELECT minute, sum(created)::int AS created, sum(finished)::int AS finished, sum(failed)::int AS failed,
+    sum(failed_for_good)::int AS failed_for_good, ${PROCESSING_COLUMNS.map((c) => `sum(${c})::int AS ${c}`).join(', ')}
+  FROM pixmill_task_minutes WHERE minute BETWEEN $1 AND $2 GROUP BY minute ORDER BY minute`
+
 
 export interface PostgresTaskStoreOptions extends TaskStoreOptions {
   /** Connections in this instance's pool. Default 10. */
@@ -102,6 +121,16 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
   }
   let counted: { at: number; counts: Promise<Record<TaskState, number>> } | undefined
 
+  // Each change records its event in the same statement (a data-modifying CTE), so that a change and its event commit
+  // together in one round trip; the trigger of migration 5 adds the counted ones to the minute's figures.
+  /** The processing time of an attempt claimed at `claimed_at` that ends at `t`, in ms (as an INTEGER column keeps it). */
+  // (GREATEST and LEAST skip NULLs: a claim from before claimed_at was kept must stay without a time.)
+  const processingMs = (t: number) => sql`CASE WHEN claimed_at IS NOT NULL THEN LEAST(GREATEST(${t}::bigint - claimed_at, 0), 2147483647)::int END`
+  /** The CTE that records a lease expiry for each row of the CTE `expired` (id, state, attempts). */
+  const expiryLogged = (t: number) => sql`logged AS (
+    INSERT INTO pixmill_task_events (task_id, at, event, attempt, for_good)
+    SELECT id, ${t}::bigint, ${EVENT.lease_expired}::smallint, attempts, state = 3 FROM expired)`
+
   const expiryListeners = new Set<(count: number) => void>()
 
   /**
@@ -116,8 +145,8 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
         UPDATE pixmill_tasks SET attempts = attempts + 1, state = CASE WHEN attempts + 1 >= ${max} THEN 3 ELSE 0 END,
           error = ${LEASE_RAN_OUT}, lease_until = NULL, lease_token = NULL, updated_at = ${t}
         WHERE id IN (SELECT id FROM pixmill_tasks WHERE state = 1 AND lease_until <= ${t} ORDER BY id FOR UPDATE)
-        RETURNING id
-      )
+        RETURNING id, state, attempts
+      ), ${expiryLogged(t)}
       SELECT count(*)::int AS expired FROM expired`
     const expired = expiry?.expired ?? 0
     if (expired > 0) for (const listener of expiryListeners) listener(expired)
@@ -157,15 +186,22 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
   // two instances racing on one task cannot both succeed (a check-then-write would need SELECT ... FOR UPDATE).
   const inProgress = (id: number, token: string | undefined) => sql`id = ${id} AND state = 1 AND (${token ?? null}::text IS NULL OR lease_token = ${token ?? null})`
 
-  return {
+  const store: TaskStore = {
     create: (opts) =>
       guarded(async () => {
         const t = now()
         // One statement: the counter row stays locked until the insert commits, so ids have no gaps or repeats.
+        // A held task becomes visible, and so created, when it is activated.
         const [created] = await sql<{ id: string }[]>`
-          WITH next AS (UPDATE pixmill_counters SET next = next + 1 WHERE name = 'tasks' RETURNING next - 1 AS id)
-          INSERT INTO pixmill_tasks (id, created_at, updated_at, ready, request_id, key_hash, trace_parent)
-          SELECT id, ${t}, ${t}, ${opts?.ready ?? true}, ${opts?.requestId ?? null}, ${opts?.keyHash ?? null}, ${opts?.traceParent ?? null} FROM next RETURNING id`
+          WITH next AS (UPDATE pixmill_counters SET next = next + 1 WHERE name = 'tasks' RETURNING next - 1 AS id),
+          made AS (
+            INSERT INTO pixmill_tasks (id, created_at, updated_at, ready, request_id, key_hash, trace_parent)
+            SELECT id, ${t}, ${t}, ${opts?.ready ?? true}, ${opts?.requestId ?? null}, ${opts?.keyHash ?? null}, ${opts?.traceParent ?? null} FROM next
+            RETURNING id, ready
+          ), logged AS (
+            INSERT INTO pixmill_task_events (task_id, at, event) SELECT id, ${t}::bigint, ${EVENT.created}::smallint FROM made WHERE ready
+          )
+          SELECT id FROM made`
         return Number(created!.id)
       }),
     get: (id) =>
@@ -187,7 +223,13 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
       }),
     activate: (id) =>
       guarded(async () => {
-        const rows = await sql`UPDATE pixmill_tasks SET ready = TRUE, updated_at = ${now()} WHERE id = ${id} AND removing_until IS NULL RETURNING id`
+        const t = now()
+        // `was` reads the row as it was before (locked, so that two activations record one `created`).
+        const rows = await sql`
+          WITH was AS (SELECT id, ready FROM pixmill_tasks WHERE id = ${id} AND removing_until IS NULL FOR UPDATE),
+          activated AS (UPDATE pixmill_tasks AS task SET ready = TRUE, updated_at = ${t} FROM was WHERE task.id = was.id RETURNING task.id),
+          logged AS (INSERT INTO pixmill_task_events (task_id, at, event) SELECT id, ${t}::bigint, ${EVENT.created}::smallint FROM was WHERE NOT ready)
+          SELECT id FROM activated`
         if (rows.length === 0) throw new NotFound(`No task with id ${id}.`)
       }),
     drop: (id) =>
@@ -210,16 +252,21 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
             UPDATE pixmill_tasks SET attempts = attempts + 1, state = CASE WHEN attempts + 1 >= ${max} THEN 3 ELSE 0 END,
               error = ${LEASE_RAN_OUT}, lease_until = NULL, lease_token = NULL, updated_at = ${t}
             WHERE id IN (SELECT id FROM pixmill_tasks WHERE state = 1 AND lease_until <= ${t} FOR UPDATE SKIP LOCKED)
-            RETURNING id
-          )
+            RETURNING id, state, attempts
+          ), ${expiryLogged(t)}
           SELECT count(*)::int AS expired FROM expired`
         // A separate statement so that it sees the tasks just put back. SKIP LOCKED: concurrent claimers each take
         // a different row instead of queueing on the oldest one and then finding it taken.
         const leaseToken = crypto.randomUUID()
         const [claimed] = await sql<Row[]>`
-          UPDATE pixmill_tasks SET state = 1, lease_until = ${t + leaseMs}, lease_token = ${leaseToken}, updated_at = ${t}
-          WHERE id = (SELECT id FROM pixmill_tasks WHERE state = 0 AND ready ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
-          RETURNING *`
+          WITH claimed AS (
+            UPDATE pixmill_tasks SET state = 1, lease_until = ${t + leaseMs}, lease_token = ${leaseToken}, updated_at = ${t}, claimed_at = ${t}
+            WHERE id = (SELECT id FROM pixmill_tasks WHERE state = 0 AND ready ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+            RETURNING *
+          ), logged AS (
+            INSERT INTO pixmill_task_events (task_id, at, event, attempt) SELECT id, ${t}::bigint, ${EVENT.claimed}::smallint, attempts + 1 FROM claimed
+          )
+          SELECT * FROM claimed`
         const expired = expiry?.expired ?? 0
         if (expired > 0) for (const listener of expiryListeners) listener(expired)
         return { claim: claimed ? { task: toTask(claimed), leaseToken } : undefined }
@@ -234,29 +281,51 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
     finish: (id, leaseToken) =>
       fresh(async (t) => {
         const rows = await sql<Row[]>`
-          UPDATE pixmill_tasks SET state = 2, lease_until = NULL, lease_token = NULL, updated_at = ${t}
-          WHERE ${inProgress(id, leaseToken)} RETURNING *`
+          WITH finished AS (
+            UPDATE pixmill_tasks SET state = 2, lease_until = NULL, lease_token = NULL, updated_at = ${t}
+            WHERE ${inProgress(id, leaseToken)} RETURNING *
+          ), logged AS (
+            INSERT INTO pixmill_task_events (task_id, at, event, attempt, ms)
+            SELECT id, ${t}::bigint, ${EVENT.finished}::smallint, attempts + 1, ${processingMs(t)} FROM finished
+          )
+          SELECT * FROM finished`
         return updated(rows, id, 'finish', leaseToken)
       }),
     fail: (id, error, leaseToken) =>
       fresh(async (t) => {
         const rows = await sql<Row[]>`
-          UPDATE pixmill_tasks SET attempts = attempts + 1, state = CASE WHEN attempts + 1 >= ${max} THEN 3 ELSE 0 END,
-            error = ${error ?? 'no reason given'}, lease_until = NULL, lease_token = NULL, updated_at = ${t}
-          WHERE ${inProgress(id, leaseToken)} RETURNING *`
+          WITH failed AS (
+            UPDATE pixmill_tasks SET attempts = attempts + 1, state = CASE WHEN attempts + 1 >= ${max} THEN 3 ELSE 0 END,
+              error = ${error ?? 'no reason given'}, lease_until = NULL, lease_token = NULL, updated_at = ${t}
+            WHERE ${inProgress(id, leaseToken)} RETURNING *
+          ), logged AS (
+            INSERT INTO pixmill_task_events (task_id, at, event, attempt, error, for_good)
+            SELECT id, ${t}::bigint, ${EVENT.failed}::smallint, attempts, error, state = 3 FROM failed
+          )
+          SELECT * FROM failed`
         return updated(rows, id, 'fail', leaseToken)
       }),
     release: (id, leaseToken) =>
       fresh(async (t) => {
         const rows = await sql<Row[]>`
-          UPDATE pixmill_tasks SET state = 0, lease_until = NULL, lease_token = NULL, updated_at = ${t}
-          WHERE ${inProgress(id, leaseToken)} RETURNING *`
+          WITH released AS (
+            UPDATE pixmill_tasks SET state = 0, lease_until = NULL, lease_token = NULL, updated_at = ${t}
+            WHERE ${inProgress(id, leaseToken)} RETURNING *
+          ), logged AS (
+            INSERT INTO pixmill_task_events (task_id, at, event, attempt) SELECT id, ${t}::bigint, ${EVENT.released}::smallint, attempts + 1 FROM released
+          )
+          SELECT * FROM released`
         return updated(rows, id, 'release', leaseToken)
       }),
     retry: (id) =>
       fresh(async (t) => {
         const rows = await sql<Row[]>`
-          UPDATE pixmill_tasks SET state = 0, attempts = 0, error = NULL, updated_at = ${t} WHERE id = ${id} AND state = 3 AND ready AND removing_until IS NULL RETURNING *`
+          WITH retried AS (
+            UPDATE pixmill_tasks SET state = 0, attempts = 0, error = NULL, updated_at = ${t} WHERE id = ${id} AND state = 3 AND ready AND removing_until IS NULL RETURNING *
+          ), logged AS (
+            INSERT INTO pixmill_task_events (task_id, at, event) SELECT id, ${t}::bigint, ${EVENT.retried}::smallint FROM retried
+          )
+          SELECT * FROM retried`
         if (rows[0]) return toTask(rows[0])
         const current = await row(id)
         if (!current) throw new NotFound(`No task with id ${id}.`)
@@ -264,9 +333,22 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
       }),
     setState: (id, state) =>
       fresh(async (t) => {
+        // The original /setById: the timeline shows what the change amounts to, as task-events.ts' setStateEvent says.
         const rows = await sql<Row[]>`
-          UPDATE pixmill_tasks SET state = ${state}, lease_until = ${state === 1 ? t + leaseMs : null}, lease_token = NULL, updated_at = ${t}
-          WHERE id = ${id} AND ready AND removing_until IS NULL RETURNING *`
+          WITH was AS (SELECT id, state, attempts, claimed_at FROM pixmill_tasks WHERE id = ${id} AND ready AND removing_until IS NULL FOR UPDATE),
+          changed AS (
+            UPDATE pixmill_tasks AS task SET state = ${state}, lease_until = ${state === 1 ? t + leaseMs : null}, lease_token = NULL, updated_at = ${t},
+              claimed_at = CASE WHEN ${state}::int = 1 THEN ${t}::bigint ELSE task.claimed_at END
+            FROM was WHERE task.id = was.id RETURNING task.*
+          ), logged AS (
+            INSERT INTO pixmill_task_events (task_id, at, event, attempt, ms)
+            SELECT id, ${t}::bigint,
+              CASE WHEN ${state}::int = 1 THEN ${EVENT.claimed} WHEN ${state}::int = 2 THEN ${EVENT.finished} WHEN state = 1 THEN ${EVENT.released} ELSE ${EVENT.retried} END,
+              CASE WHEN ${state}::int = 1 OR state = 1 THEN attempts + 1 END,
+              CASE WHEN ${state}::int = 2 AND state = 1 THEN ${processingMs(t)} END
+            FROM was WHERE state <> ${state}::int
+          )
+          SELECT * FROM changed`
         if (!rows[0]) throw new NotFound(`No task with id ${id}.`)
         return toTask(rows[0])
       }),
@@ -280,12 +362,13 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
         after = Number(rows[rows.length - 1]!.id)
       }
     },
-    recent: ({ state, limit }) =>
+    recent: ({ state, limit, before }) =>
       fresh(async () => {
+        const below = before ?? Number.MAX_SAFE_INTEGER
         const rows =
           state === undefined
-            ? await sql<Row[]>`SELECT * FROM pixmill_tasks WHERE ready AND removing_until IS NULL ORDER BY id DESC LIMIT ${limit}`
-            : await sql<Row[]>`SELECT * FROM pixmill_tasks WHERE state = ${state} AND ready AND removing_until IS NULL ORDER BY id DESC LIMIT ${limit}`
+            ? await sql<Row[]>`SELECT * FROM pixmill_tasks WHERE id < ${below} AND ready AND removing_until IS NULL ORDER BY id DESC LIMIT ${limit}`
+            : await sql<Row[]>`SELECT * FROM pixmill_tasks WHERE state = ${state} AND id < ${below} AND ready AND removing_until IS NULL ORDER BY id DESC LIMIT ${limit}`
         return rows.map(toTask)
       }),
     countByState() {
@@ -337,9 +420,64 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
     removeMarked: (ids) =>
       guarded(async () => {
         if (ids.length === 0) return 0
-        const rows = await sql`DELETE FROM pixmill_tasks WHERE id IN ${sql(ids as number[])} AND removing_until IS NOT NULL RETURNING id`
+        const rows = await sql`
+          WITH gone AS (DELETE FROM pixmill_tasks WHERE id IN ${sql(ids as number[])} AND removing_until IS NOT NULL RETURNING id),
+          timelines AS (DELETE FROM pixmill_task_events WHERE task_id IN (SELECT id FROM gone))
+          SELECT id FROM gone`
         return rows.length
       }),
+    events: (id) =>
+      guarded(async () => {
+        const t = now()
+        const read = () =>
+          sql<(EventRow & { state: TaskState; lease_until: string | null; created_at: string; seq: string | null })[]>`
+            SELECT task.state, task.lease_until, task.created_at, e.seq, e.at, e.event, e.attempt, e.error, e.for_good, e.ms
+            FROM pixmill_tasks AS task LEFT JOIN pixmill_task_events AS e ON e.task_id = task.id
+            WHERE task.id = ${id} AND task.ready AND task.removing_until IS NULL ORDER BY e.seq`
+        let rows = await read()
+        // As get(): a task in progress past its lease shows the expiry first.
+        if (rows[0] && rows[0].state === 1 && rows[0].lease_until !== null && Number(rows[0].lease_until) <= t) {
+          await expireLeases(t)
+          rows = await read()
+        }
+        if (!rows[0]) return undefined
+        return timeline(rows.filter((r) => r.seq !== null), Number(rows[0].created_at))
+      }),
+    figures: ({ from, to }) =>
+      guarded(async () => {
+        const [minutes, samples] = await Promise.all([
+          sql.unsafe<({ minute: string } & Record<string, number>)[]>(MINUTES, [from, to]),
+          sql<{ minute: string; at: string; waiting: number; in_progress: number }[]>`
+            SELECT * FROM pixmill_queue_samples WHERE minute BETWEEN ${from} AND ${to} ORDER BY minute`,
+        ])
+        return {
+          minutes: minutes.map(
+            (row): MinuteFigures => ({
+              minute: Number(row.minute),
+              created: row.created!,
+              finished: row.finished!,
+              failed: row.failed!,
+              failedForGood: row.failed_for_good!,
+              processing: PROCESSING_COLUMNS.map((c) => row[c]!),
+            }),
+          ),
+          samples: samples.map((row) => ({ minute: Number(row.minute), at: Number(row.at), waiting: row.waiting, inProgress: row.in_progress })),
+        }
+      }),
+    async sampleQueue() {
+      // The shared count (countsCacheMs) serves this too: a sample a second old is as good.
+      const counts = await store.countByState()
+      await guarded(async () => {
+        const t = now()
+        const cutoff = t - FIGURES_KEPT_MS
+        // Instances sharing the database sample the same minute: the latest sample stays.
+        await sql`
+          WITH old_minutes AS (DELETE FROM pixmill_task_minutes WHERE minute < ${cutoff}),
+          old_samples AS (DELETE FROM pixmill_queue_samples WHERE minute < ${cutoff})
+          INSERT INTO pixmill_queue_samples AS s (minute, at, waiting, in_progress) VALUES (${t - (t % 60_000)}, ${t}, ${counts[0]}, ${counts[1]})
+          ON CONFLICT (minute) DO UPDATE SET at = EXCLUDED.at, waiting = EXCLUDED.waiting, in_progress = EXCLUDED.in_progress WHERE EXCLUDED.at >= s.at`
+      })
+    },
     onLeasesExpired(listener) {
       expiryListeners.add(listener)
     },
@@ -360,4 +498,5 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
       await sql.close({ timeout: 5 })
     },
   }
+  return store
 }

@@ -1,5 +1,6 @@
 // The bun:sqlite task store's schema, brought up to date on open (files of earlier versions included).
 import type { Database } from 'bun:sqlite'
+import { bucketOf, COUNTED_EVENTS, EVENT, PROCESSING_COLUMNS } from './task-events.ts'
 
 /**
  * A task is visible (seen by reads, counted) unless it is held (`ready = 0`: its image is on its way) or marked for
@@ -51,6 +52,42 @@ BEGIN
 END;
 `
 
+/**
+ * Each task's events (its timeline), written in the transaction of the change they describe, and deleted with the task
+ * by a trigger. The per-minute figures are kept by a trigger on every counted event, as task_counts is: the history of
+ * the charts is read from a row per minute, never from the tasks. The queue's depth is sampled into its own table.
+ */
+const TIMELINE = `
+CREATE TABLE IF NOT EXISTS task_events (
+  id       INTEGER PRIMARY KEY,
+  task_id  INTEGER NOT NULL,
+  at       INTEGER NOT NULL,
+  event    INTEGER NOT NULL,
+  attempt  INTEGER,
+  error    TEXT,
+  for_good INTEGER,
+  ms       INTEGER
+);
+CREATE INDEX IF NOT EXISTS task_events_by_task ON task_events (task_id);
+CREATE TRIGGER IF NOT EXISTS tasks_events_removed AFTER DELETE ON tasks BEGIN DELETE FROM task_events WHERE task_id = OLD.id; END;
+CREATE TABLE IF NOT EXISTS task_minutes (
+  minute INTEGER PRIMARY KEY,
+  created INTEGER NOT NULL DEFAULT 0, finished INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0, failed_for_good INTEGER NOT NULL DEFAULT 0,
+  ${PROCESSING_COLUMNS.map((c) => `${c} INTEGER NOT NULL DEFAULT 0`).join(', ')}
+);
+CREATE TRIGGER IF NOT EXISTS task_events_counted AFTER INSERT ON task_events WHEN NEW.event IN (${COUNTED_EVENTS})
+BEGIN
+  INSERT INTO task_minutes (minute, created, finished, failed, failed_for_good, ${PROCESSING_COLUMNS.join(', ')})
+  VALUES (NEW.at - NEW.at % 60000, NEW.event = ${EVENT.created}, NEW.event = ${EVENT.finished},
+    NEW.event IN (${EVENT.failed}, ${EVENT.lease_expired}), NEW.event IN (${EVENT.failed}, ${EVENT.lease_expired}) AND NEW.for_good = 1,
+    ${PROCESSING_COLUMNS.map((_, i) => `COALESCE(${bucketOf('NEW.ms')} = ${i} AND NEW.ms IS NOT NULL, 0)`).join(', ')})
+  ON CONFLICT (minute) DO UPDATE SET created = created + excluded.created, finished = finished + excluded.finished,
+    failed = failed + excluded.failed, failed_for_good = failed_for_good + excluded.failed_for_good,
+    ${PROCESSING_COLUMNS.map((c) => `${c} = ${c} + excluded.${c}`).join(', ')};
+END;
+CREATE TABLE IF NOT EXISTS queue_samples (minute INTEGER PRIMARY KEY, at INTEGER NOT NULL, waiting INTEGER NOT NULL, in_progress INTEGER NOT NULL);
+`
+
 /** Creates the schema, or brings a file of an earlier version up to date, in one transaction. */
 export function migrateSqlite(db: Database): void {
   db.transaction(() => {
@@ -61,9 +98,12 @@ export function migrateSqlite(db: Database): void {
     if (!columns.has('removing_until')) db.exec('ALTER TABLE tasks ADD COLUMN removing_until INTEGER')
     if (!columns.has('key_hash')) db.exec('ALTER TABLE tasks ADD COLUMN key_hash TEXT')
     if (!columns.has('trace_parent')) db.exec('ALTER TABLE tasks ADD COLUMN trace_parent TEXT')
+    // When the current attempt was claimed: its processing time is taken from it when it finishes.
+    if (!columns.has('claimed_at')) db.exec('ALTER TABLE tasks ADD COLUMN claimed_at INTEGER')
     db.exec(INDEXES)
     const hasCounts = db.prepare<{ n: number }, []>(`SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'task_counts'`).get()!.n > 0
     // Counted once, when the table is made; the triggers keep it from then on.
     if (!hasCounts) db.exec(COUNTS)
+    db.exec(TIMELINE)
   }).immediate()
 }

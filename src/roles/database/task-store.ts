@@ -25,6 +25,52 @@ export interface Task {
   readonly traceParent: string | null
 }
 
+/** What happened to a task: its timeline is a list of these, oldest first. */
+export type TaskEventName = 'created' | 'claimed' | 'finished' | 'failed' | 'lease_expired' | 'released' | 'retried'
+
+export interface TaskEvent {
+  /** Epoch milliseconds. */
+  readonly at: number
+  readonly event: TaskEventName
+  /** The attempt this event belongs to (claimed, finished, failed, lease_expired, released): failed attempts before it + 1. */
+  readonly attempt?: number
+  /** Why the attempt failed (failed). */
+  readonly error?: string
+  /** Whether the failure ended the task (failed, lease_expired): true at `maxAttempts`, false when it waits again. */
+  readonly forGood?: boolean
+  /** Processing time (finished): from this attempt's claim to its finish. */
+  readonly ms?: number
+}
+
+/** One minute's figures, kept as events are recorded (no task is read to make them). */
+export interface MinuteFigures {
+  /** The minute's start, epoch milliseconds. */
+  readonly minute: number
+  readonly created: number
+  readonly finished: number
+  /** Failed attempts, lease expiries included. */
+  readonly failed: number
+  readonly failedForGood: number
+  /** Processing times of the tasks finished: counts per bucket of PROCESSING_BUCKETS_MS (the last one above every bound). */
+  readonly processing: readonly number[]
+}
+
+/** The queue's depth as last sampled in a minute. */
+export interface QueueSample {
+  /** The minute's start, epoch milliseconds. */
+  readonly minute: number
+  /** When it was taken, epoch milliseconds. */
+  readonly at: number
+  readonly waiting: number
+  readonly inProgress: number
+}
+
+/** Upper bounds (ms) of the processing-time buckets; one more bucket takes everything above. Fixed: the stores keep a column per bucket. */
+export const PROCESSING_BUCKETS_MS = [10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000] as const
+
+/** Per-minute figures and queue samples are kept this long. */
+export const FIGURES_KEPT_MS = 48 * 60 * 60 * 1000
+
 /** A claimed task and the token that proves the claim. */
 export interface Claim {
   readonly task: Task
@@ -90,8 +136,11 @@ export interface TaskStore {
   setState(id: number, state: 0 | 1 | 2): Promise<Task>
   /** Every task, oldest first. */
   list(): AsyncIterable<Task>
-  /** The newest tasks (by id, newest first), optionally only those in one state; at most `limit`. */
-  recent(options: { state?: TaskState; limit: number }): Promise<Task[]>
+  /**
+   * The newest tasks (by id, newest first), optionally only those in one state; at most `limit`. `before`: only tasks
+   * with a smaller id (the last id of the previous page), so that pages stay put while new tasks arrive.
+   */
+  recent(options: { state?: TaskState; limit: number; before?: number }): Promise<Task[]>
   /** How many tasks are in each state. */
   countByState(): Promise<Record<TaskState, number>>
   /**
@@ -111,6 +160,19 @@ export interface TaskStore {
   releaseRemoval(ids: readonly number[]): Promise<void>
   /** Deletes the records of these tasks, if they are marked for removal; answers how many went. */
   removeMarked(ids: readonly number[]): Promise<number>
+  /**
+   * The task's timeline, oldest first; undefined for an unknown task or one no read sees (held, being removed). Each
+   * event is recorded with the change it describes, and goes with the task. A task from before timelines were kept
+   * gets a `created` event made from its creation time.
+   */
+  events(id: number): Promise<TaskEvent[] | undefined>
+  /** The figures of the minutes from `from` to `to` (epoch ms, both included) that have any, oldest first. */
+  figures(options: { from: number; to: number }): Promise<{ minutes: MinuteFigures[]; samples: QueueSample[] }>
+  /**
+   * Records the queue's depth (tasks waiting, in progress) as the current minute's sample (a later one in the same
+   * minute replaces it), and drops figures older than FIGURES_KEPT_MS.
+   */
+  sampleQueue(): Promise<void>
   /** `listener` is told how many leases ran out each time expired tasks are put back, once the change committed. */
   onLeasesExpired(listener: (count: number) => void): void
   healthy(): Promise<boolean>

@@ -11,6 +11,7 @@ import type { Logger } from '../../shared/logger.ts'
 import { ClaimQuery, ErrorText, IdQuery, Success } from '../../shared/schemas.ts'
 import { hashTaskKey, newTaskKey, TASK_KEY_HEADER, unknownTask } from '../../shared/task-key.ts'
 import { acceptUpload } from './accept-upload.ts'
+import { consoleRoutes } from './console-routes.ts'
 import { createTaskAccess, type ReadAccess } from './task-access.ts'
 import { createTaskStates, type TaskStates } from './task-states.ts'
 import { createTaskWaits, type TaskWaits } from './task-waits.ts'
@@ -47,6 +48,8 @@ export interface MasterAppDeps {
   readonly corsOrigins?: readonly string[] | '*'
   /** The upload limit's clock (monotonic ms), for tests. */
   readonly now?: () => number
+  /** Epoch ms, for the windows of `/history`. Default Date.now. */
+  readonly clock?: () => number
 }
 
 /**
@@ -131,8 +134,9 @@ export function createMasterApp(deps: MasterAppDeps) {
     traceRoots: (path) => path !== '/getNewTask',
     internal: [
       '/getNewTask', '/registerTaskFinished', '/registerTaskFailed', '/renewTask', '/releaseTask', '/retryTask', '/deleteTask',
-      // With private results the list of everyone's tasks (ids, times, failures) is for operators only; the counts stay open.
-      ...(privateResults ? ['/tasks'] : []),
+      // With private results the list of everyone's tasks (ids, times, failures) and their timelines are for operators
+      // only; the counts and the history (numbers about all tasks) stay open.
+      ...(privateResults ? ['/tasks', '/events'] : []),
     ],
     keyed: privateResults ? ['/isReady', '/get', '/status', '/wait'] : [],
     corsOrigins: deps.corsOrigins,
@@ -257,13 +261,24 @@ export function createMasterApp(deps: MasterAppDeps) {
     .get(
       '/tasks',
       async ({ query }) =>
-        (await database.recentTasks({ state: query.state === undefined ? undefined : Number(query.state), limit: query.limit === undefined ? undefined : Number(query.limit) })).map(statusJson),
+        (
+          await database.recentTasks({
+            state: query.state === undefined ? undefined : Number(query.state),
+            limit: query.limit === undefined ? undefined : Number(query.limit),
+            before: query.before === undefined ? undefined : Number(query.before),
+          })
+        ).map(statusJson),
       {
         query: RecentQuery,
         response: { 200: t.Array(StatusJson), 400: ErrorText },
-        detail: { summary: 'The newest tasks, newest first, optionally in one state (limit 1-200, default 50)', tags: ['operators'] },
+        detail: {
+          summary: 'The newest tasks, newest first, optionally in one state (limit 1-200, default 50)',
+          description: '`before=<id>`: only tasks with a smaller id; pass the last id of a page to get the next, which new uploads do not move.',
+          tags: ['operators'],
+        },
       },
     )
+    .use(consoleRoutes(database, deps.clock ?? Date.now))
     .get('/counts', () => database.counts(), {
       response: { 200: CountsJson },
       detail: { summary: 'How many tasks are in each state', tags: ['operators'] },
