@@ -159,19 +159,24 @@ describe('PostgreSQL task store: several instances on one database', () => {
     }
   })
 
-  test('one count is shared for countsCacheMs by every caller of an instance, then counted again', async () => {
+  test('one count is shared for countsCacheMs by every caller of an instance, then counted again; its own writes count at once', async () => {
     const url = await freshDatabase()
     let clock = 1_700_000_000_000
     const store = await openPostgresTaskStore(url, { ...options(), countsCacheMs: 2000, now: () => clock })
+    const other = await openPostgresTaskStore(url, options())
     try {
       await store.create()
       expect((await store.countByState())[0]).toBe(1)
-      await store.create()
+      // A task made through another instance shows once the cache has aged...
+      await other.create()
       expect((await store.countByState())[0]).toBe(1)
       clock += 2001
       expect((await store.countByState())[0]).toBe(2)
+      // ...one made through this instance at once.
+      await store.create()
+      expect((await store.countByState())[0]).toBe(3)
     } finally {
-      await store.close()
+      await Promise.all([store.close(), other.close()])
     }
   })
 

@@ -159,6 +159,10 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
       await expireLeases(t)
       return work(t)
     })
+  // A write forgets the cached counts, so that this instance's own reads after its writes are never stale.
+  const forgetCounts = () => (counted = undefined)
+  const guardedWrite = <T>(work: () => Promise<T>) => guarded(work).finally(forgetCounts)
+  const freshWrite = <T>(work: (t: number) => Promise<T>) => fresh(work).finally(forgetCounts)
 
   /**
    * Why a guarded update of a task in progress touched no row: it is unknown, not in progress, or held by another
@@ -188,7 +192,7 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
 
   const store: TaskStore = {
     create: (opts) =>
-      guarded(async () => {
+      guardedWrite(async () => {
         const t = now()
         // One statement: the counter row stays locked until the insert commits, so ids have no gaps or repeats.
         // A held task becomes visible, and so created, when it is activated.
@@ -222,7 +226,7 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
         return rows.map(toTask)
       }),
     activate: (id) =>
-      guarded(async () => {
+      guardedWrite(async () => {
         const t = now()
         // `was` reads the row as it was before (locked, so that two activations record one `created`).
         const rows = await sql`
@@ -233,7 +237,7 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
         if (rows.length === 0) throw new NotFound(`No task with id ${id}.`)
       }),
     drop: (id) =>
-      guarded(async () => {
+      guardedWrite(async () => {
         // Removed by the next sweep, with any image that reached storage after all (an answer lost on the way).
         const rows = await sql`UPDATE pixmill_tasks SET removing_until = ${now()} WHERE id = ${id} AND NOT ready AND removing_until IS NULL RETURNING id`
         if (rows.length > 0) return
@@ -242,7 +246,7 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
         throw new NotFound(`No task with id ${id}.`)
       }),
     claim: () =>
-      guarded(async (): Promise<ClaimResult> => {
+      guardedWrite(async (): Promise<ClaimResult> => {
         const t = now()
         // Expired leases are put back (or failed for good) and stale held tasks swept in one statement. SKIP LOCKED:
         // a row another instance is already expiring (or finishing) is left to it, so each expiry counts once and
@@ -279,7 +283,7 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
         return updated(rows, id, 'renew the lease of', leaseToken)
       }),
     finish: (id, leaseToken) =>
-      fresh(async (t) => {
+      freshWrite(async (t) => {
         const rows = await sql<Row[]>`
           WITH finished AS (
             UPDATE pixmill_tasks SET state = 2, lease_until = NULL, lease_token = NULL, updated_at = ${t}
@@ -292,7 +296,7 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
         return updated(rows, id, 'finish', leaseToken)
       }),
     fail: (id, error, leaseToken) =>
-      fresh(async (t) => {
+      freshWrite(async (t) => {
         const rows = await sql<Row[]>`
           WITH failed AS (
             UPDATE pixmill_tasks SET attempts = attempts + 1, state = CASE WHEN attempts + 1 >= ${max} THEN 3 ELSE 0 END,
@@ -306,7 +310,7 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
         return updated(rows, id, 'fail', leaseToken)
       }),
     release: (id, leaseToken) =>
-      fresh(async (t) => {
+      freshWrite(async (t) => {
         const rows = await sql<Row[]>`
           WITH released AS (
             UPDATE pixmill_tasks SET state = 0, lease_until = NULL, lease_token = NULL, updated_at = ${t}
@@ -318,7 +322,7 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
         return updated(rows, id, 'release', leaseToken)
       }),
     retry: (id) =>
-      fresh(async (t) => {
+      freshWrite(async (t) => {
         const rows = await sql<Row[]>`
           WITH retried AS (
             UPDATE pixmill_tasks SET state = 0, attempts = 0, error = NULL, updated_at = ${t} WHERE id = ${id} AND state = 3 AND ready AND removing_until IS NULL RETURNING *
@@ -332,7 +336,7 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
         throw new Conflict(`Cannot retry task ${id}: only a failed task (state 3) can be retried; it is in state ${current.state}.`)
       }),
     setState: (id, state) =>
-      fresh(async (t) => {
+      freshWrite(async (t) => {
         // The original /setById: the timeline shows what the change amounts to, as task-events.ts' setStateEvent says.
         const rows = await sql<Row[]>`
           WITH was AS (SELECT id, state, attempts, claimed_at FROM pixmill_tasks WHERE id = ${id} AND ready AND removing_until IS NULL FOR UPDATE),
@@ -385,7 +389,7 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
       return counts
     },
     markForRemoval: ({ endedBefore, heldBefore, limit }) =>
-      fresh(async (t) => {
+      freshWrite(async (t) => {
         // Three index scans, each bounded; SKIP LOCKED: instances sweeping at once take different tasks.
         const rows = await sql<{ id: string }[]>`
           WITH ended AS (
@@ -403,7 +407,7 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
         return rows.map((r) => Number(r.id)).sort((a, b) => a - b)
       }),
     markOneForRemoval: (id) =>
-      fresh(async (t) => {
+      freshWrite(async (t) => {
         const rows = await sql`
           UPDATE pixmill_tasks SET removing_until = ${t + REMOVAL_LEASE_MS}
           WHERE id = ${id} AND ready AND (state >= 2 OR removing_until IS NOT NULL) RETURNING id`
@@ -413,12 +417,12 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
         throw new Conflict(`Cannot delete task ${id}: it is ${found.state === 0 ? 'waiting' : 'in progress'}; only a finished or failed task can be deleted.`)
       }),
     releaseRemoval: (ids) =>
-      guarded(async () => {
+      guardedWrite(async () => {
         const t = now()
         if (ids.length > 0) await sql`UPDATE pixmill_tasks SET removing_until = ${t} WHERE id IN ${sql(ids as number[])} AND removing_until > ${t}`
       }),
     removeMarked: (ids) =>
-      guarded(async () => {
+      guardedWrite(async () => {
         if (ids.length === 0) return 0
         const rows = await sql`
           WITH gone AS (DELETE FROM pixmill_tasks WHERE id IN ${sql(ids as number[])} AND removing_until IS NOT NULL RETURNING id),
