@@ -4,7 +4,9 @@ import { createKvClient } from './clients/kv-client.ts'
 import { createMasterPublicClient } from './clients/master-public-client.ts'
 import { kvPeer } from './clients/peer-address.ts'
 import { createMetricsRegistry } from './plugins/metrics.ts'
+import { createStorageClient } from './clients/storage-client.ts'
 import { createFrontendApp } from './roles/frontend/app.ts'
+import { boardFeedOf } from './roles/frontend/board.ts'
 import { createTaskWatch } from './roles/frontend/task-watch.ts'
 import { createWorkerDirectory } from './roles/frontend/worker-directory.ts'
 import { dialable, parseFrontendArgs } from './shared/args.ts'
@@ -23,6 +25,10 @@ export async function startFrontend(argv: readonly string[], settings: Settings 
   await withBackoff(() => masterPeer.current(), { ...kvWait(settings), what: `finding masterAddress in kv at ${kv.address}`, log })
   const master = createMasterPublicClient(masterPeer, fetcher)
   const watch = createTaskWatch({ status: (id, key) => master.status(id, key), log })
+  const workers = createWorkerDirectory(kv, fetcher)
+  const boardFeed = boardFeedOf(master, workers)
+  // A task's console page shows both its images, read from storage (found when first needed, as the database does).
+  const storage = createStorageClient(kvPeer(kv, 'storageAddress', { log }), fetcher)
   const app = createFrontendApp({
     master,
     log,
@@ -30,7 +36,9 @@ export async function startFrontend(argv: readonly string[], settings: Settings 
     maxUploadBytes: settings.maxUploadBytes,
     maxUploadsInFlight: settings.maxUploadsInFlight,
     watch,
-    workers: createWorkerDirectory(kv, fetcher),
+    workers,
+    boardFeed,
+    image: (id, area) => storage.get(id, area),
     token: settings.token,
     idleTimeoutSeconds: settings.idleTimeoutSeconds,
     privateResults: settings.privateResults,
@@ -44,6 +52,7 @@ export async function startFrontend(argv: readonly string[], settings: Settings 
     // Open event streams never end by themselves; end them first, or a graceful stop would wait for them forever.
     stop() {
       watch.close()
+      boardFeed.close()
       return running.stop()
     },
   }

@@ -14,10 +14,9 @@ import { acceptSubmission, FILE_FIELD, FORM_OVERHEAD_BYTES, humanBytes } from '.
 import { BoardJson, ConfigJson, EventsQuery, eventsResponses, getImageResponses, KeyedIdQuery, submitResponses, TaskStatusJson, uploadFormBody } from './model.ts'
 import { checkPageFiles, PAGE_SECURITY_HEADERS, pageFile } from './static-pages.ts'
 import { renderTaskPage, renderUnknownTaskPage } from './task-page.ts'
-import { type BoardFeed, createBoardFeed } from './board-feed.ts'
-import { chartData } from './chart-data.ts'
+import type { BoardFeed } from './board-feed.ts'
+import { boardFigures } from './board.ts'
 import { consoleRoutes } from './console-routes.ts'
-import type { ConsoleSource } from './console-source.ts'
 import { eventStream, sseFrame } from './event-stream.ts'
 import { createTaskWatch, type TaskWatch, type WatchEvent, type WatchTarget } from './task-watch.ts'
 import type { WorkerDirectory, WorkerView } from './worker-directory.ts'
@@ -38,11 +37,9 @@ export interface FrontendAppDeps {
   readonly maxUploadsInFlight?: number
   /** The live workers the board lists; without it, the board lists none. */
   readonly workers?: WorkerDirectory
-  /** The master's history, task pages and timelines for the operator's console; without it, no console pages. */
-  readonly console?: ConsoleSource
   /** A task's stored image (`working` or `finished`), for its console page. */
   readonly image?: (id: number, area: 'working' | 'finished') => Promise<Response>
-  /** The board's live feed; default: one over `console`. The caller closes it when stopping. */
+  /** The board's live feed (boardFeedOf); the caller closes it when stopping. Without it, no console routes. */
   readonly boardFeed?: BoardFeed
   /**
    * PIXMILL_PRIVATE_RESULTS: a task's pages and answers want its key (`key=` or X-Task-Key), which the upload answered,
@@ -110,27 +107,8 @@ export function createFrontendApp(deps: FrontendAppDeps) {
     },
   })
 
-  /** What the board shows (counts, latest and failed tasks, the live workers): `/api/board` and the live feed. */
-  const readBoard = async () => {
-    const generatedAt = new Date().toISOString()
-    // The workers come from kv and their own ports: shown whatever the master says, and a kv outage only empties them.
-    const workersRead: Promise<{ workers: WorkerView[]; workersProblem?: string }> = (deps.workers?.list() ?? Promise.resolve([])).then(
-      (workers) => ({ workers }),
-      (error: Error) => ({ workers: [], workersProblem: `The workers cannot be listed: ${error.message}` }),
-    )
-    try {
-      const [counts, latest, failed, workers] = await Promise.all([master.counts(), master.tasks({ limit: 25 }), master.tasks({ state: 3, limit: 50 }), workersRead])
-      return { counts, latest, failed, ...workers, generatedAt }
-    } catch (error) {
-      if (!(error instanceof NotOffered)) throw error
-      return {
-        unavailable: 'The master offers no status: it knows only the original endpoints, so there are no counts or task lists to show. Uploads and downloads work.',
-        ...(await workersRead),
-        generatedAt,
-      }
-    }
-  }
-  const feed = deps.boardFeed ?? (deps.console ? createBoardFeed({ board: readBoard, history: (window) => chartData(window, deps.console!, deps.workers) }) : undefined)
+  const readBoard = () => boardFigures(master, deps.workers)
+  const feed = deps.boardFeed
 
   const uploadGate = createGate(deps.maxUploadsInFlight ?? 32, 'uploads')
   const app = roleKit({
@@ -282,8 +260,6 @@ export function createFrontendApp(deps: FrontendAppDeps) {
       },
     )
   const withConsole =
-    deps.console && deps.image && feed
-      ? app.use(consoleRoutes({ master, source: deps.console, feed, image: deps.image, workers: deps.workers, token: deps.token, log }))
-      : app
+    deps.image && feed ? app.use(consoleRoutes({ master, source: master, feed, image: deps.image, workers: deps.workers, token: deps.token, log })) : app
   return finishRole(withConsole)
 }

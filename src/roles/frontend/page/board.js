@@ -110,8 +110,17 @@ function render(board) {
 const number = (v) => (Number.isInteger(v) ? String(v) : v.toFixed(v < 10 ? 2 : 1))
 const seconds = (ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s` : `${Math.round(ms)} ms`)
 
+/** The last figures drawn: the charts are drawn again at a new width when the window is resized. */
+let drawn
+let resizeTimer
+addEventListener('resize', () => {
+  clearTimeout(resizeTimer)
+  resizeTimer = setTimeout(() => drawn && renderCharts(drawn), 150)
+})
+
 /** The four charts, from what /api/history answers. */
 function renderCharts(data) {
+  drawn = data
   $('#charts-problem').hidden = data.problems.length === 0
   $('#charts-problem').textContent = data.problems.join(' ')
   const times = data.buckets.map((b) => b.at)

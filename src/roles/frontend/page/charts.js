@@ -2,8 +2,9 @@
 // Hand-drawn: four small line charts need a scale, gridlines and polylines, far less than a charting library ships.
 
 const SVG = 'http://www.w3.org/2000/svg'
-const W = 640
-const H = 200
+// The drawing is made at the plot's own width in CSS pixels, so that text is never stretched; 640 before layout.
+const FALLBACK_WIDTH = 640
+const H = 180
 const M = { left: 48, right: 10, top: 10, bottom: 26 }
 
 function el(name, attributes = {}, text) {
@@ -28,6 +29,7 @@ const clock = (iso) => new Date(iso).toLocaleTimeString([], { hour: '2-digit', m
  * A null value leaves a gap (no sample then). `format` writes a value for the axis and the table.
  */
 export function lineChart({ plot, table, title, times, series, format = (v) => String(v) }) {
+  const W = Math.max(240, Math.round(plot.clientWidth) || FALLBACK_WIDTH)
   const all = series.flatMap((s) => s.values).filter((v) => v !== null && v !== undefined)
   const top = niceTop(Math.max(0, ...all))
   const x = (i) => M.left + (times.length <= 1 ? 0 : (i * (W - M.left - M.right)) / (times.length - 1))
@@ -37,7 +39,7 @@ export function lineChart({ plot, table, title, times, series, format = (v) => S
     const last = [...s.values].reverse().find((v) => v !== null && v !== undefined)
     return `${s.name} ${last === undefined ? 'none' : format(last)}`
   })
-  const svg = el('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', class: 'chart-svg', preserveAspectRatio: 'none' })
+  const svg = el('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', class: 'chart-svg' })
   svg.append(el('title', {}, `${title}. Latest: ${latest.join(', ')}.`))
   for (const fraction of [0, 0.5, 1]) {
     const value = top * fraction
