@@ -6,7 +6,7 @@ import { NotFound } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { currentRequestId } from '../../shared/request-context.ts'
 import { acceptedTraceparent } from '../../shared/trace-context.ts'
-import { ClaimQuery, ErrorText, IdQuery, Success } from '../../shared/schemas.ts'
+import { ClaimQuery, ErrorText, IdQuery, Success } from '../../shared/wire/params.ts'
 import {
   ClaimJson,
   CountsJson,

@@ -8,8 +8,9 @@ import { createUploadLimit } from '../../plugins/upload-limit.ts'
 import { HttpError, NotOffered, TooManyRequests } from '../../shared/errors.ts'
 import { createGate } from '../../shared/gate.ts'
 import type { Logger } from '../../shared/logger.ts'
-import { ErrorText, IdQuery, Success } from '../../shared/schemas.ts'
+import { ErrorText, IdQuery, Success } from '../../shared/wire/params.ts'
 import { TASK_KEY_HEADER, unknownTask } from '../../shared/task-key.ts'
+import { IMAGE_ANSWER_HEADERS, pickHeaders } from '../../shared/wire/headers.ts'
 import { acceptSubmission, FILE_FIELD, FORM_OVERHEAD_BYTES, humanBytes } from './accept-submission.ts'
 import { BoardJson, ConfigJson, EventsQuery, eventsResponses, getImageResponses, KeyedIdQuery, submitResponses, TaskStatusJson, uploadFormBody } from './model.ts'
 import { checkPageFiles, PAGE_SECURITY_HEADERS, pageFile } from './static-pages.ts'
@@ -56,9 +57,6 @@ export interface FrontendAppDeps {
   /** The upload limit's clock (monotonic ms), for tests. */
   readonly now?: () => number
 }
-
-/** Headers of the master's image answer that go on to the browser. */
-const PASSED_ON = ['content-type', 'content-length', 'etag', 'last-modified', 'accept-ranges', 'content-range', 'cache-control'] as const
 
 /** Requests of people and clients that start a trace when tracing is on (with /api/*). */
 const TRACED_PATHS = new Set(['/submitTask', '/isReady', '/getImage', '/task', '/board/tasks', '/board/task'])
@@ -176,12 +174,7 @@ export function createFrontendApp(deps: FrontendAppDeps) {
       '/getImage',
       async ({ query, request }) => {
         const image = await master.getImage(Number(query.id), request, keyOf(Number(query.id), request, query.key))
-        const headers = new Headers()
-        for (const name of PASSED_ON) {
-          const value = image.headers.get(name)
-          if (value !== null) headers.set(name, value)
-        }
-        return new Response(image.body, { status: image.status, headers })
+        return new Response(image.body, { status: image.status, headers: pickHeaders(image.headers, IMAGE_ANSWER_HEADERS) })
       },
       { query: KeyedIdQuery, detail: { summary: 'The finished PNG, as the master answers it', tags: ['client'], responses: getImageResponses } },
     )

@@ -5,7 +5,8 @@ import type { MasterPublicClient } from '../../clients/master-public-client.ts'
 import { operatorMatches, tokenDigest } from '../../plugins/auth.ts'
 import { HttpError, NotOffered } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
-import { ErrorText, IdString } from '../../shared/schemas.ts'
+import { IMAGE_ANSWER_HEADERS, pickHeaders } from '../../shared/wire/headers.ts'
+import { ErrorText, IdString } from '../../shared/wire/params.ts'
 import type { BoardFeed } from './board-feed.ts'
 import { chartData } from './chart-data.ts'
 import { PAGE_SIZE, renderTaskConsolePage, renderTaskList, renderUnknownConsoleTask } from './console-pages.ts'
@@ -45,7 +46,6 @@ const ActionBody = t.Object({
   token: t.Optional(t.String({ maxLength: 1024 })),
   confirm: t.Optional(t.String({ maxLength: 16 })),
 })
-const PASSED_ON = ['content-type', 'content-length', 'etag', 'last-modified', 'cache-control'] as const
 
 export function consoleRoutes(deps: ConsoleDeps) {
   const { source, feed, log } = deps
@@ -138,12 +138,7 @@ export function consoleRoutes(deps: ConsoleDeps) {
       '/board/image',
       async ({ query }) => {
         const answer = await deps.image(Number(query.id), query.area)
-        const headers = new Headers({ 'x-content-type-options': 'nosniff' })
-        for (const name of PASSED_ON) {
-          const value = answer.headers.get(name)
-          if (value !== null) headers.set(name, value)
-        }
-        return new Response(answer.body, { status: answer.status, headers })
+        return new Response(answer.body, { status: answer.status, headers: { ...pickHeaders(answer.headers, IMAGE_ANSWER_HEADERS), 'x-content-type-options': 'nosniff' } })
       },
       {
         query: t.Object({ id: IdString, area: t.Union([t.Literal('working'), t.Literal('finished')], { error: 'area must be working or finished' }) }),

@@ -4,7 +4,7 @@ import { Gauge, type Registry } from 'prom-client'
 import { finishRole, roleKit } from '../../plugins/role-kit.ts'
 import { NotFound } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
-import { ErrorText, Success } from '../../shared/schemas.ts'
+import { ErrorText, Success } from '../../shared/wire/params.ts'
 import type { KvStore } from './kv-store.ts'
 import { KeyQuery, ListQuery, PairQuery } from './model.ts'
 

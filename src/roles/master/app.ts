@@ -8,14 +8,15 @@ import { createUploadLimit } from '../../plugins/upload-limit.ts'
 import { NotFound, NotOffered, TooManyRequests } from '../../shared/errors.ts'
 import { createGate } from '../../shared/gate.ts'
 import type { Logger } from '../../shared/logger.ts'
-import { ClaimQuery, ErrorText, IdQuery, Success } from '../../shared/schemas.ts'
+import { ClaimQuery, ErrorText, IdQuery, Success } from '../../shared/wire/params.ts'
 import { hashTaskKey, newTaskKey, TASK_KEY_HEADER, unknownTask } from '../../shared/task-key.ts'
+import { IMAGE_ANSWER_HEADERS, IMAGE_REQUEST_HEADERS, pickHeaders } from '../../shared/wire/headers.ts'
 import { acceptUpload } from './accept-upload.ts'
 import { consoleRoutes } from './console-routes.ts'
 import { createTaskAccess, type ReadAccess } from './task-access.ts'
 import { createTaskStates, type TaskStates } from './task-states.ts'
 import { createTaskWaits, type TaskWaits } from './task-waits.ts'
-import { CountsJson, RecentQuery } from '../../shared/task-schemas.ts'
+import { CountsJson, RecentQuery } from '../../shared/wire/tasks.ts'
 import { FailedQuery, FinishedQuery, KeyedIdQuery, KeyedWaitQuery, LeaseQuery, pngRequestBody, pngResponse, RenewQuery, StatusJson } from './model.ts'
 
 export interface MasterAppDeps {
@@ -51,12 +52,6 @@ export interface MasterAppDeps {
   /** Epoch ms, for the windows of `/history`. Default Date.now. */
   readonly clock?: () => number
 }
-
-/**
- * Headers of a stored image that the master passes on to its client. Bun keeps the Content-Length of a streamed body
- * only when the stream has arrived whole by the time it answers; a larger image goes out chunked (oven-sh/bun#10507).
- */
-const PASSED_ON = ['content-type', 'content-length', 'etag', 'last-modified', 'accept-ranges', 'content-range'] as const
 
 /** The records of several tasks, for the waits; NotOffered from an original database, which has no task records to show. */
 export function databaseRecords(database: DatabaseClient) {
@@ -211,18 +206,10 @@ export function createMasterApp(deps: MasterAppDeps) {
       async ({ query, request }) => {
         const id = Number(query.id)
         if (!(await isFinished(id, access.of(request, query.key)))) throw new NotFound(`Task ${id} is not finished.`)
-        const headers: Record<string, string> = {}
-        for (const name of ['if-none-match', 'range', 'if-range']) {
-          const value = request.headers.get(name)
-          if (value !== null) headers[name] = value
-        }
-        const stored = await storage.get(id, 'finished', { headers })
-        const out = new Headers()
-        for (const name of PASSED_ON) {
-          const value = stored.headers.get(name)
-          if (value !== null) out.set(name, value)
-        }
-        return new Response(stored.body, { status: stored.status, headers: out })
+        const stored = await storage.get(id, 'finished', { headers: pickHeaders(request.headers, IMAGE_REQUEST_HEADERS) })
+        // Bun keeps the Content-Length of a streamed body only when the stream has arrived whole by the time it answers; a
+        // larger image goes out chunked (oven-sh/bun#10507).
+        return new Response(stored.body, { status: stored.status, headers: pickHeaders(stored.headers, IMAGE_ANSWER_HEADERS) })
       },
       {
         query: KeyedIdQuery,

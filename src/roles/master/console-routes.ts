@@ -1,8 +1,8 @@
 // The master's routes behind an operator's console: a task's timeline and the charts' history, from the database.
 import { Elysia } from 'elysia'
 import type { DatabaseClient } from '../../clients/database-client.ts'
-import { ErrorText, IdQuery } from '../../shared/schemas.ts'
-import { HistoryJson, type HistoryWindow, HistoryWindowQuery, TaskEventsJson } from '../../shared/task-schemas.ts'
+import { ErrorText, IdQuery } from '../../shared/wire/params.ts'
+import { HistoryJson, type HistoryWindow, HistoryWindowQuery, TaskEventsJson } from '../../shared/wire/tasks.ts'
 
 /** Bucket length and number of buckets of each window: an hour by minute, a day by quarter of an hour. */
 const WINDOWS: Record<HistoryWindow, { step: number; buckets: number }> = {
