@@ -37,8 +37,8 @@ export function createKvApp({ store, log, registry, token, idleTimeoutSeconds }:
   })
   const app = roleKit({
     role: 'kv',
+    // `/set` and `/remove` are internal; the lookups are open, as every role and client of the original reads them.
     token,
-    internal: ['/set', '/remove'],
     idleTimeoutSeconds,
     // kv calls no peer and logs nothing per request: ids only where the caller sent one, or on an error.
     requestIds: 'echo',
@@ -54,6 +54,7 @@ export function createKvApp({ store, log, registry, token, idleTimeoutSeconds }:
         return value instanceof Promise ? value.then((v) => found(query.key, v)) : found(query.key, value)
       },
       {
+        access: 'public',
         query: KeyQuery,
         response: { 200: t.String({ description: 'The value, as text' }), 404: ErrorText },
         detail: { summary: 'The value of a key', tags: ['kv'] },
@@ -90,6 +91,7 @@ export function createKvApp({ store, log, registry, token, idleTimeoutSeconds }:
         return pairs.map(([key, value]) => `${key} : ${value}\n`).join('')
       },
       {
+        access: 'public',
         query: ListQuery,
         response: { 200: t.String({ description: 'One `key : value` line per pair' }) },
         detail: { summary: 'Every pair, one `key : value` line each', tags: ['kv'] },

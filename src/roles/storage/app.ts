@@ -181,8 +181,8 @@ export function createStorageApp({ store, log, registry, maxUploadBytes, token, 
   const disk = diskGuard(store, minFreeBytes)
   const app = roleKit({
     role: 'storage',
+    // `/sendImage` and `/deleteImage` are internal (declared nothing); `/getImage` says what it is.
     token,
-    internal: ['/sendImage', '/deleteImage', ...(privateResults ? ['/getImage'] : [])],
     idleTimeoutSeconds,
     description:
       'PNG images by task id, in two areas: `working` (uploaded) and `finished` (processed). Uploads are streamed in and ' +
@@ -283,6 +283,8 @@ export function createStorageApp({ store, log, registry, maxUploadBytes, token, 
         return new Response(image.body, { headers: { ...typed, 'accept-ranges': 'bytes', 'content-length': String(image.size) } })
       },
       {
+        // With private results an image is for the roles and operators only; the master checks the key before it fetches one.
+        access: privateResults ? 'internal' : 'public',
         query: ImageQuery,
         detail: { summary: 'The image of `id` in area `state`, as raw PNG bytes', responses: GetImageResponses, tags: ['original'] },
       },
