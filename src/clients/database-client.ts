@@ -1,17 +1,26 @@
 // Client of the database role, for the master; against an original database it keeps to the original endpoints.
+import { Type } from '@sinclair/typebox'
 import { DependencyUnavailable, HttpError, NotFound, NotOffered } from '../shared/errors.ts'
-import type { TaskEventRecord, TaskHistory } from '../shared/task-schemas.ts'
-import type { TaskStatus } from './master-public-client.ts'
+import {
+  CountsJson,
+  HistoryJson,
+  OriginalTaskJson,
+  ReceivedClaimJson,
+  TASK_ID_TEXT,
+  type TaskCounts,
+  type TaskEventRecord,
+  TaskEventsJson,
+  TaskJson,
+  type TaskHistory,
+  type TaskRecord,
+  TaskRecordJson,
+} from '../shared/wire/tasks.ts'
+import { answerCheck } from './answer-check.ts'
 import { callPeer, type Fetch, peerTransport } from './http.ts'
 import { createOfferedPaths } from './offered-paths.ts'
 import { onPeer, type PeerAddress } from './peer-address.ts'
 
-/** A task as the database answers `/getById`: the public status plus the database's own fields. */
-export interface TaskRecord extends TaskStatus {
-  readonly leaseExpiresAt?: string
-  /** SHA-256 (hex) of the task's key, when its result is private. */
-  readonly keyHash?: string
-}
+export type { TaskRecord }
 
 /** A task as an original database answers it: `{"id", "state"}` and nothing more. */
 export interface PlainTaskRecord {
@@ -62,24 +71,25 @@ export interface DatabaseClient {
   /** Figures in buckets of `step` ms (a multiple of 60000) from `since` (epoch ms) to now. */
   history(options: { since: number; step: number }): Promise<TaskHistory>
   /** How many tasks are in each state. */
-  counts(): Promise<Record<'not-started' | 'in-progress' | 'finished' | 'failed', number>>
+  counts(): Promise<TaskCounts>
 }
 
 const NO_TASK = /^(Error:\s*)?No non-started task/
 
-/** `/getById`'s answer: this project's record, or an original database's `{id, state}`. */
+const originalTask = answerCheck(OriginalTaskJson, 'a task')
+const record = answerCheck(TaskRecordJson, 'a task')
+const records = answerCheck(Type.Array(TaskRecordJson), 'a list of tasks')
+const claim = answerCheck(ReceivedClaimJson, 'a claimed task')
+const renewed = answerCheck(TaskJson, 'a task')
+const eventList = answerCheck(TaskEventsJson, 'a task’s events')
+const history = answerCheck(HistoryJson, 'the history')
+const counts = answerCheck(CountsJson, 'the counts of tasks')
+
+/** `/getById`'s answer: this project's record, or an original database's `{id, state}` (a record with wrong fields is neither). */
 function parseTask(text: string): TaskRecord | PlainTaskRecord {
-  let task: Partial<TaskRecord> | undefined
-  try {
-    task = JSON.parse(text)
-  } catch {
-    // Reported below.
-  }
-  if (!task || !Number.isSafeInteger(task.id) || !Number.isSafeInteger(task.state)) {
-    throw new DependencyUnavailable(`The database answered /getById with something that is not a task: ${text.slice(0, 200)}`, 502)
-  }
-  if (typeof task.stateName === 'string' && typeof task.createdAt === 'string') return task as TaskRecord
-  return { id: task.id!, state: task.state!, plain: true }
+  const task = originalTask.read('database', '/getById', text)
+  if ('stateName' in task) return record.check('database', '/getById', task, text)
+  return { id: task.id, state: task.state, plain: true }
 }
 
 export function createDatabaseClient(peer: PeerAddress, fetcher: Fetch = peerTransport): DatabaseClient {
@@ -108,7 +118,7 @@ export function createDatabaseClient(peer: PeerAddress, fetcher: Fetch = peerTra
         // The original way: a task that is claimable before its image is stored (a worker that comes too early fails
         // to fetch the image, and the task goes back to the queue with its lease).
         const id = (await (await callPeer(fetcher, 'database', address, '/newTask', { method: 'POST', timeoutMs: 10_000 })).text()).trim()
-        if (!/^(0|[1-9]\d{0,15})$/.test(id)) throw new DependencyUnavailable(`The database answered /newTask with something that is not a task id: ${id.slice(0, 200)}`, 502)
+        if (!TASK_ID_TEXT.test(id)) throw new DependencyUnavailable(`The database answered /newTask with something that is not a task id: ${id.slice(0, 200)}`, 502)
         return { id: Number(id), held: false }
       })
     },
@@ -122,7 +132,7 @@ export function createDatabaseClient(peer: PeerAddress, fetcher: Fetch = peerTra
     async getByIds(ids) {
       const found = new Map<number, TaskRecord | PlainTaskRecord>()
       try {
-        const tasks = JSON.parse(await call('GET', '/getByIds', { ids: ids.join(',') })) as TaskRecord[]
+        const tasks = records.read('database', '/getByIds', await call('GET', '/getByIds', { ids: ids.join(',') }))
         for (const task of tasks) found.set(task.id, task)
         return found
       } catch (error) {
@@ -160,6 +170,8 @@ export function createDatabaseClient(peer: PeerAddress, fetcher: Fetch = peerTra
         throw error
       }
       if (NO_TASK.test(text)) throw new NotFound('No non-started task.')
+      // Passed on as it came (an original database's claim is `{id, state}`), but only once it is a claim.
+      claim.read('database', '/getNewTask', text)
       return text
     },
     async finishTask(id, lease) {
@@ -177,18 +189,22 @@ export function createDatabaseClient(peer: PeerAddress, fetcher: Fetch = peerTra
     async releaseTask(id, lease) {
       await call('POST', '/releaseTask', { id, lease })
     },
-    renewTask: (id, lease) => call('POST', '/renewTask', { id, lease }),
+    async renewTask(id, lease) {
+      const text = await call('POST', '/renewTask', { id, lease })
+      renewed.read('database', '/renewTask', text)
+      return text
+    },
     async recentTasks({ state, limit, before }) {
-      return JSON.parse(await call('GET', '/tasks', { state, limit, before })) as TaskRecord[]
+      return records.read('database', '/tasks', await call('GET', '/tasks', { state, limit, before }))
     },
     async events(id) {
-      return JSON.parse(await call('GET', '/events', { id })) as TaskEventRecord[]
+      return eventList.read('database', '/events', await call('GET', '/events', { id }))
     },
     async history({ since, step }) {
-      return JSON.parse(await call('GET', '/history', { since, step })) as TaskHistory
+      return history.read('database', '/history', await call('GET', '/history', { since, step }))
     },
     async counts() {
-      return JSON.parse(await call('GET', '/counts'))
+      return counts.read('database', '/counts', await call('GET', '/counts'))
     },
   }
 }

@@ -1,19 +1,15 @@
 // Client of the master's worker-facing API.
-import { DependencyUnavailable, HttpError } from '../shared/errors.ts'
+import { HttpError } from '../shared/errors.ts'
+import { type ReceivedClaim, ReceivedClaimJson } from '../shared/wire/tasks.ts'
+import { answerCheck } from './answer-check.ts'
 import { callPeer, type Fetch, peerTransport } from './http.ts'
 import { onPeer, type PeerAddress } from './peer-address.ts'
 
-/** A claimed task as the master answers it; `leaseToken` is absent from original masters. */
-export interface ClaimedTask {
-  readonly id: number
-  readonly state: number
-  readonly leaseToken?: string
-  readonly leaseExpiresAt?: string
-  /** The upload's request id (newer masters), for following the task in the logs. */
-  readonly requestId?: string
-  /** The upload's W3C trace context (newer masters, with tracing on), which the worker's spans continue. */
-  readonly traceparent?: string
-}
+/**
+ * A claimed task as the master answers it (ReceivedClaimJson), its state defaulted; `leaseToken`, `requestId` (the
+ * upload's, for the logs) and `traceparent` (which the worker's spans continue) are absent from original masters.
+ */
+export type ClaimedTask = ReceivedClaim & { readonly state: number }
 
 export interface MasterWorkerClient {
   /**
@@ -33,26 +29,13 @@ export interface MasterWorkerClient {
 
 const NO_TASK = /^(Error:\s*)?No non-started task/
 
+const claims = answerCheck(ReceivedClaimJson, 'a task')
+
 /** A claim answer, checked: a master that answers something else is failing, not handing out a task. */
 function parseClaim(text: string): ClaimedTask {
-  let claim: Partial<ClaimedTask> | undefined
-  try {
-    claim = JSON.parse(text)
-  } catch {
-    // Reported below.
-  }
-  if (!claim || !Number.isSafeInteger(claim.id) || claim.id! < 0) {
-    throw new DependencyUnavailable(`The master answered /getNewTask with something that is not a task: ${text.slice(0, 200)}`, 502)
-  }
-  const token = typeof claim.leaseToken === 'string' && claim.leaseToken !== '' ? claim.leaseToken : undefined
-  return {
-    ...claim,
-    id: claim.id!,
-    state: claim.state ?? 1,
-    leaseToken: token,
-    requestId: typeof claim.requestId === 'string' ? claim.requestId : undefined,
-    traceparent: typeof claim.traceparent === 'string' ? claim.traceparent : undefined,
-  }
+  const claim = claims.read('master', '/getNewTask', text)
+  // An empty token is none: the claim is then finished without one, as an original master's is.
+  return { ...claim, state: claim.state ?? 1, leaseToken: claim.leaseToken || undefined }
 }
 
 export function createMasterWorkerClient(peer: PeerAddress, fetcher: Fetch = peerTransport): MasterWorkerClient {

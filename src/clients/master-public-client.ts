@@ -1,37 +1,36 @@
 // Client of the master's client-facing API (upload, poll, download, status, board), for the frontend.
+import { Type } from '@sinclair/typebox'
 import { DependencyUnavailable, NotOffered } from '../shared/errors.ts'
 import { TASK_KEY_HEADER } from '../shared/task-key.ts'
-import type { HistoryWindow, TaskEventRecord, TaskHistory } from '../shared/task-schemas.ts'
+import { IMAGE_REQUEST_HEADERS, pickHeaders } from '../shared/wire/headers.ts'
+import {
+  CountsJson,
+  HistoryJson,
+  type HistoryWindow,
+  StatusJson,
+  TASK_ID_TEXT,
+  type TaskCounts,
+  type TaskEventRecord,
+  TaskEventsJson,
+  type TaskHistory,
+  type TaskReadiness,
+  type TaskStatus,
+} from '../shared/wire/tasks.ts'
+import { type AnswerCheck, answerCheck } from './answer-check.ts'
 import { callPeer, type Fetch, peerTransport } from './http.ts'
 import { createOfferedPaths } from './offered-paths.ts'
 import { onPeer, type PeerAddress, peerHealthy } from './peer-address.ts'
 
-/** A task as the master answers `/status` and `/tasks`. */
-export interface TaskStatus {
-  readonly id: number
-  readonly state: number
-  readonly stateName: string
-  readonly attempts: number
-  readonly error?: string
-  readonly createdAt: string
-  readonly updatedAt: string
-}
+export type { TaskCounts, TaskReadiness, TaskStatus }
 
-/**
- * All that a master of the original protocol can tell of a task, from `/isReady`: finished (2) or not yet (0, which
- * there means waiting or in progress). It has no `/status`, attempts, times or failed state.
- */
-export interface TaskReadiness {
-  readonly id: number
-  readonly state: 0 | 2
-  readonly stateName: 'not-finished' | 'finished'
-  readonly readinessOnly: true
-}
+/** `/isReady`'s answer; an original master may end it with a newline. */
+const READINESS = /^[01]\s*$/
 
-export type TaskCounts = Record<'not-started' | 'in-progress' | 'finished' | 'failed', number>
-
-/** Request headers a download passes on, so that conditional and range requests keep working through the frontend. */
-const DOWNLOAD_HEADERS = ['if-none-match', 'range', 'if-range'] as const
+const status = answerCheck(StatusJson, 'a task')
+const statuses = answerCheck(Type.Array(StatusJson), 'a list of tasks')
+const counts = answerCheck(CountsJson, 'the counts of tasks')
+const eventList = answerCheck(TaskEventsJson, 'a task’s events')
+const history = answerCheck(HistoryJson, 'the history')
 
 /** An upload the master took: its id, and with private results the key that reading the task needs. */
 export interface Submitted {
@@ -78,7 +77,7 @@ export function createMasterPublicClient(peer: PeerAddress, fetcher: Fetch = pee
       idempotent: method === 'GET',
     })
   const offered = createOfferedPaths()
-  const json = async <T>(path: string, query: Record<string, string | number | undefined> = {}) => JSON.parse(await text('GET', path, query)) as T
+  const json = async <T>(check: AnswerCheck<T>, path: string, query: Record<string, string | number | undefined> = {}) => check.read('master', path, await text('GET', path, query))
   return {
     async submit(body, options) {
       const response = await onPeer(
@@ -96,17 +95,18 @@ export function createMasterPublicClient(peer: PeerAddress, fetcher: Fetch = pee
       )
       const id = (await response.text()).trim()
       // An original master answers its failures with status 200 too: only a task id is a task id.
-      if (!/^(0|[1-9]\d{0,15})$/.test(id)) throw new DependencyUnavailable(`The master answered the upload with something that is not a task id: ${id.slice(0, 200)}`, 502)
+      if (!TASK_ID_TEXT.test(id)) throw new DependencyUnavailable(`The master answered the upload with something that is not a task id: ${id.slice(0, 200)}`, 502)
       const key = response.headers.get(TASK_KEY_HEADER) ?? undefined
       return { id: Number(id), ...(key !== undefined ? { key } : {}) }
     },
-    isReady: (id, key) => text('GET', '/isReady', { id, key }),
+    async isReady(id, key) {
+      const answer = await text('GET', '/isReady', { id, key })
+      // An original master answers its failures with status 200 too: only `0` or `1` is an answer.
+      if (!READINESS.test(answer)) throw new DependencyUnavailable(`The master answered /isReady with a body that is not 0 or 1: ${answer.slice(0, 200) || '(empty)'}`, 502)
+      return answer
+    },
     getImage(id, request, key) {
-      const headers: Record<string, string> = {}
-      for (const name of DOWNLOAD_HEADERS) {
-        const value = request?.headers.get(name)
-        if (value) headers[name] = value
-      }
+      const headers = pickHeaders(request?.headers, IMAGE_REQUEST_HEADERS)
       return onPeer(peer, (address) => callPeer(fetcher, 'master', address, '/get', { query: { id, key }, headers, timeoutMs: 300_000 }), { idempotent: true })
     },
     status: (id, key) =>
@@ -115,24 +115,26 @@ export function createMasterPublicClient(peer: PeerAddress, fetcher: Fetch = pee
         async (address) => {
           if (!offered.lacks(address, '/status')) {
             try {
-              return JSON.parse(await (await callPeer(fetcher, 'master', address, '/status', { query: { id, key }, timeoutMs: 10_000 })).text()) as TaskStatus
+              return status.read('master', '/status', await (await callPeer(fetcher, 'master', address, '/status', { query: { id, key }, timeoutMs: 10_000 })).text())
             } catch (error) {
               if (!(error instanceof NotOffered)) throw error
               // Remembered, so that polling a task costs one call, not two.
               offered.remember(address, '/status')
             }
           }
-          const ready = (await (await callPeer(fetcher, 'master', address, '/isReady', { query: { id, key }, timeoutMs: 10_000 })).text()).trim() === '1'
+          const answer = (await (await callPeer(fetcher, 'master', address, '/isReady', { query: { id, key }, timeoutMs: 10_000 })).text()).trim()
+          if (!READINESS.test(answer)) throw new DependencyUnavailable(`The master answered /isReady with a body that is not 0 or 1: ${answer.slice(0, 200) || '(empty)'}`, 502)
+          const ready = answer === '1'
           return ready
             ? ({ id, state: 2, stateName: 'finished', readinessOnly: true } as const)
             : ({ id, state: 0, stateName: 'not-finished', readinessOnly: true } as const)
         },
         { idempotent: true },
       ),
-    tasks: ({ state, limit, before } = {}) => json<TaskStatus[]>('/tasks', { state, limit, before }),
-    counts: () => json<TaskCounts>('/counts'),
-    events: (id) => json<TaskEventRecord[]>('/events', { id }),
-    history: (window = 'hour') => json<TaskHistory>('/history', { window }),
+    tasks: ({ state, limit, before } = {}) => json(statuses, '/tasks', { state, limit, before }),
+    counts: () => json(counts, '/counts'),
+    events: (id) => json(eventList, '/events', { id }),
+    history: (window = 'hour') => json(history, '/history', { window }),
     async retry(id) {
       await text('POST', '/retryTask', { id })
     },

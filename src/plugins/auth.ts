@@ -1,7 +1,8 @@
-// Internal endpoints behind the shared token (PIXMILL_TOKEN), compared in constant time; open when no token is set.
+// The gate of internal routes: the shared token (PIXMILL_TOKEN), compared in constant time; open when no token is set.
 import { Elysia } from 'elysia'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { Unauthorized } from '../shared/errors.ts'
+import { type AccessTable, OPEN_AT_THE_GATE } from './access.ts'
 
 const digest = (text: string) => createHash('sha256').update(text).digest()
 
@@ -31,19 +32,21 @@ export function operatorMatches(authorization: string | null, expected: Buffer):
 const BASIC_CHALLENGE = { 'WWW-Authenticate': 'Basic realm="pixmill operators", charset="UTF-8"' }
 
 /**
- * Requires the token on the routes listed in `internal` (route patterns as declared, e.g. `/set`). `pages`, among them,
- * are HTML pages a person opens: refused with the Basic challenge, so that the browser asks for the token itself.
+ * Requires the token on every route the table does not open (see Access); an `operator-page` is refused with the Basic
+ * challenge, so that the browser asks for the token itself. A route missing from the table (defined after finishRole
+ * filled it) is internal.
  */
-export function authPlugin(token: string | undefined, internal: readonly string[], pages: readonly string[] = []) {
+export function authPlugin(token: string | undefined, table: AccessTable) {
   const plugin = new Elysia({ name: 'pixmill.auth' })
   if (token === undefined) return plugin
   const expected = digest(token)
-  const guarded = new Set(internal)
-  const browsed = new Set(pages)
   // Before validation, so that nobody learns anything about an internal endpoint without the token.
   return plugin.onTransform({ as: 'global' }, ({ route, request }) => {
-    if (!guarded.has(route) || operatorMatches(request.headers.get('authorization'), expected)) return
-    if (browsed.has(route)) throw new Unauthorized('This page is for operators: give PIXMILL_TOKEN as the password.', BASIC_CHALLENGE)
+    // Elysia answers HEAD from the GET route; a wrong method lands on the path's catch-all (ALL).
+    const method = request.method === 'HEAD' ? 'GET' : request.method
+    const access = table.get(`${method} ${route}`) ?? table.get(`ALL ${route}`) ?? 'internal'
+    if (OPEN_AT_THE_GATE.has(access) || operatorMatches(request.headers.get('authorization'), expected)) return
+    if (access === 'operator-page') throw new Unauthorized('This page is for operators: give PIXMILL_TOKEN as the password.', BASIC_CHALLENGE)
     throw new Unauthorized()
   })
 }

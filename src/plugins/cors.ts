@@ -1,6 +1,7 @@
 // Cross-origin access to a role's API from browsers (PIXMILL_CORS_ORIGINS): none unless origins are configured.
 import { cors } from '@elysiajs/cors'
 import { Elysia } from 'elysia'
+import { withAccess } from './access.ts'
 
 /** Headers a page on another origin may send: the task key, the request id, the token of an operator's tool. */
 export const CORS_ALLOWED_HEADERS = ['Content-Type', 'X-Task-Key', 'X-Request-Id', 'Authorization', 'Range', 'If-None-Match'] as const
@@ -16,7 +17,8 @@ export const CORS_EXPOSED_HEADERS = ['X-Task-Key', 'X-Request-Id', 'Retry-After'
 export function corsPlugin(origins: readonly string[] | '*' | undefined) {
   if (origins === undefined) return new Elysia({ name: 'pixmill.cors' })
   const allowed = origins === '*' ? undefined : new Set(origins)
-  return cors({
+  // Its preflight routes are open: a browser's preflight carries no token (the plugin answers it before routing anyway).
+  return withAccess(cors({
     // A function rather than the plugin's own `*`: that would answer `Vary: *`, which keeps every answer out of caches.
     origin: (request: Request) => {
       const from = request.headers.get('origin')
@@ -27,5 +29,5 @@ export function corsPlugin(origins: readonly string[] | '*' | undefined) {
     exposeHeaders: [...CORS_EXPOSED_HEADERS],
     credentials: false,
     maxAge: 600,
-  })
+  }), 'public')
 }

@@ -1,5 +1,6 @@
 // GET /health, /readyz and /livez: whether the role can serve, and whether the process is alive at all.
 import { Elysia, t } from 'elysia'
+import { accessMacro } from './access.ts'
 import { eventLoopLag } from './metrics.ts'
 
 export interface HealthReport {
@@ -28,7 +29,9 @@ const Report = t.Object({ role: t.String(), ok: t.Boolean() }, { additionalPrope
  * loop's lag). The checks run on every call; they must be cheap.
  */
 export function healthPlugin(role: string, health: HealthCheck, ready: HealthCheck = health) {
+  // Probes are open: orchestrators and peers ask them without the token.
   return new Elysia({ name: `pixmill.health.${role}` })
+    .use(accessMacro())
     .get(
       '/health',
       async ({ set }) => {
@@ -36,7 +39,7 @@ export function healthPlugin(role: string, health: HealthCheck, ready: HealthChe
         set.status = report.ok ? 200 : 503
         return { role, ...report }
       },
-      { detail: { summary: 'Whether the role can serve (200) or not (503)', tags: ['operations'] }, response: { 200: Report, 503: Report } },
+      { access: 'public', detail: { summary: 'Whether the role can serve (200) or not (503)', tags: ['operations'] }, response: { 200: Report, 503: Report } },
     )
     .get(
       '/readyz',
@@ -46,11 +49,13 @@ export function healthPlugin(role: string, health: HealthCheck, ready: HealthChe
         return { role, ...report }
       },
       {
+        access: 'public',
         detail: { summary: 'Readiness: 200 while the role can serve, else 503 with the reasons (stores, peers, disk)', tags: ['operations'] },
         response: { 200: Report, 503: Report },
       },
     )
     .get('/livez', () => ({ role, ok: true, eventLoopLagMs: Math.round(eventLoopLag() * 1000) }), {
+      access: 'public',
       detail: { summary: 'Liveness: 200 while the process answers, whatever its dependencies do', tags: ['operations'] },
       response: { 200: Report },
     })

@@ -1,5 +1,6 @@
 // GET /metrics in Prometheus text format: requests and latencies per route, plus each role's own figures.
 import { Elysia } from 'elysia'
+import { accessMacro } from './access.ts'
 import { readdirSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { Counter, Gauge, Registry } from 'prom-client'
@@ -116,6 +117,7 @@ export function requestMetrics(registry: Registry) {
   // The hooks take their fields by name: a hook that hands Elysia's whole context to a function makes Elysia
   // prepare everything (cookies, headers) for every request of every route.
   const plugin = new Elysia({ name: `pixmill.metrics` })
+    .use(accessMacro())
     .onRequest(({ request }) => {
       const stamped: Stamped = request
       stamped[STARTED_AT] = performance.now()
@@ -134,7 +136,8 @@ export function requestMetrics(registry: Registry) {
         set.headers['content-type'] = registry.contentType
         return registry.metrics()
       },
-      { detail: { summary: 'Prometheus metrics', tags: ['operations'] } },
+      // Open, for Prometheus: figures, no task of anyone's.
+      { access: 'public', detail: { summary: 'Prometheus metrics', tags: ['operations'] } },
     )
   return { plugin, unmatched }
 }

@@ -2,6 +2,7 @@
 import { type AnyElysia, Elysia } from 'elysia'
 import type { Registry } from 'prom-client'
 import type { Logger } from '../shared/logger.ts'
+import { type Access, type AccessTable, accessMacro, accessOf, OPEN_AT_THE_GATE } from './access.ts'
 import { authPlugin } from './auth.ts'
 import { corsPlugin } from './cors.ts'
 import { errorsPlugin } from './errors.ts'
@@ -23,14 +24,13 @@ export interface RoleKitOptions {
   readonly ready?: HealthCheck
   /** Bun's own body limit; set above the role's own limit so that the role answers 413 itself. */
   readonly maxRequestBodySize?: number
-  /** PIXMILL_TOKEN: when set, the `internal` routes want it as a Bearer token. */
+  /**
+   * PIXMILL_TOKEN: when set, every route wants it as a Bearer token unless it declares otherwise (`access`, see
+   * access.ts): the public ones say so, so that a route added without a thought is internal.
+   */
   readonly token?: string
-  /** Routes only other roles (and operators) call. */
-  readonly internal?: readonly string[]
-  /** Of the internal routes, HTML pages a person opens: a refusal asks the browser to prompt for the token (Basic). */
-  readonly internalPages?: readonly string[]
-  /** Routes that read a private result: they take the task key (or the token). Empty unless PIXMILL_PRIVATE_RESULTS. */
-  readonly keyed?: readonly string[]
+  /** Routes read private results (`access: 'keyed'`): the OpenAPI document declares the task key. Default false. */
+  readonly taskKeys?: boolean
   /** PIXMILL_CORS_ORIGINS: browsers on these origins (or any, `*`) may call the role. Default: none. */
   readonly corsOrigins?: readonly string[] | '*'
   /** A connection idle this long is closed (PIXMILL_IDLE_TIMEOUT_SECONDS). Default 30. */
@@ -41,8 +41,8 @@ export interface RoleKitOptions {
   readonly traceRoots?: TracingOptions['roots']
 }
 
-/** What finishRole needs to know of a kit's app. */
-const kits = new WeakMap<object, Pick<RoleKitOptions, 'token' | 'internal' | 'keyed'>>()
+/** What finishRole needs to know of a kit's app: its token, and the table its gate reads. */
+const kits = new WeakMap<object, { token?: string; table: AccessTable }>()
 
 /** A root Elysia app with the shared plugins mounted; the role adds its routes, then `finishRole`. */
 export function roleKit(options: RoleKitOptions) {
@@ -54,42 +54,46 @@ export function roleKit(options: RoleKitOptions) {
     metrics.unmatched(request)
     tracing.unmatched(request)
   }
+  const table: AccessTable = new Map()
   const app = new Elysia({
     name: `pixmill.${options.role}`,
     serve: { maxRequestBodySize: options.maxRequestBodySize ?? 1024 * 1024, idleTimeout: options.idleTimeoutSeconds ?? 30 },
   })
     .use(requestIdPlugin({ ids: options.requestIds }))
+    .use(accessMacro())
   // Before the error translation, so that the span is current while an error is logged, and sees its answer.
   const kit = (tracing === undefined ? app : (app.use(tracing.plugin) as unknown as typeof app))
     .use(errorsPlugin(options.log, { onUnmatched: unmatched }))
     // Before authentication: a browser's preflight carries no token, and is answered here.
     .use(corsPlugin(options.corsOrigins))
-    .use(authPlugin(options.token, options.internal ?? [], options.internalPages))
+    .use(authPlugin(options.token, table))
     .use(metrics.plugin)
     .use(healthPlugin(options.role, options.health, options.ready))
-    .use(swaggerPlugin({ title: `pixmill ${options.role}`, description: options.description, taskKeys: (options.keyed ?? []).length > 0 }))
-  kits.set(kit, { token: options.token, internal: options.internal, keyed: options.keyed })
+    .use(swaggerPlugin({ title: `pixmill ${options.role}`, description: options.description, taskKeys: options.taskKeys ?? false }))
+  kits.set(kit, { token: options.token, table })
   return kit
 }
 
 /**
- * Ends a role's app once its routes are defined: each route says in the OpenAPI document what it takes (the token on
- * internal routes when PIXMILL_TOKEN is set; the task key, or the token, on routes that read a private result), and a
- * wrong method on a known path gets 405 (withMethodGuard).
+ * Ends a role's app once its routes are defined: a wrong method on a known path gets 405 (withMethodGuard), the gate
+ * learns each route's access (undeclared: internal), and each route says in the OpenAPI document what it takes (the
+ * token when PIXMILL_TOKEN is set; the task key, or the token, on routes that read a private result).
  */
 export function finishRole<App extends AnyElysia>(app: App): App {
   const kit = kits.get(app)
-  const internal = new Set(kit?.token === undefined ? [] : (kit.internal ?? []))
-  const keyed = new Set(kit?.keyed ?? [])
+  withMethodGuard(app)
+  const byPath = new Map<string, Access[]>()
+  for (const route of app.routes) if (route.method !== 'ALL') byPath.set(route.path, [...(byPath.get(route.path) ?? []), accessOf(route)])
   for (const route of app.routes) {
-    const security = internal.has(route.path)
-      ? [{ [BEARER_SCHEME]: [] }]
-      : keyed.has(route.path)
-        ? [{ [TASK_KEY_SCHEME]: [] }, ...(kit?.token === undefined ? [] : [{ [BEARER_SCHEME]: [] }])]
-        : undefined
+    // A path's catch-all (the 405) is open only where every route on the path is: a wrong method tells nothing then.
+    const declared = accessOf(route)
+    const access = route.method === 'ALL' && declared === 'internal' && (byPath.get(route.path) ?? []).every((a) => OPEN_AT_THE_GATE.has(a)) && byPath.has(route.path) ? 'public' : declared
+    kit?.table.set(`${route.method} ${route.path}`, access)
+    const bearer = kit?.token === undefined ? [] : [{ [BEARER_SCHEME]: [] }]
+    const security = access === 'keyed' ? [{ [TASK_KEY_SCHEME]: [] }, ...bearer] : access === 'public' || bearer.length === 0 ? undefined : bearer
     if (security === undefined) continue
     const hooks = route.hooks as { detail?: Record<string, unknown> }
     hooks.detail = { ...hooks.detail, security }
   }
-  return withMethodGuard(app)
+  return app
 }

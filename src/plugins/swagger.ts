@@ -1,6 +1,7 @@
 // A Swagger page on /swagger from the route schemas, with its scripts served from node_modules (works offline).
 import { openapi } from '@elysiajs/openapi'
 import { Elysia } from 'elysia'
+import { accessMacro, withAccess } from './access.ts'
 import { fileURLToPath } from 'node:url'
 
 const asset = (name: string) => fileURLToPath(import.meta.resolve(`swagger-ui-dist/${name}`))
@@ -20,11 +21,13 @@ export interface SwaggerOptions {
 
 /** `/swagger` (the page), `/swagger/json` (the OpenAPI document) and the page's two assets. */
 export function swaggerPlugin({ title, description, taskKeys = false }: SwaggerOptions) {
+  // The page and the document are open: they describe the API, and say which routes want the token.
   return new Elysia({ name: `pixmill.swagger` })
-    .get('/swagger/assets/swagger-ui-bundle.js', () => new Response(Bun.file(BUNDLE), { headers: { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'public, max-age=86400' } }), { detail: { hide: true } })
-    .get('/swagger/assets/swagger-ui.css', () => new Response(Bun.file(CSS), { headers: { 'content-type': 'text/css; charset=utf-8', 'cache-control': 'public, max-age=86400' } }), { detail: { hide: true } })
+    .use(accessMacro())
+    .get('/swagger/assets/swagger-ui-bundle.js', () => new Response(Bun.file(BUNDLE), { headers: { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'public, max-age=86400' } }), { access: 'public', detail: { hide: true } })
+    .get('/swagger/assets/swagger-ui.css', () => new Response(Bun.file(CSS), { headers: { 'content-type': 'text/css; charset=utf-8', 'cache-control': 'public, max-age=86400' } }), { access: 'public', detail: { hide: true } })
     .use(
-      openapi({
+      withAccess(openapi({
         provider: 'swagger-ui',
         path: '/swagger',
         specPath: '/swagger/json',
@@ -57,6 +60,6 @@ export function swaggerPlugin({ title, description, taskKeys = false }: SwaggerO
           theme: '/swagger/assets/swagger-ui.css',
           autoDarkMode: false,
         },
-      }),
+      }), 'public'),
     )
 }

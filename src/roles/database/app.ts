@@ -6,7 +6,7 @@ import { NotFound } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { currentRequestId } from '../../shared/request-context.ts'
 import { acceptedTraceparent } from '../../shared/trace-context.ts'
-import { ClaimQuery, ErrorText, IdQuery, Success } from '../../shared/schemas.ts'
+import { ClaimQuery, ErrorText, IdQuery, Success } from '../../shared/wire/params.ts'
 import {
   ClaimJson,
   CountsJson,
@@ -50,12 +50,6 @@ export interface DatabaseAppDeps {
 }
 
 const NO_TASK = 'No non-started task.'
-
-/** Every database route but the operations ones is internal: only the master and operators call the database. */
-const INTERNAL_ROUTES = [
-  '/newTask', '/getById', '/getNewTask', '/finishTask', '/setById', '/list', '/failTask', '/retryTask', '/renewTask',
-  '/releaseTask', '/tasks', '/counts', '/reserveTask', '/activateTask', '/dropTask', '/deleteTask', '/getByIds', '/events', '/history',
-]
 
 function taskMetrics(registry: Registry, store: TaskStore, reports: ReportsSharedFigures) {
   const reporting = () => reports().catch(() => true)
@@ -126,8 +120,8 @@ export function createDatabaseApp({ store, removal, log, registry, token, idleTi
   })
   const app = roleKit({
     role: 'database',
+    // Every route is internal (none declares otherwise): only the master and operators call the database.
     token,
-    internal: INTERNAL_ROUTES,
     idleTimeoutSeconds,
     // The roles that call the database send their request id; a bare read from outside needs none.
     requestIds: 'given',

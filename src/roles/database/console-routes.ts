@@ -1,7 +1,7 @@
 // The database's routes behind an operator's console: a task's timeline and the history of the charts.
 import { Elysia } from 'elysia'
 import { BadRequest, NotFound } from '../../shared/errors.ts'
-import { ErrorText, IdQuery } from '../../shared/schemas.ts'
+import { ErrorText, IdQuery } from '../../shared/wire/params.ts'
 import { bucketCount, historyBuckets, MAX_BUCKETS } from './history.ts'
 import { HistoryJson, HistoryQuery, historyJson, TaskEventsJson, taskEventJson } from './model.ts'
 import type { TaskStore } from './task-store.ts'

@@ -2,14 +2,16 @@
 import { t } from 'elysia'
 import { Counter, Gauge, type Registry } from 'prom-client'
 import type { MasterPublicClient } from '../../clients/master-public-client.ts'
+import type { Access } from '../../plugins/access.ts'
 import { bearerMatches, tokenDigest } from '../../plugins/auth.ts'
 import { finishRole, roleKit } from '../../plugins/role-kit.ts'
 import { createUploadLimit } from '../../plugins/upload-limit.ts'
 import { HttpError, NotOffered, TooManyRequests } from '../../shared/errors.ts'
 import { createGate } from '../../shared/gate.ts'
 import type { Logger } from '../../shared/logger.ts'
-import { ErrorText, IdQuery, Success } from '../../shared/schemas.ts'
+import { ErrorText, IdQuery, Success } from '../../shared/wire/params.ts'
 import { TASK_KEY_HEADER, unknownTask } from '../../shared/task-key.ts'
+import { IMAGE_ANSWER_HEADERS, pickHeaders } from '../../shared/wire/headers.ts'
 import { acceptSubmission, FILE_FIELD, FORM_OVERHEAD_BYTES, humanBytes } from './accept-submission.ts'
 import { BoardJson, ConfigJson, EventsQuery, eventsResponses, getImageResponses, KeyedIdQuery, submitResponses, TaskStatusJson, uploadFormBody } from './model.ts'
 import { checkPageFiles, PAGE_SECURITY_HEADERS, pageFile } from './static-pages.ts'
@@ -57,15 +59,8 @@ export interface FrontendAppDeps {
   readonly now?: () => number
 }
 
-/** Headers of the master's image answer that go on to the browser. */
-const PASSED_ON = ['content-type', 'content-length', 'etag', 'last-modified', 'accept-ranges', 'content-range', 'cache-control'] as const
-
 /** Requests of people and clients that start a trace when tracing is on (with /api/*). */
 const TRACED_PATHS = new Set(['/submitTask', '/isReady', '/getImage', '/task', '/board/tasks', '/board/task'])
-
-/** The console's pages and feeds: with private results they list everyone's tasks, so they are for operators. */
-const CONSOLE_PAGES = ['/board/tasks', '/board/task', '/board/image']
-const CONSOLE_API = ['/api/history', '/api/board/events']
 
 /** One task watch's event as a server-sent event. */
 function watchFrame(event: WatchEvent): string {
@@ -111,14 +106,15 @@ export function createFrontendApp(deps: FrontendAppDeps) {
   const feed = deps.boardFeed
 
   const uploadGate = createGate(deps.maxUploadsInFlight ?? 32, 'uploads')
+  /** A task's reads: open, and with private results they want the task's key (or the token), as at the master. */
+  const reads: Access = privateResults ? 'keyed' : 'public'
+  /** The board's lists of everyone's tasks: with private results for operators, as the master's /tasks is. */
+  const everyones: Access = privateResults ? 'internal' : 'public'
   const app = roleKit({
     role: 'frontend',
     token: deps.token,
-    // With private results the board's list of everyone's tasks is for operators, as the master's /tasks is.
-    internal: ['/api/retry', '/api/delete', ...(privateResults ? ['/api/board', ...CONSOLE_API, ...CONSOLE_PAGES] : [])],
-    internalPages: CONSOLE_PAGES,
-    // `/api/events` takes its keys in `keys=` only (a browser's EventSource sends no header): documented there.
-    keyed: privateResults ? ['/isReady', '/getImage', '/task', '/api/status'] : [],
+    // `/api/retry` and `/api/delete` are internal (they declare nothing); the pages and the rest of the API are open.
+    taskKeys: privateResults,
     corsOrigins: deps.corsOrigins,
     // The edge: what a person does starts a trace (the page's own files do not).
     traceRoots: (path) => TRACED_PATHS.has(path) || path.startsWith('/api/'),
@@ -135,14 +131,18 @@ export function createFrontendApp(deps: FrontendAppDeps) {
       return { ok, master: ok ? 'healthy' : 'unreachable or unhealthy' }
     },
   })
-    .get('/', () => pageFile('/', limitText), { detail: { summary: 'The upload page (HTML)', tags: ['page'] } })
-    .get('/board', () => pageFile('/board'), { detail: { summary: 'The status board for operators (HTML)', tags: ['page'] } })
-    .get('/app.js', () => pageFile('/app.js'), { detail: { hide: true } })
-    .get('/live.js', () => pageFile('/live.js'), { detail: { hide: true } })
-    .get('/board.js', () => pageFile('/board.js'), { detail: { hide: true } })
-    .get('/operator.js', () => pageFile('/operator.js'), { detail: { hide: true } })
-    .get('/charts.js', () => pageFile('/charts.js'), { detail: { hide: true } })
-    .get('/style.css', () => pageFile('/style.css'), { detail: { hide: true } })
+    // The pages and their files hold no data: the board's page fetches its figures from /api/board.
+    .guard({ access: 'public' }, (pages) =>
+      pages
+        .get('/', () => pageFile('/', limitText), { detail: { summary: 'The upload page (HTML)', tags: ['page'] } })
+        .get('/board', () => pageFile('/board'), { detail: { summary: 'The status board for operators (HTML)', tags: ['page'] } })
+        .get('/app.js', () => pageFile('/app.js'), { detail: { hide: true } })
+        .get('/live.js', () => pageFile('/live.js'), { detail: { hide: true } })
+        .get('/board.js', () => pageFile('/board.js'), { detail: { hide: true } })
+        .get('/operator.js', () => pageFile('/operator.js'), { detail: { hide: true } })
+        .get('/charts.js', () => pageFile('/charts.js'), { detail: { hide: true } })
+        .get('/style.css', () => pageFile('/style.css'), { detail: { hide: true } }),
+    )
     .post(
       '/submitTask',
       async ({ request, server }) => {
@@ -165,9 +165,10 @@ export function createFrontendApp(deps: FrontendAppDeps) {
           throw error
         }
       },
-      { parse: 'none', detail: { summary: 'Upload a PNG in a form; answers the new task id', tags: ['client'], requestBody: uploadFormBody, responses: submitResponses } },
+      { access: 'public', parse: 'none', detail: { summary: 'Upload a PNG in a form; answers the new task id', tags: ['client'], requestBody: uploadFormBody, responses: submitResponses } },
     )
     .get('/isReady', ({ query, request }) => master.isReady(Number(query.id), keyOf(Number(query.id), request, query.key)), {
+      access: reads,
       query: KeyedIdQuery,
       response: { 200: t.String({ description: '`1` when the task is finished, else `0`' }), 404: ErrorText },
       detail: { summary: '`1` when the task is finished, else `0`, as the master answers', tags: ['client'] },
@@ -176,14 +177,9 @@ export function createFrontendApp(deps: FrontendAppDeps) {
       '/getImage',
       async ({ query, request }) => {
         const image = await master.getImage(Number(query.id), request, keyOf(Number(query.id), request, query.key))
-        const headers = new Headers()
-        for (const name of PASSED_ON) {
-          const value = image.headers.get(name)
-          if (value !== null) headers.set(name, value)
-        }
-        return new Response(image.body, { status: image.status, headers })
+        return new Response(image.body, { status: image.status, headers: pickHeaders(image.headers, IMAGE_ANSWER_HEADERS) })
       },
-      { query: KeyedIdQuery, detail: { summary: 'The finished PNG, as the master answers it', tags: ['client'], responses: getImageResponses } },
+      { access: reads, query: KeyedIdQuery, detail: { summary: 'The finished PNG, as the master answers it', tags: ['client'], responses: getImageResponses } },
     )
     .get(
       '/task',
@@ -198,13 +194,15 @@ export function createFrontendApp(deps: FrontendAppDeps) {
           throw error
         }
       },
-      { query: KeyedIdQuery, detail: { summary: 'One task’s page for a browser without JavaScript (reloads itself until done)', tags: ['page'] } },
+      { access: reads, query: KeyedIdQuery, detail: { summary: 'One task’s page for a browser without JavaScript (reloads itself until done)', tags: ['page'] } },
     )
     .get('/api/config', () => ({ maxUploadBytes, field: FILE_FIELD }) as const, {
+      access: 'public',
       response: { 200: ConfigJson },
       detail: { summary: 'What the page checks before uploading', tags: ['page API'] },
     })
     .get('/api/status', ({ query, request }) => master.status(Number(query.id), keyOf(Number(query.id), request, query.key)), {
+      access: reads,
       query: KeyedIdQuery,
       response: { 200: TaskStatusJson, 404: ErrorText },
       detail: { summary: 'A task’s state, attempts and last error', tags: ['page API'] },
@@ -230,12 +228,13 @@ export function createFrontendApp(deps: FrontendAppDeps) {
           },
         })
       },
-      { query: EventsQuery, detail: { summary: 'Live states of the given tasks (server-sent events)', tags: ['page API'], responses: eventsResponses } },
+      // Open: it takes its keys in `keys=` only (a browser's EventSource sends no header), and checks them itself.
+      { access: 'public', query: EventsQuery, detail: { summary: 'Live states of the given tasks (server-sent events)', tags: ['page API'], responses: eventsResponses } },
     )
     .get(
       '/api/board',
       () => readBoard(),
-      { response: { 200: BoardJson, 502: ErrorText, 503: ErrorText }, detail: { summary: 'What the status board shows: counts, latest and failed tasks, the live workers', tags: ['operators'] } },
+      { access: everyones, response: { 200: BoardJson, 502: ErrorText, 503: ErrorText }, detail: { summary: 'What the status board shows: counts, latest and failed tasks, the live workers', tags: ['operators'] } },
     )
     .post(
       '/api/retry',
@@ -260,6 +259,6 @@ export function createFrontendApp(deps: FrontendAppDeps) {
       },
     )
   const withConsole =
-    deps.image && feed ? app.use(consoleRoutes({ master, source: master, feed, image: deps.image, workers: deps.workers, token: deps.token, log })) : app
+    deps.image && feed ? app.use(consoleRoutes({ master, source: master, feed, image: deps.image, workers: deps.workers, token: deps.token, privateResults, log })) : app
   return finishRole(withConsole)
 }

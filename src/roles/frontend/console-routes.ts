@@ -2,10 +2,12 @@
 // with its images, and an operator's actions from plain forms.
 import { Elysia, t } from 'elysia'
 import type { MasterPublicClient } from '../../clients/master-public-client.ts'
+import { type Access, accessMacro } from '../../plugins/access.ts'
 import { operatorMatches, tokenDigest } from '../../plugins/auth.ts'
 import { HttpError, NotOffered } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
-import { ErrorText, IdString } from '../../shared/schemas.ts'
+import { IMAGE_ANSWER_HEADERS, pickHeaders } from '../../shared/wire/headers.ts'
+import { ErrorText, IdString } from '../../shared/wire/params.ts'
 import type { BoardFeed } from './board-feed.ts'
 import { chartData } from './chart-data.ts'
 import { PAGE_SIZE, renderTaskConsolePage, renderTaskList, renderUnknownConsoleTask } from './console-pages.ts'
@@ -23,6 +25,8 @@ export interface ConsoleDeps {
   readonly workers?: WorkerDirectory
   /** PIXMILL_TOKEN: the forms' actions want it. */
   readonly token?: string
+  /** PIXMILL_PRIVATE_RESULTS: the pages and feeds list everyone's tasks, so they are for operators. Default false. */
+  readonly privateResults?: boolean
   readonly log: Logger
 }
 
@@ -45,10 +49,12 @@ const ActionBody = t.Object({
   token: t.Optional(t.String({ maxLength: 1024 })),
   confirm: t.Optional(t.String({ maxLength: 16 })),
 })
-const PASSED_ON = ['content-type', 'content-length', 'etag', 'last-modified', 'cache-control'] as const
 
 export function consoleRoutes(deps: ConsoleDeps) {
   const { source, feed, log } = deps
+  const feeds: Access = deps.privateResults ? 'internal' : 'public'
+  // A person opens these: refused with the Basic challenge, so the browser asks for the token.
+  const pages: Access = deps.privateResults ? 'operator-page' : 'public'
   const expected = deps.token === undefined ? undefined : tokenDigest(deps.token)
   /** The form's token, or the caller's Authorization (Bearer, or Basic with the token as the password). */
   const operator = (request: Request, formToken: string | undefined) =>
@@ -83,7 +89,9 @@ export function consoleRoutes(deps: ConsoleDeps) {
   }
 
   return new Elysia({ name: 'pixmill.frontend.console' })
+    .use(accessMacro())
     .get('/api/history', ({ query }) => chartData(query.window ?? 'hour', source, deps.workers), {
+      access: feeds,
       query: WindowQuery,
       detail: { summary: 'The charts’ figures: tasks per minute, the queue, processing time, images per second per worker', tags: ['operators'] },
     })
@@ -100,6 +108,7 @@ export function consoleRoutes(deps: ConsoleDeps) {
             }),
         }),
       {
+        access: feeds,
         query: WindowQuery,
         detail: {
           summary: 'The board live (server-sent events): `board` (as /api/board) every 3 s, `history` (as /api/history) every 15 s',
@@ -121,7 +130,7 @@ export function consoleRoutes(deps: ConsoleDeps) {
           return html(renderTaskList({ tasks: [], state, before, limit, unavailable: 'The master offers no task list: it knows only the original endpoints.' }))
         }
       },
-      { query: ListQuery, detail: { summary: 'The task list (HTML), newest first: by state, in pages that stay put as tasks come in', tags: ['page'] } },
+      { access: pages, query: ListQuery, detail: { summary: 'The task list (HTML), newest first: by state, in pages that stay put as tasks come in', tags: ['page'] } },
     )
     .get(
       '/board/task',
@@ -130,6 +139,7 @@ export function consoleRoutes(deps: ConsoleDeps) {
         return taskPage(Number(query.id), done)
       },
       {
+        access: pages,
         query: t.Object({ id: IdString, done: t.Optional(t.String({ maxLength: 16 })) }),
         detail: { summary: 'One task for operators (HTML): its timeline, both images, retry and delete', tags: ['page'] },
       },
@@ -138,14 +148,10 @@ export function consoleRoutes(deps: ConsoleDeps) {
       '/board/image',
       async ({ query }) => {
         const answer = await deps.image(Number(query.id), query.area)
-        const headers = new Headers({ 'x-content-type-options': 'nosniff' })
-        for (const name of PASSED_ON) {
-          const value = answer.headers.get(name)
-          if (value !== null) headers.set(name, value)
-        }
-        return new Response(answer.body, { status: answer.status, headers })
+        return new Response(answer.body, { status: answer.status, headers: { ...pickHeaders(answer.headers, IMAGE_ANSWER_HEADERS), 'x-content-type-options': 'nosniff' } })
       },
       {
+        access: pages,
         query: t.Object({ id: IdString, area: t.Union([t.Literal('working'), t.Literal('finished')], { error: 'area must be working or finished' }) }),
         response: { 404: ErrorText },
         detail: { summary: 'A task’s uploaded or processed image, for its page', tags: ['page'] },
@@ -158,7 +164,8 @@ export function consoleRoutes(deps: ConsoleDeps) {
           await deps.master.retry(id)
           log.info({ id }, 'failed task put back for another try from its console page')
         }, (id) => `/board/task?id=${id}&done=retried`),
-      { body: ActionBody, detail: { summary: 'Try a failed task again, from a form (the token in the form when one is set)', tags: ['page'] } },
+      // A browser form cannot send a bearer header: `act` checks the token from the form (or the header) itself.
+      { access: 'form', body: ActionBody, detail: { summary: 'Try a failed task again, from a form (the token in the form when one is set)', tags: ['page'] } },
     )
     .post(
       '/board/task/delete',
@@ -169,6 +176,6 @@ export function consoleRoutes(deps: ConsoleDeps) {
           log.info({ id }, 'task deleted from its console page')
         }, (id) => `/board/tasks?deleted=${id}`)
       },
-      { body: ActionBody, detail: { summary: 'Delete a finished or failed task with its images, from a form', tags: ['page'] } },
+      { access: 'form', body: ActionBody, detail: { summary: 'Delete a finished or failed task with its images, from a form', tags: ['page'] } },
     )
 }

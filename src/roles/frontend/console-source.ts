@@ -1,7 +1,7 @@
 // What the operator's console reads from the master: its task history, task list, statuses and timelines. The shapes
-// are the wire contract's (src/shared/task-schemas.ts).
+// are the wire contract's (src/shared/wire/tasks.ts).
 import type { MasterPublicClient } from '../../clients/master-public-client.ts'
-import type { HistoryWindow, TaskEventRecord, TaskHistory } from '../../shared/task-schemas.ts'
+import type { HistoryWindow, TaskEventRecord, TaskHistory } from '../../shared/wire/tasks.ts'
 
 export type { HistoryWindow, TaskHistory }
 export type TaskEvent = TaskEventRecord

@@ -1,13 +1,15 @@
 // Schemas of the frontend role's routes: validation and the Swagger page both come from here.
 import { t } from 'elysia'
-import { ID_PATTERN } from '../../shared/schemas.ts'
+import { ID_PATTERN } from '../../shared/wire/params.ts'
+import { CountsJson, TaskStatusJson } from '../../shared/wire/tasks.ts'
+export { TaskStatusJson } from '../../shared/wire/tasks.ts'
 
 const ONE_ID = ID_PATTERN.slice(1, -1)
 
 /** Most tasks one page may watch over one event stream. */
 export const MAX_WATCHED_IDS = 100
 
-export { KeyedIdQuery } from '../../shared/schemas.ts'
+export { KeyedIdQuery } from '../../shared/wire/params.ts'
 
 /** A task key as the master makes them (base64url); an empty place in `keys` is a task without one. */
 const ONE_KEY = '[A-Za-z0-9_-]{0,128}'
@@ -27,27 +29,6 @@ export const EventsQuery = t.Object({
     }),
   ),
 })
-
-export const TaskStatusJson = t.Union([
-  t.Object({
-    id: t.Integer(),
-    state: t.Integer({ description: '0 not started, 1 in progress, 2 finished, 3 failed' }),
-    stateName: t.String(),
-    attempts: t.Integer(),
-    error: t.Optional(t.String({ description: 'Why the last attempt failed' })),
-    createdAt: t.String({ format: 'date-time' }),
-    updatedAt: t.String({ format: 'date-time' }),
-  }),
-  t.Object(
-    {
-      id: t.Integer(),
-      state: t.Union([t.Literal(0), t.Literal(2)], { description: '2 finished, 0 not yet (waiting or in progress)' }),
-      stateName: t.Union([t.Literal('not-finished'), t.Literal('finished')]),
-      readinessOnly: t.Literal(true),
-    },
-    { description: 'From a master of the original protocol, which tells only whether the task is finished (`/isReady`)' },
-  ),
-])
 
 export const ConfigJson = t.Object({
   maxUploadBytes: t.Integer({ description: 'The largest PNG accepted, in bytes (PIXMILL_MAX_UPLOAD_BYTES)' }),
@@ -73,7 +54,7 @@ const boardWorkers = {
 
 export const BoardJson = t.Union([
   t.Object({
-    counts: t.Object({ 'not-started': t.Integer(), 'in-progress': t.Integer(), finished: t.Integer(), failed: t.Integer() }),
+    counts: CountsJson,
     latest: t.Array(TaskStatusJson, { description: 'The newest tasks, newest first' }),
     failed: t.Array(TaskStatusJson, { description: 'The newest failed tasks, with their reason' }),
     ...boardWorkers,

@@ -4,7 +4,7 @@ import { Gauge, type Registry } from 'prom-client'
 import { finishRole, roleKit } from '../../plugins/role-kit.ts'
 import { NotFound } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
-import { ErrorText, Success } from '../../shared/schemas.ts'
+import { ErrorText, Success } from '../../shared/wire/params.ts'
 import type { KvStore } from './kv-store.ts'
 import { KeyQuery, ListQuery, PairQuery } from './model.ts'
 
@@ -37,8 +37,8 @@ export function createKvApp({ store, log, registry, token, idleTimeoutSeconds }:
   })
   const app = roleKit({
     role: 'kv',
+    // `/set` and `/remove` are internal; the lookups are open, as every role and client of the original reads them.
     token,
-    internal: ['/set', '/remove'],
     idleTimeoutSeconds,
     // kv calls no peer and logs nothing per request: ids only where the caller sent one, or on an error.
     requestIds: 'echo',
@@ -51,6 +51,7 @@ export function createKvApp({ store, log, registry, token, idleTimeoutSeconds }:
       '/get',
       async ({ query }) => found(query.key, await store.get(query.key)),
       {
+        access: 'public',
         query: KeyQuery,
         response: { 200: t.String({ description: 'The value, as text' }), 404: ErrorText },
         detail: { summary: 'The value of a key', tags: ['kv'] },
@@ -87,6 +88,7 @@ export function createKvApp({ store, log, registry, token, idleTimeoutSeconds }:
         return pairs.map(([key, value]) => `${key} : ${value}\n`).join('')
       },
       {
+        access: 'public',
         query: ListQuery,
         response: { 200: t.String({ description: 'One `key : value` line per pair' }) },
         detail: { summary: 'Every pair, one `key : value` line each', tags: ['kv'] },

@@ -3,19 +3,21 @@ import { t } from 'elysia'
 import { Counter, Histogram, type Registry } from 'prom-client'
 import type { DatabaseClient, PlainTaskRecord, TaskRecord } from '../../clients/database-client.ts'
 import type { StorageClient } from '../../clients/storage-client.ts'
+import type { Access } from '../../plugins/access.ts'
 import { finishRole, roleKit } from '../../plugins/role-kit.ts'
 import { createUploadLimit } from '../../plugins/upload-limit.ts'
 import { NotFound, NotOffered, TooManyRequests } from '../../shared/errors.ts'
 import { createGate } from '../../shared/gate.ts'
 import type { Logger } from '../../shared/logger.ts'
-import { ClaimQuery, ErrorText, IdQuery, Success } from '../../shared/schemas.ts'
+import { ClaimQuery, ErrorText, IdQuery, Success } from '../../shared/wire/params.ts'
 import { hashTaskKey, newTaskKey, TASK_KEY_HEADER, unknownTask } from '../../shared/task-key.ts'
+import { IMAGE_ANSWER_HEADERS, IMAGE_REQUEST_HEADERS, pickHeaders } from '../../shared/wire/headers.ts'
 import { acceptUpload } from './accept-upload.ts'
 import { consoleRoutes } from './console-routes.ts'
 import { createTaskAccess, type ReadAccess } from './task-access.ts'
 import { createTaskStates, type TaskStates } from './task-states.ts'
 import { createTaskWaits, type TaskWaits } from './task-waits.ts'
-import { CountsJson, RecentQuery } from '../../shared/task-schemas.ts'
+import { CountsJson, RecentQuery } from '../../shared/wire/tasks.ts'
 import { FailedQuery, FinishedQuery, KeyedIdQuery, KeyedWaitQuery, LeaseQuery, pngRequestBody, pngResponse, RenewQuery, StatusJson } from './model.ts'
 
 export interface MasterAppDeps {
@@ -51,12 +53,6 @@ export interface MasterAppDeps {
   /** Epoch ms, for the windows of `/history`. Default Date.now. */
   readonly clock?: () => number
 }
-
-/**
- * Headers of a stored image that the master passes on to its client. Bun keeps the Content-Length of a streamed body
- * only when the stream has arrived whole by the time it answers; a larger image goes out chunked (oven-sh/bun#10507).
- */
-const PASSED_ON = ['content-type', 'content-length', 'etag', 'last-modified', 'accept-ranges', 'content-range'] as const
 
 /** The records of several tasks, for the waits; NotOffered from an original database, which has no task records to show. */
 export function databaseRecords(database: DatabaseClient) {
@@ -126,6 +122,13 @@ export function createMasterApp(deps: MasterAppDeps) {
     buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
     registers: [registry],
   })
+  /** A task's reads: open, and with private results they want the task's key (or the token). */
+  const reads: Access = privateResults ? 'keyed' : 'public'
+  /**
+   * Lists of everyone's tasks (ids, times, failures) and their timelines: with private results for operators only; the
+   * counts and the history (numbers about all tasks) stay open.
+   */
+  const everyones: Access = privateResults ? 'internal' : 'public'
   const app = roleKit({
     role: 'master',
     token: deps.token,
@@ -134,13 +137,8 @@ export function createMasterApp(deps: MasterAppDeps) {
     // The edge: a client's request starts a trace when it brings none. A worker's claim belongs to no trace (its task's
     // trace is the upload's, stored with the task).
     traceRoots: (path) => path !== '/getNewTask',
-    internal: [
-      '/getNewTask', '/registerTaskFinished', '/registerTaskFailed', '/renewTask', '/releaseTask', '/retryTask', '/deleteTask',
-      // With private results the list of everyone's tasks (ids, times, failures) and their timelines are for operators
-      // only; the counts and the history (numbers about all tasks) stay open.
-      ...(privateResults ? ['/tasks', '/events'] : []),
-    ],
-    keyed: privateResults ? ['/isReady', '/get', '/status', '/wait'] : [],
+    // The worker API, `/retryTask` and `/deleteTask` are internal (they declare nothing); the client API is open.
+    taskKeys: privateResults,
     corsOrigins: deps.corsOrigins,
     idleTimeoutSeconds: deps.idleTimeoutSeconds,
     description:
@@ -178,6 +176,7 @@ export function createMasterApp(deps: MasterAppDeps) {
         }
       },
       {
+        access: 'public',
         parse: 'none',
         response: {
           200: t.String({ description: 'The new task id, as text; with PIXMILL_PRIVATE_RESULTS the `X-Task-Key` header holds the key that reading the task needs' }),
@@ -203,6 +202,7 @@ export function createMasterApp(deps: MasterAppDeps) {
       '/isReady',
       async ({ query, request }) => ((await isFinished(Number(query.id), access.of(request, query.key))) ? '1' : '0'),
       {
+        access: reads,
         query: KeyedIdQuery,
         response: { 200: t.Union([t.Literal('0'), t.Literal('1')]), 404: ErrorText },
         detail: { summary: '`1` when the task is finished, else `0` (also for a failed task; see /status)', tags: ['client'] },
@@ -213,20 +213,13 @@ export function createMasterApp(deps: MasterAppDeps) {
       async ({ query, request }) => {
         const id = Number(query.id)
         if (!(await isFinished(id, access.of(request, query.key)))) throw new NotFound(`Task ${id} is not finished.`)
-        const headers: Record<string, string> = {}
-        for (const name of ['if-none-match', 'range', 'if-range']) {
-          const value = request.headers.get(name)
-          if (value !== null) headers[name] = value
-        }
-        const stored = await storage.get(id, 'finished', { headers })
-        const out = new Headers()
-        for (const name of PASSED_ON) {
-          const value = stored.headers.get(name)
-          if (value !== null) out.set(name, value)
-        }
-        return new Response(stored.body, { status: stored.status, headers: out })
+        const stored = await storage.get(id, 'finished', { headers: pickHeaders(request.headers, IMAGE_REQUEST_HEADERS) })
+        // Bun keeps the Content-Length of a streamed body only when the stream has arrived whole by the time it answers; a
+        // larger image goes out chunked (oven-sh/bun#10507).
+        return new Response(stored.body, { status: stored.status, headers: pickHeaders(stored.headers, IMAGE_ANSWER_HEADERS) })
       },
       {
+        access: reads,
         query: KeyedIdQuery,
         // The PNG answer is declared in `detail.responses`: a `response` schema would replace it with JSON.
         detail: {
@@ -239,7 +232,7 @@ export function createMasterApp(deps: MasterAppDeps) {
     .get(
       '/status',
       async ({ query, request }) => statusJson(await readTask(Number(query.id), access.of(request, query.key))),
-      { query: KeyedIdQuery, response: { 200: StatusJson, 404: ErrorText }, detail: { summary: 'The task’s state, attempts and last error', tags: ['client'] } },
+      { access: reads, query: KeyedIdQuery, response: { 200: StatusJson, 404: ErrorText }, detail: { summary: 'The task’s state, attempts and last error', tags: ['client'] } },
     )
     .get(
       '/wait',
@@ -249,6 +242,7 @@ export function createMasterApp(deps: MasterAppDeps) {
         return statusJson(await waits.wait(Number(query.id), Number(query.timeout ?? 30) * 1000, request.signal, allowed))
       },
       {
+        access: reads,
         query: KeyedWaitQuery,
         response: { 200: StatusJson, 400: ErrorText, 404: ErrorText },
         detail: {
@@ -271,6 +265,7 @@ export function createMasterApp(deps: MasterAppDeps) {
           })
         ).map(statusJson),
       {
+        access: everyones,
         query: RecentQuery,
         response: { 200: t.Array(StatusJson), 400: ErrorText },
         detail: {
@@ -280,8 +275,9 @@ export function createMasterApp(deps: MasterAppDeps) {
         },
       },
     )
-    .use(consoleRoutes(database, deps.clock ?? Date.now))
+    .use(consoleRoutes(database, deps.clock ?? Date.now, everyones))
     .get('/counts', () => database.counts(), {
+      access: 'public',
       response: { 200: CountsJson },
       detail: { summary: 'How many tasks are in each state', tags: ['operators'] },
     })

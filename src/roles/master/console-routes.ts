@@ -1,8 +1,9 @@
 // The master's routes behind an operator's console: a task's timeline and the charts' history, from the database.
 import { Elysia } from 'elysia'
+import { type Access, accessMacro } from '../../plugins/access.ts'
 import type { DatabaseClient } from '../../clients/database-client.ts'
-import { ErrorText, IdQuery } from '../../shared/schemas.ts'
-import { HistoryJson, type HistoryWindow, HistoryWindowQuery, TaskEventsJson } from '../../shared/task-schemas.ts'
+import { ErrorText, IdQuery } from '../../shared/wire/params.ts'
+import { HistoryJson, type HistoryWindow, HistoryWindowQuery, TaskEventsJson } from '../../shared/wire/tasks.ts'
 
 /** Bucket length and number of buckets of each window: an hour by minute, a day by quarter of an hour. */
 const WINDOWS: Record<HistoryWindow, { step: number; buckets: number }> = {
@@ -11,12 +12,14 @@ const WINDOWS: Record<HistoryWindow, { step: number; buckets: number }> = {
 }
 
 /**
- * `/events` and `/history` of the master app. Over an original database (no such routes) both answer 501, as the other
+ * `/events` (its access `timelines`) and `/history` (open) of the master app. Over an original database (no such routes) both answer 501, as the other
  * routes beyond the original protocol do. `now`: epoch ms.
  */
-export function consoleRoutes(database: DatabaseClient, now: () => number) {
+export function consoleRoutes(database: DatabaseClient, now: () => number, timelines: Access) {
   return new Elysia()
+    .use(accessMacro())
     .get('/events', async ({ query }) => database.events(Number(query.id)), {
+      access: timelines,
       query: IdQuery,
       response: { 200: TaskEventsJson, 400: ErrorText, 404: ErrorText },
       detail: {
@@ -34,6 +37,7 @@ export function consoleRoutes(database: DatabaseClient, now: () => number) {
         return database.history({ since: t - (t % step) - (buckets - 1) * step, step })
       },
       {
+        access: 'public',
         query: HistoryWindowQuery,
         response: { 200: HistoryJson, 400: ErrorText },
         detail: {

@@ -3,7 +3,7 @@ import { Counter, Gauge, type Registry } from 'prom-client'
 import { finishRole, roleKit } from '../../plugins/role-kit.ts'
 import { BadRequest, DependencyUnavailable, InsufficientStorage, NotFound, PayloadTooLarge, UnsupportedMediaType } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
-import { ErrorText, Success } from '../../shared/schemas.ts'
+import { ErrorText, Success } from '../../shared/wire/params.ts'
 import { AREAS, type ImageStore } from './image-store.ts'
 import { GetImageResponses, ImageQuery, PngRequestBody } from './model.ts'
 import type { PeekedBody } from '../../shared/body-stream.ts'
@@ -132,8 +132,8 @@ export function createStorageApp({ store, log, registry, maxUploadBytes, token, 
   const disk = diskGuard(store, minFreeBytes)
   const app = roleKit({
     role: 'storage',
+    // `/sendImage` and `/deleteImage` are internal (declared nothing); `/getImage` says what it is.
     token,
-    internal: ['/sendImage', '/deleteImage', ...(privateResults ? ['/getImage'] : [])],
     idleTimeoutSeconds,
     description:
       'PNG images by task id, in two areas: `working` (uploaded) and `finished` (processed). Uploads are streamed in and ' +
@@ -215,6 +215,8 @@ export function createStorageApp({ store, log, registry, maxUploadBytes, token, 
         return response
       },
       {
+        // With private results an image is for the roles and operators only; the master checks the key before it fetches one.
+        access: privateResults ? 'internal' : 'public',
         query: ImageQuery,
         detail: { summary: 'The image of `id` in area `state`, as raw PNG bytes', responses: GetImageResponses, tags: ['original'] },
       },

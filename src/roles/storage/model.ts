@@ -1,6 +1,6 @@
 // Schemas of the storage role's routes.
 import { t } from 'elysia'
-import { IdString } from '../../shared/schemas.ts'
+import { IdString } from '../../shared/wire/params.ts'
 import { AREAS } from './image-store.ts'
 
 /** `default: undefined`: UnionEnum would otherwise default a missing state to `working` instead of refusing it. */

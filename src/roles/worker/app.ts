@@ -165,7 +165,8 @@ export function createWorkerApp({ stats, address, log, registry, token, idleTime
         problem: now.claimProblem ?? (now.closing ? 'stopping' : null),
       }
     },
-    { response: { 200: WorkerStatusJson }, detail: { summary: 'What this worker does: loops, busy, done, failed', tags: ['operations'] } },
+    // Open, as its /metrics is: the same figures, no task's data; the board reads them.
+    { access: 'public', response: { 200: WorkerStatusJson }, detail: { summary: 'What this worker does: loops, busy, done, failed', tags: ['operations'] } },
   )
   .get(
     '/history',
@@ -174,6 +175,7 @@ export function createWorkerApp({ stats, address, log, registry, token, idleTime
       return { minutes: history(since).map((m) => ({ at: new Date(m.at).toISOString(), done: m.done, failed: m.failed })) }
     },
     {
+      access: 'public',
       query: t.Object({
         since: t.Optional(t.String({ pattern: '^[0-9]{1,15}$', error: 'since must be epoch milliseconds', description: 'Epoch milliseconds; default (and at most) a day ago' })),
       }),

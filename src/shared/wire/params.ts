@@ -1,4 +1,4 @@
-// Schemas shared by several roles: ids and the like. Validation and the Swagger page both come from here.
+// The wire's query parameters and plain-text answers, for every role's routes and every client: ids, keys, leases.
 import { t } from 'elysia'
 
 /** Canonical non-negative decimal, at most 15 digits so that every id is a safe integer. */
@@ -32,6 +32,14 @@ export const WaitSeconds = t.String({
   examples: ['20'],
 })
 export const ClaimQuery = t.Object({ wait: t.Optional(WaitSeconds) })
+
+/** `lease=`: the token a claim answered, sent back to renew, finish, fail or release it. */
+export const LeaseToken = t.String({
+  minLength: 1,
+  maxLength: 128,
+  error: 'lease must be the lease token the claim answered with',
+  description: 'The token of the claim (from `/getNewTask`); optional for original clients, checked when given',
+})
 
 /** The plain-text answers of the contract. */
 export const Success = t.Literal('success', { description: 'The contract’s acknowledgement' })
