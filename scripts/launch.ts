@@ -23,7 +23,7 @@ usage: bun run start [-- options]        (or: bun run scripts/launch.ts [options
   --port-offset N   add N to every default port (to run a second system beside the first)
   --help            this text
 
-Ports are the defaults of PROTOCOL.md: kv 3000, database 3001, storage 3002, master 3003, frontend 8080.
+Ports are the defaults of docs/protocol.md: kv 3000, database 3001, storage 3002, master 3003, frontend 8080.
 `
 
 export interface LaunchPlan {
@@ -35,7 +35,7 @@ export interface LaunchPlan {
   readonly portOffset: number
 }
 
-/** The default ports of PROTOCOL.md. */
+/** The default ports (docs/protocol.md). */
 export const DEFAULT_PORTS = { kv: 3000, database: 3001, storage: 3002, master: 3003, frontend: 8080 } as const
 
 /** The port a role listens on under the plan. */

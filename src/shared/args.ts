@@ -1,4 +1,4 @@
-// Command lines of PROTOCOL.md: `host:port` addresses, usage lines, non-zero exit on bad input.
+// The roles' command lines (docs/settings.md): `host:port` addresses, usage lines, non-zero exit on bad input.
 
 export interface Address {
   /** Host to connect to or to listen on; `0.0.0.0` when only a port was given. */

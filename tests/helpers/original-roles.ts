@@ -1,6 +1,6 @@
-// The roles of the original design (the seed's Go services, PROTOCOL.md's tables and nothing from "Beyond"), in memory,
+// The roles of the original design (the original endpoints of docs/protocol.md and nothing beyond them), in memory,
 // to test this project's roles against them: original answers only, unknown query parameters ignored, unknown paths
-// answered as Go's router does (`404 page not found`), failures passed on with status 200 where the seed's code did.
+// answered as Go's router does (`404 page not found`), failures passed on with status 200 where the original roles did.
 import type { Server } from 'bun'
 import { swapRedGreen } from '../../src/roles/worker/image-work.ts'
 import { freePort } from './processes.ts'
@@ -9,10 +9,10 @@ type Handler = (request: Request, url: URL) => Response | Promise<Response>
 type Routes = Record<string, { readonly method: string; readonly handle: Handler }>
 
 const text = (body: string, status = 200) => new Response(body, { status, headers: { 'content-type': 'text/plain; charset=utf-8' } })
-/** The seed answers bad input with 400 and `Error:...`. */
+/** The original roles answer bad input with 400 and `Error:...`. */
 const refuse = (message: string, status = 400) => text(`Error: ${message}`, status)
 
-/** An id as the seed parses it: digits only. */
+/** An id as the original roles parse it: digits only. */
 function idOf(url: URL): number | undefined {
   const raw = url.searchParams.get('id') ?? ''
   return /^\d+$/.test(raw) ? Number(raw) : undefined
@@ -45,7 +45,7 @@ function serveOriginal(routes: Routes): OriginalRole {
   return { address: `127.0.0.1:${port}`, calls, stop: () => server.stop(true) }
 }
 
-/** Registers `<key>=<address>` in the kv store as the seed's roles do, once, at start. */
+/** Registers `<key>=<address>` in the kv store as the original roles do, once, at start. */
 async function register(kv: string, key: string, address: string): Promise<void> {
   const response = await fetch(`http://${kv}/set?key=${key}&value=${address}`, { method: 'POST' })
   if ((await response.text()) !== 'success') throw new Error(`registering ${key} failed`)
@@ -275,7 +275,7 @@ export async function originalWorkerLoop(kv: string, signal: AbortSignal): Promi
       done.push(id)
     } catch (error) {
       if (signal.aborted) break
-      // The seed's worker logs, waits and goes on (2 s there).
+      // The original worker logs, waits and goes on (2 s there).
       errors.push((error as Error).message)
       await Bun.sleep(100)
     }

@@ -94,7 +94,7 @@ export async function waitHealthy(address: string, timeoutMs: number, proc?: Rol
   let exitCode: number | null = null
   void proc?.exited.then((code) => (exitCode = code))
   while (performance.now() < deadline) {
-    if (exitCode !== null) throw new Error(`${proc?.role} exited with ${exitCode} before it was healthy; see ${proc?.logFile}`)
+    if (exitCode !== null) throw new Error(`${proc?.role} exited with ${exitCode} before it was healthy; its log ends:\n${await logTail(proc?.logFile)}`)
     try {
       const response = await fetch(`http://${address}/health`, { signal: AbortSignal.timeout(1000) })
       await response.body?.cancel()
@@ -104,7 +104,14 @@ export async function waitHealthy(address: string, timeoutMs: number, proc?: Rol
     }
     await Bun.sleep(50)
   }
-  throw new Error(`${address} was not healthy within ${timeoutMs} ms${proc ? `; see ${proc.logFile}` : ''}`)
+  throw new Error(`${address} was not healthy within ${timeoutMs} ms${proc ? `; its log ends:\n${await logTail(proc.logFile)}` : ''}`)
+}
+
+/** The last lines of a role's log, for a failure's message: the folder is gone once the test's cleanup has run. */
+async function logTail(logFile: string | undefined, lines = 20): Promise<string> {
+  if (logFile === undefined) return '(no log)'
+  const text = await Bun.file(logFile).text().catch(() => '(no log)')
+  return text.trimEnd().split('\n').slice(-lines).join('\n')
 }
 
 /** Fetches `http://<address><path>` and reads the answer as text. */

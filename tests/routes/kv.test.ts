@@ -1,4 +1,4 @@
-// kv routes through app.handle: exact answers of PROTOCOL.md and the contract's errors.
+// kv routes through app.handle: exact answers of docs/protocol.md and the contract's errors.
 import { afterEach, beforeEach, describe, expect, test } from 'bun:test'
 import { join } from 'node:path'
 import { createKvApp } from '../../src/roles/kv/app.ts'

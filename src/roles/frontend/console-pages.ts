@@ -1,10 +1,7 @@
 // The operator's console pages, made on the server so that they work without JavaScript: the task list and a task.
 import type { TaskReadiness, TaskStatus } from '../../clients/master-public-client.ts'
 import type { TaskEvent } from './console-source.ts'
-import { escapeHtml } from './task-page.ts'
-
-const ICON =
-  'data:image/svg+xml,%3Csvg xmlns=%22http://www.w3.org/2000/svg%22 viewBox=%220 0 2 2%22%3E%3Cpath fill=%22%23d93025%22 d=%22M0 0h2L0 2z%22/%3E%3Cpath fill=%22%23188038%22 d=%22M2 0v2H0z%22/%3E%3C/svg%3E'
+import { escapeHtml, PAGE_ICON } from './task-page.ts'
 
 export const STATE_LABELS: Record<number, string> = { 0: 'Waiting', 1: 'Processing', 2: 'Finished', 3: 'Failed' }
 
@@ -22,7 +19,7 @@ function layout(title: string, section: Section, body: string): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark">
 <title>${escapeHtml(title)} · pixmill</title>
-<link rel="icon" href="${ICON}">
+<link rel="icon" href="${PAGE_ICON}">
 <link rel="stylesheet" href="/style.css">
 </head>
 <body>

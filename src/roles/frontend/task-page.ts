@@ -8,8 +8,8 @@ const WORDS: Record<number, { label: string; detail: string }> = {
   3: { label: 'Failed', detail: 'The image could not be processed.' },
 }
 
-/** The page's icon, inline so that no request for /favicon.ico goes unanswered. */
-const ICON =
+/** The pages' icon, inline so that no request for /favicon.ico goes unanswered. */
+export const PAGE_ICON =
   'data:image/svg+xml,%3Csvg xmlns=%22http://www.w3.org/2000/svg%22 viewBox=%220 0 2 2%22%3E%3Cpath fill=%22%23d93025%22 d=%22M0 0h2L0 2z%22/%3E%3Cpath fill=%22%23188038%22 d=%22M2 0v2H0z%22/%3E%3C/svg%3E'
 
 /** Seconds between reloads while the task is not done. */
@@ -27,7 +27,7 @@ function layout(title: string, body: string, refresh: boolean): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 ${refresh ? `<meta http-equiv="refresh" content="${REFRESH_SECONDS}">` : ''}
 <title>${escapeHtml(title)} · pixmill</title>
-<link rel="icon" href="${ICON}">
+<link rel="icon" href="${PAGE_ICON}">
 <link rel="stylesheet" href="/style.css">
 </head>
 <body>

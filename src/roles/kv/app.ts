@@ -49,10 +49,7 @@ export function createKvApp({ store, log, registry, token, idleTimeoutSeconds }:
   })
     .get(
       '/get',
-      ({ query }): string | Promise<string> => {
-        const value = store.get(query.key)
-        return value instanceof Promise ? value.then((v) => found(query.key, v)) : found(query.key, value)
-      },
+      async ({ query }) => found(query.key, await store.get(query.key)),
       {
         query: KeyQuery,
         response: { 200: t.String({ description: 'The value, as text' }), 404: ErrorText },

@@ -5,13 +5,10 @@ export interface SetOptions {
   readonly ttlSeconds?: number
 }
 
-/** A durable string-to-string map. Implementations: bun:sqlite (embedded default). */
+/** A durable string-to-string map: bun:sqlite (sqlite-kv-store.ts, the default) or Redis (redis-kv-store.ts). */
 export interface KvStore {
-  /**
-   * The value, or undefined for an unknown or expired key. A store that holds its pairs in memory answers at once,
-   * without a promise: registry lookups are the system's hottest read.
-   */
-  get(key: string): string | undefined | Promise<string | undefined>
+  /** The value, or undefined for an unknown or expired key. */
+  get(key: string): Promise<string | undefined>
   /** Resolves once the pair is durable. Setting a key again replaces its value and its time to live. */
   set(key: string, value: string, options?: SetOptions): Promise<void>
   /** Resolves true when the key existed. */

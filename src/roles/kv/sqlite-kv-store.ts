@@ -42,7 +42,7 @@ export function openSqliteKvStore(dir: string, options: SqliteKvStoreOptions = {
   let lastSweep = now()
 
   return {
-    get(key) {
+    async get(key) {
       const entry = cache.get(key)
       return live(entry, now()) ? entry!.value : undefined
     },

@@ -2,7 +2,7 @@
 import type { DatabaseClient } from '../../clients/database-client.ts'
 import type { StorageClient } from '../../clients/storage-client.ts'
 import { collectionPace, declaredLength, peekBody } from '../../shared/body-stream.ts'
-import { BadRequest, HttpError, PayloadTooLarge, RequestTimeout, UnsupportedMediaType } from '../../shared/errors.ts'
+import { BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { hasPngSignature, parsePngHeader, PNG_HEADER_BYTES, type PngHeader } from '../../shared/png-header.ts'
 
@@ -11,7 +11,7 @@ export interface UploadDeps {
   readonly storage: StorageClient
   readonly maxUploadBytes: number
   /** PIXMILL_UPLOAD_TIMEOUT_SECONDS: the whole body must have arrived by then. */
-  readonly uploadTimeoutSeconds?: number
+  readonly uploadTimeoutSeconds: number
   readonly log: Logger
   /** The hash of the task key of a private result, kept with the task. */
   readonly keyHash?: string
@@ -64,9 +64,8 @@ export async function acceptUpload(request: Request, deps: UploadDeps): Promise<
     }
     const failure = body.failure()
     if (failure === 'too-large') throw new PayloadTooLarge(limit)
-    if (failure === 'too-slow') throw new RequestTimeout(deps.uploadTimeoutSeconds ?? 0)
+    if (failure === 'too-slow') throw new RequestTimeout(deps.uploadTimeoutSeconds)
     if (failure === 'source-failed') throw new BadRequest('The upload was interrupted before the whole body arrived.')
-    if (error instanceof HttpError) throw error
     throw error
   }
   if (held) await deps.database.activateTask(id)

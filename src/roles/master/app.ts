@@ -89,6 +89,8 @@ export function createMasterApp(deps: MasterAppDeps) {
   const { database, storage, log, registry } = deps
   const privateResults = deps.privateResults ?? false
   const uploadGate = createGate(deps.maxUploadsInFlight ?? 32, 'uploads')
+  // `??`, not a spread default: an explicit undefined must not switch the deadline off.
+  const uploadTimeoutSeconds = deps.uploadTimeoutSeconds ?? 300
   const states = deps.taskStates ?? createTaskStates()
   const waits = deps.taskWaits ?? createTaskWaits({ records: databaseRecords(database) })
   const access = createTaskAccess({ privateResults, token: deps.token })
@@ -161,7 +163,7 @@ export function createMasterApp(deps: MasterAppDeps) {
           limit.admit(request, server)
           const key = privateResults ? newTaskKey() : undefined
           const keyHash = key === undefined ? undefined : hashTaskKey(key)
-          const { id, header } = await uploadGate.run(() => acceptUpload(request, { uploadTimeoutSeconds: 300, ...deps, keyHash }))
+          const { id, header } = await uploadGate.run(() => acceptUpload(request, { ...deps, uploadTimeoutSeconds, keyHash }))
           uploads.inc({ outcome: 'accepted' })
           log.info({ id, width: header.width, height: header.height }, 'upload accepted')
           if (key !== undefined) {

@@ -7,6 +7,7 @@ import { ErrorText, Success } from '../../shared/schemas.ts'
 import { AREAS, type ImageStore } from './image-store.ts'
 import { GetImageResponses, ImageQuery, PngRequestBody } from './model.ts'
 import type { PeekedBody } from '../../shared/body-stream.ts'
+import { conditionalAnswer } from './conditional-get.ts'
 import { pngUploadBody, UploadBrokenOff, uploadFailure } from './png-upload.ts'
 
 export interface StorageAppDeps {
@@ -125,56 +126,6 @@ function diskGuard(store: ImageStore, min: number | { readonly percent: number }
   }
 }
 
-/** If-None-Match uses the weak comparison (RFC 9110 13.1.2): `W/` is ignored, `*` matches any current image. */
-export function etagMatches(ifNoneMatch: string | null, etag: string): boolean {
-  if (!ifNoneMatch) return false
-  const bare = (tag: string) => tag.trim().replace(/^W\//, '')
-  return ifNoneMatch.split(',').some((tag) => tag.trim() === '*' || bare(tag) === bare(etag))
-}
-
-/** Bytes [start, end) of `body`, as a stream: the bytes before are read and dropped (a stream cannot seek). */
-function sliceStream(body: ReadableStream<Uint8Array>, start: number, end: number): ReadableStream<Uint8Array> {
-  const reader = body.getReader()
-  let offset = 0
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      for (;;) {
-        const { done, value } = await reader.read()
-        // Shorter than its Content-Length: break the answer off rather than end it as if it were whole.
-        if (done) return controller.error(new Error('The image ended before the range did.'))
-        const from = Math.max(0, start - offset)
-        const to = Math.min(value.byteLength, end - offset)
-        offset += value.byteLength
-        if (from < to) controller.enqueue(value.subarray(from, to))
-        if (offset >= end) {
-          controller.close()
-          return reader.cancel()
-        }
-        if (from < to) return
-      }
-    },
-    cancel: (reason) => reader.cancel(reason),
-  })
-}
-
-/**
- * A Range request on an image whose body is a stream, answered as Elysia answers one on a Blob: the first range of
- * the header, `-n` for the last n bytes, the end cut to the size; 416 when it starts past the end.
- */
-function streamRange(body: ReadableStream<Uint8Array>, size: number, header: string, headers: Record<string, string>): Response {
-  const match = /bytes=(\d*)-(\d*)/.exec(header)
-  if (!match) return new Response(body, { headers: { ...headers, 'accept-ranges': 'bytes', 'content-length': String(size) } })
-  const [, first = '', last = ''] = match
-  const start = first ? Number(first) : Math.max(0, size - Number(last))
-  const end = first && last ? Math.min(Number(last), size - 1) : size - 1
-  if ((!first && !last) || start >= size || start > end) {
-    void body.cancel().catch(() => {})
-    return new Response(null, { status: 416, headers: { ...headers, 'content-range': `bytes */${size}` } })
-  }
-  const range = { 'accept-ranges': 'bytes', 'content-range': `bytes ${start}-${end}/${size}`, 'content-length': String(end - start + 1) }
-  return new Response(sliceStream(body, start, end + 1), { status: 206, headers: { ...headers, ...range } })
-}
-
 /** Builds the storage app; it never listens (the entry file or the launcher does). */
 export function createStorageApp({ store, log, registry, maxUploadBytes, token, idleTimeoutSeconds, uploadTimeoutSeconds = 300, minFreeBytes = 1024 ** 3, privateResults = false }: StorageAppDeps) {
   const metrics = storageMetrics(registry, store)
@@ -259,28 +210,9 @@ export function createStorageApp({ store, log, registry, maxUploadBytes, token, 
       async ({ query, request, set }) => {
         const image = await store.open(Number(query.id), query.state)
         if (!image) throw new NotFound(`No ${query.state} image for id ${query.id}.`)
-        // no-cache: a client may keep the image but must ask again, since a later upload can replace it.
-        const headers = { etag: image.etag, 'last-modified': image.lastModified.toUTCString(), 'cache-control': 'no-cache' }
-        if (etagMatches(request.headers.get('if-none-match'), image.etag)) {
-          if (image.body instanceof ReadableStream) await image.body.cancel()
-          metrics.served.inc({ area: query.state, answer: 'not_modified' })
-          return new Response(null, { status: 304, headers })
-        }
-        const typed = { ...headers, 'content-type': 'image/png' }
-        // If-Range naming an older image: send the whole current one, never a piece of it spliced onto the old.
-        const ifRange = request.headers.get('if-range')
-        const ranged = request.headers.has('range') && (ifRange === null || ifRange === image.etag)
-        metrics.served.inc({ area: query.state, answer: ranged ? 'range' : 'full' })
-        if (ranged && image.body instanceof Blob) {
-          // A Blob returned as is gets Elysia's Range handling (206 with Content-Range); Bun sends it with sendfile.
-          Object.assign(set.headers, typed)
-          return image.body
-        }
-        if (image.body instanceof Blob) return new Response(image.body, { headers: typed })
-        // A stream (an object store's): Range is ours to handle, and Content-Length ours to give (Bun passes it on only
-        // when the stream has arrived whole by the time it answers; a larger image goes out chunked, oven-sh/bun#10507).
-        if (ranged) return streamRange(image.body, image.size, request.headers.get('range')!, typed)
-        return new Response(image.body, { headers: { ...typed, 'accept-ranges': 'bytes', 'content-length': String(image.size) } })
+        const { answer, response } = conditionalAnswer(request, image, 'image/png', set)
+        metrics.served.inc({ area: query.state, answer })
+        return response
       },
       {
         query: ImageQuery,

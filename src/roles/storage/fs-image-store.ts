@@ -14,7 +14,7 @@ export interface FsImageStoreOptions {
   /**
    * fsync each image before it is renamed into place, and its folder after (and after a delete). Default true. A
    * rename alone already survives `kill -9` (the page cache outlives the process); fsync adds power loss and kernel
-   * crashes, at about 1-3 ms per image of a few MiB on the machines measured.
+   * crashes, at the cost of a disk flush per image.
    */
   readonly fsync?: boolean
   /** Told when images of the flat layout of earlier versions have been moved into the sharded one. */

@@ -1,4 +1,4 @@
-// The worker's image work (PROTOCOL.md): any PNG in, an opaque 8-bit PNG out, composited over black, red and green swapped.
+// The worker's image work: any PNG in, an opaque 8-bit PNG out, composited over black, red and green swapped.
 import { CompressionType, FilterType, Transformer } from '@napi-rs/image'
 import sharp, { type OutputInfo, type SharpOptions } from 'sharp'
 import { parsePngHeader } from '../../shared/png-header.ts'
@@ -9,8 +9,7 @@ sharp.cache(false)
 
 /**
  * How hard the encoder works (PIXMILL_PNG_EFFORT). `fast`: @napi-rs/image's fast deflate with adaptive row filters,
- * RGBA (every alpha 255): 3-6x faster than sharp at level 2, within a few per cent of its size on photos (see the codec
- * table in the README). `small`: sharp at level 6 with adaptive filters, RGB: the smallest output, at sharp's cost.
+ * RGBA (every alpha 255): several times faster than sharp at level 2, about its size on photos (the README's Codecs). `small`: sharp at level 6 with adaptive filters, RGB: the smallest output, at sharp's cost.
  */
 export type PngEffort = 'fast' | 'small'
 
@@ -114,9 +113,8 @@ function reason(error: unknown): string {
  * Decodes `png` (any colour type, bit depth and interlacing) and composites it over black with red and green swapped.
  * The header is read first, and an image of more than `maxPixels` pixels is refused before any pixel is decoded.
  * Throws UnrecoverableImageError for anything that is not a decodable PNG within the limits. The decode runs in
- * libvips' threads; only the compositing pass runs on the JS thread (about 15 ms for 4 Mpx of 8-bit RGBA). A native
- * `flatten` + `recomb` pipeline was measured slower (314 against 164 ms for 2048x2048 RGBA) and is not exact:
- * libvips' flatten truncates, and 16-bit goes to 8 bits by a shift.
+ * libvips' threads; only the compositing pass runs on the JS thread. libvips' own `flatten` + `recomb` would be slower
+ * and is not exact: its flatten truncates, and 16-bit goes to 8 bits by a shift.
  */
 export async function decodeSwapped(png: Uint8Array, options: ImageWorkOptions): Promise<SwappedPixels> {
   const { maxPixels } = options
