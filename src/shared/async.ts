@@ -1,13 +1,15 @@
 // Waiting with limits: sleeps that an AbortSignal ends, and work that a deadline or an abort stops waiting for. The one
-// place these are written, so that every wait in the roles gives up the same way and clears its timer.
+// place these are written, so that every wait in the roles gives up the same way and clears its timer. Each takes the
+// clock its caller was given (the real one by default), so that a test's clock moves these waits too.
+import { type Clock, systemClock } from './clock.ts'
 
 /** Resolves after `ms`, or at once (without throwing) when `signal` aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+export function sleep(ms: number, signal?: AbortSignal, clock: Clock = systemClock): Promise<void> {
   if (signal?.aborted) return Promise.resolve()
   return new Promise((resolve) => {
-    const timer = setTimeout(done, ms)
+    const cancel = clock.after(ms, done)
     function done() {
-      clearTimeout(timer)
+      cancel()
       signal?.removeEventListener('abort', done)
       resolve()
     }
@@ -19,24 +21,24 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  * `work`, or a rejection with `late()` once `ms` have passed. The work goes on unobserved (a late failure of it is
  * swallowed: nobody is waiting for it). The timer is cleared as soon as either settles.
  */
-export function withDeadline<T>(work: Promise<T>, ms: number, late: () => Error): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined
+export function withDeadline<T>(work: Promise<T>, ms: number, late: () => Error, clock: Clock = systemClock): Promise<T> {
+  let cancel: (() => void) | undefined
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
+    cancel = clock.after(ms, () => {
       work.catch(() => {})
       reject(late())
-    }, ms)
+    })
   })
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer))
+  return Promise.race([work, deadline]).finally(() => cancel?.())
 }
 
 /** `work`'s value, or `fallback` once `ms` have passed (best-effort steps: leaving the registry, flushing spans). */
-export function orAfter<T, F>(work: Promise<T>, ms: number, fallback: F): Promise<T | F> {
-  let timer: ReturnType<typeof setTimeout> | undefined
+export function orAfter<T, F>(work: Promise<T>, ms: number, fallback: F, clock: Clock = systemClock): Promise<T | F> {
+  let cancel: (() => void) | undefined
   const late = new Promise<F>((resolve) => {
-    timer = setTimeout(() => resolve(fallback), ms)
+    cancel = clock.after(ms, () => resolve(fallback))
   })
-  return Promise.race([work, late]).finally(() => clearTimeout(timer))
+  return Promise.race([work, late]).finally(() => cancel?.())
 }
 
 /** `work`, or a rejection with `signal.reason` as soon as `signal` aborts (a hung promise cannot hold its caller). */
@@ -53,4 +55,15 @@ export function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<
     signal.addEventListener('abort', onAbort, { once: true })
     work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
   })
+}
+
+/**
+ * A signal that aborts with a TimeoutError `ms` from now on `clock` (AbortSignal.timeout, on a clock a test can move).
+ * Its timer does not keep the process alive.
+ */
+export function timeoutSignal(ms: number, clock: Clock = systemClock): AbortSignal {
+  if (clock === systemClock) return AbortSignal.timeout(ms)
+  const controller = new AbortController()
+  clock.after(ms, () => controller.abort(new DOMException(`The operation timed out after ${ms} ms.`, 'TimeoutError')), { unref: true })
+  return controller.signal
 }

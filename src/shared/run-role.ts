@@ -5,6 +5,7 @@ import type { KvClient } from '../clients/kv-client.ts'
 import { type Address, UsageError } from './args.ts'
 import { orAfter } from './async.ts'
 import { withBackoff } from './backoff.ts'
+import { type Cancel, type Clock, systemClock } from './clock.ts'
 import { ConfigError } from './config.ts'
 import type { Logger } from './logger.ts'
 import { stopRoleTracer } from './tracing.ts'
@@ -44,11 +45,14 @@ export interface ServeOptions {
   }
   /** Closes the role's stores, after the server stopped. */
   readonly close?: () => Promise<void>
+  /** The registration's heartbeat and the bound on leaving kv at stop. Default systemClock. */
+  readonly clock?: Clock
 }
 
 /** Listens, registers, and returns a handle whose stop() drains in-flight requests first. */
 export async function serveRole(options: ServeOptions): Promise<RunningRole> {
   const { app, listen, log, role } = options
+  const clock = options.clock ?? systemClock
   // A role that others find through kv is not ready until it is registered: /health says so until then, so that
   // whoever waits for it to be healthy can count on finding it in kv.
   let registered = options.register === undefined
@@ -84,7 +88,7 @@ export async function serveRole(options: ServeOptions): Promise<RunningRole> {
     }
   })
   let stopping: Promise<void> | undefined
-  let heartbeat: ReturnType<typeof setInterval> | undefined
+  let heartbeat: Cancel | undefined
   let instanceKey: string | undefined
   const running: RunningRole = {
     role,
@@ -92,12 +96,12 @@ export async function serveRole(options: ServeOptions): Promise<RunningRole> {
     stop() {
       stopping ??= (async () => {
         log.info(`${role} stopping: finishing requests in flight`)
-        clearInterval(heartbeat)
+        heartbeat?.()
         leaveProcess()
         // Leave the registry at once rather than when the registration runs out; best effort, bounded.
         if (options.register && instanceKey) {
           const { kv } = options.register
-          await orAfter(kv.remove(instanceKey).catch(() => {}), 1000, undefined)
+          await orAfter(kv.remove(instanceKey).catch(() => {}), 1000, undefined, clock)
         }
         await server.stop(false)
         // Calls from roles of this process in flight finish too, as the server's own did.
@@ -138,20 +142,23 @@ export async function serveRole(options: ServeOptions): Promise<RunningRole> {
     registered = true
     log.info({ key, value }, `${role} registered in kv`)
     let failing = false
-    heartbeat = setInterval(() => {
-      register().then(
-        () => {
-          if (failing) log.info({ key, value }, `${role} registered in kv again`)
-          failing = false
-        },
-        (error) => {
-          // The kv store is down: keep serving, keep trying; the peers still have our address cached.
-          if (!failing) log.warn({ err: (error as Error).message }, `${role}: renewing the registration in kv failed; retrying`)
-          failing = true
-        },
-      )
-    }, (ttlSeconds * 1000) / 3)
-    heartbeat.unref()
+    heartbeat = clock.every(
+      (ttlSeconds * 1000) / 3,
+      () => {
+        register().then(
+          () => {
+            if (failing) log.info({ key, value }, `${role} registered in kv again`)
+            failing = false
+          },
+          (error) => {
+            // The kv store is down: keep serving, keep trying; the peers still have our address cached.
+            if (!failing) log.warn({ err: (error as Error).message }, `${role}: renewing the registration in kv failed; retrying`)
+            failing = true
+          },
+        )
+      },
+      { unref: true },
+    )
   }
   return running
 }

@@ -5,20 +5,12 @@ import sharp from 'sharp'
 import { encodePng, type Bytes } from './png.ts'
 import { freePort, REPO_ROOT, type RoleProcess, spawnCommand, spawnRole, waitHealthy } from './processes.ts'
 import { tempDir } from './temp.ts'
+import { waitFor } from './wait-for.ts'
+
+export { waitFor }
 
 export type ServiceRole = 'kv' | 'database' | 'storage' | 'master'
 const SERVICES: readonly ServiceRole[] = ['kv', 'database', 'storage', 'master']
-
-/** Polls `check` every `everyMs` until it returns something truthy; throws `what` after `timeoutMs`. */
-export async function waitFor<T>(what: string, check: () => T | Promise<T>, timeoutMs = 15_000, everyMs = 25): Promise<NonNullable<T>> {
-  const deadline = performance.now() + timeoutMs
-  for (;;) {
-    const value = await check()
-    if (value) return value as NonNullable<T>
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await Bun.sleep(everyMs)
-  }
-}
 
 /** The JSON lines of a role's log (other lines, such as Bun's own, left out). */
 export function logLines(file: string): Array<Record<string, unknown>> {

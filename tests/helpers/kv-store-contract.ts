@@ -2,8 +2,11 @@
 import { afterEach, beforeEach, describe, expect, test } from 'bun:test'
 import type { KvStore } from '../../src/roles/kv/kv-store.ts'
 
-/** `open` gives a store over a fresh place; `reopen` gives a new store over the same place (for durability). */
-export function kvStoreContract(name: string, setup: () => { open(): KvStore; cleanup(): void }) {
+/**
+ * `open` gives a store over a fresh place, and again a new store over the same place (for durability). `pass(ms)` lets
+ * that much time pass for the store: an embedded store's clock is moved; a server's own clock can only be waited for.
+ */
+export function kvStoreContract(name: string, setup: () => { open(): KvStore; cleanup(): void; pass(ms: number): Promise<void> }) {
   describe(`KvStore contract: ${name}`, () => {
     let env: ReturnType<typeof setup>
     let store: KvStore
@@ -65,15 +68,15 @@ export function kvStoreContract(name: string, setup: () => { open(): KvStore; cl
       await store.set('masterAddress/b:1', 'b:1', { ttlSeconds: 0.3 })
       await store.set('forever', 'yes')
       expect(await store.get('masterAddress/a:1')).toBe('a:1')
-      await Bun.sleep(200)
+      await env.pass(200)
       await store.set('masterAddress/b:1', 'b:1', { ttlSeconds: 0.3 })
-      await Bun.sleep(200)
+      await env.pass(200)
       expect(await store.get('masterAddress/a:1')).toBeUndefined()
       expect(await store.get('masterAddress/b:1')).toBe('b:1')
       expect(await store.list()).toEqual([['forever', 'yes'], ['masterAddress/b:1', 'b:1']])
       // A plain set makes a pair permanent again.
       await store.set('masterAddress/b:1', 'b:1')
-      await Bun.sleep(350)
+      await env.pass(350)
       expect(await store.get('masterAddress/b:1')).toBe('b:1')
     })
 

@@ -2,6 +2,8 @@
 import { createMasterWorkerClient } from '../../src/clients/master-client.ts'
 import { fixedPeer } from '../../src/clients/peer-address.ts'
 import { createStorageClient } from '../../src/clients/storage-client.ts'
+import { sleep } from '../../src/shared/async.ts'
+import { type Clock, systemClock } from '../../src/shared/clock.ts'
 
 export interface FakeTask {
   id: number
@@ -14,9 +16,9 @@ export interface FakeTask {
  * Master and storage as one fetch handler: tasks, images, a log of calls, and injectable network failures.
  * `original`: the master knows only the original endpoints (others answer Go's `404 page not found`) and passes the
  * database's refusals on with status 200, as the original master did. `holdClaims`: `getNewTask?wait=S` is held until
- * a task is added or S seconds pass, as this project's master does.
+ * a task is added or S seconds pass (on `clock`), as this project's master does.
  */
-export function fakeCluster(options: { leases?: boolean; original?: boolean; holdClaims?: boolean } = {}) {
+export function fakeCluster(options: { leases?: boolean; original?: boolean; holdClaims?: boolean; clock?: Clock } = {}) {
   const tasks: FakeTask[] = []
   const images = new Map<string, Uint8Array<ArrayBuffer>>()
   const calls: string[] = []
@@ -40,8 +42,7 @@ export function fakeCluster(options: { leases?: boolean; original?: boolean; hol
       case '/getNewTask': {
         const wait = Number(q('wait') ?? 0)
         if (options.holdClaims && wait > 0 && !tasks.some((t) => t.state === 0)) {
-          const gone = new Promise((resolve) => request.signal.addEventListener('abort', resolve, { once: true }))
-          await Promise.race([added.promise, Bun.sleep(wait * 1000), gone])
+          await Promise.race([added.promise, sleep(wait * 1000, request.signal, options.clock ?? systemClock)])
           if (request.signal.aborted) throw new DOMException('The operation was aborted.', 'AbortError')
         }
         const next = tasks.find((t) => t.state === 0)

@@ -4,20 +4,15 @@ import { type BoardFeedEvent, createBoardFeed } from '../../src/roles/frontend/b
 import { chartData } from '../../src/roles/frontend/chart-data.ts'
 import type { ConsoleSource, HistoryBucket } from '../../src/roles/frontend/console-source.ts'
 import type { WorkerDirectory } from '../../src/roles/frontend/worker-directory.ts'
-
-async function until(condition: () => boolean, what: string, ms = 2000) {
-  const deadline = performance.now() + ms
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await Bun.sleep(2)
-  }
-}
+import { manualClock } from '../helpers/manual-clock.ts'
 
 describe('board feed', () => {
   test('three boards share one read per interval; a late one gets the last figures at once; reads stop with the last board', async () => {
     let boardReads = 0
     let historyReads = 0
+    const clock = manualClock()
     const feed = createBoardFeed({
+      clock,
       board: async () => ({ read: ++boardReads }),
       history: async (window) => ({ window, read: ++historyReads }),
       boardEveryMs: 20,
@@ -25,31 +20,38 @@ describe('board feed', () => {
     })
     const seen: BoardFeedEvent[][] = [[], [], []]
     const stops = [0, 1].map((n) => feed.subscribe('hour', (event) => seen[n]!.push(event)))
-    await until(() => boardReads >= 5, 'five reads')
+    await clock.advance(100)
+    // The first board's own read, then one every 20 ms.
     const reads = boardReads
+    expect(reads).toBe(6)
     // Every board got every read: the reads were shared, not one per board.
     for (const n of [0, 1]) expect(seen[n]!.filter((e) => e.type === 'board').length).toBeGreaterThanOrEqual(reads - 1)
     stops.push(feed.subscribe('day', (event) => seen[2]!.push(event)))
     expect(seen[2]![0]).toMatchObject({ type: 'board' })
-    await until(() => seen[2]!.some((e) => e.type === 'history'), 'the day history')
+    await clock.advance(20)
+    expect(historyReads).toBeGreaterThanOrEqual(1)
+    expect(seen[2]!.some((e) => e.type === 'history')).toBe(true)
     expect(seen[2]!.find((e) => e.type === 'history')).toMatchObject({ data: { window: 'day' } })
     expect(seen[0]!.filter((e) => e.type === 'history').every((e) => (e as { data: { window: string } }).data.window === 'hour')).toBe(true)
     for (const stop of stops) stop()
     expect(feed.size()).toBe(0)
     const after = boardReads
-    await Bun.sleep(80)
+    await clock.advance(80)
     expect(boardReads).toBe(after)
+    expect(clock.pending()).toBe(0)
   })
 
   test('a failing read is told as trouble; close() tells every board to end', async () => {
     let fail = true
-    const feed = createBoardFeed({ board: async () => (fail ? Promise.reject(new Error('master down')) : { ok: 1 }), history: async () => ({}), boardEveryMs: 10 })
+    const clock = manualClock()
+    const feed = createBoardFeed({ board: async () => (fail ? Promise.reject(new Error('master down')) : { ok: 1 }), history: async () => ({}), boardEveryMs: 10, clock })
     const events: BoardFeedEvent[] = []
     feed.subscribe('hour', (event) => events.push(event))
-    await until(() => events.some((e) => e.type === 'trouble'), 'trouble')
+    await clock.settle()
     expect(events.find((e) => e.type === 'trouble')).toEqual({ type: 'trouble', message: 'master down' })
     fail = false
-    await until(() => events.some((e) => e.type === 'board'), 'a board after the trouble')
+    await clock.advance(10)
+    expect(events.some((e) => e.type === 'board')).toBe(true)
     feed.close()
     expect(events.at(-1)).toEqual({ type: 'closing' })
     expect(feed.size()).toBe(0)

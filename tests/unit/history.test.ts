@@ -3,6 +3,7 @@ import { describe, expect, test } from 'bun:test'
 import { createQueueSampler, histogramQuantile, historyBuckets } from '../../src/roles/database/history.ts'
 import type { MinuteFigures, TaskStore } from '../../src/roles/database/task-store.ts'
 import { silentLogger } from '../../src/shared/logger.ts'
+import { manualClock } from '../helpers/manual-clock.ts'
 
 /** Counts per bucket of PROCESSING_BUCKETS_MS (10, 25, 50, 100, 250, ... 60000, +Inf) from `{ bucketIndex: count }`. */
 const counts = (byBucket: Record<number, number>) => Array.from({ length: 13 }, (_, i) => byBucket[i] ?? 0)
@@ -65,14 +66,16 @@ describe('the queue sampler', () => {
   test('samples at start and then every interval, and stops', async () => {
     let samples = 0
     const store = { sampleQueue: async () => void samples++ } as unknown as TaskStore
-    const sampler = createQueueSampler({ store, log: silentLogger, everyMs: 20 })
+    const clock = manualClock()
+    const sampler = createQueueSampler({ store, log: silentLogger, everyMs: 20, clock })
     sampler.start()
-    await Bun.sleep(70)
+    expect(samples).toBe(1)
+    await clock.advance(70)
     await sampler.stop()
-    const taken = samples
-    expect(taken).toBeGreaterThanOrEqual(3)
-    await Bun.sleep(50)
-    expect(samples).toBe(taken)
+    expect(samples).toBe(4)
+    await clock.advance(50)
+    expect(samples).toBe(4)
+    expect(clock.pending()).toBe(0)
   })
 
   test('a failing store is logged once and sampled again at the next interval', async () => {
@@ -80,11 +83,12 @@ describe('the queue sampler', () => {
     const warnings: string[] = []
     const log = { ...silentLogger, warn: (_: unknown, message: string) => void warnings.push(message), info: () => {} } as unknown as typeof silentLogger
     const store = { sampleQueue: async () => { calls++; throw new Error('PostgreSQL is down') } } as unknown as TaskStore
-    const sampler = createQueueSampler({ store, log, everyMs: 10 })
+    const clock = manualClock()
+    const sampler = createQueueSampler({ store, log, everyMs: 10, clock })
     sampler.start()
-    await Bun.sleep(60)
+    await clock.advance(60)
     await sampler.stop()
-    expect(calls).toBeGreaterThanOrEqual(3)
+    expect(calls).toBe(7)
     expect(warnings.length).toBe(1)
   })
 })

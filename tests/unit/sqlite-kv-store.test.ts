@@ -6,5 +6,10 @@ import { tempDir } from '../helpers/temp.ts'
 
 kvStoreContract('bun:sqlite', () => {
   const dir = tempDir()
-  return { open: () => openSqliteKvStore(join(dir.path, 'kv')), cleanup: dir.remove }
+  let now = Date.now()
+  return {
+    open: () => openSqliteKvStore(join(dir.path, 'kv'), { now: () => now }),
+    cleanup: dir.remove,
+    pass: async (ms) => void (now += ms),
+  }
 })

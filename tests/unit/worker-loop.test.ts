@@ -1,23 +1,25 @@
-// The worker's loops against an in-process fake master and storage, through the real peer clients.
+// The worker's loops against an in-process fake master and storage, through the real peer clients. Waits, renewals
+// and time limits run on a manual clock that the test moves; only the codec (sharp, off the JavaScript thread) takes
+// real time, and the tests poll for its results.
 import { afterEach, describe, expect, test } from 'bun:test'
 import sharp from 'sharp'
 import type { StorageClient } from '../../src/clients/storage-client.ts'
 import { createWorker, type Worker, type WorkerOptions } from '../../src/roles/worker/worker.ts'
+import { sleep } from '../../src/shared/async.ts'
 import { silentLogger } from '../../src/shared/logger.ts'
+import { type ManualClock, manualClock } from '../helpers/manual-clock.ts'
 import { encodePng } from '../helpers/png.ts'
+import { waitFor } from '../helpers/wait-for.ts'
 import { type FakeCluster, fakeCluster } from '../helpers/worker-fakes.ts'
 
 /** A 3x2 RGB image with known pixels. */
 const RGB = [[[10, 200, 30], [255, 0, 7], [1, 2, 3]], [[0, 0, 0], [90, 91, 92], [250, 5, 128]]]
 const PNG = encodePng(3, 2, 2, 8, RGB)
 
-async function until(condition: () => boolean, what: string, ms = 3000): Promise<void> {
-  const deadline = performance.now() + ms
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await Bun.sleep(2)
-  }
-}
+const until = (condition: () => boolean, what: string, ms = 3000) => waitFor(what, condition, ms, 2).then(() => {})
+
+/** The waits after a peer's failure (2 s jittered) among the clock's timers: longer than the idle back-off, shorter than a renewal. */
+const errorWaits = (clock: ManualClock) => clock.scheduled.filter((ms) => ms >= 1000 && ms < 10_000)
 
 function deferred() {
   let resolve!: () => void
@@ -39,7 +41,8 @@ function start(cluster: FakeCluster, extra: Partial<WorkerOptions> = {}): Worker
     maxPixels: 1_000_000,
     leaseSeconds: 120,
     log: silentLogger,
-    idle: { initialMs: 2, maxMs: 10 },
+    // On a manual clock the idle loops' waits run one by one as the test moves time: few and long, so a move of minutes stays quick.
+    idle: extra.clock ? { initialMs: 50, maxMs: 30_000 } : { initialMs: 2, maxMs: 10 },
     closeTimeoutMs: 1000,
     ...extra,
   })
@@ -67,7 +70,6 @@ describe('worker loop', () => {
     const release = deferred()
     const w = start(cluster, {
       threads: 3,
-      clock: Date.now,
       stage: async (stage, work) => {
         stages.push(stage)
         // The first task waits in its store stage, so that its loop is busy while the others are idle.
@@ -92,9 +94,11 @@ describe('worker loop', () => {
   test('a claim that fails names its problem in the stats until a claim succeeds', async () => {
     const cluster = fakeCluster()
     cluster.failNext['/getNewTask'] = 1
-    const w = start(cluster, { threads: 1, errorWaitMs: 50 })
+    const clock = manualClock()
+    const w = start(cluster, { threads: 1, errorWaitMs: 50, clock })
     await until(() => w.stats().claimProblem !== undefined, 'the claim problem')
     expect(w.stats().claimProblem).toMatch(/asking the master for a task fails/)
+    await clock.advance(55)
     await until(() => w.stats().claimProblem === undefined, 'the next claim to succeed')
   })
 
@@ -124,76 +128,71 @@ describe('worker loop', () => {
     const id = cluster.addTask(PNG)
     cluster.failNext['/getNewTask'] = 2
     cluster.failNext['/sendImage'] = 1
-    const waits: number[] = []
-    const w = start(cluster, {
-      threads: 1,
-      // Moves time instead of sleeping: records the wait, yields, returns.
-      sleep: async (ms) => {
-        waits.push(ms)
-        await Bun.sleep(1)
-      },
-    })
+    const clock = manualClock()
+    // Idle waits stay under a second, apart from the error waits.
+    const w = start(cluster, { threads: 1, idle: { initialMs: 50, maxMs: 500 }, clock })
+    // Each failure is followed by one wait, and nothing is tried again until that wait has passed.
+    for (const waits of [1, 2, 3]) {
+      await until(() => errorWaits(clock).length === waits, `wait ${waits}`)
+      expect(cluster.tasks[id]!.state).toBe(waits < 3 ? 0 : 1)
+      await clock.advance(2200)
+    }
     await until(() => cluster.tasks[id]!.state === 2, 'task finished')
-    const errorWaits = waits.filter((ms) => ms >= 1000)
-    expect(errorWaits).toHaveLength(3)
-    for (const ms of errorWaits) expect(ms).toBeWithin(1800, 2201)
+    expect(errorWaits(clock)).toHaveLength(3)
+    for (const ms of errorWaits(clock)) expect(ms).toBeWithin(1800, 2201)
     expect(cluster.callsFor(id)).toEqual(['/getImage', '/sendImage', '/sendImage', '/registerTaskFinished'])
     expect(w.stats()).toMatchObject({ processed: 1, peerErrors: 3 })
   })
 
   test('with no task the loop backs off from the initial wait up to the longest', async () => {
     const cluster = fakeCluster()
-    const waits: number[] = []
-    start(cluster, {
-      threads: 1,
-      idle: { initialMs: 50, maxMs: 1000 },
-      random: () => 0.5,
-      sleep: async (ms) => {
-        waits.push(ms)
-        await Bun.sleep(1)
-      },
-    })
-    await until(() => waits.length >= 8, 'eight idle waits')
-    expect(waits.slice(0, 8)).toEqual([50, 100, 200, 400, 800, 1000, 1000, 1000])
+    const clock = manualClock()
+    start(cluster, { threads: 1, idle: { initialMs: 50, maxMs: 1000 }, random: () => 0.5, clock })
+    for (let n = 1; n <= 8; n++) {
+      await until(() => clock.scheduled.length === n, `idle wait ${n}`)
+      await clock.advance(clock.scheduled[n - 1]!)
+    }
+    expect(clock.scheduled.slice(0, 8)).toEqual([50, 100, 200, 400, 800, 1000, 1000, 1000])
   })
 
   test('a loop that claims a task wakes the idle ones, which start their back-off again', async () => {
     const cluster = fakeCluster()
-    const sleepers: { ms: number; wake: () => void }[] = []
+    const clock = manualClock()
     const gate = deferred()
     let swaps = 0
+    // The first two idle waits are 25 and 75 ms (the jitter's ends), every later one its middle.
+    const jitters = [0, 0.999]
     start(cluster, {
       idle: { initialMs: 50, maxMs: 1000 },
       // The first task holds its loop, so only the other loop can take the second one.
       swap: async () => (swaps++ === 0 && (await gate.promise), PNG),
-      random: () => 0.5,
-      // Sleeps until released by hand or aborted.
-      sleep: (ms, signal) =>
-        new Promise((resolve) => {
-          sleepers.push({ ms, wake: () => resolve() })
-          signal?.addEventListener('abort', () => resolve(), { once: true })
-        }),
+      random: () => jitters.shift() ?? 0.5,
+      clock,
     })
-    await until(() => sleepers.length === 2, 'both loops idle')
+    const idleWaits = () => clock.scheduled.filter((ms) => ms < 1000)
+    await until(() => idleWaits().length === 2, 'both loops idle')
+    expect(idleWaits().toSorted((a, b) => a - b)).toEqual([25, 75])
     const first = cluster.addTask(PNG)
     const second = cluster.addTask(PNG)
-    sleepers[0]!.wake()
-    // Nobody releases the second loop's 50 ms sleep: the first loop's claim wakes it.
+    // Only the 25 ms wait comes due; the clock stays there, short of the other loop's 75 ms: the first loop's claim wakes it.
+    await clock.advance(25)
     await until(() => cluster.tasks[second]!.state === 2, 'the second task finished')
     expect(cluster.tasks[first]!.state).toBe(1)
     gate.resolve()
     await until(() => cluster.tasks[first]!.state === 2, 'the first task finished')
-    expect(sleepers.slice(0, 2).map((s) => s.ms)).toEqual([50, 50])
-    await until(() => sleepers.length >= 4, 'both loops idle again')
-    expect(sleepers.slice(2).every((s) => s.ms === 50)).toBe(true)
+    await until(() => idleWaits().length >= 4, 'both loops idle again')
+    // Back at the initial wait, not doubled to 100.
+    expect(idleWaits().slice(2)).toEqual([50, 50])
   })
 
   test('close() lets the task in flight finish, claims nothing new, and is idempotent', async () => {
     const cluster = fakeCluster()
     const first = cluster.addTask(PNG)
     const gate = deferred()
+    const clock = manualClock()
     const w = start(cluster, {
       threads: 1,
+      clock,
       swap: async (png, options) => {
         await gate.promise
         const { swapRedGreen } = await import('../../src/roles/worker/image-work.ts')
@@ -206,7 +205,8 @@ describe('worker loop', () => {
     let closed = false
     const closing = w.close().then(() => (closed = true))
     expect(w.close()).toBe(w.close())
-    await Bun.sleep(30)
+    // Up to its limit (1000 ms here), close() waits for the task.
+    await clock.advance(999)
     expect(closed).toBe(false)
     gate.resolve()
     await closing
@@ -218,19 +218,26 @@ describe('worker loop', () => {
   test('close() wakes a loop sleeping after a peer error at once', async () => {
     const cluster = fakeCluster()
     cluster.failNext['/getNewTask'] = 100
-    const w = start(cluster, { errorWaitMs: 60_000 })
-    await until(() => w.stats().peerErrors >= 2, 'both loops waiting')
-    const started = performance.now()
-    await w.close()
-    expect(performance.now() - started).toBeLessThan(100)
+    const clock = manualClock()
+    const w = start(cluster, { errorWaitMs: 60_000, clock })
+    await until(() => w.stats().peerErrors >= 2 && clock.pending() === 2, 'both loops waiting')
+    let closed = false
+    void w.close().then(() => (closed = true))
+    // Without the clock moving at all: the waits end on the abort, and their timers are gone.
+    await clock.settle()
+    expect(closed).toBe(true)
+    expect(clock.pending()).toBe(0)
   })
 
   test('close() gives up on a hung task after its limit and releases it at once, not after its lease', async () => {
     const cluster = fakeCluster()
     const id = cluster.addTask(PNG)
-    const w = start(cluster, { threads: 1, closeTimeoutMs: 50, swap: () => new Promise(() => {}) })
+    const clock = manualClock()
+    const w = start(cluster, { threads: 1, closeTimeoutMs: 50, swap: () => new Promise(() => {}), clock })
     await until(() => w.stats().inFlight === 1, 'a task in flight')
-    await w.close()
+    const closing = w.close()
+    await clock.advance(50)
+    await closing
     expect(w.stats()).toMatchObject({ abandoned: 1, inFlight: 0, failed: 0 })
     expect(cluster.calls).toContain(`/releaseTask?id=${id}&lease=L${id}`)
     expect(cluster.tasks[id]!.state).toBe(0)
@@ -239,22 +246,32 @@ describe('worker loop', () => {
   test('the lease is renewed while a slow task is worked on', async () => {
     const cluster = fakeCluster()
     const id = cluster.addTask(PNG)
-    // A 90 ms lease renews every 30 ms; the image work takes 200 ms.
-    const w = start(cluster, { leaseSeconds: 0.09, swap: async () => (await Bun.sleep(200), PNG) })
+    const clock = manualClock()
+    const gate = deferred()
+    // A 60 s lease renews every 20 s; the image work takes 85 s.
+    const w = start(cluster, { leaseSeconds: 60, swap: async () => (await gate.promise, PNG), clock })
+    await until(() => w.stats().inFlight === 1, 'a task in flight')
+    const renewals = () => cluster.calls.filter((c) => c === `/renewTask?id=${id}&lease=L${id}`).length
+    await clock.advance(19_999)
+    expect(renewals()).toBe(0)
+    await clock.advance(65_001)
+    expect(renewals()).toBe(4)
+    gate.resolve()
     await until(() => cluster.tasks[id]!.state === 2, 'task finished')
-    const renewals = cluster.calls.filter((c) => c === `/renewTask?id=${id}&lease=L${id}`).length
-    expect(renewals).toBeGreaterThanOrEqual(4)
-    expect(w.stats().renewals).toBe(renewals)
-    await Bun.sleep(70)
-    expect(cluster.calls.filter((c) => c.startsWith('/renewTask')).length).toBe(renewals)
+    expect(w.stats().renewals).toBe(4)
+    // The renewal stops with the task.
+    await clock.advance(60_000)
+    expect(cluster.calls.filter((c) => c.startsWith('/renewTask')).length).toBe(4)
   })
 
   test('a refused renewal (the lease went to another worker) abandons the task without storing or reporting it', async () => {
     const cluster = fakeCluster()
     const id = cluster.addTask(PNG)
-    const w = start(cluster, { leaseSeconds: 0.03, swap: async () => (await Bun.sleep(100), PNG) })
+    const clock = manualClock()
+    const w = start(cluster, { leaseSeconds: 60, swap: () => new Promise(() => {}), clock })
     await until(() => w.stats().inFlight === 1, 'a task in flight')
     cluster.tasks[id]!.lease = 'someone-else'
+    await clock.advance(20_000)
     await until(() => w.stats().abandoned === 1, 'task abandoned')
     expect(cluster.callsFor(id)).not.toContain('/sendImage')
     expect(cluster.callsFor(id)).not.toContain('/registerTaskFinished')
@@ -264,7 +281,12 @@ describe('worker loop', () => {
   test('a claim without a lease token (an original master) is never renewed and is reported without one', async () => {
     const cluster = fakeCluster({ leases: false })
     const id = cluster.addTask(PNG)
-    start(cluster, { leaseSeconds: 0.03, swap: async () => (await Bun.sleep(60), PNG) })
+    const clock = manualClock()
+    const gate = deferred()
+    const w = start(cluster, { leaseSeconds: 60, swap: async () => (await gate.promise, PNG), clock })
+    await until(() => w.stats().inFlight === 1, 'a task in flight')
+    await clock.advance(100_000)
+    gate.resolve()
     await until(() => cluster.tasks[id]!.state === 2, 'task finished')
     expect(cluster.calls.some((c) => c.startsWith('/renewTask'))).toBe(false)
     expect(cluster.calls.some((c) => new RegExp(`^/registerTaskFinished\\?id=${id}&ms=\\d+$`).test(c))).toBe(true)
@@ -285,8 +307,13 @@ describe('worker loop', () => {
   test('a master that hands out lease tokens but cannot renew them: renewal stops at the first answer, the task finishes', async () => {
     const cluster = fakeCluster({ original: true })
     const id = cluster.addTask(PNG)
-    // Renewals every 10 ms over a 100 ms swap would be about ten calls.
-    start(cluster, { leaseSeconds: 0.03, swap: async () => (await Bun.sleep(100), PNG) })
+    const clock = manualClock()
+    const gate = deferred()
+    // Renewals every 20 s over a 100 s swap would be five calls.
+    const w = start(cluster, { leaseSeconds: 60, swap: async () => (await gate.promise, PNG), clock })
+    await until(() => w.stats().inFlight === 1, 'a task in flight')
+    await clock.advance(100_000)
+    gate.resolve()
     await until(() => cluster.tasks[id]!.state === 2, 'task finished')
     expect(cluster.calls.filter((c) => c.startsWith('/renewTask')).length).toBe(1)
   })
@@ -301,20 +328,24 @@ describe('worker loop', () => {
   })
 
   test('an idle worker holds one claim at the master: a task that comes after a quiet spell is claimed at once, with no polling', async () => {
-    const cluster = fakeCluster({ holdClaims: true })
-    const w = start(cluster, { threads: 1, claimWaitSeconds: 10 })
-    await Bun.sleep(300)
+    const clock = manualClock()
+    const cluster = fakeCluster({ holdClaims: true, clock })
+    const w = start(cluster, { threads: 1, claimWaitSeconds: 10, clock })
+    await until(() => cluster.calls.length === 1, 'the first claim')
+    await clock.advance(9_000)
     // One call held the whole time (back-off polling would have made a dozen by now).
     expect(cluster.calls.filter((c) => c.startsWith('/getNewTask'))).toEqual(['/getNewTask?wait=10'])
-    const added = performance.now()
     const id = cluster.addTask(PNG)
-    await until(() => cluster.tasks[id]!.state >= 1, 'the task claimed')
-    expect(performance.now() - added).toBeLessThan(1000)
+    // Claimed without the clock moving.
+    await clock.settle()
+    expect(cluster.tasks[id]!.state).toBeGreaterThanOrEqual(1)
     await until(() => cluster.tasks[id]!.state === 2, 'task finished')
+    await until(() => cluster.calls.filter((c) => c.startsWith('/getNewTask')).length === 2, 'the next held claim')
     // close() ends the held claim at once rather than after its 10 s.
-    const closing = performance.now()
-    await w.close()
-    expect(performance.now() - closing).toBeLessThan(1000)
+    let closed = false
+    void w.close().then(() => (closed = true))
+    await clock.settle()
+    expect(closed).toBe(true)
     expect(w.stats().peerErrors).toBe(0)
   })
 
@@ -334,16 +365,17 @@ describe('worker loop', () => {
     const [a, b, c] = [cluster.addTask(PNG), cluster.addTask(PNG), cluster.addTask(PNG)]
     const gate = deferred()
     let swaps = 0
-    // A 60 ms lease renews every 20 ms.
-    const w = start(cluster, { threads: 1, leaseSeconds: 0.06, storage: holdStores(cluster, [a], gate.promise), swap: async () => (swaps++, PNG) })
+    const clock = manualClock()
+    // A 60 s lease renews every 20 s.
+    const w = start(cluster, { threads: 1, leaseSeconds: 60, storage: holdStores(cluster, [a], gate.promise), swap: async () => (swaps++, PNG), clock })
     await until(() => swaps === 2, 'the second task decoded while the first is being stored')
-    await Bun.sleep(80)
+    await clock.advance(80_000)
     // The third waits: a loop holds at most the task being stored and the one decoded behind it.
     expect(cluster.tasks.map((t) => t.state)).toEqual([1, 1, 0])
     expect(cluster.callsFor(b).filter((call) => call !== '/renewTask')).toEqual(['/getImage'])
     expect(w.stats().inFlight).toBe(2)
     // The lease of the task being stored is still renewed: it is ours until the finish is reported.
-    expect(cluster.callsFor(a).filter((call) => call === '/renewTask').length).toBeGreaterThanOrEqual(2)
+    expect(cluster.callsFor(a).filter((call) => call === '/renewTask').length).toBe(4)
     gate.resolve()
     await until(() => cluster.tasks.every((t) => t.state === 2), 'all three finished')
     // b is stored only once a is reported, and c claimed only then.
@@ -367,9 +399,10 @@ describe('worker loop', () => {
       inCodec--
       return PNG
     }
-    const w = start(cluster, { threads: 1, swap })
+    const clock = manualClock()
+    const w = start(cluster, { threads: 1, swap, clock })
     await until(() => started === 1 && cluster.callsFor(b).includes('/getImage'), 'the second image fetched while the first is in the codec')
-    await Bun.sleep(20)
+    await clock.settle()
     // b waits for the codec, and c for b to get it.
     expect(started).toBe(1)
     expect(cluster.callsFor(a)).toEqual(['/getImage'])
@@ -389,11 +422,12 @@ describe('worker loop', () => {
     const [a, b, c] = [cluster.addTask(PNG), cluster.addTask(PNG), cluster.addTask(PNG)]
     const gate = deferred()
     let swaps = 0
-    const w = start(cluster, { threads: 1, storage: holdStores(cluster, [a], gate.promise), swap: async () => (swaps++, PNG) })
+    const clock = manualClock()
+    const w = start(cluster, { threads: 1, storage: holdStores(cluster, [a], gate.promise), swap: async () => (swaps++, PNG), clock })
     await until(() => swaps === 2, 'the second task decoded')
     let closed = false
     const closing = w.close().then(() => (closed = true))
-    await Bun.sleep(30)
+    await clock.advance(999)
     expect(closed).toBe(false)
     gate.resolve()
     await closing
@@ -405,9 +439,12 @@ describe('worker loop', () => {
     const cluster = fakeCluster()
     const [a, b] = [cluster.addTask(PNG), cluster.addTask(PNG)]
     let swaps = 0
-    const w = start(cluster, { threads: 1, closeTimeoutMs: 50, storage: holdStores(cluster, [a], new Promise(() => {})), swap: async () => (swaps++, PNG) })
+    const clock = manualClock()
+    const w = start(cluster, { threads: 1, closeTimeoutMs: 50, storage: holdStores(cluster, [a], new Promise(() => {})), swap: async () => (swaps++, PNG), clock })
     await until(() => swaps === 2, 'the second task decoded')
-    await w.close()
+    const closing = w.close()
+    await clock.advance(50)
+    await closing
     expect(cluster.calls).toEqual(expect.arrayContaining([`/releaseTask?id=${a}&lease=L${a}`, `/releaseTask?id=${b}&lease=L${b}`]))
     expect([cluster.tasks[a]!.state, cluster.tasks[b]!.state]).toEqual([0, 0])
     expect(w.stats()).toMatchObject({ abandoned: 2, inFlight: 0, processed: 0 })
@@ -416,9 +453,12 @@ describe('worker loop', () => {
   test('the time limit does not count a task’s wait for the codec held by the task before it', async () => {
     const cluster = fakeCluster()
     const [a, b] = [cluster.addTask(PNG), cluster.addTask(PNG)]
-    // Each swap takes 70 % of the limit: b, fetched while a is in the codec, waits about that long first.
-    const w = start(cluster, { threads: 1, taskTimeoutMs: 300, swap: async () => (await Bun.sleep(210), PNG) })
-    await until(() => cluster.tasks.every((t) => t.state >= 2), 'both ended')
+    const clock = manualClock()
+    // Each swap takes 70 % of the limit: b, fetched while a is in the codec, waits that long first.
+    const w = start(cluster, { threads: 1, taskTimeoutMs: 300_000, swap: async () => (await sleep(210_000, undefined, clock), PNG), clock })
+    await until(() => cluster.callsFor(b).includes('/getImage'), 'b fetched while a is in the codec')
+    // b's limit counted from its claim would run out at 300 s, in the middle of its swap (210 s to 420 s).
+    for (let s = 0; s < 500 && !cluster.tasks.every((t) => t.state >= 2); s += 10) await clock.advance(10_000)
     expect([cluster.tasks[a]!.state, cluster.tasks[b]!.state]).toEqual([2, 2])
     expect(w.stats()).toMatchObject({ processed: 2, failed: 0 })
   })
@@ -427,8 +467,13 @@ describe('worker loop', () => {
     const cluster = fakeCluster()
     const hung = cluster.addTask(PNG)
     let calls = 0
-    const w = start(cluster, { threads: 1, taskTimeoutMs: 50, swap: () => (calls++ === 0 ? new Promise(() => {}) : Promise.resolve(PNG)) })
+    const clock = manualClock()
+    const w = start(cluster, { threads: 1, taskTimeoutMs: 50, swap: () => (calls++ === 0 ? new Promise(() => {}) : Promise.resolve(PNG)), clock })
     const next = cluster.addTask(PNG)
+    await until(() => w.stats().inFlight === 2, 'the next task fetched behind the hung one')
+    await clock.advance(49)
+    expect(cluster.tasks[hung]!.state).toBe(1)
+    await clock.advance(1)
     await until(() => cluster.tasks[next]!.state === 2, 'the next task finished')
     expect(cluster.tasks[hung]).toMatchObject({ state: 3, error: 'the task took longer than 50 ms' })
     expect(w.stats()).toMatchObject({ processed: 1, failed: 1 })

@@ -1,4 +1,5 @@
 // The history of the charts: per-minute figures gathered into buckets, percentiles of processing time, the queue sampler.
+import { type Cancel, type Clock, systemClock } from '../../shared/clock.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { type MinuteFigures, PROCESSING_BUCKETS_MS, type QueueSample, type TaskStore } from './task-store.ts'
 
@@ -104,9 +105,10 @@ export interface QueueSampler {
  * Samples the queue's depth into the current minute's figures every SAMPLE_EVERY_MS (the store also drops figures older
  * than it keeps). Instances sharing PostgreSQL each sample; the latest sample of a minute stays.
  */
-export function createQueueSampler(options: { store: TaskStore; log: Logger; everyMs?: number }): QueueSampler {
+export function createQueueSampler(options: { store: TaskStore; log: Logger; everyMs?: number; clock?: Clock }): QueueSampler {
   const { store, log } = options
-  let timer: ReturnType<typeof setInterval> | undefined
+  const clock = options.clock ?? systemClock
+  let timer: Cancel | undefined
   let sampling: Promise<void> | undefined
   let failing = false
   const sample = () => {
@@ -128,11 +130,10 @@ export function createQueueSampler(options: { store: TaskStore; log: Logger; eve
     start() {
       if (timer) return
       sample()
-      timer = setInterval(sample, options.everyMs ?? SAMPLE_EVERY_MS)
-      timer.unref()
+      timer = clock.every(options.everyMs ?? SAMPLE_EVERY_MS, sample, { unref: true })
     },
     async stop() {
-      clearInterval(timer)
+      timer?.()
       timer = undefined
       await sampling
     },

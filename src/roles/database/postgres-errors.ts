@@ -1,5 +1,6 @@
 // Which failures of Bun's SQL mean "PostgreSQL is unavailable", and the guard that turns them into 503s.
 import { SQL } from 'bun'
+import { withDeadline } from '../../shared/async.ts'
 import { DependencyUnavailable } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
 
@@ -37,24 +38,16 @@ export function createGuard(options: { timeoutMs: number; log?: Logger }): Guard
     return Object.assign(new DependencyUnavailable('The task database (PostgreSQL) is unavailable; try again later.'), { cause })
   }
   return async (operation) => {
-    let timer: ReturnType<typeof setTimeout> | undefined
     const work = operation()
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(unavailable(undefined, `no answer within ${options.timeoutMs} ms`)), options.timeoutMs)
-    })
     try {
-      const value = await Promise.race([work, deadline])
+      const value = await withDeadline(work, options.timeoutMs, () => unavailable(undefined, `no answer within ${options.timeoutMs} ms`))
       if (down) options.log?.info('task store: PostgreSQL is available again')
       down = false
       return value
     } catch (error) {
-      // A late failure of the abandoned operation has nobody to tell.
-      work.catch(() => {})
       if (error instanceof DependencyUnavailable) throw error
       if (!isUnavailable(error)) throw error
       throw unavailable(error, reasonOf(error))
-    } finally {
-      clearTimeout(timer)
     }
   }
 }

@@ -1,4 +1,5 @@
 // Removing tasks with their images, in an order that no crash can make visible: the retention sweep and operators' deletes.
+import { type Cancel, type Clock, systemClock } from '../../shared/clock.ts'
 import { DependencyUnavailable, NotOffered } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { HELD_TASK_TTL_MS, type TaskStore } from './task-store.ts'
@@ -19,8 +20,10 @@ export interface RemovalOptions {
   readonly batchSize?: number
   /** Tasks whose images are removed at once. Default 8. */
   readonly concurrency?: number
-  /** Epoch milliseconds; injected so that tests move time instead of sleeping. */
+  /** Epoch milliseconds; injected so that tests move time instead of sleeping. Default the clock's. */
   readonly now?: () => number
+  /** The sweep's timer. Default systemClock. */
+  readonly clock?: Clock
   /** Told of every task removed, and by what. */
   readonly onRemoved?: (count: number, by: 'sweep' | 'operator') => void
   /** Told when a sweep ends (its time, epoch ms), for the metrics. */
@@ -52,12 +55,13 @@ export interface Removal {
  */
 export function createRemoval(options: RemovalOptions): Removal {
   const { store, images, log } = options
-  const now = options.now ?? Date.now
+  const clock = options.clock ?? systemClock
+  const now = options.now ?? clock.now
   const retentionMs = options.retentionSeconds * 1000
   const batchSize = options.batchSize ?? 100
   const concurrency = options.concurrency ?? 8
   let sweeping: Promise<number> | undefined
-  let timer: ReturnType<typeof setInterval> | undefined
+  let timer: Cancel | undefined
   let failing = false
   let saidNotOffered = false
 
@@ -137,16 +141,19 @@ export function createRemoval(options: RemovalOptions): Removal {
     intervalMs: () => Math.min(60_000, Math.max(1000, Math.round(retentionMs / 3) || 60_000)),
     start() {
       if (timer) return
-      timer = setInterval(() => {
-        removal.sweep().catch((error) => {
-          if (!failing) log.warn({ err: (error as Error).message }, 'a sweep failed; trying again at the next')
-          failing = true
-        })
-      }, removal.intervalMs())
-      timer.unref()
+      timer = clock.every(
+        removal.intervalMs(),
+        () => {
+          removal.sweep().catch((error) => {
+            if (!failing) log.warn({ err: (error as Error).message }, 'a sweep failed; trying again at the next')
+            failing = true
+          })
+        },
+        { unref: true },
+      )
     },
     async stop() {
-      clearInterval(timer)
+      timer?.()
       timer = undefined
       await sweeping?.catch(() => {})
     },

@@ -1,4 +1,5 @@
 // The board's live feed: one read of the figures per interval, sent to every open board, however many there are.
+import { type Cancel, type Clock, systemClock } from '../../shared/clock.ts'
 import type { HistoryWindow } from './console-source.ts'
 
 export type BoardFeedEvent =
@@ -17,6 +18,8 @@ export interface BoardFeedOptions {
   readonly boardEveryMs?: number
   /** How often the charts' figures are read (they change by the minute). Default 15000. */
   readonly historyEveryMs?: number
+  /** The reads' timers. Default systemClock. */
+  readonly clock?: Clock
 }
 
 export interface BoardFeed {
@@ -44,7 +47,8 @@ export function createBoardFeed(options: BoardFeedOptions): BoardFeed {
   const subscribers = new Set<Subscriber>()
   let lastBoard: BoardFeedEvent | undefined
   const lastHistory = new Map<HistoryWindow, BoardFeedEvent>()
-  let timers: Array<ReturnType<typeof setInterval>> = []
+  const clock = options.clock ?? systemClock
+  let timers: Cancel[] = []
   let closed = false
 
   const trouble = (error: unknown): BoardFeedEvent => ({ type: 'trouble', message: (error as Error)?.message ?? String(error) })
@@ -79,15 +83,18 @@ export function createBoardFeed(options: BoardFeedOptions): BoardFeed {
   const start = () => {
     if (timers.length > 0 || closed) return
     timers = [
-      setInterval(() => void readBoard(), boardEveryMs),
-      setInterval(() => {
-        for (const window of new Set([...subscribers].map((s) => s.window))) void readHistory(window)
-      }, historyEveryMs),
+      clock.every(boardEveryMs, () => void readBoard(), { unref: true }),
+      clock.every(
+        historyEveryMs,
+        () => {
+          for (const window of new Set([...subscribers].map((s) => s.window))) void readHistory(window)
+        },
+        { unref: true },
+      ),
     ]
-    for (const timer of timers) timer.unref?.()
   }
   const stop = () => {
-    for (const timer of timers) clearInterval(timer)
+    for (const cancel of timers) cancel()
     timers = []
     // Figures kept while nobody watched would be stale for the next board: it reads afresh.
     lastBoard = undefined

@@ -1,5 +1,6 @@
 // `GET /wait`: clients wait for their tasks to end; one poll of the database behind every wait of a master.
 import type { TaskRecord } from '../../clients/database-client.ts'
+import { type Cancel, type Clock, systemClock } from '../../shared/clock.ts'
 import { DependencyUnavailable, NotOffered } from '../../shared/errors.ts'
 import { unknownTask } from '../../shared/task-key.ts'
 
@@ -10,6 +11,8 @@ export interface TaskWaitsOptions {
   readonly pollMs?: number
   /** Most ids asked for in one call. Default 500. */
   readonly batch?: number
+  /** The polls' and the waits' timers. Default systemClock. */
+  readonly clock?: Clock
 }
 
 export interface TaskWaits {
@@ -33,7 +36,7 @@ interface Waiter {
   readonly reject: (error: unknown) => void
   /** Whether this waiter may see the task (its key); undefined: anyone may. */
   readonly allowed?: (record: TaskRecord) => boolean
-  timer?: ReturnType<typeof setTimeout>
+  cancelTimer?: Cancel
   /** Its time is up but no record is known yet: answered by the next poll, whatever the state. */
   due: boolean
 }
@@ -43,15 +46,16 @@ const ended = (record: TaskRecord) => record.state === 2 || record.state === 3
 export function createTaskWaits(options: TaskWaitsOptions): TaskWaits {
   const pollMs = options.pollMs ?? 250
   const batch = options.batch ?? 500
+  const clock = options.clock ?? systemClock
   const waiting = new Map<number, Set<Waiter>>()
   const last = new Map<number, TaskRecord>()
-  let timer: ReturnType<typeof setTimeout> | undefined
+  let cancelPoll: Cancel | undefined
   let polling: Promise<void> | undefined
   let lastPollAt = -Infinity
   let closed = false
 
   const done = (waiter: Waiter) => {
-    clearTimeout(waiter.timer)
+    waiter.cancelTimer?.()
     const set = waiting.get(waiter.id)
     set?.delete(waiter)
     if (set?.size === 0) {
@@ -68,19 +72,24 @@ export function createTaskWaits(options: TaskWaitsOptions): TaskWaits {
 
   /** Polls soon: at once if the last poll is older than pollMs, else when it is. */
   function schedule(): void {
-    if (closed || timer || polling || waiting.size === 0) return
-    timer = setTimeout(() => {
-      timer = undefined
-      polling = poll().finally(() => {
-        polling = undefined
-        schedule()
-      })
-    }, Math.max(0, lastPollAt + pollMs - performance.now()))
-    timer.unref?.()
+    if (closed || cancelPoll || polling || waiting.size === 0) return
+    // At most pollMs: the epoch clock may be set back.
+    const inMs = Math.min(pollMs, Math.max(0, lastPollAt + pollMs - clock.now()))
+    cancelPoll = clock.after(
+      inMs,
+      () => {
+        cancelPoll = undefined
+        polling = poll().finally(() => {
+          polling = undefined
+          schedule()
+        })
+      },
+      { unref: true },
+    )
   }
 
   async function poll(): Promise<void> {
-    lastPollAt = performance.now()
+    lastPollAt = clock.now()
     const ids = [...waiting.keys()]
     for (let i = 0; i < ids.length; i += batch) {
       const chunk = ids.slice(i, i + batch)
@@ -124,11 +133,11 @@ export function createTaskWaits(options: TaskWaitsOptions): TaskWaits {
         let set = waiting.get(id)
         if (!set) waiting.set(id, (set = new Set()))
         set.add(waiter)
-        waiter.timer = setTimeout(() => {
+        waiter.cancelTimer = clock.after(timeoutMs, () => {
           const record = last.get(id)
           if (record) answer(waiter, record)
           else waiter.due = true
-        }, timeoutMs)
+        })
         signal?.addEventListener('abort', () => done(waiter), { once: true })
         schedule()
       })
@@ -147,7 +156,7 @@ export function createTaskWaits(options: TaskWaitsOptions): TaskWaits {
     size: () => [...waiting.values()].reduce((n, set) => n + set.size, 0),
     close() {
       closed = true
-      clearTimeout(timer)
+      cancelPoll?.()
       for (const [id, set] of waiting) {
         for (const waiter of [...set]) {
           const record = last.get(id)

@@ -1,7 +1,8 @@
 // The worker's pull loops (BullMQ-like): claim, fetch, swap, store, report; renew the lease while working.
 import type { MasterWorkerClient, ClaimedTask } from '../../clients/master-client.ts'
 import type { StorageClient } from '../../clients/storage-client.ts'
-import { orAfter, sleep as abortableSleep, untilAborted } from '../../shared/async.ts'
+import { orAfter, sleep as abortableSleep, timeoutSignal, untilAborted } from '../../shared/async.ts'
+import { type Clock, systemClock } from '../../shared/clock.ts'
 import { HttpError, NotOffered } from '../../shared/errors.ts'
 import { withRequestId } from '../../shared/request-context.ts'
 import type { Logger } from '../../shared/logger.ts'
@@ -44,9 +45,8 @@ export interface WorkerOptions {
   readonly stage?: StageRunner
   /** Runs each task's whole work, claim to report (tracing makes the task's span here). Default: just runs it. */
   readonly taskScope?: <T>(task: ClaimedTask, work: () => Promise<T>) => Promise<T>
-  /** Abortable sleep; injectable so tests move time instead of waiting. */
-  readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>
-  readonly clock?: () => number
+  /** Time and every timer of the worker (waits, lease renewals, time limits, close()'s limit). Default systemClock. */
+  readonly clock?: Clock
   readonly random?: () => number
 }
 
@@ -128,8 +128,8 @@ export function createWorker(options: WorkerOptions): Worker {
   const swap = options.swap ?? swapRedGreen
   const stage = options.stage ?? untimedStage
   const taskScope = options.taskScope ?? ((_task, work) => work())
-  const sleep = options.sleep ?? abortableSleep
-  const clock = options.clock ?? Date.now
+  const clock = options.clock ?? systemClock
+  const sleep = (ms: number, signal?: AbortSignal) => abortableSleep(ms, signal, clock)
   const random = options.random ?? Math.random
   const taskTimeoutMs = options.taskTimeoutMs ?? 300_000
   const errorWaitMs = options.errorWaitMs ?? 2000
@@ -179,22 +179,21 @@ export function createWorker(options: WorkerOptions): Worker {
   function keepLease(task: ClaimedTask, lost: AbortController): () => void {
     const token = task.leaseToken
     if (token === undefined) return () => {}
-    const timer = setInterval(() => {
+    const stop = clock.every(leaseMs / 3, () => {
       master.renewTask(task.id, token).then(
         () => void counts.renewals++,
         (error) => {
           if (error instanceof NotOffered) {
             // A master of the original protocol: the task simply has its whole lease, as there.
             log.info({ task: task.id, err: message(error) }, 'the master does not renew leases; working without renewal')
-            return clearInterval(timer)
+            return stop()
           }
           log.warn({ task: task.id, err: message(error) }, 'renewing the lease failed')
           if (isRefusal(error)) lost.abort(new TaskAbandoned(`lease lost: ${message(error)}`))
         },
       )
-    }, leaseMs / 3)
-    timer.unref()
-    return () => clearInterval(timer)
+    }, { unref: true })
+    return stop
   }
 
   /**
@@ -226,25 +225,24 @@ export function createWorker(options: WorkerOptions): Worker {
       withPeer('storing the finished image', task, signal, () => storage.send(task.id, 'finished', result, { contentLength: result.byteLength, signal })),
     ).catch(refused('storage refused the result'))
     if (typeof stored === 'string') return stored
-    const ms = clock() - started
+    const ms = clock.now() - started
     await stage('report', () => withPeer('reporting the task finished', task, signal, () => master.registerTaskFinished(task.id, task.leaseToken, ms)))
     return undefined
   }
 
   /** Runs one claimed task to its report; never throws. */
   async function runTask(task: ClaimedTask, turns: Turns, loopIndex: number): Promise<void> {
-    const started = clock()
+    const started = clock.now()
     const own = new AbortController()
-    let timer: ReturnType<typeof setTimeout> | undefined
+    let cancelLimit = () => {}
     // The time limit is the task's own work: it stops while the task waits for its loop's codec, which the task
     // before may hold for up to its own limit.
     const limit: TaskClock = {
       start() {
-        clearTimeout(timer)
-        timer = setTimeout(() => own.abort(new TaskTimedOut(`the task took longer than ${taskTimeoutMs} ms`)), taskTimeoutMs)
-        timer.unref?.()
+        cancelLimit()
+        cancelLimit = clock.after(taskTimeoutMs, () => own.abort(new TaskTimedOut(`the task took longer than ${taskTimeoutMs} ms`)), { unref: true })
       },
-      stop: () => clearTimeout(timer),
+      stop: () => cancelLimit(),
     }
     limit.start()
     const signal = AbortSignal.any([own.signal, giveUp.signal])
@@ -255,25 +253,25 @@ export function createWorker(options: WorkerOptions): Worker {
       const failure = await attempt(task, signal, started, turns, limit)
       if (failure === undefined) {
         counts.processed++
-        counts.processingMs += clock() - started
-        lastTaskAt = clock()
+        counts.processingMs += clock.now() - started
+        lastTaskAt = clock.now()
         minutes.add('done', lastTaskAt)
-        log.info({ task: task.id, ms: clock() - started }, 'task finished')
+        log.info({ task: task.id, ms: clock.now() - started }, 'task finished')
         return
       }
       counts.failed++
-      lastTaskAt = clock()
+      lastTaskAt = clock.now()
       minutes.add('failed', lastTaskAt)
       log.warn({ task: task.id, reason: failure }, 'the task cannot succeed; reporting it failed')
       // Past the lease the report is moot (the task is back in the queue), so stop trying then.
-      const reportSignal = AbortSignal.any([giveUp.signal, AbortSignal.timeout(leaseMs)])
+      const reportSignal = AbortSignal.any([giveUp.signal, timeoutSignal(leaseMs, clock)])
       await withPeer('reporting the task failed', task, reportSignal, () => master.registerTaskFailed(task.id, failure, task.leaseToken))
     } catch (error) {
       counts.abandoned++
       if (giveUp.signal.aborted) {
         // Closing: hand the task back at once rather than leaving it to its lease.
         log.warn({ task: task.id }, 'closing: releasing the task so that another worker can take it now')
-        await bounded(master.releaseTask(task.id, task.leaseToken), AbortSignal.timeout(2000)).catch((releaseError) =>
+        await bounded(master.releaseTask(task.id, task.leaseToken), timeoutSignal(2000, clock)).catch((releaseError) =>
           log.warn({ task: task.id, err: message(releaseError) }, 'releasing the task failed; its lease will expire'),
         )
         return
@@ -286,7 +284,7 @@ export function createWorker(options: WorkerOptions): Worker {
       // A peer down past the time limit, a lost lease or a refused report: the lease puts the task back.
       log.warn({ task: task.id, err: message(error) }, 'abandoning the task; its lease will expire')
     } finally {
-      clearTimeout(timer)
+      cancelLimit()
       stopRenewing()
       counts.inFlight--
       loopTasks[loopIndex]!--
@@ -301,7 +299,7 @@ export function createWorker(options: WorkerOptions): Worker {
     let codecFree: Promise<void> = Promise.resolve()
     while (!stopClaiming.signal.aborted) {
       let task: ClaimedTask | undefined
-      const asked = clock()
+      const asked = clock.now()
       try {
         task = await master.getNewTask({ waitSeconds: claimWaitSeconds, signal: stopClaiming.signal })
         claimProblem = undefined
@@ -316,7 +314,7 @@ export function createWorker(options: WorkerOptions): Worker {
       if (task === undefined) {
         // Held and answered "none" when the wait ran out: ask again at once. Answered at once (a master of the original
         // protocol holds no claim): back off, as a worker polling must.
-        if (claimWaitSeconds > 0 && clock() - asked >= HELD_CLAIM_MS) continue
+        if (claimWaitSeconds > 0 && clock.now() - asked >= HELD_CLAIM_MS) continue
         const woken = wake.signal
         await sleep(jittered(idleMs, 0.5), AbortSignal.any([stopClaiming.signal, woken]))
         idleMs = woken.aborted ? idle.initialMs : Math.min(idleMs * 2, idle.maxMs)
@@ -354,14 +352,14 @@ export function createWorker(options: WorkerOptions): Worker {
     start() {
       if (loops || closing) return
       log.info({ threads: options.threads }, 'worker started')
-      startedAt = clock()
+      startedAt = clock.now()
       loops = Array.from({ length: options.threads }, (_, n) => loop(n))
     },
     close() {
       closing ??= (async () => {
         stopClaiming.abort()
         const all = Promise.allSettled(loops ?? [])
-        const drained = await orAfter(all.then(() => true), options.closeTimeoutMs ?? 20_000, false)
+        const drained = await orAfter(all.then(() => true), options.closeTimeoutMs ?? 20_000, false, clock)
         if (!drained) {
           log.warn({ inFlight: counts.inFlight }, 'close: tasks still in flight after the limit; releasing them')
           giveUp.abort(new TaskAbandoned('the worker is closing'))
