@@ -153,8 +153,17 @@ export async function openApiDocuments(): Promise<Record<DocumentedRole, string>
   }
 }
 
+/**
+ * `--print`: the documents as one JSON object (role: text) on stdout, written nowhere. The docs test reads them so, from
+ * a process of their own: Elysia completes a route's schemas in place when it first validates an answer (shared wire
+ * schemas then gain `additionalProperties: false`), so a process that has served requests documents them otherwise.
+ */
 async function main(): Promise<void> {
   const documents = await openApiDocuments()
+  if (process.argv.includes('--print')) {
+    process.stdout.write(JSON.stringify(documents))
+    return
+  }
   mkdirSync(OPENAPI_DIR, { recursive: true })
   for (const role of ROLES) {
     writeFileSync(join(OPENAPI_DIR, `${role}.json`), documents[role])
