@@ -108,6 +108,10 @@ export function taskHistoryContract(name: string, setup: () => TaskStoreEnv) {
         { at: T0 + 40, event: 'finished', attempt: 1, ms: 40 },
         { at: T0 + 40, event: 'retried' },
       ])
+      // Counted as the same changes through the worker API would be: one finish, in (25, 50] ms.
+      expect((await store.figures({ from: T0, to: clock })).minutes).toEqual([
+        { minute: T0, created: 1, finished: 1, failed: 0, failedForGood: 0, processing: [0, 0, 1, ...new Array(10).fill(0)] },
+      ])
     })
 
     test('unknown ids and tasks taken for removal have no timeline; the events go with the task', async () => {

@@ -52,7 +52,7 @@ describe('bun:sqlite task store: a file of an earlier version', () => {
 })
 
 describe('bun:sqlite task store: a file from before timelines', () => {
-  test('gets the timeline and figures tables on open; its tasks carry on, each with a `created` from its creation time', async () => {
+  test('gets the timeline and figures on open; its tasks carry on, each with a `created` from its creation time', async () => {
     const dir = tempDir()
     try {
       const folder = join(dir.path, 'database')
@@ -65,12 +65,11 @@ describe('bun:sqlite task store: a file from before timelines', () => {
       await first.finish(done)
       const claim = (await first.claim()).claim!
       await first.close()
-      // The schema of the release before timelines: everything of this one but their tables, triggers and column.
+      // The schema of the release before timelines: everything of this one but their tables, triggers and columns.
       const old = new Database(join(folder, 'tasks.sqlite'))
       old.exec(`
-        DROP TRIGGER tasks_events_removed; DROP TABLE task_events; DROP TABLE task_minutes; DROP TABLE queue_samples;
-        ALTER TABLE tasks DROP COLUMN claimed_at;`)
-      expect(old.prepare(`SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%events%'`).all()).toEqual([])
+        DROP TRIGGER tasks_figures_insert; DROP TRIGGER tasks_figures_update; DROP TABLE task_minutes; DROP TABLE queue_samples;
+        ALTER TABLE tasks DROP COLUMN events; ALTER TABLE tasks DROP COLUMN claimed_at;`)
       old.close()
       // Within the lease of the claim made before.
       clock += 30_000
@@ -90,22 +89,63 @@ describe('bun:sqlite task store: a file from before timelines', () => {
       dir.remove()
     }
   })
+})
 
-  test('no event outlives its task: removal deletes a task’s events with its record', async () => {
+describe('bun:sqlite task store: a file whose events are in a table of their own', () => {
+  test('gets each task\'s events moved into its record on open, oldest first; the table and its triggers go', async () => {
     const dir = tempDir()
     try {
       const folder = join(dir.path, 'database')
-      const store = openSqliteTaskStore(folder, { leaseSeconds: 60, maxAttempts: 3 })
-      const ids = [await store.create(), await store.create()]
-      for (const id of ids) {
+      const T0 = Date.UTC(2026, 0, 1)
+      let clock = T0
+      const first = openSqliteTaskStore(folder, { leaseSeconds: 60, maxAttempts: 3, now: () => clock })
+      const [a, b, c] = [await first.create(), await first.create(), await first.create()]
+      await first.close()
+      // The schema of the release that kept events in a table (its index and triggers), holding these tasks' events.
+      const old = new Database(join(folder, 'tasks.sqlite'))
+      old.exec(`
+        DROP TRIGGER tasks_figures_insert; DROP TRIGGER tasks_figures_update; ALTER TABLE tasks DROP COLUMN events;
+        CREATE TABLE task_events (id INTEGER PRIMARY KEY, task_id INTEGER NOT NULL, at INTEGER NOT NULL, event INTEGER NOT NULL,
+          attempt INTEGER, error TEXT, for_good INTEGER, ms INTEGER);
+        CREATE INDEX task_events_by_task ON task_events (task_id);
+        CREATE TRIGGER tasks_events_removed AFTER DELETE ON tasks BEGIN DELETE FROM task_events WHERE task_id = OLD.id; END;
+        CREATE TRIGGER task_events_counted AFTER INSERT ON task_events WHEN NEW.event IN (0, 2, 3, 4)
+        BEGIN INSERT INTO task_minutes (minute, created) VALUES (NEW.at - NEW.at % 60000, 1) ON CONFLICT (minute) DO UPDATE SET created = created + 1; END;`)
+      const insert = old.prepare('INSERT INTO task_events (task_id, at, event, attempt, error, for_good, ms) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      // Interleaved, as tasks changed: each timeline is read back in the order its events were written.
+      insert.run(a, T0, 0, null, null, null, null)
+      insert.run(b, T0, 0, null, null, null, null)
+      insert.run(a, T0 + 10, 1, 1, null, null, null)
+      insert.run(a, T0 + 20, 3, 1, 'bad "pixels", null]', 0, null)
+      insert.run(b, T0 + 25, 6, null, null, null, null)
+      insert.run(a, T0 + 30, 1, 2, null, null, null)
+      insert.run(a, T0 + 45, 2, 2, null, null, 15)
+      old.exec(`UPDATE tasks SET state = 2, attempts = 1 WHERE id = ${a}`)
+      old.close()
+      clock = T0 + 60_000
+      const store = openSqliteTaskStore(folder, { leaseSeconds: 60, maxAttempts: 3, now: () => clock })
+      try {
+        expect(await store.events(a)).toEqual([
+          { at: T0, event: 'created' },
+          { at: T0 + 10, event: 'claimed', attempt: 1 },
+          { at: T0 + 20, event: 'failed', attempt: 1, error: 'bad "pixels", null]', forGood: false },
+          { at: T0 + 30, event: 'claimed', attempt: 2 },
+          { at: T0 + 45, event: 'finished', attempt: 2, ms: 15 },
+        ])
+        expect(await store.events(b)).toEqual([{ at: T0, event: 'created' }, { at: T0 + 25, event: 'retried' }])
+        // Without events in the table: a `created` from its creation time, as a task from before timelines.
+        expect(await store.events(c)).toEqual([{ at: T0, event: 'created' }])
+        // It carries on: new events are appended, and a removed task takes its timeline with it.
         const claim = (await store.claim()).claim!
-        await store.finish(id, claim.leaseToken)
+        expect((await store.events(claim.task.id))?.at(-1)).toEqual({ at: clock, event: 'claimed', attempt: 1 })
+        await store.markOneForRemoval(a)
+        await store.removeMarked([a])
+        expect(await store.events(a)).toBeUndefined()
+      } finally {
+        await store.close()
       }
-      await store.markOneForRemoval(ids[0]!)
-      await store.removeMarked([ids[0]!])
-      await store.close()
       const db = new Database(join(folder, 'tasks.sqlite'), { readonly: true })
-      expect(db.prepare('SELECT DISTINCT task_id AS id FROM task_events').all()).toEqual([{ id: ids[1] }])
+      expect(db.prepare(`SELECT name FROM sqlite_master WHERE name LIKE 'task_events%' OR name = 'tasks_events_removed'`).all()).toEqual([])
       db.close()
     } finally {
       dir.remove()

@@ -1,6 +1,6 @@
 // The bun:sqlite task store's schema, brought up to date on open (files of earlier versions included).
 import type { Database } from 'bun:sqlite'
-import { bucketOf, COUNTED_EVENTS, EVENT, PROCESSING_COLUMNS } from './task-events.ts'
+import { bucketOf, FIGURE_RULES, PROCESSING_COLUMNS } from './task-events.ts'
 
 /**
  * A task is visible (seen by reads, counted) unless it is held (`ready = 0`: its image is on its way) or marked for
@@ -53,40 +53,55 @@ END;
 `
 
 /**
- * Each task's events (its timeline), written in the transaction of the change they describe, and deleted with the task
- * by a trigger. The per-minute figures are kept by a trigger on every counted event, as task_counts is: the history of
- * the charts is read from a row per minute, never from the tasks. The queue's depth is sampled into its own table.
+ * Per-minute figures, kept by triggers on the tasks in the transaction of every change (as task_counts is), from the
+ * change itself (FIGURE_RULES): the history of the charts reads a row per minute, never the tasks. A claim fires none.
+ * The queue's depth is sampled into its own table.
  */
-const TIMELINE = `
-CREATE TABLE IF NOT EXISTS task_events (
-  id       INTEGER PRIMARY KEY,
-  task_id  INTEGER NOT NULL,
-  at       INTEGER NOT NULL,
-  event    INTEGER NOT NULL,
-  attempt  INTEGER,
-  error    TEXT,
-  for_good INTEGER,
-  ms       INTEGER
-);
-CREATE INDEX IF NOT EXISTS task_events_by_task ON task_events (task_id);
-CREATE TRIGGER IF NOT EXISTS tasks_events_removed AFTER DELETE ON tasks BEGIN DELETE FROM task_events WHERE task_id = OLD.id; END;
+const FIGURES = `
 CREATE TABLE IF NOT EXISTS task_minutes (
   minute INTEGER PRIMARY KEY,
   created INTEGER NOT NULL DEFAULT 0, finished INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0, failed_for_good INTEGER NOT NULL DEFAULT 0,
   ${PROCESSING_COLUMNS.map((c) => `${c} INTEGER NOT NULL DEFAULT 0`).join(', ')}
 );
-CREATE TRIGGER IF NOT EXISTS task_events_counted AFTER INSERT ON task_events WHEN NEW.event IN (${COUNTED_EVENTS})
+CREATE TRIGGER IF NOT EXISTS tasks_figures_insert AFTER INSERT ON tasks WHEN NEW.ready = 1
+BEGIN ${addToMinute('NEW.created_at', { created: '1' })} END;
+CREATE TRIGGER IF NOT EXISTS tasks_figures_update AFTER UPDATE OF state, attempts, ready ON tasks WHEN ${FIGURE_RULES.counted}
 BEGIN
-  INSERT INTO task_minutes (minute, created, finished, failed, failed_for_good, ${PROCESSING_COLUMNS.join(', ')})
-  VALUES (NEW.at - NEW.at % 60000, NEW.event = ${EVENT.created}, NEW.event = ${EVENT.finished},
-    NEW.event IN (${EVENT.failed}, ${EVENT.lease_expired}), NEW.event IN (${EVENT.failed}, ${EVENT.lease_expired}) AND NEW.for_good = 1,
-    ${PROCESSING_COLUMNS.map((_, i) => `COALESCE(${bucketOf('NEW.ms')} = ${i} AND NEW.ms IS NOT NULL, 0)`).join(', ')})
-  ON CONFLICT (minute) DO UPDATE SET created = created + excluded.created, finished = finished + excluded.finished,
-    failed = failed + excluded.failed, failed_for_good = failed_for_good + excluded.failed_for_good,
-    ${PROCESSING_COLUMNS.map((c) => `${c} = ${c} + excluded.${c}`).join(', ')};
+  ${addToMinute('NEW.updated_at', { created: FIGURE_RULES.created, finished: FIGURE_RULES.finished, failed: FIGURE_RULES.failed, failed_for_good: FIGURE_RULES.failedForGood }, FIGURE_RULES.ms)}
 END;
 CREATE TABLE IF NOT EXISTS queue_samples (minute INTEGER PRIMARY KEY, at INTEGER NOT NULL, waiting INTEGER NOT NULL, in_progress INTEGER NOT NULL);
 `
+
+/**
+ * A file of the release that kept events in a table of their own (task_events, its triggers counting them into the
+ * figures and deleting them with their task): each task's events are moved into its row, oldest first, as
+ * task-events.ts writes them (trailing nulls left out), and the table goes with its triggers.
+ */
+const MOVE_EVENTS = `
+DROP TRIGGER IF EXISTS tasks_events_removed;
+DROP TRIGGER IF EXISTS task_events_counted;
+UPDATE tasks SET events = moved.events
+FROM (
+  SELECT task_id, group_concat(
+    CASE WHEN error IS NOT NULL THEN json_array(at, event, attempt, for_good, ms, error)
+    WHEN ms IS NOT NULL THEN json_array(at, event, attempt, for_good, ms)
+    WHEN for_good IS NOT NULL THEN json_array(at, event, attempt, for_good)
+    WHEN attempt IS NOT NULL THEN json_array(at, event, attempt) ELSE json_array(at, event) END,
+    ',' ORDER BY id) AS events
+  FROM task_events GROUP BY task_id
+) AS moved
+WHERE tasks.id = moved.task_id;
+DROP TABLE task_events;
+`
+
+/** The upsert adding `counts` (SQL expressions, 0/1) and a processing time `ms` (SQL, or NULL) to the minute of `at`. */
+function addToMinute(at: string, counts: Partial<Record<'created' | 'finished' | 'failed' | 'failed_for_good', string>>, ms = 'NULL'): string {
+  const names = ['created', 'finished', 'failed', 'failed_for_good'] as const
+  return `INSERT INTO task_minutes (minute, ${names.join(', ')}, ${PROCESSING_COLUMNS.join(', ')})
+    VALUES (${at} - ${at} % 60000, ${names.map((n) => counts[n] ?? '0').join(', ')},
+      ${PROCESSING_COLUMNS.map((_, i) => `coalesce((${ms}) IS NOT NULL AND (${bucketOf(`(${ms})`)}) = ${i}, 0)`).join(', ')})
+    ON CONFLICT (minute) DO UPDATE SET ${[...names, ...PROCESSING_COLUMNS].map((c) => `${c} = ${c} + excluded.${c}`).join(', ')};`
+}
 
 /** Creates the schema, or brings a file of an earlier version up to date, in one transaction. */
 export function migrateSqlite(db: Database): void {
@@ -98,12 +113,15 @@ export function migrateSqlite(db: Database): void {
     if (!columns.has('removing_until')) db.exec('ALTER TABLE tasks ADD COLUMN removing_until INTEGER')
     if (!columns.has('key_hash')) db.exec('ALTER TABLE tasks ADD COLUMN key_hash TEXT')
     if (!columns.has('trace_parent')) db.exec('ALTER TABLE tasks ADD COLUMN trace_parent TEXT')
-    // When the current attempt was claimed: its processing time is taken from it when it finishes.
+    // The task's timeline (task-events.ts), and when its current attempt was claimed (its processing time runs from it).
+    if (!columns.has('events')) db.exec('ALTER TABLE tasks ADD COLUMN events TEXT')
     if (!columns.has('claimed_at')) db.exec('ALTER TABLE tasks ADD COLUMN claimed_at INTEGER')
     db.exec(INDEXES)
     const hasCounts = db.prepare<{ n: number }, []>(`SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'task_counts'`).get()!.n > 0
     // Counted once, when the table is made; the triggers keep it from then on.
     if (!hasCounts) db.exec(COUNTS)
-    db.exec(TIMELINE)
+    const hasEventTable = db.prepare<{ n: number }, []>(`SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'task_events'`).get()!.n > 0
+    if (hasEventTable) db.exec(MOVE_EVENTS)
+    db.exec(FIGURES)
   }).immediate()
 }

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Conflict, NotFound } from '../../shared/errors.ts'
 import { migrateSqlite, VISIBLE } from './sqlite-schema.ts'
-import { EVENT, type EventRow, PROCESSING_COLUMNS, setStateEvent, timeline } from './task-events.ts'
+import { EVENT, eventText, parseEvents, PROCESSING_COLUMNS, setStateEvent } from './task-events.ts'
 import {
   type ClaimResult,
   FIGURES_KEPT_MS,
@@ -37,8 +37,11 @@ interface Row {
 
 type MinuteRow = { minute: number; created: number; finished: number; failed: number; failed_for_good: number } & Record<string, number>
 
-/** An event's columns after the task's id and the time: attempt, error, for good (0/1), processing ms. */
-type EventDetails = [attempt?: number | null, error?: string | null, forGood?: number | null, ms?: number | null]
+/** A task's columns but its events, which only `events()` reads: rows kept in memory stay small. */
+const COLUMNS = 'id, state, attempts, error, created_at, updated_at, lease_until, lease_token, ready, request_id, trace_parent, removing_until, key_hash, claimed_at'
+
+/** SQL: appends the event `text` (an SQL expression, see task-events.ts) to the task's timeline. */
+const append = (text: string) => `events = coalesce(events || ',', '') || ${text}`
 
 function toTask(row: Row): Task {
   return {
@@ -70,14 +73,16 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
 
   const q = {
     nextId: db.prepare<{ next: number }, []>(`UPDATE sequence SET next = next + 1 WHERE name = 'tasks' RETURNING next - 1 AS next`),
-    insert: db.prepare<Row, [number, number, number, string | null, string | null, string | null]>(
-      'INSERT INTO tasks (id, created_at, updated_at, ready, request_id, key_hash, trace_parent) VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6) RETURNING *',
+    insert: db.prepare<unknown, [number, number, number, string | null, string | null, string | null, string | null]>(
+      'INSERT INTO tasks (id, created_at, updated_at, ready, request_id, key_hash, trace_parent, events) VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7)',
     ),
-    get: db.prepare<Row, [number]>(`SELECT * FROM tasks WHERE id = ? AND ${VISIBLE}`),
-    getAny: db.prepare<Row, [number]>('SELECT * FROM tasks WHERE id = ?'),
-    activate: db.prepare<Row, [number, number]>('UPDATE tasks SET ready = 1, updated_at = ?2 WHERE id = ?1 RETURNING *'),
+    get: db.prepare<Row, [number]>(`SELECT ${COLUMNS} FROM tasks WHERE id = ? AND ${VISIBLE}`),
+    getAny: db.prepare<Row, [number]>(`SELECT ${COLUMNS} FROM tasks WHERE id = ?`),
+    activate: db.prepare<unknown, [number, number, string | null]>(
+      `UPDATE tasks SET ready = 1, updated_at = ?2, events = CASE WHEN ?3 IS NULL THEN events ELSE coalesce(events || ',', '') || ?3 END WHERE id = ?1`,
+    ),
     // A dropped task is removed by the next sweep, with any image that reached storage after all (an answer lost).
-    drop: db.prepare<Row, [number, number]>('UPDATE tasks SET removing_until = ?2 WHERE id = ?1 AND ready = 0 RETURNING *'),
+    drop: db.prepare<unknown, [number, number]>('UPDATE tasks SET removing_until = ?2 WHERE id = ?1 AND ready = 0'),
     markBatch: db.prepare<{ id: number }, [number, number | null, number, number, number]>(
       `UPDATE tasks SET removing_until = ?1 + ?5 WHERE id IN (
          SELECT id FROM tasks INDEXED BY tasks_ended WHERE state >= 2 AND ${VISIBLE} AND updated_at <= ?2
@@ -91,43 +96,43 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
     releaseRemoval: db.prepare<unknown, [number, number]>('UPDATE tasks SET removing_until = ?2 WHERE id = ?1 AND removing_until > ?2'),
     // INDEXED BY: without statistics the planner takes tasks_by_state and reads every task in progress on each claim
     // (claims fell from 4,900/s to 1,200/s as 12,000 tasks were claimed); the partial index reads only expired leases.
-    expire: db.prepare<Pick<Row, 'id' | 'state' | 'attempts'>, [number, number, string]>(
+    expire: db.prepare<{ id: number }, [number, number, string]>(
       `UPDATE tasks INDEXED BY tasks_leased SET attempts = attempts + 1, state = CASE WHEN attempts + 1 >= ?2 THEN 3 ELSE 0 END,
-         error = ?3, lease_until = NULL, lease_token = NULL, updated_at = ?1
-       WHERE state = 1 AND lease_until <= ?1 RETURNING id, state, attempts`,
+         error = ?3, lease_until = NULL, lease_token = NULL, updated_at = ?1,
+         ${append(`'[' || ?1 || ',${EVENT.lease_expired},' || (attempts + 1) || ',' || (attempts + 1 >= ?2) || ']'`)}
+       WHERE state = 1 AND lease_until <= ?1 RETURNING id`,
     ),
     anyClaimable: db.prepare<{ one: number }, []>('SELECT 1 AS one FROM tasks INDEXED BY tasks_claimable WHERE state = 0 AND ready = 1 LIMIT 1'),
     anyExpired: db.prepare<{ one: number }, [number]>('SELECT 1 AS one FROM tasks INDEXED BY tasks_leased WHERE state = 1 AND lease_until <= ? LIMIT 1'),
     claim: db.prepare<Row, [number, number, string]>(
-      `UPDATE tasks SET state = 1, lease_until = ?2, lease_token = ?3, updated_at = ?1, claimed_at = ?1
-       WHERE id = (SELECT id FROM tasks WHERE state = 0 AND ready = 1 ORDER BY id LIMIT 1) RETURNING *`,
+      `UPDATE tasks SET state = 1, lease_until = ?2, lease_token = ?3, updated_at = ?1, claimed_at = ?1,
+         ${append(`'[' || ?1 || ',${EVENT.claimed},' || (attempts + 1) || ']'`)}
+       WHERE id = (SELECT id FROM tasks WHERE state = 0 AND ready = 1 ORDER BY id LIMIT 1) RETURNING ${COLUMNS}`,
     ),
-    renew: db.prepare<Row, [number, number, number]>('UPDATE tasks SET lease_until = ?2, updated_at = ?3 WHERE id = ?1 RETURNING *'),
-    finish: db.prepare<Row, [number, number]>(
-      'UPDATE tasks SET state = 2, lease_until = NULL, lease_token = NULL, updated_at = ?2 WHERE id = ?1 RETURNING *',
+    renew: db.prepare<Row, [number, number, number]>(`UPDATE tasks SET lease_until = ?2, updated_at = ?3 WHERE id = ?1 RETURNING ${COLUMNS}`),
+    // The rest append an event made in JS (?N), from the row read before: the transaction holds it unchanged.
+    finish: db.prepare<Row, [number, number, string]>(
+      `UPDATE tasks SET state = 2, lease_until = NULL, lease_token = NULL, updated_at = ?2, ${append('?3')} WHERE id = ?1 RETURNING ${COLUMNS}`,
     ),
-    fail: db.prepare<Row, [number, number, number, string | null]>(
+    fail: db.prepare<Row, [number, number, number, string | null, string]>(
       `UPDATE tasks SET attempts = attempts + 1, state = CASE WHEN attempts + 1 >= ?3 THEN 3 ELSE 0 END,
-         error = ?4, lease_until = NULL, lease_token = NULL, updated_at = ?2 WHERE id = ?1 RETURNING *`,
+         error = ?4, lease_until = NULL, lease_token = NULL, updated_at = ?2, ${append('?5')} WHERE id = ?1 RETURNING ${COLUMNS}`,
     ),
-    release: db.prepare<Row, [number, number]>(
-      'UPDATE tasks SET state = 0, lease_until = NULL, lease_token = NULL, updated_at = ?2 WHERE id = ?1 RETURNING *',
+    release: db.prepare<Row, [number, number, string]>(
+      `UPDATE tasks SET state = 0, lease_until = NULL, lease_token = NULL, updated_at = ?2, ${append('?3')} WHERE id = ?1 RETURNING ${COLUMNS}`,
     ),
-    retry: db.prepare<Row, [number, number]>(
-      'UPDATE tasks SET state = 0, attempts = 0, error = NULL, updated_at = ?2 WHERE id = ?1 RETURNING *',
+    retry: db.prepare<Row, [number, number, string]>(
+      `UPDATE tasks SET state = 0, attempts = 0, error = NULL, updated_at = ?2, ${append('?3')} WHERE id = ?1 RETURNING ${COLUMNS}`,
     ),
-    setState: db.prepare<Row, [number, number, number | null, number]>(
-      `UPDATE tasks SET state = ?2, lease_until = ?3, lease_token = NULL, updated_at = ?4, claimed_at = CASE WHEN ?2 = 1 THEN ?4 ELSE claimed_at END
-       WHERE id = ?1 RETURNING *`,
+    setState: db.prepare<Row, [number, number, number | null, number, string | null]>(
+      `UPDATE tasks SET state = ?2, lease_until = ?3, lease_token = NULL, updated_at = ?4, claimed_at = CASE WHEN ?2 = 1 THEN ?4 ELSE claimed_at END,
+         events = CASE WHEN ?5 IS NULL THEN events ELSE coalesce(events || ',', '') || ?5 END
+       WHERE id = ?1 RETURNING ${COLUMNS}`,
     ),
-    all: db.prepare<Row, []>(`SELECT * FROM tasks WHERE ${VISIBLE} ORDER BY id`),
-    recent: db.prepare<Row, [number, number]>(`SELECT * FROM tasks WHERE id < ? AND ${VISIBLE} ORDER BY id DESC LIMIT ?`),
-    recentInState: db.prepare<Row, [number, number, number]>(`SELECT * FROM tasks WHERE state = ? AND id < ? AND ${VISIBLE} ORDER BY id DESC LIMIT ?`),
-    // The per-minute figures follow from this insert by a trigger (sqlite-schema.ts).
-    event: db.prepare<unknown, [number, number, number, number | null, string | null, number | null, number | null]>(
-      'INSERT INTO task_events (task_id, at, event, attempt, error, for_good, ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)',
-    ),
-    events: db.prepare<EventRow, [number]>('SELECT at, event, attempt, error, for_good, ms FROM task_events WHERE task_id = ? ORDER BY id'),
+    all: db.prepare<Row, []>(`SELECT ${COLUMNS} FROM tasks WHERE ${VISIBLE} ORDER BY id`),
+    recent: db.prepare<Row, [number, number]>(`SELECT ${COLUMNS} FROM tasks WHERE id < ? AND ${VISIBLE} ORDER BY id DESC LIMIT ?`),
+    recentInState: db.prepare<Row, [number, number, number]>(`SELECT ${COLUMNS} FROM tasks WHERE state = ? AND id < ? AND ${VISIBLE} ORDER BY id DESC LIMIT ?`),
+    events: db.prepare<{ events: string | null }, [number]>('SELECT events FROM tasks WHERE id = ?'),
     minutes: db.prepare<MinuteRow, [number, number]>('SELECT * FROM task_minutes WHERE minute BETWEEN ? AND ? ORDER BY minute'),
     samples: db.prepare<{ minute: number; at: number; waiting: number; in_progress: number }, [number, number]>(
       'SELECT * FROM queue_samples WHERE minute BETWEEN ? AND ? ORDER BY minute',
@@ -175,28 +180,21 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
     return row
   }
 
-  /** Records an event of task `id`; called inside the transaction of the change it describes. */
-  const record = (id: number, t: number, event: number, ...details: EventDetails) =>
-    q.event.run(id, t, event, details[0] ?? null, details[1] ?? null, details[2] ?? null, details[3] ?? null)
   /** The processing time of a claim made at `claimedAt` that ends at `t` (none for a claim from before it was kept). */
   const processingMs = (claimedAt: number | null, t: number) => (claimedAt === null ? null : Math.max(0, t - claimedAt))
 
   const create = db.transaction((ready: boolean, requestId: string | null, keyHash: string | null, traceParent: string | null): number => {
     const id = q.nextId.get()!.next
     const t = now()
-    q.insert.get(id, t, ready ? 1 : 0, requestId, keyHash, traceParent)
     // A held task becomes visible, and so created, when it is activated.
-    if (ready) record(id, t, EVENT.created)
+    q.insert.run(id, t, ready ? 1 : 0, requestId, keyHash, traceParent, ready ? eventText(t, EVENT.created) : null)
     return id
   })
 
   const expiryListeners = new Set<(count: number) => void>()
   const expire = db.transaction((t: number): number => {
     const expired = q.expire.all(t, max, LEASE_RAN_OUT)
-    for (const { id, state, attempts } of expired) {
-      forget(id)
-      record(id, t, EVENT.lease_expired, attempts, null, state === 3 ? 1 : 0)
-    }
+    for (const { id } of expired) forget(id)
     return expired.length
   })
 
@@ -215,10 +213,7 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
     const t = now()
     const leaseToken = crypto.randomUUID()
     const row = q.claim.get(t, t + leaseMs, leaseToken)
-    if (row) {
-      forget(row.id)
-      record(row.id, t, EVENT.claimed, row.attempts + 1)
-    }
+    if (row) forget(row.id)
     return { claim: row ? { task: toTask(row), leaseToken } : undefined }
   })
 
@@ -226,27 +221,23 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
     const claimed = inProgress(id, 'finish', leaseToken)
     forget(id)
     const t = now()
-    const row = q.finish.get(id, t)!
-    record(id, t, EVENT.finished, claimed.attempts + 1, null, null, processingMs(claimed.claimed_at, t))
-    return toTask(row)
+    return toTask(q.finish.get(id, t, eventText(t, EVENT.finished, claimed.attempts + 1, null, processingMs(claimed.claimed_at, t)))!)
   })
 
   const fail = db.transaction((id: number, error: string | undefined, leaseToken: string | undefined): Task => {
-    inProgress(id, 'fail', leaseToken)
+    const claimed = inProgress(id, 'fail', leaseToken)
     forget(id)
     const t = now()
-    const row = q.fail.get(id, t, max, error ?? 'no reason given')!
-    record(id, t, EVENT.failed, row.attempts, row.error, row.state === 3 ? 1 : 0)
-    return toTask(row)
+    const reason = error ?? 'no reason given'
+    const attempt = claimed.attempts + 1
+    return toTask(q.fail.get(id, t, max, reason, eventText(t, EVENT.failed, attempt, attempt >= max, null, reason))!)
   })
 
   const release = db.transaction((id: number, leaseToken: string | undefined): Task => {
     const claimed = inProgress(id, 'release', leaseToken)
     forget(id)
     const t = now()
-    const row = q.release.get(id, t)!
-    record(id, t, EVENT.released, claimed.attempts + 1)
-    return toTask(row)
+    return toTask(q.release.get(id, t, eventText(t, EVENT.released, claimed.attempts + 1))!)
   })
 
   const renew = db.transaction((id: number, leaseToken: string): Task => {
@@ -261,24 +252,23 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
     if (row.state !== 3) throw new Conflict(`Cannot retry task ${id}: only a failed task (state 3) can be retried; it is in state ${row.state}.`)
     forget(id)
     const t = now()
-    const updated = q.retry.get(id, t)!
-    record(id, t, EVENT.retried)
-    return toTask(updated)
+    return toTask(q.retry.get(id, t, eventText(t, EVENT.retried))!)
   })
 
   const setState = db.transaction((id: number, state: 0 | 1 | 2): Task => {
     const before = existing(id)
     forget(id)
     const t = now()
-    const row = q.setState.get(id, state, state === 1 ? t + leaseMs : null, t)!
     // The original /setById: the timeline shows what the state change amounts to.
     const event = setStateEvent(before.state, state)
     const claim = before.state === 1 ? before.attempts + 1 : null
-    if (event === EVENT.claimed) record(id, t, event, before.attempts + 1)
-    else if (event === EVENT.finished) record(id, t, event, claim, null, null, claim === null ? null : processingMs(before.claimed_at, t))
-    else if (event === EVENT.released) record(id, t, event, claim)
-    else if (event !== undefined) record(id, t, event)
-    return toTask(row)
+    const text =
+      event === undefined ? null
+      : event === EVENT.claimed ? eventText(t, event, before.attempts + 1)
+      : event === EVENT.finished ? eventText(t, event, claim, null, claim === null ? null : processingMs(before.claimed_at, t))
+      : event === EVENT.released ? eventText(t, event, claim)
+      : eventText(t, event)
+    return toTask(q.setState.get(id, state, state === 1 ? t + leaseMs : null, t, text)!)
   })
 
   const activate = db.transaction((id: number): void => {
@@ -286,8 +276,7 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
     if (!row || row.removing_until !== null) throw new NotFound(`No task with id ${id}.`)
     forget(id)
     const t = now()
-    q.activate.get(id, t)
-    if (row.ready === 0) record(id, t, EVENT.created)
+    q.activate.run(id, t, row.ready === 0 ? eventText(t, EVENT.created) : null)
   })
 
   const drop = db.transaction((id: number): void => {
@@ -295,7 +284,7 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
     if (!row || (row.ready === 0 && row.removing_until !== null)) throw new NotFound(`No task with id ${id}.`)
     if (row.ready === 1) throw new Conflict(`Cannot drop task ${id}: it is not held for an upload.`)
     forget(id)
-    q.drop.get(id, now())
+    q.drop.run(id, now())
   })
 
   const markOne = db.transaction((id: number): void => {
@@ -419,7 +408,7 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
     },
     async events(id) {
       const task = getVisible(id)
-      return task && timeline(q.events.all(id), task.createdAt)
+      return task && parseEvents(q.events.get(id)?.events ?? null, task.createdAt)
     },
     async figures({ from, to }) {
       const minutes = q.minutes.all(from, to).map(
