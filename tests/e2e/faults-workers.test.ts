@@ -2,6 +2,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
 import { type Cluster, flatResultColour, isFlatResult, isSwapOf, logged, slowerPng, slowPng, smallPng, startCluster } from '../helpers/cluster.ts'
 import type { Bytes } from '../helpers/png.ts'
+import { waitFor } from '../helpers/wait-for.ts'
 
 /** 6000 x 6000 and flat: 8-bit RGB is about 1.3 s of work for a worker here (up to 2 s under load), 16-bit RGBA 2.9 s. */
 const SIDE = 6000
@@ -43,7 +44,8 @@ describe('faults: workers', () => {
     const status = await c.waitState(id, [2], 30_000)
     // The expired lease counted as one failed attempt; PIXMILL_MAX_ATTEMPTS=2 leaves room for one more.
     expect(status).toMatchObject({ state: 2, attempts: 1 })
-    await Bun.sleep(200)
+    // Logs are written asynchronously: wait for the lines of the finish.
+    await waitFor('the finish in the logs', () => logged(second.logFile, 'task finished', id).length > 0 && logged(c.roles.database!.logFile, 'task finished', id).length > 0)
     expect(logged(second.logFile, 'task finished', id)).toHaveLength(1)
     expect(logged(c.roles.database!.logFile, 'task claimed', id)).toHaveLength(2)
     expect(logged(c.roles.database!.logFile, 'task finished', id)).toHaveLength(1)
@@ -85,7 +87,7 @@ describe('faults: workers', () => {
     const workers = [await c.startWorker('worker-1'), await c.startWorker('worker-2')]
     const id = await c.uploadOk(SLOWER)
     expect(await c.waitState(id, [2], 30_000)).toMatchObject({ state: 2, attempts: 0 })
-    await Bun.sleep(200)
+    await waitFor('the finish in the logs', () => workers.some((w) => logged(w.logFile, 'task finished', id).length > 0))
     expect(logged(c.roles.database!.logFile, 'task claimed', id)).toHaveLength(1)
     const finishers = workers.filter((w) => logged(w.logFile, 'task finished', id).length > 0)
     expect(finishers).toHaveLength(1)
@@ -128,9 +130,5 @@ describe('faults: workers', () => {
 })
 
 async function waitForLog(file: string, msg: string, task: number, timeoutMs = 15_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs
-  while (logged(file, msg, task).length === 0) {
-    if (performance.now() > deadline) throw new Error(`no "${msg}" for task ${task} in ${file}`)
-    await Bun.sleep(50)
-  }
+  await waitFor(`"${msg}" for task ${task} in ${file}`, () => logged(file, msg, task).length > 0, timeoutMs, 50)
 }

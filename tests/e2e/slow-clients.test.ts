@@ -5,6 +5,7 @@ import { PNG_SIGNATURE } from '../../src/shared/png-header.ts'
 import { freePort, httpText, type RoleProcess, spawnRole } from '../helpers/processes.ts'
 import { filesBelow } from '../helpers/stored-files.ts'
 import { tempDir } from '../helpers/temp.ts'
+import { waitFor } from '../helpers/wait-for.ts'
 
 // Bun's own header timeout is 10 s: these tests wait for it.
 setDefaultTimeout(30_000)
@@ -92,8 +93,7 @@ describe('e2e: slow clients', () => {
     slow.write(new Uint8Array([...PNG_SIGNATURE, ...new Uint8Array(40_000)]))
     const { afterMs } = await slow.closed
     expect(afterMs).toBeLessThan(8000)
-    await Bun.sleep(100)
-    expect(files()).toEqual([])
+    await waitFor('the temporary file to be removed', () => files().length === 0)
     expect((await httpText(storage, '/getImage?id=6&state=working')).status).toBe(404)
   })
 })

@@ -7,6 +7,7 @@ import { freePort, httpText, type RoleProcess, spawnRole } from '../helpers/proc
 import { peakRssGrowth } from '../helpers/rss.ts'
 import { type S3Server, startS3Server } from '../helpers/s3-server.ts'
 import { tempDir } from '../helpers/temp.ts'
+import { waitFor } from '../helpers/wait-for.ts'
 
 // Processes start in well under a second; the margin is for a loaded CI machine and the 100 MiB round trip.
 setDefaultTimeout(30_000)
@@ -45,13 +46,6 @@ async function download(address: string, query: string, headers?: HeadersInit) {
   return { status: response.status, headers: response.headers, bytes: new Uint8Array(await response.arrayBuffer()) }
 }
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = performance.now() + timeoutMs
-  while (!(await check())) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await Bun.sleep(50)
-  }
-}
 
 describe('e2e: storage on S3', () => {
   test('both instances say they keep the images in S3, and neither makes a storage folder', () => {
@@ -134,11 +128,11 @@ describe('e2e: storage on S3', () => {
       expect(refused.status).toBe(503)
       expect(refused.text).toStartWith('Error: ')
       expect((await httpText(two, '/getImage?id=3&state=working')).status).toBe(503)
-      await until('/health to answer 503', async () => (await httpText(one, '/health')).status === 503)
+      await waitFor('/health to answer 503', async () => (await httpText(one, '/health')).status === 503, 5000, 50)
     } finally {
       await s3.restart()
     }
-    await until('/health to answer 200', async () => (await httpText(one, '/health')).status === 200)
+    await waitFor('/health to answer 200', async () => (await httpText(one, '/health')).status === 200, 5000, 50)
     expect((await download(two, 'id=3&state=working')).bytes).toEqual(png)
     expect((await upload(two, 'id=4&state=working', png)).text).toBe('success')
   })

@@ -7,6 +7,7 @@ import { pngBytes } from '../helpers/image-store-contract.ts'
 import { freePort, httpText, type RoleProcess, spawnRole } from '../helpers/processes.ts'
 import { tempFiles } from '../helpers/stored-files.ts'
 import { tempDir } from '../helpers/temp.ts'
+import { waitFor } from '../helpers/wait-for.ts'
 
 // Processes start in well under a second and the whole file takes a few; the margin is for a loaded CI machine.
 setDefaultTimeout(20_000)
@@ -68,13 +69,6 @@ async function rssGrowth(pid: number, work: () => Promise<void>): Promise<number
 
 const tempsBelow = (root = dir.path) => tempFiles(join(root, 'storage'))
 
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 3000): Promise<void> {
-  const deadline = performance.now() + timeoutMs
-  while (!(await check())) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await Bun.sleep(10)
-  }
-}
 
 /** A raw HTTP upload that sends its headers and `first` bytes of a body announced as `length` bytes, then waits. */
 function startUpload(target: string, query: string, length: number, first: Uint8Array): Promise<Socket> {
@@ -172,7 +166,7 @@ describe('e2e: storage streams', () => {
     const answer = await upload(smallAddress, 'id=1&state=working', endless)
     expect(answer).toMatchObject({ status: 413, text: `Error: The body is larger than the limit of ${MiB} bytes.` })
     expect(sent).toBeLessThan(16 * MiB)
-    await until('no temp file', () => tempsBelow(smallDir.path).length === 0)
+    await waitFor('no temp file', () => tempsBelow(smallDir.path).length === 0, 3000, 10)
     expect((await httpText(smallAddress, '/getImage?id=1&state=working')).status).toBe(404)
   })
 
@@ -181,9 +175,9 @@ describe('e2e: storage streams', () => {
     expect((await upload(address, 'id=102&state=working', old)).text).toBe('success')
     for (const id of [102, 103]) {
       const socket = await startUpload(address, `id=${id}&state=working`, 8 * MiB, pngBytes(4 * MiB, 2))
-      await until('the temp file of the upload', () => tempsBelow().length === 1)
+      await waitFor('the temp file of the upload', () => tempsBelow().length === 1, 3000, 10)
       socket.destroy()
-      await until('the temp file to be removed', () => tempsBelow().length === 0)
+      await waitFor('the temp file to be removed', () => tempsBelow().length === 0, 3000, 10)
     }
     expect((await download('id=102&state=working')).bytes).toEqual(old)
     expect((await download('id=103&state=working')).status).toBe(404)
@@ -206,7 +200,7 @@ describe('e2e: storage streams', () => {
       await startUpload(address, 'id=105&state=finished', 8 * MiB, pngBytes(2 * MiB, 8)),
       await startUpload(address, 'id=106&state=working', 8 * MiB, pngBytes(2 * MiB, 9)),
     ]
-    await until('both temp files', () => tempsBelow().length === 2)
+    await waitFor('both temp files', () => tempsBelow().length === 2, 3000, 10)
     await storage.kill9()
     for (const socket of sockets) socket.destroy()
     expect(tempsBelow()).toHaveLength(2)

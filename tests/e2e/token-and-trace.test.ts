@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { encodePng } from '../helpers/png.ts'
 import { freePort, httpText, type RoleProcess, spawnRole } from '../helpers/processes.ts'
 import { tempDir } from '../helpers/temp.ts'
+import { waitFor } from '../helpers/wait-for.ts'
 
 const TOKEN = 'e2e-shared-secret-0123456789'
 const dir = tempDir('pixmill-e2e-token-')
@@ -46,16 +47,12 @@ describe('e2e: PIXMILL_TOKEN and request ids', () => {
     expect(upload.headers.get('x-request-id')).toBe('trace-e2e-42')
     const id = await upload.text()
     expect(id).toMatch(/^\d+$/)
-    const deadline = performance.now() + 20_000
-    while ((await httpText(master, `/isReady?id=${id}`)).text !== '1') {
-      if (performance.now() > deadline) throw new Error(`task ${id} did not finish`)
-      await Bun.sleep(50)
-    }
-    // Logs are written asynchronously; give the last lines a moment.
-    await Bun.sleep(200)
+    await waitFor(`task ${id} to finish`, async () => (await httpText(master, `/isReady?id=${id}`)).text === '1', 20_000, 50)
+    // Logs are written asynchronously: each role's line may come a moment after the task finished.
     for (const role of ['frontend', 'master', 'database', 'storage', 'worker']) {
-      const lines = (await Bun.file(roles[role]!.logFile).text()).split('\n').filter((line) => line.includes('"requestId":"trace-e2e-42"'))
-      expect({ role, traced: lines.length > 0 }).toEqual({ role, traced: true })
+      const traced = async () => (await Bun.file(roles[role]!.logFile).text()).includes('"requestId":"trace-e2e-42"')
+      await waitFor(`a line of ${role} with the request id`, traced, 5000).catch(() => {})
+      expect({ role, traced: await traced() }).toEqual({ role, traced: true })
     }
   })
 })

@@ -2,6 +2,7 @@
 import { afterEach, beforeEach, describe, expect, test } from 'bun:test'
 import type { ImageStore, StoredImage } from '../../src/roles/storage/image-store.ts'
 import { BadRequest, PayloadTooLarge } from '../../src/shared/errors.ts'
+import { waitFor } from './wait-for.ts'
 
 const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]
 const LIMIT = { maxBytes: 8 * 1024 * 1024 }
@@ -122,7 +123,7 @@ export function imageStoreContract(name: string, setup: () => ImageStoreEnv | Pr
       })
       const putting = store.put(10, 'working', slow, LIMIT)
       const fresh = store.put(11, 'working', streamOf(next, 64 * 1024, 128 * 1024), LIMIT).catch(() => 'failed')
-      await Bun.sleep(20)
+      await waitFor('the put to be held halfway', () => sent === 128 * 1024)
       expect(await bytesOf(10, 'working')).toEqual(pngBytes(1000, 1))
       expect(await fresh).toBe('failed')
       expect(await store.open(11, 'working')).toBeUndefined()

@@ -64,7 +64,7 @@ export function inProcessStack(options: StackOptions = {}) {
   const removal = createRemoval({ store: tasks, images: storageClient, log: silentLogger, retentionSeconds: options.retentionSeconds ?? 0, now: options.now })
   const database = createDatabaseApp({ store: tasks, removal, token, now: options.now, ...quietDeps('database') })
   const databaseClient = createDatabaseClient(fixedPeer('databaseAddress', 'database.local'), createPeerFetch({ token, base: inProcess(database) }))
-  const taskWaits = options.waitPollMs === undefined ? undefined : createTaskWaits({ records: databaseRecords(databaseClient), pollMs: options.waitPollMs })
+  const taskWaits = createTaskWaits({ records: databaseRecords(databaseClient), pollMs: options.waitPollMs })
   const master = createMasterApp({
     database: databaseClient,
     taskWaits,
@@ -89,12 +89,14 @@ export function inProcessStack(options: StackOptions = {}) {
     removal,
     tasks,
     images,
+    /** The master's clients waiting on /wait. */
+    taskWaits,
     dir: dir.path,
     setStorageUp(up: boolean) {
       storageUp = up
     },
     async close() {
-      taskWaits?.close()
+      taskWaits.close()
       await tasks.close()
       await images.close()
       dir.remove()

@@ -1,27 +1,35 @@
 // database routes through app.handle: the original endpoints, the project's own, and their errors.
 import { afterEach, beforeEach, describe, expect, test } from 'bun:test'
 import { join } from 'node:path'
-import { createDatabaseApp } from '../../src/roles/database/app.ts'
+import { createDatabaseApp, createDatabaseClaimWaits } from '../../src/roles/database/app.ts'
+import type { ClaimWaits } from '../../src/roles/database/claim-waits.ts'
 import { createRemoval, type Removal } from '../../src/roles/database/removal.ts'
 import { silentLogger } from '../../src/shared/logger.ts'
 import { openSqliteTaskStore } from '../../src/roles/database/sqlite-task-store.ts'
 import type { TaskStore } from '../../src/roles/database/task-store.ts'
 import { call } from '../helpers/http.ts'
+import { type ManualClock, manualClock } from '../helpers/manual-clock.ts'
 import { quietDeps } from '../helpers/silent.ts'
 import { tempDir } from '../helpers/temp.ts'
+import { waitFor } from '../helpers/wait-for.ts'
 
 let dir: ReturnType<typeof tempDir>
 let store: TaskStore
 let app: ReturnType<typeof createDatabaseApp>
 let removal: Removal
 let clock: number
+/** The claim waits' timers (getNewTask?wait=S). */
+let timers: ManualClock
+let claimWaits: ClaimWaits
 beforeEach(() => {
   dir = tempDir()
   clock = Date.UTC(2026, 0, 1)
   store = openSqliteTaskStore(join(dir.path, 'database'), { leaseSeconds: 60, maxAttempts: 2, now: () => clock })
   // No storage here: removals find no images (the whole path is tested with storage in the stack's tests).
   removal = createRemoval({ store, images: { remove: async () => {} }, log: silentLogger, retentionSeconds: 0, now: () => clock })
-  app = createDatabaseApp({ store, removal, ...quietDeps('database') })
+  timers = manualClock()
+  claimWaits = createDatabaseClaimWaits(store, timers)
+  app = createDatabaseApp({ store, removal, claimWaits, ...quietDeps('database') })
 })
 afterEach(async () => {
   await store.close()
@@ -268,29 +276,33 @@ describe('database: metrics', () => {
 describe('database: POST /getNewTask?wait=S', () => {
   test('a held claim is answered as soon as a task is created, activated or put back; bad waits are 400', async () => {
     const held = app.handle(new Request('http://localhost/getNewTask?wait=10', { method: 'POST' }))
-    await Bun.sleep(50)
+    await waitFor('the claim to wait', () => claimWaits.size() === 1)
     await call(app, 'POST', '/newTask')
     const answer = await held
     expect(answer.status).toBe(200)
     expect(((await answer.json()) as { id: number }).id).toBe(0)
     // Put back by a failure: a waiting claim gets it again.
     const again = app.handle(new Request('http://localhost/getNewTask?wait=10', { method: 'POST' }))
-    await Bun.sleep(50)
+    await waitFor('the claim to wait', () => claimWaits.size() === 1)
     await call(app, 'POST', '/failTask?id=0&error=x')
     expect(((await (await again).json()) as { id: number; attempts: number }).attempts).toBe(1)
     for (const bad of ['61', '-1', '1.5', 'x', '']) expect((await call(app, 'POST', `/getNewTask?wait=${bad}`)).status).toBe(400)
   })
 
   test('with nothing to claim it answers `No non-started task.` after S seconds; claims waiting are served in order', async () => {
-    const started = performance.now()
-    const none = await call(app, 'POST', '/getNewTask?wait=1')
+    let answered = false
+    const waiting = call(app, 'POST', '/getNewTask?wait=1').finally(() => (answered = true))
+    await waitFor('the claim to wait', () => claimWaits.size() === 1)
+    await timers.advance(999)
+    expect(answered).toBe(false)
+    await timers.advance(1)
+    const none = await waiting
     expect(none.status).toBe(404)
     expect(none.text).toBe('Error: No non-started task.')
-    expect(performance.now() - started).toBeGreaterThanOrEqual(900)
     const first = app.handle(new Request('http://localhost/getNewTask?wait=10', { method: 'POST' }))
-    await Bun.sleep(20)
+    await waitFor('the first claim to wait', () => claimWaits.size() === 1)
     const second = app.handle(new Request('http://localhost/getNewTask?wait=10', { method: 'POST' }))
-    await Bun.sleep(20)
+    await waitFor('the second claim to wait', () => claimWaits.size() === 2)
     await call(app, 'POST', '/newTask')
     await call(app, 'POST', '/newTask')
     expect([((await (await first).json()) as { id: number }).id, ((await (await second).json()) as { id: number }).id]).toEqual([0, 1])
@@ -299,7 +311,7 @@ describe('database: POST /getNewTask?wait=S', () => {
   test('a caller that goes away ends its wait, and a claim made as it went gives nothing away', async () => {
     const gone = new AbortController()
     const held = app.handle(new Request('http://localhost/getNewTask?wait=10', { method: 'POST', signal: gone.signal }))
-    await Bun.sleep(30)
+    await waitFor('the claim to wait', () => claimWaits.size() === 1)
     gone.abort()
     await held.catch(() => undefined)
     await call(app, 'POST', '/newTask')

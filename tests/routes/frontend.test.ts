@@ -10,6 +10,7 @@ import { encodePng } from '../helpers/png.ts'
 import { quietDeps } from '../helpers/silent.ts'
 import { inProcessStack } from '../helpers/stack.ts'
 import { storedImages } from '../helpers/stored-files.ts'
+import { waitFor } from '../helpers/wait-for.ts'
 
 const LIMIT = 64 * 1024
 let stack: ReturnType<typeof inProcessStack>
@@ -296,8 +297,10 @@ describe('frontend: health, metrics, swagger and a master that is down', () => {
     await submit(form({ uploadfile: png() }))
     await get('/isReady?id=0')
     // The counters are updated once the answer has gone out, a moment after handle() resolves.
-    await Bun.sleep(20)
-    const metrics = (await get('/metrics')).text
+    const metrics = await waitFor('the requests to be counted', async () => {
+      const text = (await get('/metrics')).text
+      return text.includes('route="/isReady"') && text
+    })
     expect(metrics).toContain('route="/isReady"')
     expect(metrics).toContain('pixmill_frontend_uploads_total{outcome="accepted",role="frontend"} 1')
     const spec = JSON.parse((await get('/swagger/json')).text)

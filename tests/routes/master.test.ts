@@ -6,6 +6,7 @@ import { call } from '../helpers/http.ts'
 import { encodePng } from '../helpers/png.ts'
 import { inProcessStack } from '../helpers/stack.ts'
 import { storedImages } from '../helpers/stored-files.ts'
+import { waitFor } from '../helpers/wait-for.ts'
 
 let stack: ReturnType<typeof inProcessStack>
 beforeEach(() => {
@@ -203,7 +204,7 @@ describe('master: GET /wait', () => {
   test('answers at once for a task that has ended, and as soon as a waiting task finishes through this master', async () => {
     const id = await upload()
     const waiting = call(stack.master, 'GET', `/wait?id=${id}&timeout=10`)
-    await Bun.sleep(50)
+    await waitFor('the client to wait', () => stack.taskWaits.size() === 1)
     const claim = JSON.parse((await post('/getNewTask')).text) as { leaseToken: string }
     await call(stack.storage, 'POST', `/sendImage?id=${id}&state=finished`, RESULT, { 'content-type': 'image/png' })
     await post(`/registerTaskFinished?id=${id}&lease=${claim.leaseToken}`)

@@ -12,6 +12,7 @@ import { encodePng } from '../helpers/png.ts'
 import { quietDeps } from '../helpers/silent.ts'
 import { inProcessStack } from '../helpers/stack.ts'
 import { tempDir } from '../helpers/temp.ts'
+import { waitFor } from '../helpers/wait-for.ts'
 
 const TOKEN = 'a-shared-secret-of-some-length'
 const PNG = encodePng(2, 2, 2, 8, [[[1, 2, 3], [4, 5, 6]], [[7, 8, 9], [10, 11, 12]]])
@@ -156,16 +157,18 @@ describe('back-pressure and deadlines on uploads', () => {
     cleanups.push(() => stack.close())
     let release!: () => void
     const held = new Promise<void>((resolve) => (release = resolve))
+    let pulls = 0
     const slow = new ReadableStream<Uint8Array>({
-      async start(controller) {
-        controller.enqueue(PNG.subarray(0, 40))
+      async pull(controller) {
+        // The first pull fills the stream's queue; a second means the master is reading the body, its slot taken.
+        if (++pulls === 1) return controller.enqueue(PNG.subarray(0, 40))
         await held
         controller.enqueue(PNG.subarray(40))
         controller.close()
       },
     })
     const first = call(stack.master, 'POST', '/new', slow)
-    await Bun.sleep(50)
+    await waitFor('the first upload to be read', () => pulls >= 2)
     const second = await call(stack.master, 'POST', '/new', PNG)
     expect(second.status).toBe(503)
     expect(second.headers.get('retry-after')).toBe('1')

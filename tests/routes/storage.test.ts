@@ -10,6 +10,7 @@ import { call, ORIGIN } from '../helpers/http.ts'
 import { pngBytes, streamOf } from '../helpers/image-store-contract.ts'
 import { quietDeps } from '../helpers/silent.ts'
 import { tempDir } from '../helpers/temp.ts'
+import { waitFor } from '../helpers/wait-for.ts'
 
 const MAX = 256 * 1024
 let dir: ReturnType<typeof tempDir>
@@ -311,8 +312,10 @@ describe('storage: /health, /metrics, /swagger', () => {
     await send('id=3&state=finished', 'not a png')
     await getBytes('id=1&state=working')
     // The request counters are updated once the answer has gone out, a moment after handle() resolves.
-    await Bun.sleep(20)
-    const text = (await call(app, 'GET', '/metrics')).text
+    const text = await waitFor('the download to be counted', async () => {
+      const metrics = (await call(app, 'GET', '/metrics')).text
+      return metrics.includes('pixmill_storage_images_served_total{area="working",answer="full",role="storage"} 1') && metrics
+    })
     expect(text).toContain('pixmill_storage_stored_bytes{area="working",role="storage"} 150')
     expect(text).toContain('pixmill_storage_stored_bytes{area="finished",role="storage"} 40')
     expect(text).toContain('pixmill_storage_images{area="working",role="storage"} 1')

@@ -9,6 +9,7 @@ import { silentLogger } from '../../src/shared/logger.ts'
 import { currentRequestId, enterRequest, withRequestId } from '../../src/shared/request-context.ts'
 import { serveRole } from '../../src/shared/run-role.ts'
 import { freePort } from '../helpers/processes.ts'
+import { waitFor } from '../helpers/wait-for.ts'
 
 const undo: Array<() => unknown> = []
 afterEach(async () => {
@@ -60,7 +61,8 @@ test('the callee’s request id stays its own: the caller’s is the same after 
   undo.push(
     serveInProcess([address], async () => {
       enterRequest('callee-own-id')
-      await Bun.sleep(1)
+      // Across a turn of the event loop, where another request's context could leak in.
+      await new Promise((resolve) => setImmediate(resolve))
       calleeSaw = currentRequestId()
       return new Response('ok')
     }),
@@ -104,15 +106,19 @@ test('stop() waits for a call in flight from a role of the same process before c
   let release!: () => void
   const held = new Promise<void>((resolve) => (release = resolve))
   let closed = false
+  let entered = false
   const app = new Elysia().get('/slow', async () => {
+    entered = true
     await held
     return closed ? 'closed too early' : 'done'
   })
   const running = await serveRole({ role: 'demo', app, listen: parseAddress(`127.0.0.1:${port}`), log: silentLogger, close: async () => void (closed = true) })
   const call = callPeer(peerTransport, 'demo', `127.0.0.1:${port}`, '/slow')
-  await Bun.sleep(20)
+  await waitFor('the call to reach its handler', () => entered)
   const stopping = running.stop()
-  await Bun.sleep(50)
+  // A close that must not come cannot be polled for: wait until stop() has shut the listener, then give it more turns.
+  await waitFor('the listener to close', () => fetch(`http://127.0.0.1:${port}/none`).then(() => false, () => true))
+  for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve))
   expect(closed).toBe(false)
   release()
   expect(await (await call).text()).toBe('done')

@@ -7,7 +7,9 @@ import type { ImageStore } from '../../src/roles/storage/image-store.ts'
 import { openS3ImageStore, parseS3Url, type S3ImageStoreOptions } from '../../src/roles/storage/s3-image-store.ts'
 import { DependencyUnavailable, PayloadTooLarge } from '../../src/shared/errors.ts'
 import { imageStoreContract, pngBytes, readImage, streamOf } from '../helpers/image-store-contract.ts'
+import { manualClock } from '../helpers/manual-clock.ts'
 import { type S3Server, startS3Server } from '../helpers/s3-server.ts'
+import { waitFor } from '../helpers/wait-for.ts'
 
 const MiB = 1024 * 1024
 let server: S3Server
@@ -26,13 +28,42 @@ imageStoreContract('S3 (s3rver)', () => {
   return { open: () => openAt(url), cleanup: () => {} }
 })
 
-/** Waits for `check`; Bun answers a failed upload before its abort of the multipart upload has come back. */
-async function until(what: string, check: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = performance.now() + timeoutMs
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await Bun.sleep(10)
+/**
+ * An S3 endpoint that answers the store's LIST probe and a HEAD, and holds every request for an image whose method is
+ * in `hang` unanswered until stopped: S3 hung, for the time-outs. `seen` has the methods of the image requests.
+ */
+function hungS3(hang: string[]) {
+  const seen: string[] = []
+  const held: (() => void)[] = []
+  const listing = '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>hung</Name><KeyCount>0</KeyCount><MaxKeys>1</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>'
+  const server = Bun.serve({
+    port: 0,
+    hostname: '127.0.0.1',
+    fetch(request) {
+      if (!new URL(request.url).pathname.endsWith('.png')) return new Response(listing, { headers: { 'content-type': 'application/xml' } })
+      seen.push(request.method)
+      if (hang.includes(request.method)) return new Promise<Response>((resolve) => held.push(() => resolve(new Response(null, { status: 500 }))))
+      return new Response(null, { headers: { 'content-length': '42', etag: '"e"' } })
+    },
+  })
+  return {
+    client: { endpoint: `http://127.0.0.1:${server.port}`, accessKeyId: 'HUNG', secretAccessKey: 'HUNG', region: 'us-east-1' },
+    seen,
+    stop() {
+      for (const release of held.splice(0)) release()
+      server.stop(true)
+    },
   }
+}
+
+/** Whether `promise` has settled yet, without waiting for it. */
+function settledFlag(promise: Promise<unknown>): () => boolean {
+  let settled = false
+  promise.then(
+    () => (settled = true),
+    () => (settled = true),
+  )
+  return () => settled
 }
 
 describe('S3 image store', () => {
@@ -68,7 +99,8 @@ describe('S3 image store', () => {
       const broken = store.put(id, 'working', streamOf(pngBytes(16 * MiB, 2), 256 * 1024, 12 * MiB), { maxBytes: 64 * MiB })
       await expect(broken).rejects.toThrow('the client went away')
     }
-    await until('the multipart uploads to be aborted', () => server.pendingUploads().length === 0)
+    // Bun answers a failed upload before its abort of the multipart upload has come back.
+    await waitFor('the multipart uploads to be aborted', () => server.pendingUploads().length === 0)
     expect(await readImage((await store.open(1, 'working'))!)).toEqual(pngBytes(1000, 1))
     expect(await store.open(2, 'working')).toBeUndefined()
   })
@@ -81,7 +113,7 @@ describe('S3 image store', () => {
     await expect(store.put(3, 'working', body, { maxBytes: 11 * MiB })).rejects.toBeInstanceOf(PayloadTooLarge)
     expect(pulled).toBeLessThan(16 * MiB)
     await expect(store.put(4, 'working', streamOf(pngBytes(24 * MiB, 3), 256 * 1024), { maxBytes: 11 * MiB })).rejects.toBeInstanceOf(PayloadTooLarge)
-    await until('the multipart uploads to be aborted', () => server.pendingUploads().length === 0)
+    await waitFor('the multipart uploads to be aborted', () => server.pendingUploads().length === 0)
     expect(await readImage((await store.open(3, 'working'))!)).toEqual(pngBytes(1000, 1))
     expect(await store.open(4, 'working')).toBeUndefined()
   })
@@ -141,6 +173,52 @@ describe('S3 image store', () => {
     }
     expect(await store.healthy()).toBe(true)
     expect(await readImage((await store.open(6, 'working'))!)).toEqual(pngBytes(2000))
+  })
+
+  test('healthy() answers its last result for healthCacheMs on the store’s clock, then asks S3 again', async () => {
+    const clock = manualClock()
+    // s3rver takes any folder in its data folder for a bucket.
+    const folder = join(server.directory, 'cached-health')
+    mkdirSync(folder)
+    const store = await open('s3://cached-health/pixmill', { healthCacheMs: 1000, clock })
+    rmSync(folder, { recursive: true })
+    expect(await store.healthy()).toBe(true)
+    await clock.advance(999)
+    expect(await store.healthy()).toBe(true)
+    await clock.advance(1)
+    expect(await store.healthy()).toBe(false)
+    mkdirSync(folder)
+    expect(await store.healthy()).toBe(false)
+    await clock.advance(1000)
+    expect(await store.healthy()).toBe(true)
+  })
+
+  test('a GET, a HEAD or a DELETE that S3 does not answer fails as DependencyUnavailable at requestTimeoutMs on the store’s clock', async () => {
+    const clock = manualClock()
+    for (const [method, call] of [
+      ['GET', (store: ImageStore) => store.open(1, 'working')],
+      ['HEAD', (store: ImageStore) => store.delete(1, 'working')],
+      ['DELETE', (store: ImageStore) => store.delete(1, 'working')],
+    ] as const) {
+      const s3 = hungS3([method])
+      try {
+        const store = await openS3ImageStore('s3://hung/pixmill', { client: s3.client, requestTimeoutMs: 60_000, healthCacheMs: 600_000, clock })
+        const failing = call(store)
+        const settled = settledFlag(failing)
+        failing.catch(() => {})
+        await waitFor(`the ${method} to reach S3`, () => s3.seen.includes(method))
+        await clock.advance(59_999)
+        expect(settled(), method).toBe(false)
+        await clock.advance(1)
+        // An aborted fetch rejects from the network side: a poll, and no real timer could run out before its deadline.
+        await waitFor(`the ${method} to give up`, settled, 10_000)
+        await expect(failing).rejects.toBeInstanceOf(DependencyUnavailable)
+        // A failed request counts against the health at once, cache or not.
+        expect(await store.healthy(), method).toBe(false)
+      } finally {
+        s3.stop()
+      }
+    }
   })
 
   test('a bucket that is not there, or a key S3 refuses, is DependencyUnavailable, not a missing image', async () => {

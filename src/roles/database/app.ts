@@ -2,6 +2,7 @@
 import { t } from 'elysia'
 import { Counter, Gauge, type Registry } from 'prom-client'
 import { finishRole, roleKit } from '../../plugins/role-kit.ts'
+import type { Clock } from '../../shared/clock.ts'
 import { NotFound } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { currentRequestId } from '../../shared/request-context.ts'
@@ -83,9 +84,10 @@ function taskMetrics(registry: Registry, store: TaskStore, reports: ReportsShare
   return (event: string, n = 1) => n > 0 && events.inc({ event }, n)
 }
 
-/** Claim waits over `store`: a claim given back when its waiter went away. */
-export function createDatabaseClaimWaits(store: TaskStore): ClaimWaits {
+/** Claim waits over `store`, their timers on `clock` (default systemClock): a claim given back when its waiter went away. */
+export function createDatabaseClaimWaits(store: TaskStore, clock?: Clock): ClaimWaits {
   return createClaimWaits({
+    clock,
     claim: () => store.claim(),
     claimable: () => store.claimable(),
     release: async ({ task, leaseToken }) => void (await store.release(task.id, leaseToken)),

@@ -1,4 +1,5 @@
 // Claims that wait for a task (`POST /getNewTask?wait=S`): woken when a task becomes claimable, not by polling.
+import { type Cancel, type Clock, systemClock } from '../../shared/clock.ts'
 import type { ClaimResult } from './task-store.ts'
 
 export interface ClaimWaitsOptions {
@@ -13,6 +14,8 @@ export interface ClaimWaitsOptions {
    * PostgreSQL, a lease that ran out). Default 250 ms. Changes through this instance wake the waiters at once.
    */
   readonly pollMs?: number
+  /** The waits' ends and the poll are scheduled on it. Default systemClock. */
+  readonly clock?: Clock
 }
 
 export interface ClaimWaits {
@@ -31,23 +34,24 @@ export interface ClaimWaits {
 
 interface Waiter {
   readonly resolve: (result: ClaimResult) => void
-  readonly timer: ReturnType<typeof setTimeout>
+  cancel?: Cancel
 }
 
 export function createClaimWaits(options: ClaimWaitsOptions): ClaimWaits {
   const pollMs = options.pollMs ?? 250
+  const clock = options.clock ?? systemClock
   const waiters: Waiter[] = []
   let serving: Promise<void> | undefined
   let again = false
-  let poller: ReturnType<typeof setInterval> | undefined
+  let poller: Cancel | undefined
   let closed = false
 
   const finish = (waiter: Waiter, result: ClaimResult) => {
-    clearTimeout(waiter.timer)
+    waiter.cancel?.()
     const at = waiters.indexOf(waiter)
     if (at >= 0) waiters.splice(at, 1)
     if (waiters.length === 0) {
-      clearInterval(poller)
+      poller?.()
       poller = undefined
     }
     waiter.resolve(result)
@@ -82,13 +86,11 @@ export function createClaimWaits(options: ClaimWaitsOptions): ClaimWaits {
       const now = await options.claim()
       if (now.claim || waitMs <= 0 || signal?.aborted || closed) return now
       return new Promise<ClaimResult>((resolve) => {
-        const waiter: Waiter = { resolve, timer: setTimeout(() => finish(waiter, { claim: undefined }), waitMs) }
+        const waiter: Waiter = { resolve }
+        waiter.cancel = clock.after(waitMs, () => finish(waiter, { claim: undefined }))
         waiters.push(waiter)
         signal?.addEventListener('abort', () => finish(waiter, { claim: undefined }), { once: true })
-        poller ??= setInterval(() => {
-          options.claimable().then((yes) => yes && serve(), () => {})
-        }, pollMs)
-        poller.unref?.()
+        poller ??= clock.every(pollMs, () => void options.claimable().then((yes) => yes && serve(), () => {}), { unref: true })
       })
     },
     notify() {

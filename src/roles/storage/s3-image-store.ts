@@ -1,6 +1,7 @@
 // ImageStore on S3-compatible object storage: <prefix>/<area>/<id>.png, streamed in by multipart upload, out by one GET.
-import { withDeadline } from '../../shared/async.ts'
 import { S3Client, type S3Options } from 'bun'
+import { withDeadline } from '../../shared/async.ts'
+import { type Clock, systemClock } from '../../shared/clock.ts'
 import { ConfigError } from '../../shared/config.ts'
 import { DependencyUnavailable, HttpError, PayloadTooLarge } from '../../shared/errors.ts'
 import { type Area, assertImageKey, type ImageStore } from './image-store.ts'
@@ -16,6 +17,8 @@ export interface S3ImageStoreOptions {
   readonly requestTimeoutMs?: number
   /** healthy() asks S3 at most this often and answers the last result in between. Default 1000 ms. */
   readonly healthCacheMs?: number
+  /** What the health cache reads the time from and the request time-outs are scheduled on. Default systemClock. */
+  readonly clock?: Clock
 }
 
 /** `s3://bucket/prefix` -> the bucket and the key prefix (`prefix/`, or '' for none). */
@@ -25,9 +28,6 @@ export function parseS3Url(url: string): { bucket: string; root: string } {
   if (parsed.protocol !== 's3:' || parsed.hostname === '') throw new ConfigError(`PIXMILL_STORAGE_URL must look like s3://bucket/prefix, got ${JSON.stringify(url)}`)
   return { bucket: parsed.hostname, root: prefix === '' ? '' : `${prefix}/` }
 }
-
-/** A request to S3 that has not answered in `ms` is taken for a failure (Bun's S3 client has no time limit of its own). */
-const timed = <T>(promise: Promise<T>, ms: number, what: string): Promise<T> => withDeadline(promise, ms, () => new Error(`${what}: no answer within ${ms} ms`))
 
 const isMissing = (error: unknown) => ['NoSuchKey', 'NotFound'].includes((error as { code?: string }).code ?? '')
 
@@ -46,12 +46,15 @@ function strongTag(tag: string | null): string | undefined {
  */
 export async function openS3ImageStore(url: string, options: S3ImageStoreOptions = {}): Promise<ImageStore> {
   const { bucket, root } = parseS3Url(url)
-  const { partSize = 5 * 1024 * 1024, queueSize = 2, requestTimeoutMs = 10_000, healthCacheMs = 1000 } = options
+  const { partSize = 5 * 1024 * 1024, queueSize = 2, requestTimeoutMs = 10_000, healthCacheMs = 1000, clock = systemClock } = options
   const client = new S3Client({ ...options.client, bucket })
+  /** A request to S3 that has not answered in `ms` is taken for a failure (Bun's S3 client has no time limit of its own). */
+  const timed = <T>(promise: Promise<T>, ms: number, what: string): Promise<T> =>
+    withDeadline(promise, ms, () => new Error(`${what}: no answer within ${ms} ms`), clock)
   const keyOf = (area: Area, id: number) => `${root}${area}/${id}.png`
 
   let health = { ok: true, at: 0 }
-  const noted = (ok: boolean) => (health = { ok, at: performance.now() })
+  const noted = (ok: boolean) => (health = { ok, at: clock.now() })
   function unavailable(what: string, error: unknown): HttpError {
     if (error instanceof HttpError) return error
     noted(false)
@@ -119,7 +122,7 @@ export async function openS3ImageStore(url: string, options: S3ImageStoreOptions
       // One GET through a presigned URL, not stat() then stream(): its headers describe the bytes it carries, even
       // when a replacement lands in between. The timer covers the answer's head only, never a long download.
       const abort = new AbortController()
-      const timer = setTimeout(() => abort.abort(new Error(`GET: no answer within ${requestTimeoutMs} ms`)), requestTimeoutMs)
+      const cancel = clock.after(requestTimeoutMs, () => abort.abort(new Error(`GET: no answer within ${requestTimeoutMs} ms`)))
       let response: Response
       try {
         // identity: a compressing proxy on the way would make Content-Length the size of other bytes than the image's.
@@ -128,7 +131,7 @@ export async function openS3ImageStore(url: string, options: S3ImageStoreOptions
       } catch (error) {
         throw unavailable(what, error)
       } finally {
-        clearTimeout(timer)
+        cancel()
       }
       if (response.status === 404) {
         const answer = await response.text().catch(() => '')
@@ -172,7 +175,7 @@ export async function openS3ImageStore(url: string, options: S3ImageStoreOptions
 
     async healthy() {
       if (closed) return false
-      if (performance.now() - health.at < healthCacheMs) return health.ok
+      if (clock.now() - health.at < healthCacheMs) return health.ok
       return noted(await probe(Math.min(requestTimeoutMs, 2000)).then(() => true, () => false)).ok
     },
 
