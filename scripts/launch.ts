@@ -1,7 +1,7 @@
 // The launcher: any set of roles, in this process or each as its own process (`bun run start -- --help`).
 import { parseArgs } from 'node:util'
 import { resolve } from 'node:path'
-import type { RunningRole } from '../src/shared/run-role.ts'
+import type { RunningRole } from '../src/runtime/serve-role.ts'
 import { loadSettings } from '../src/shared/config.ts'
 import { runSeparate } from './launch-separate.ts'
 

@@ -16,7 +16,8 @@ import { dialable, parseServiceArgs } from './shared/args.ts'
 import { withBackoff } from './shared/backoff.ts'
 import { loadSettings, type Settings } from './shared/config.ts'
 import { createLogger, type Logger } from './shared/logger.ts'
-import { kvWait, type RunningRole, runMain, serveRole } from './shared/run-role.ts'
+import { runMain } from './runtime/run-main.ts'
+import { kvWait, type RunningRole, serveRole } from './runtime/serve-role.ts'
 
 /** Starts the database role from its command-line arguments. */
 export async function startDatabase(argv: readonly string[], settings: Settings = loadSettings()): Promise<RunningRole> {

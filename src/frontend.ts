@@ -13,7 +13,8 @@ import { dialable, parseFrontendArgs } from './shared/args.ts'
 import { withBackoff } from './shared/backoff.ts'
 import { loadSettings, type Settings } from './shared/config.ts'
 import { createLogger } from './shared/logger.ts'
-import { kvWait, type RunningRole, runMain, serveRole } from './shared/run-role.ts'
+import { runMain } from './runtime/run-main.ts'
+import { kvWait, type RunningRole, serveRole } from './runtime/serve-role.ts'
 
 /** Starts the frontend role from its command-line arguments; it does not register in kv (nobody calls it but people). */
 export async function startFrontend(argv: readonly string[], settings: Settings = loadSettings()): Promise<RunningRole> {

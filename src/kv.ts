@@ -7,7 +7,8 @@ import { openSqliteKvStore } from './roles/kv/sqlite-kv-store.ts'
 import { parseKvArgs } from './shared/args.ts'
 import { loadSettings, type Settings } from './shared/config.ts'
 import { createLogger, type Logger } from './shared/logger.ts'
-import { type RunningRole, runMain, serveRole } from './shared/run-role.ts'
+import { runMain } from './runtime/run-main.ts'
+import { type RunningRole, serveRole } from './runtime/serve-role.ts'
 import { join } from 'node:path'
 
 /** Starts the kv role from its command-line arguments. */

@@ -11,7 +11,8 @@ import { dialable, parseServiceArgs } from './shared/args.ts'
 import { withBackoff } from './shared/backoff.ts'
 import { loadSettings, type Settings } from './shared/config.ts'
 import { createLogger } from './shared/logger.ts'
-import { kvWait, type RunningRole, runMain, serveRole } from './shared/run-role.ts'
+import { runMain } from './runtime/run-main.ts'
+import { kvWait, type RunningRole, serveRole } from './runtime/serve-role.ts'
 
 /** Starts the master role from its command-line arguments. */
 export async function startMaster(argv: readonly string[], settings: Settings = loadSettings()): Promise<RunningRole> {

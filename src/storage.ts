@@ -11,7 +11,8 @@ import { dialable, parseServiceArgs } from './shared/args.ts'
 import { withBackoff } from './shared/backoff.ts'
 import { loadSettings, type Settings } from './shared/config.ts'
 import { createLogger, type Logger } from './shared/logger.ts'
-import { kvWait, type RunningRole, runMain, serveRole } from './shared/run-role.ts'
+import { runMain } from './runtime/run-main.ts'
+import { kvWait, type RunningRole, serveRole } from './runtime/serve-role.ts'
 
 /**
  * The S3 store when PIXMILL_STORAGE_URL is set (endpoint and keys from the S3_* variables Bun's client reads), waiting

@@ -13,7 +13,8 @@ import { withBackoff } from './shared/backoff.ts'
 import { loadSettings, type Settings } from './shared/config.ts'
 import { createLogger } from './shared/logger.ts'
 import { roleTracer, stopRoleTracer } from './shared/tracing.ts'
-import { kvWait, type RunningRole, runMain, serveRole } from './shared/run-role.ts'
+import { runMain } from './runtime/run-main.ts'
+import { kvWait, type RunningRole, serveRole } from './runtime/serve-role.ts'
 
 /** A running worker: its port (probes, metrics, status) and its counters. */
 export interface RunningWorker extends RunningRole {

@@ -7,7 +7,7 @@ import { parseAddress } from '../../src/shared/args.ts'
 import { DependencyUnavailable } from '../../src/shared/errors.ts'
 import { silentLogger } from '../../src/shared/logger.ts'
 import { currentRequestId, enterRequest, withRequestId } from '../../src/shared/request-context.ts'
-import { serveRole } from '../../src/shared/run-role.ts'
+import { serveRole } from '../../src/runtime/serve-role.ts'
 import { freePort } from '../helpers/processes.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 

@@ -1,14 +1,14 @@
-// Starting and stopping a role: listen, register in kv, stop gracefully on SIGTERM/SIGINT.
+// Serving a role's app: listen, answer calls from roles of the same process, register in kv and keep the
+// registration alive, and stop gracefully.
 import type { AnyElysia } from 'elysia'
 import { serveInProcess } from '../clients/in-process.ts'
 import type { KvClient } from '../clients/kv-client.ts'
-import { type Address, UsageError } from './args.ts'
-import { orAfter } from './async.ts'
-import { withBackoff } from './backoff.ts'
-import { type Cancel, type Clock, systemClock } from './clock.ts'
-import { ConfigError } from './config.ts'
-import type { Logger } from './logger.ts'
-import { stopRoleTracer } from './tracing.ts'
+import type { Address } from '../shared/args.ts'
+import { orAfter } from '../shared/async.ts'
+import { withBackoff } from '../shared/backoff.ts'
+import { type Cancel, type Clock, systemClock } from '../shared/clock.ts'
+import type { Logger } from '../shared/logger.ts'
+import { stopRoleTracer } from '../shared/tracing.ts'
 
 /** A started role: where it listens, and how to stop it. */
 export interface RunningRole {
@@ -161,37 +161,4 @@ export async function serveRole(options: ServeOptions): Promise<RunningRole> {
     )
   }
   return running
-}
-
-/**
- * The body of every entry file: start the role, stop it on SIGTERM/SIGINT and exit 0; print the usage line and
- * exit 2 on a bad command line, name the variable and exit 2 on a bad setting, exit 1 when start-up fails.
- */
-export async function runMain(start: () => Promise<RunningRole | RunningRole[]>): Promise<void> {
-  let roles: RunningRole[]
-  try {
-    const started = await start()
-    roles = Array.isArray(started) ? started : [started]
-  } catch (error) {
-    if (error instanceof UsageError) {
-      console.error(`Error: ${error.message}\n${error.usage}`)
-      process.exit(2)
-    }
-    if (error instanceof ConfigError) {
-      console.error(`Error: ${error.message}`)
-      process.exit(2)
-    }
-    console.error(`Error: ${(error as Error).message}`)
-    process.exit(1)
-  }
-  let signalled = false
-  const shutdown = async (signal: string) => {
-    if (signalled) return
-    signalled = true
-    console.error(`${signal}: stopping ${roles.map((r) => r.role).join(', ')}`)
-    await Promise.allSettled(roles.map((r) => r.stop()))
-    process.exit(0)
-  }
-  process.on('SIGTERM', () => void shutdown('SIGTERM'))
-  process.on('SIGINT', () => void shutdown('SIGINT'))
 }
