@@ -3,7 +3,6 @@
 import { CompressionType, FilterType, Transformer } from '@napi-rs/image'
 import sharp from 'sharp'
 import { encodePng } from './own-png-encoder.ts'
-import { framedPixels } from '../../src/roles/worker/image-work.ts'
 import { gradientNoisePng } from './images.ts'
 import { percentile } from './stats.ts'
 
@@ -68,16 +67,15 @@ function screenshotLike(width: number, height: number, seed: number): Uint8Array
   return rgb
 }
 
-/** RGBA pixels behind a PAM header, as the worker hands them to @napi-rs/image (see SwappedPixels.framed). */
-const rgbToRgba = (rgb: Uint8Array, width: number, height: number) => {
-  const { framed, rgba } = framedPixels(width, height)
+const rgbToRgba = (rgb: Uint8Array) => {
+  const rgba = new Uint8Array((rgb.length / 3) * 4)
   for (let p = 0, q = 0; p < rgb.length; p += 3, q += 4) {
     rgba[q] = rgb[p]!
     rgba[q + 1] = rgb[p + 1]!
     rgba[q + 2] = rgb[p + 2]!
     rgba[q + 3] = 255
   }
-  return { rgba, framed }
+  return rgba
 }
 
 interface Pixels {
@@ -86,13 +84,12 @@ interface Pixels {
   readonly height: number
   readonly rgb: Uint8Array
   readonly rgba: Uint8Array
-  readonly framed: Uint8Array
 }
 
 type Encoder = (image: Pixels) => Promise<Uint8Array> | Uint8Array
 
 const napi = (compressionType: CompressionType, filterType: FilterType): Encoder => (image) =>
-  new Transformer(image.framed).png({ compressionType, filterType })
+  Transformer.fromRgbaPixels(image.rgba, image.width, image.height).png({ compressionType, filterType })
 
 /** The encoder before 2026-11-30 first: every size is compared with it. */
 const ENCODERS: ReadonlyArray<readonly [string, Encoder]> = [
@@ -115,9 +112,9 @@ async function images(quick: boolean): Promise<Pixels[]> {
   const decode = async (name: string, png: Uint8Array) => {
     const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true })
     const rgb = new Uint8Array(data)
-    return { name, width: info.width, height: info.height, rgb, ...rgbToRgba(rgb, info.width, info.height) }
+    return { name, width: info.width, height: info.height, rgb, rgba: rgbToRgba(rgb) }
   }
-  const raw = (name: string, width: number, height: number, rgb: Uint8Array) => ({ name, width, height, rgb, ...rgbToRgba(rgb, width, height) })
+  const raw = (name: string, width: number, height: number, rgb: Uint8Array) => ({ name, width, height, rgb, rgba: rgbToRgba(rgb) })
   const set: Pixels[] = [
     await decode('bench gradient+noise 512x512', await gradientNoisePng(512, 512, 512 * 31 + 1)),
     raw('photo-like 1024x768', 1024, 768, photoLike(1024, 768, 3)),

@@ -4,6 +4,7 @@ import { mkdirSync } from 'node:fs'
 import { freePort, httpText, type RoleProcess, spawnRole, waitHealthy } from '../helpers/processes.ts'
 import { type PostgresServer, postgresInstalled, startPostgresServer } from '../helpers/postgres-server.ts'
 import { tempDir } from '../helpers/temp.ts'
+import { waitFor } from '../helpers/wait-for.ts'
 
 // The server is part of the test setup (.ci/run installs it): without it these tests fail, they do not skip.
 if (!postgresInstalled()) throw new Error('PostgreSQL is not installed (apt-get install -y postgresql)')
@@ -90,12 +91,11 @@ describe('e2e: two database processes on one PostgreSQL', () => {
     const id = Number((await post(dbAddresses[0], '/newTask')).text)
     expect(JSON.parse((await post(dbAddresses[1], '/getNewTask')).text).id).toBe(id)
     // The outage is in the log once, and so is its end (the 503 bodies say only "unavailable"). The log arrives
-    // through a pipe, possibly after the answer: wait for it a little.
-    let log = ''
-    for (let i = 0; i < 40 && !log.includes('available again'); i++) {
-      log = await Bun.file(databases[1]!.logFile).text()
-      await Bun.sleep(50)
-    }
+    // through a pipe, possibly after the answer: wait for it.
+    const log = await waitFor('the end of the outage in the log', async () => {
+      const text = await Bun.file(databases[1]!.logFile).text()
+      return text.includes('available again') ? text : undefined
+    }, 5000)
     expect(log.match(/PostgreSQL is unavailable/g)?.length).toBe(1)
     expect(log).toContain('PostgreSQL is available again')
   })
@@ -105,6 +105,7 @@ describe('e2e: two database processes on one PostgreSQL', () => {
     // Drain whatever an earlier test left claimable.
     while ((await post(a, '/getNewTask')).status === 200);
     const held = post(a, '/getNewTask?wait=10')
+    // Time for the held claim to reach its database process, which is what this test is about.
     await Bun.sleep(200)
     const created = performance.now()
     const id = Number((await post(b, '/newTask')).text)
@@ -130,12 +131,10 @@ describe('e2e: two database processes on one PostgreSQL', () => {
     expect(texts.map(tasksIn)).toEqual(reporter === 0 ? [total, 0] : [0, total])
     await databases[reporter]!.kill9()
     const other = dbAddresses[1 - reporter]!
-    let text = ''
-    const deadline = performance.now() + 20_000
-    while (!/^pixmill_tasks_reporting\{[^}]*\} 1$/m.test((text = await scrape(other)))) {
-      if (performance.now() > deadline) throw new Error('the other instance never took over the shared figures')
-      await Bun.sleep(250)
-    }
+    const text = await waitFor('the other instance to take over the shared figures', async () => {
+      const scraped = await scrape(other)
+      return /^pixmill_tasks_reporting\{[^}]*\} 1$/m.test(scraped) ? scraped : undefined
+    }, 20_000, 250)
     expect(tasksIn(text)).toBe(await countsOf(other))
   }, 30_000)
 })

@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { freePort, httpText, type RoleProcess, spawnRole } from '../helpers/processes.ts'
 import { tempDir } from '../helpers/temp.ts'
+import { waitFor } from '../helpers/wait-for.ts'
 
 const dir = tempDir('pixmill-e2e-')
 const kvAddress = `127.0.0.1:${freePort()}`
@@ -24,8 +25,7 @@ afterAll(async () => {
 describe('e2e: kv and database processes', () => {
   test('the database registers its address in kv', async () => {
     // Healthy comes a moment before registered: wait for the key (as the conformance harness does).
-    const deadline = performance.now() + 10_000
-    while ((await httpText(kvAddress, '/get?key=databaseAddress')).status !== 200 && performance.now() < deadline) await Bun.sleep(25)
+    await waitFor('databaseAddress in kv', async () => (await httpText(kvAddress, '/get?key=databaseAddress')).status === 200, 10_000)
     expect(await httpText(kvAddress, '/get?key=databaseAddress')).toMatchObject({ status: 200, text: dbAddress })
     expect((await httpText(kvAddress, '/list')).text).toContain(`databaseAddress : ${dbAddress}\n`)
   })
@@ -98,16 +98,12 @@ describe('e2e: start-up failures', () => {
     const self = `127.0.0.1:${freePort()}`
     const late = tempDir('pixmill-late-')
     const database = await spawnRole('database', [self, lateKv], { dataDir: late.path })
+    // The database starts first and keeps trying to register meanwhile: kv is late by design.
     await Bun.sleep(800)
     const store = await spawnRole('kv', [lateKv], { dataDir: late.path, healthAt: lateKv })
     try {
-      const deadline = performance.now() + 10_000
-      let got = await httpText(lateKv, '/get?key=databaseAddress')
-      while (got.status !== 200 && performance.now() < deadline) {
-        await Bun.sleep(100)
-        got = await httpText(lateKv, '/get?key=databaseAddress')
-      }
-      expect(got).toMatchObject({ status: 200, text: self })
+      await waitFor('databaseAddress in the late kv', async () => (await httpText(lateKv, '/get?key=databaseAddress')).status === 200, 10_000)
+      expect(await httpText(lateKv, '/get?key=databaseAddress')).toMatchObject({ status: 200, text: self })
     } finally {
       await Promise.allSettled([database.kill9(), store.kill9()])
       late.remove()

@@ -5,6 +5,7 @@ import sharp from 'sharp'
 import { encodePng } from '../helpers/png.ts'
 import { REPO_ROOT, waitHealthy } from '../helpers/processes.ts'
 import { tempDir } from '../helpers/temp.ts'
+import { waitFor } from '../helpers/wait-for.ts'
 
 const dirs: Array<ReturnType<typeof tempDir>> = []
 afterAll(() => dirs.forEach((d) => d.remove()))
@@ -62,11 +63,9 @@ describe('launcher', () => {
       await waitHealthy(`127.0.0.1:${8080 + offset}`, 20_000)
       const png = encodePng(1, 1, 2, 8, [[[10, 200, 30]]])
       const id = await (await fetch(`http://${master}/new`, { method: 'POST', body: png })).text()
-      const deadline = performance.now() + 20_000
-      while ((await (await fetch(`http://${master}/isReady?id=${id}`)).text()) !== '1') {
-        if (performance.now() > deadline) throw new Error(`task ${id} not finished; output:\n${run.output()}`)
-        await Bun.sleep(50)
-      }
+      await waitFor(`task ${id} to finish`, async () => (await (await fetch(`http://${master}/isReady?id=${id}`)).text()) === '1', 20_000).catch((error: Error) => {
+        throw new Error(`${error.message}; output:\n${run.output()}`)
+      })
       const result = Buffer.from(await (await fetch(`http://${master}/get?id=${id}`)).arrayBuffer())
       const { data, info } = await sharp(result).ensureAlpha(1).raw().toBuffer({ resolveWithObject: true })
       expect(info.channels).toBe(4)
@@ -89,8 +88,7 @@ describe('launcher', () => {
       expect(children.length).toBe(2)
       const databaseChild = children.find((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('src/database.ts'))!
       process.kill(databaseChild, 'SIGKILL')
-      const deadline = performance.now() + 15_000
-      while (!/\[database\] exited with/.test(run.output()) && performance.now() < deadline) await Bun.sleep(50)
+      await waitFor('the launcher to tell the database exited', () => /\[database\] exited with/.test(run.output()))
       await waitHealthy(database, 15_000)
       expect(childrenOf(run.proc.pid)).not.toContain(databaseChild)
       const logLines = run

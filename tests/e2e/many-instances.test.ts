@@ -11,6 +11,7 @@ import { freePort, httpText, type RoleProcess, spawnRole } from '../helpers/proc
  */
 const ENV = { PIXMILL_REGISTRATION_TTL_SECONDS: '3', PIXMILL_LEASE_SECONDS: '10' }
 import { tempDir } from '../helpers/temp.ts'
+import { waitFor } from '../helpers/wait-for.ts'
 
 setDefaultTimeout(60_000)
 const dir = tempDir('pixmill-e2e-many-')
@@ -87,15 +88,10 @@ describe('e2e: many instances', () => {
     expect(logA).toContain('upload accepted')
     expect(logB).toContain('upload accepted')
     // The killed master's registration runs out (3 s here) and the plain key points at the live one.
-    const deadline = performance.now() + 15_000
-    while ((await httpText(kv, '/list?prefix=masterAddress%2F')).text.includes(masterA) && performance.now() < deadline) await Bun.sleep(250)
-    expect((await httpText(kv, '/list?prefix=masterAddress%2F')).text).not.toContain(masterA)
+    await waitFor('the killed master to leave kv', async () => !(await httpText(kv, '/list?prefix=masterAddress%2F')).text.includes(masterA), 15_000, 250)
     expect((await httpText(kv, '/get?key=masterAddress')).text).toBe(masterB)
     for (const [id, i] of accepted) {
-      while ((await httpText(masterB, `/isReady?id=${id}`)).text !== '1') {
-        if (performance.now() > deadline + 20_000) throw new Error(`task ${id} never finished`)
-        await Bun.sleep(50)
-      }
+      await waitFor(`task ${id} to finish`, async () => (await httpText(masterB, `/isReady?id=${id}`)).text === '1', 35_000)
       const result = Buffer.from(await (await fetch(`http://${masterB}/get?id=${id}`)).arrayBuffer())
       const { data } = await sharp(result).ensureAlpha(1).raw().toBuffer({ resolveWithObject: true })
       const [r, g, b] = pixel(i)

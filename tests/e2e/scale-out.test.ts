@@ -10,6 +10,7 @@ import { freePort, httpText, type RoleProcess, spawnRole } from '../helpers/proc
 import { type RedisServer, startRedisServer } from '../helpers/redis-server.ts'
 import { type S3Server, startS3Server } from '../helpers/s3-server.ts'
 import { tempDir } from '../helpers/temp.ts'
+import { waitFor } from '../helpers/wait-for.ts'
 
 setDefaultTimeout(120_000)
 const UPLOADS = 300
@@ -89,15 +90,15 @@ describe('e2e: scale-out on Redis, PostgreSQL and S3', () => {
     const live = masters[1]!
     const deadline = performance.now() + 90_000
     for (const [id, i] of ids) {
-      while ((await httpText(live, `/isReady?id=${id}`)).text !== '1') {
-        if (performance.now() > deadline) throw new Error(`task ${id} never finished: ${(await httpText(live, `/status?id=${id}`)).text}`)
-        await Bun.sleep(50)
-      }
+      await waitFor(`task ${id} to finish`, async () => (await httpText(live, `/isReady?id=${id}`)).text === '1', Math.max(1000, deadline - performance.now())).catch(async (error: Error) => {
+        throw new Error(`${error.message}: ${(await httpText(live, `/status?id=${id}`)).text}`)
+      })
       const { data } = await sharp(Buffer.from(await (await fetch(`http://${live}/get?id=${id}`)).arrayBuffer())).ensureAlpha(1).raw().toBuffer({ resolveWithObject: true })
       const [r, g, b] = pixel(i)
       expect([...data.subarray(0, 4)]).toEqual([g!, r!, b!, 255])
     }
-    // Exactly once: the database roles acknowledged each task's finish once, across both of them.
+    // Exactly once: the database roles acknowledged each task's finish once, across both of them. A second
+    // acknowledgement would be a line that has not happened: give the logs' pipes a moment to bring any such line.
     await Bun.sleep(300)
     const finishes = new Map<number, number>()
     for (const name of ['database0', 'database1']) {

@@ -1,5 +1,6 @@
 // TaskStore on PostgreSQL through Bun's SQL: claims stay atomic across any number of database role instances.
 import { SQL } from 'bun'
+import { orAfter } from '../../shared/async.ts'
 import { Conflict, DependencyUnavailable, NotFound } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { createGuard, reasonOf } from './postgres-errors.ts'
@@ -489,11 +490,8 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
       // A second try after a quick failure: after PostgreSQL restarts, the first query on the old pool can still
       // fail with the old connection's error. No second try after no answer: that is a hung server.
       for (let attempt = 0; attempt < 2; attempt++) {
-        let timer: ReturnType<typeof setTimeout> | undefined
-        const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), HEALTH_TIMEOUT_MS)))
         const ping = (async () => (await sql<{ one: number }[]>`SELECT 1 AS one`)[0]?.one === 1)().catch(() => false)
-        const answer = await Promise.race([ping, late])
-        clearTimeout(timer)
+        const answer = await orAfter(ping, HEALTH_TIMEOUT_MS, 'late' as const)
         if (answer !== false) return answer === true
       }
       return false

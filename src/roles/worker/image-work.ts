@@ -35,17 +35,22 @@ export const untimedStage: StageRunner = (_stage, work) => work()
 
 /** An image decoded, composited over black and swapped: 8-bit RGBA, every alpha 255. */
 export interface SwappedPixels {
-  /** The pixels, row by row: a view into `framed`. */
+  /** The pixels, row by row (a view into `framed` when there is one). */
   readonly rgba: Uint8Array
   /**
-   * The same pixels behind a PAM header (the Netpbm format of raw samples). The encoder reads this in libuv's pool:
-   * handed raw pixels instead (`Transformer.fromRgbaPixels`), it copies them on the JS thread, 14 ms for 512x512
-   * and 0.7 s for 6000x6000, a stall of every other loop, of lease renewals and of the worker's port.
+   * For an image of FRAMED_FROM_PIXELS or more: the same pixels behind a PAM header (the Netpbm format of raw samples),
+   * which the encoder reads in libuv's pool. Handed raw pixels (`Transformer.fromRgbaPixels`), it copies them on the JS
+   * thread first: 55 ms for 2048x2048 and 0.7 s for 6000x6000, a stall of every other loop, of lease renewals and of
+   * the worker's port. Below that size the copy is a few ms and the raw path gives more images per second (the pool,
+   * not the JS thread, is what a 2-core machine runs out of), so small images go raw.
    */
-  readonly framed: Uint8Array
+  readonly framed?: Uint8Array
   readonly width: number
   readonly height: number
 }
+
+/** From this many pixels (2048x2048) an image goes to the encoder framed (see SwappedPixels.framed). */
+export const FRAMED_FROM_PIXELS = 2048 * 2048
 
 /** A buffer for `width` x `height` RGBA pixels behind their PAM header, and the view of its pixels. */
 export function framedPixels(width: number, height: number): { framed: Uint8Array; rgba: Uint8Array } {
@@ -173,14 +178,19 @@ export async function decodeSwapped(png: Uint8Array, options: ImageWorkOptions):
   if (info.channels !== 4 || info.width !== width || info.height !== height) {
     throw new UnrecoverableImageError(`unexpected decoding: ${info.width}x${info.height}, ${info.channels} channels`)
   }
-  const { framed, rgba } = framedPixels(width, height)
+  const framing = width * height >= FRAMED_FROM_PIXELS ? framedPixels(width, height) : undefined
   if (!sixteen) {
+    // In place when it goes raw: no second buffer.
+    const rgba = framing?.rgba ?? data
     compositeSwap8(data, rgba)
-    return { rgba, framed, width, height }
+    return { rgba, framed: framing?.framed, width, height }
   }
   const aligned = data.byteOffset % 2 === 0 ? data : Buffer.from(data)
-  compositeSwap16(new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.length / 2), rgba)
-  return { rgba, framed, width, height }
+  const samples = new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.length / 2)
+  // 8-bit RGBA fits in the first half of the 16-bit samples' memory (see compositeSwap16).
+  const rgba = framing?.rgba ?? new Uint8Array(aligned.buffer, aligned.byteOffset, width * height * 4)
+  compositeSwap16(samples, rgba)
+  return { rgba, framed: framing?.framed, width, height }
 }
 
 /** Encodes swapped pixels as PNG with `effort` (see PngEffort); fails (UnrecoverableImageError) past the time limit. */
@@ -194,8 +204,9 @@ export async function encodeSwapped(pixels: SwappedPixels, effort: PngEffort = '
         .timeout({ seconds: timeoutSeconds })
         .toBuffer()
     }
-    // Read and encoded off the JS thread (libuv's pool), as sharp's work is.
-    const out = await new Transformer(framed).png(
+    // Encoded off the JS thread (libuv's pool), as sharp's work is; a large image is read there too.
+    const source = framed ? new Transformer(framed) : Transformer.fromRgbaPixels(rgba, width, height)
+    const out = await source.png(
       { compressionType: CompressionType.Fast, filterType: FilterType.Adaptive },
       AbortSignal.timeout(timeoutSeconds * 1000),
     )
