@@ -13,7 +13,7 @@ import { scaleFigures } from './bench/figures-scale.ts'
 import { storageFigures } from './bench/figures-storage.ts'
 import { describeMachine } from './bench/machine.ts'
 import { type BenchRun, type Figure, judgeTargets, type Skipped } from './bench/model.ts'
-import { type Addresses, type BenchSystem, remoteSystem, type RoleName, startOneProcessSystem, startSystem } from './bench/processes.ts'
+import { type Addresses, type BenchSystem, type RoleName, remoteSystem, startOneProcessSystem, startSystem } from './bench/processes.ts'
 import { consoleReport, updateReadme, writeReports } from './bench/report.ts'
 
 const USAGE = `usage: bun run bench [--quick] [--seconds N] [--out DIR] [--readme] [--addresses kv=host:port[,database=...,storage=...,master=...]]
@@ -44,25 +44,23 @@ function fail(message: string): never {
 }
 
 function parseOptions(argv: string[]) {
-  let parsed
-  try {
-    parsed = parseArgs({
-      args: argv,
-      options: {
-        quick: { type: 'boolean', default: false },
-        seconds: { type: 'string' },
-        out: { type: 'string' },
-        addresses: { type: 'string' },
-        readme: { type: 'boolean', default: false },
-        only: { type: 'string' },
-        help: { type: 'boolean', default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values
-  } catch (error) {
-    fail((error as Error).message)
+  const options = {
+    quick: { type: 'boolean', default: false },
+    seconds: { type: 'string' },
+    out: { type: 'string' },
+    addresses: { type: 'string' },
+    readme: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    help: { type: 'boolean', default: false },
+  } as const
+  const read = () => {
+    try {
+      return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values
+    } catch (error) {
+      return fail((error as Error).message)
+    }
   }
+  const parsed = read()
   if (parsed.help) {
     console.log(USAGE)
     process.exit(0)
@@ -74,7 +72,8 @@ function parseOptions(argv: string[]) {
     given = {}
     for (const pair of parsed.addresses.split(',').filter(Boolean)) {
       const [role, address] = pair.split('=')
-      if (!ROLES.includes(role as RoleName) || !address || !ADDRESS.test(address)) fail(`--addresses: "${pair}" is not <role>=<host>:<port> with role kv, database, storage or master`)
+      if (!ROLES.includes(role as RoleName) || !address || !ADDRESS.test(address))
+        fail(`--addresses: "${pair}" is not <role>=<host>:<port> with role kv, database, storage or master`)
       given[role as RoleName] = address
     }
     if (!given.kv) fail('--addresses needs at least kv=host:port')
@@ -88,7 +87,10 @@ function parseOptions(argv: string[]) {
 /** The addresses given, the rest as the system's kv registry knows them. */
 async function lookUpAddresses(given: Partial<Record<RoleName, string>>): Promise<Addresses> {
   const found: Partial<Record<RoleName, string>> = { ...given }
-  for (const role of ROLES) found[role] ??= await call(`http://${given.kv}/get?key=${role}Address`).catch((error) => fail(`--addresses: ${role} not given and not found in kv (${(error as Error).message})`))
+  for (const role of ROLES)
+    found[role] ??= await call(`http://${given.kv}/get?key=${role}Address`).catch((error) =>
+      fail(`--addresses: ${role} not given and not found in kv (${(error as Error).message})`),
+    )
   return found as Addresses
 }
 
@@ -118,14 +120,22 @@ let failed = false
 try {
   if (options.given) {
     system = remoteSystem(await lookUpAddresses(options.given), workDir)
-    progress(`measuring the system at ${Object.entries(system.addresses).map(([r, a]) => `${r}=${a}`).join(', ')}`)
+    progress(
+      `measuring the system at ${Object.entries(system.addresses)
+        .map(([r, a]) => `${r}=${a}`)
+        .join(', ')}`,
+    )
   } else {
     progress('starting kv, database, storage and master')
     system = await startSystem(workDir)
   }
   // A real task with a real (tiny) image: the read figures ask for it, and any worker can process it.
-  const tiny = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#3a7' } }).png().toBuffer()
-  const fixtureId = Number(await call(`http://${system.addresses.master}/new`, { method: 'POST', body: new Uint8Array(tiny), headers: { 'content-type': 'image/png' } }))
+  const tiny = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#3a7' } })
+    .png()
+    .toBuffer()
+  const fixtureId = Number(
+    await call(`http://${system.addresses.master}/new`, { method: 'POST', body: new Uint8Array(tiny), headers: { 'content-type': 'image/png' } }),
+  )
   const ctx: BenchContext = { quick: options.quick, seconds: options.seconds, workDir, system, fixtureId, ownTasks: new Set([fixtureId]), progress }
 
   /** Runs one group; a failure is reported and skipped, and the others still run. */
@@ -141,7 +151,8 @@ try {
     }
   }
   // Memory first, while the processes hold nothing of earlier load; its task is drained by the claims figure.
-  if (system.pids === undefined && options.only.has('memory')) skipped.push({ id: 'memory', reason: 'the storage and master processes were not started by this run, so their RSS cannot be read' })
+  if (system.pids === undefined && options.only.has('memory'))
+    skipped.push({ id: 'memory', reason: 'the storage and master processes were not started by this run, so their RSS cannot be read' })
   else await step('memory', 'memory: a 200 MiB upload through the master', () => memoryFigures(ctx))
   await step('http', 'small answers at 64 connections', () => httpFigures(ctx))
   await step('claims', 'claims by 100 callers over a full queue', () => claimsFigure(ctx))

@@ -1,6 +1,7 @@
 // Separate-process mode of the launcher: one child per role, their logs merged, restarts with back-off, clean stop.
-import type { Subprocess } from 'bun'
+
 import { resolve } from 'node:path'
+import type { Subprocess } from 'bun'
 
 const ROOT = resolve(import.meta.dir, '..')
 

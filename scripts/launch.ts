@@ -1,6 +1,7 @@
 // The launcher: any set of roles, in this process or each as its own process (`bun run start -- --help`).
-import { parseArgs } from 'node:util'
+
 import { resolve } from 'node:path'
+import { parseArgs } from 'node:util'
 import type { RunningRole } from '../src/runtime/serve-role.ts'
 import { loadSettings } from '../src/shared/config.ts'
 import { runSeparate } from './launch-separate.ts'
@@ -77,7 +78,10 @@ export function parsePlan(argv: readonly string[]): LaunchPlan | 'help' {
     strict: true,
   })
   if (values.help) return 'help'
-  const roles = (values.roles ?? ROLES.join(',')).split(',').map((r) => r.trim()).filter(Boolean)
+  const roles = (values.roles ?? ROLES.join(','))
+    .split(',')
+    .map((r) => r.trim())
+    .filter(Boolean)
   const unknown = roles.filter((r) => !(ROLES as readonly string[]).includes(r))
   if (unknown.length > 0 || roles.length === 0) throw new Error(`unknown role(s): ${unknown.join(', ') || '(none given)'}`)
   const threads = Number(values.threads)

@@ -87,8 +87,19 @@ export function buildRoleApps(dir: string) {
 
   const worker = createWorkerApp({
     stats: () => ({
-      processed: 0, failed: 0, peerErrors: 0, abandoned: 0, renewals: 0, inFlight: 0, processingMs: 0,
-      loops: 0, busyLoops: 0, startedAt: undefined, lastTaskAt: undefined, claimProblem: undefined, closing: false,
+      processed: 0,
+      failed: 0,
+      peerErrors: 0,
+      abandoned: 0,
+      renewals: 0,
+      inFlight: 0,
+      processingMs: 0,
+      loops: 0,
+      busyLoops: 0,
+      startedAt: undefined,
+      lastTaskAt: undefined,
+      claimProblem: undefined,
+      closing: false,
     }),
     address: () => 'worker.local:0',
     ...common,

@@ -1,11 +1,11 @@
 #!/usr/bin/env bun
 // The command-line client: `bun run pixmill <command>` (see `pixmill --help`).
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
-import { createKvClient } from './clients/kv-client.ts'
-import { kvPeer } from './clients/peer-address.ts'
-import { CallFailed, createApi, type Api } from './cli/api.ts'
+import { type Api, CallFailed, createApi } from './cli/api.ts'
 import { processFiles, UsageProblem } from './cli/process.ts'
 import { lineProgress, terminalProgress } from './cli/progress.ts'
+import { createKvClient } from './clients/kv-client.ts'
+import { kvPeer } from './clients/peer-address.ts'
 
 const DEFAULT_MASTER = 'localhost:3003'
 const ADDRESS = /^[^\s:/]+:\d{1,5}$/
@@ -100,12 +100,12 @@ async function main(argv: readonly string[]): Promise<number> {
   const keyOption = (command: Command) =>
     command.option('--key <key>', 'the task key its upload answered (X-Task-Key), when the master keeps results private; default: PIXMILL_TASK_KEY')
 
-  keyOption(masterOptions(program.command('status').description("a task's state, attempts and last error, as JSON").argument('<id>', 'task id', taskId))).action(
-    async (id: number, options: Where & { key?: string }) => {
-      const api = await connect(options)
-      process.stdout.write(`${JSON.stringify(await api.status(id, undefined, taskKey(options)), null, 2)}\n`)
-    },
-  )
+  keyOption(
+    masterOptions(program.command('status').description("a task's state, attempts and last error, as JSON").argument('<id>', 'task id', taskId)),
+  ).action(async (id: number, options: Where & { key?: string }) => {
+    const api = await connect(options)
+    process.stdout.write(`${JSON.stringify(await api.status(id, undefined, taskKey(options)), null, 2)}\n`)
+  })
 
   keyOption(
     masterOptions(

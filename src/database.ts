@@ -2,22 +2,22 @@
 import { join } from 'node:path'
 import { createPeerFetch } from './clients/http.ts'
 import { createKvClient } from './clients/kv-client.ts'
-import { createMetricsRegistry } from './plugins/metrics.ts'
 import { kvPeer } from './clients/peer-address.ts'
 import { createStorageClient } from './clients/storage-client.ts'
+import { createMetricsRegistry } from './plugins/metrics.ts'
 import { createDatabaseApp, createDatabaseClaimWaits, removalMetrics } from './roles/database/app.ts'
 import { createQueueSampler } from './roles/database/history.ts'
+import { openPostgresTaskStore, redactPostgresUrl } from './roles/database/postgres-task-store.ts'
 import { createRemoval } from './roles/database/removal.ts'
 import { lowestAddressReports } from './roles/database/shared-figures.ts'
-import { openPostgresTaskStore, redactPostgresUrl } from './roles/database/postgres-task-store.ts'
 import { openSqliteTaskStore } from './roles/database/sqlite-task-store.ts'
 import type { TaskStore } from './roles/database/task-store.ts'
+import { runMain } from './runtime/run-main.ts'
+import { kvWait, type RunningRole, serveRole } from './runtime/serve-role.ts'
 import { dialable, parseServiceArgs } from './shared/args.ts'
 import { withBackoff } from './shared/backoff.ts'
 import { loadSettings, type Settings } from './shared/config.ts'
 import { createLogger, type Logger } from './shared/logger.ts'
-import { runMain } from './runtime/run-main.ts'
-import { kvWait, type RunningRole, serveRole } from './runtime/serve-role.ts'
 
 /** Starts the database role from its command-line arguments. */
 export async function startDatabase(argv: readonly string[], settings: Settings = loadSettings()): Promise<RunningRole> {
@@ -79,7 +79,11 @@ async function openTaskStore(settings: Settings, log: Logger): Promise<TaskStore
   if (settings.databaseUrl !== undefined) {
     const url = settings.databaseUrl
     log.info({ store: 'postgres', url: redactPostgresUrl(url) }, 'task store: PostgreSQL')
-    return withBackoff(() => openPostgresTaskStore(url, { ...settings, log }), { ...kvWait(settings), what: `opening PostgreSQL at ${redactPostgresUrl(url)}`, log })
+    return withBackoff(() => openPostgresTaskStore(url, { ...settings, log }), {
+      ...kvWait(settings),
+      what: `opening PostgreSQL at ${redactPostgresUrl(url)}`,
+      log,
+    })
   }
   const dir = join(settings.dataDir, 'database')
   log.info({ store: 'sqlite', dir }, 'task store: bun:sqlite')

@@ -1,15 +1,16 @@
 // Entry of the kv role: `bun run src/kv.ts [listen]`.
+
+import { join } from 'node:path'
 import { createMetricsRegistry } from './plugins/metrics.ts'
 import { createKvApp } from './roles/kv/app.ts'
 import type { KvStore } from './roles/kv/kv-store.ts'
 import { openRedisKvStore, redactRedisUrl } from './roles/kv/redis-kv-store.ts'
 import { openSqliteKvStore } from './roles/kv/sqlite-kv-store.ts'
+import { runMain } from './runtime/run-main.ts'
+import { type RunningRole, serveRole } from './runtime/serve-role.ts'
 import { parseKvArgs } from './shared/args.ts'
 import { loadSettings, type Settings } from './shared/config.ts'
 import { createLogger, type Logger } from './shared/logger.ts'
-import { runMain } from './runtime/run-main.ts'
-import { type RunningRole, serveRole } from './runtime/serve-role.ts'
-import { join } from 'node:path'
 
 /** Starts the kv role from its command-line arguments. */
 export async function startKv(argv: readonly string[], settings: Settings = loadSettings()): Promise<RunningRole> {

@@ -7,12 +7,12 @@ import { createStorageClient } from './clients/storage-client.ts'
 import { createMetricsRegistry } from './plugins/metrics.ts'
 import { createMasterApp, databaseRecords } from './roles/master/app.ts'
 import { createTaskWaits } from './roles/master/task-waits.ts'
+import { runMain } from './runtime/run-main.ts'
+import { kvWait, type RunningRole, serveRole } from './runtime/serve-role.ts'
 import { dialable, parseServiceArgs } from './shared/args.ts'
 import { withBackoff } from './shared/backoff.ts'
 import { loadSettings, type Settings } from './shared/config.ts'
 import { createLogger } from './shared/logger.ts'
-import { runMain } from './runtime/run-main.ts'
-import { kvWait, type RunningRole, serveRole } from './runtime/serve-role.ts'
 
 /** Starts the master role from its command-line arguments. */
 export async function startMaster(argv: readonly string[], settings: Settings = loadSettings()): Promise<RunningRole> {
@@ -48,7 +48,13 @@ export async function startMaster(argv: readonly string[], settings: Settings = 
       return { database, storage }
     },
   })
-  const running = await serveRole({ role: 'master', app, listen: self, log, register: { kv, key: 'masterAddress', value: dialable(self), waitSeconds: settings.kvWaitSeconds, ttlSeconds: settings.registrationTtlSeconds } })
+  const running = await serveRole({
+    role: 'master',
+    app,
+    listen: self,
+    log,
+    register: { kv, key: 'masterAddress', value: dialable(self), waitSeconds: settings.kvWaitSeconds, ttlSeconds: settings.registrationTtlSeconds },
+  })
   return {
     ...running,
     // Waits are answered first (with the task as last seen): a graceful stop waits for the requests in flight.

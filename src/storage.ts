@@ -7,12 +7,12 @@ import { createStorageApp } from './roles/storage/app.ts'
 import { openFsImageStore } from './roles/storage/fs-image-store.ts'
 import type { ImageStore } from './roles/storage/image-store.ts'
 import { openS3ImageStore } from './roles/storage/s3-image-store.ts'
+import { runMain } from './runtime/run-main.ts'
+import { kvWait, type RunningRole, serveRole } from './runtime/serve-role.ts'
 import { dialable, parseServiceArgs } from './shared/args.ts'
 import { withBackoff } from './shared/backoff.ts'
 import { loadSettings, type Settings } from './shared/config.ts'
 import { createLogger, type Logger } from './shared/logger.ts'
-import { runMain } from './runtime/run-main.ts'
-import { kvWait, type RunningRole, serveRole } from './runtime/serve-role.ts'
 
 /**
  * The S3 store when PIXMILL_STORAGE_URL is set (endpoint and keys from the S3_* variables Bun's client reads), waiting
@@ -51,7 +51,13 @@ export async function startStorage(argv: readonly string[], settings: Settings =
     app,
     listen: self,
     log,
-    register: { kv: createKvClient(dialable(kv), createPeerFetch({ token: settings.token })), key: 'storageAddress', value: dialable(self), waitSeconds: settings.kvWaitSeconds, ttlSeconds: settings.registrationTtlSeconds },
+    register: {
+      kv: createKvClient(dialable(kv), createPeerFetch({ token: settings.token })),
+      key: 'storageAddress',
+      value: dialable(self),
+      waitSeconds: settings.kvWaitSeconds,
+      ttlSeconds: settings.registrationTtlSeconds,
+    },
     close: () => store.close(),
   })
 }

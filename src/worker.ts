@@ -1,20 +1,21 @@
 // Entry of the worker role: `bun run src/worker.ts <kv> <threads>`; its port is PIXMILL_WORKER_LISTEN.
+
+import { hostname } from 'node:os'
 import { createPeerFetch, peerTransport } from './clients/http.ts'
 import { createKvClient } from './clients/kv-client.ts'
 import { createMasterWorkerClient } from './clients/master-client.ts'
 import { kvPeer, peerHealthy } from './clients/peer-address.ts'
 import { createStorageClient } from './clients/storage-client.ts'
-import { hostname } from 'node:os'
 import { createMetricsRegistry } from './plugins/metrics.ts'
 import { createWorkerApp, stageMetrics, tracedStages, tracedTasks } from './roles/worker/app.ts'
 import { createWorker, type WorkerStats } from './roles/worker/worker.ts'
+import { runMain } from './runtime/run-main.ts'
+import { kvWait, type RunningRole, serveRole } from './runtime/serve-role.ts'
 import { type Address, dialable, parseWorkerArgs } from './shared/args.ts'
 import { withBackoff } from './shared/backoff.ts'
 import { loadSettings, type Settings } from './shared/config.ts'
 import { createLogger } from './shared/logger.ts'
 import { roleTracer, stopRoleTracer } from './shared/tracing.ts'
-import { runMain } from './runtime/run-main.ts'
-import { kvWait, type RunningRole, serveRole } from './runtime/serve-role.ts'
 
 /** A running worker: its port (probes, metrics, status) and its counters. */
 export interface RunningWorker extends RunningRole {
@@ -43,7 +44,9 @@ export async function startWorker(argv: readonly string[], settings: Settings = 
     try {
       await withBackoff(() => peer.current(), { ...kvWait(settings), what: `finding ${peer.key} in kv at ${kvClient.address}`, log })
     } catch (error) {
-      throw new Error(`worker: ${peer.key} not found in kv at ${kvClient.address} within ${settings.kvWaitSeconds} s (PIXMILL_KV_WAIT_SECONDS): ${(error as Error).message}`)
+      throw new Error(
+        `worker: ${peer.key} not found in kv at ${kvClient.address} within ${settings.kvWaitSeconds} s (PIXMILL_KV_WAIT_SECONDS): ${(error as Error).message}`,
+      )
     }
   }
   const registry = createMetricsRegistry('worker')
@@ -80,7 +83,14 @@ export async function startWorker(argv: readonly string[], settings: Settings = 
     app,
     listen: settings.workerListen,
     log,
-    register: { kv: kvClient, key: 'workerAddress', value: address, waitSeconds: settings.kvWaitSeconds, ttlSeconds: settings.registrationTtlSeconds, instanceOnly: true },
+    register: {
+      kv: kvClient,
+      key: 'workerAddress',
+      value: address,
+      waitSeconds: settings.kvWaitSeconds,
+      ttlSeconds: settings.registrationTtlSeconds,
+      instanceOnly: true,
+    },
   })
   address = address.replace(/:0$/, `:${served.port}`)
   worker.start()

@@ -2,8 +2,8 @@
 // bench's images and on photo-like and screenshot-like ones: time per image (one at a time) and size against the one before.
 import { CompressionType, FilterType, Transformer } from '@napi-rs/image'
 import sharp from 'sharp'
-import { encodePng } from './own-png-encoder.ts'
 import { gradientNoisePng } from './images.ts'
+import { encodePng } from './own-png-encoder.ts'
 import { percentile } from './stats.ts'
 
 /** xorshift32, so that every run encodes the same pixels. */
@@ -21,7 +21,12 @@ function random(seed: number): () => number {
 function photoLike(width: number, height: number, seed: number): Uint8Array {
   const next = random(seed)
   const rgb = new Uint8Array(width * height * 3)
-  const blobs = Array.from({ length: 6 }, () => ({ x: next() * width, y: next() * height, r: (0.15 + next() * 0.3) * width, c: [next() * 255, next() * 255, next() * 255] }))
+  const blobs = Array.from({ length: 6 }, () => ({
+    x: next() * width,
+    y: next() * height,
+    r: (0.15 + next() * 0.3) * width,
+    c: [next() * 255, next() * 255, next() * 255],
+  }))
   const clamp = (v: number) => (v < 0 ? 0 : v > 255 ? 255 : v | 0)
   for (let y = 0, i = 0; y < height; y++) {
     for (let x = 0; x < width; x++, i += 3) {
@@ -88,15 +93,41 @@ interface Pixels {
 
 type Encoder = (image: Pixels) => Promise<Uint8Array> | Uint8Array
 
-const napi = (compressionType: CompressionType, filterType: FilterType): Encoder => (image) =>
-  Transformer.fromRgbaPixels(image.rgba, image.width, image.height).png({ compressionType, filterType })
+const napi =
+  (compressionType: CompressionType, filterType: FilterType): Encoder =>
+  (image) =>
+    Transformer.fromRgbaPixels(image.rgba, image.width, image.height).png({ compressionType, filterType })
 
 /** The encoder before 2026-11-30 first: every size is compared with it. */
 const ENCODERS: ReadonlyArray<readonly [string, Encoder]> = [
-  ['sharp RGBA, level 2, adaptive (before)', (i) => sharp(i.rgba, { raw: { width: i.width, height: i.height, channels: 4 } }).png({ compressionLevel: 2, adaptiveFiltering: true }).toBuffer()],
-  ['sharp RGB, level 2, adaptive', (i) => sharp(i.rgb, { raw: { width: i.width, height: i.height, channels: 3 } }).png({ compressionLevel: 2, adaptiveFiltering: true }).toBuffer()],
-  ['sharp RGB, level 6, adaptive (PIXMILL_PNG_EFFORT=small)', (i) => sharp(i.rgb, { raw: { width: i.width, height: i.height, channels: 3 } }).png({ compressionLevel: 6, adaptiveFiltering: true }).toBuffer()],
-  ['sharp RGBA, level 1, no filter', (i) => sharp(i.rgba, { raw: { width: i.width, height: i.height, channels: 4 } }).png({ compressionLevel: 1, adaptiveFiltering: false }).toBuffer()],
+  [
+    'sharp RGBA, level 2, adaptive (before)',
+    (i) =>
+      sharp(i.rgba, { raw: { width: i.width, height: i.height, channels: 4 } })
+        .png({ compressionLevel: 2, adaptiveFiltering: true })
+        .toBuffer(),
+  ],
+  [
+    'sharp RGB, level 2, adaptive',
+    (i) =>
+      sharp(i.rgb, { raw: { width: i.width, height: i.height, channels: 3 } })
+        .png({ compressionLevel: 2, adaptiveFiltering: true })
+        .toBuffer(),
+  ],
+  [
+    'sharp RGB, level 6, adaptive (PIXMILL_PNG_EFFORT=small)',
+    (i) =>
+      sharp(i.rgb, { raw: { width: i.width, height: i.height, channels: 3 } })
+        .png({ compressionLevel: 6, adaptiveFiltering: true })
+        .toBuffer(),
+  ],
+  [
+    'sharp RGBA, level 1, no filter',
+    (i) =>
+      sharp(i.rgba, { raw: { width: i.width, height: i.height, channels: 4 } })
+        .png({ compressionLevel: 1, adaptiveFiltering: false })
+        .toBuffer(),
+  ],
   ['@napi-rs/image RGBA, Fast, no filter', napi(CompressionType.Fast, FilterType.NoFilter)],
   ['@napi-rs/image RGBA, Fast, Sub', napi(CompressionType.Fast, FilterType.Sub)],
   ['@napi-rs/image RGBA, Fast, Up', napi(CompressionType.Fast, FilterType.Up)],

@@ -34,8 +34,7 @@ export async function measurePair(
   base: Omit<WrkOptions, 'seconds' | 'workDir'>,
   role: Omit<WrkOptions, 'seconds' | 'workDir'>,
 ): Promise<{ base: WrkResult; role: WrkResult }> {
-  const run = async (what: string, options: typeof base, seconds: number) =>
-    assertClean(await runWrk({ ...options, seconds, workDir: ctx.workDir }), what)
+  const run = async (what: string, options: typeof base, seconds: number) => assertClean(await runWrk({ ...options, seconds, workDir: ctx.workDir }), what)
   if (!ctx.quick) {
     await run(names.base, base, 1)
     await run(names.role, role, 1)
@@ -46,7 +45,9 @@ export async function measurePair(
     pairs.push({ base: baseRun, role: await run(names.role, role, ctx.seconds) })
   }
   const rate = (r: WrkResult) => Math.round(r.requestsPerSecond).toLocaleString('en-US')
-  ctx.progress(`  ${names.role}: ${pairs.map((p) => `${rate(p.role)} / ${rate(p.base)} (${Math.round((100 * p.role.requestsPerSecond) / p.base.requestsPerSecond)} %)`).join(', ')} req/s against ${names.base}`)
+  ctx.progress(
+    `  ${names.role}: ${pairs.map((p) => `${rate(p.role)} / ${rate(p.base)} (${Math.round((100 * p.role.requestsPerSecond) / p.base.requestsPerSecond)} %)`).join(', ')} req/s against ${names.base}`,
+  )
   const ratio = (p: (typeof pairs)[number]) => p.role.requestsPerSecond / p.base.requestsPerSecond
   return pairs.sort((a, b) => ratio(a) - ratio(b))[Math.floor(pairs.length / 2)]!
 }

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { type BenchContext, call } from './context.ts'
-import { figure, type Figure } from './model.ts'
+import { type Figure, figure } from './model.ts'
 import { startBaseline } from './processes.ts'
 import { assertClean, collectLua, postLua, runWrk, STOP_LUA, type WrkResult } from './wrk.ts'
 
@@ -18,9 +18,11 @@ const lines = (file: string) => readFileSync(file, 'utf8').split('\n').filter(Bo
 /** Runs `work` over `items` with `width` at a time. */
 async function inParallel<T>(items: readonly T[], width: number, work: (item: T) => Promise<unknown>): Promise<void> {
   let next = 0
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < items.length) await work(items[next++]!)
-  }))
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < items.length) await work(items[next++]!)
+    }),
+  )
 }
 
 /**
@@ -73,7 +75,10 @@ export async function claimsFigure(ctx: BenchContext): Promise<Figure> {
   // The limit: the bare server at the same 100 connections, asked with the same POST, before and after the drain.
   const bare = await startBaseline('constant', undefined, ctx.workDir)
   const bareRun = async () =>
-    assertClean(await runWrk({ url: `http://${bare.address}/`, connections: CALLERS, seconds: ctx.seconds, lua: postLua(), workDir: ctx.workDir }), 'bare Bun.serve')
+    assertClean(
+      await runWrk({ url: `http://${bare.address}/`, connections: CALLERS, seconds: ctx.seconds, lua: postLua(), workDir: ctx.workDir }),
+      'bare Bun.serve',
+    )
   let bases: WrkResult[]
   let drain: WrkResult
   let created: number[]
@@ -115,7 +120,9 @@ export async function claimsFigure(ctx: BenchContext): Promise<Figure> {
   const ours = [...claims.filter((c) => ctx.ownTasks.has(c.id)), ...unseen.map((id) => ({ id, token: '' }))]
   const theirs = claims.filter((c) => !ctx.ownTasks.has(c.id))
   await inParallel(ours, 16, (c) => call(`${db}/finishTask?id=${c.id}${c.token ? `&lease=${c.token}` : ''}`, { method: 'POST' }))
-  await inParallel(theirs, 4, (c) => call(`${db}/setById`, { method: 'POST', body: JSON.stringify({ id: c.id, state: 0 }), headers: { 'content-type': 'application/json' } }))
+  await inParallel(theirs, 4, (c) =>
+    call(`${db}/setById`, { method: 'POST', body: JSON.stringify({ id: c.id, state: 0 }), headers: { 'content-type': 'application/json' } }),
+  )
 
   return figure({
     id: 'database.getNewTask',

@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { type BenchContext, call } from './context.ts'
 import { writeImageSet } from './images.ts'
-import { figure, type Figure } from './model.ts'
+import { type Figure, figure } from './model.ts'
 import { type RawWorkResult, runRawWork } from './processes.ts'
 import { MiB, percentile } from './stats.ts'
 
@@ -123,9 +123,29 @@ export async function e2eFigures(ctx: BenchContext): Promise<Figure[]> {
             unit: 'images/s',
             p50Ms: percentile(latencies, 50),
             p99Ms: percentile(latencies, 99),
-            baseline: { label: `raw image work, ${threads} thread${threads > 1 ? 's' : ''}`, value: rawRate, unit: 'images/s', p99Ms: percentile(raws.map((r) => r.p99Ms), 50) },
-            anchor: { label: `the raw sharp loop of 2026-11-30 (${threads} thread${threads > 1 ? 's' : ''})`, value: mean(anchors.map((r) => r.imagesPerSecond)), unit: 'images/s' },
-            details: { images: set.pngs.length * rounds, rawP50Ms: Math.round(percentile(raws.map((r) => r.p50Ms), 50)) },
+            baseline: {
+              label: `raw image work, ${threads} thread${threads > 1 ? 's' : ''}`,
+              value: rawRate,
+              unit: 'images/s',
+              p99Ms: percentile(
+                raws.map((r) => r.p99Ms),
+                50,
+              ),
+            },
+            anchor: {
+              label: `the raw sharp loop of 2026-11-30 (${threads} thread${threads > 1 ? 's' : ''})`,
+              value: mean(anchors.map((r) => r.imagesPerSecond)),
+              unit: 'images/s',
+            },
+            details: {
+              images: set.pngs.length * rounds,
+              rawP50Ms: Math.round(
+                percentile(
+                  raws.map((r) => r.p50Ms),
+                  50,
+                ),
+              ),
+            },
           }),
         )
       }

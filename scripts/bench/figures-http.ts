@@ -1,7 +1,7 @@
 // Small HTTP answers at 64 connections (kv, database, master) beside a bare Bun.serve answering a constant text.
 import type { BenchContext } from './context.ts'
 import { call, measurePair, rounds } from './context.ts'
-import { figure, type Figure } from './model.ts'
+import { type Figure, figure } from './model.ts'
 import { startBaseline } from './processes.ts'
 import { postLua } from './wrk.ts'
 

@@ -4,7 +4,7 @@ import { PNG_SIGNATURE } from '../../src/shared/png-header.ts'
 import { ihdrChunk } from '../../tests/helpers/png.ts'
 import { generatedBody } from '../../tests/helpers/rss.ts'
 import type { BenchContext } from './context.ts'
-import { figure, type Figure } from './model.ts'
+import { type Figure, figure } from './model.ts'
 import { MiB } from './stats.ts'
 
 const UPLOAD_BYTES = 200 * MiB
@@ -25,7 +25,9 @@ export async function memoryFigures(ctx: BenchContext): Promise<Figure[]> {
   ]
   const idle = roles.map((r) => memory(r.pid).rss)
   const peak = [...idle]
-  const sample = () => roles.forEach((r, i) => (peak[i] = Math.max(peak[i]!, memory(r.pid).rss)))
+  const sample = () => {
+    for (const [i, r] of roles.entries()) peak[i] = Math.max(peak[i]!, memory(r.pid).rss)
+  }
   // 10 ms: the whole upload takes about a second, and a short spike is what the figure is about.
   const timer = setInterval(sample, 10)
   // A valid signature and IHDR (8000x8000 RGBA) so that the master accepts it; the rest is filler, generated as sent.
@@ -46,7 +48,9 @@ export async function memoryFigures(ctx: BenchContext): Promise<Figure[]> {
   sample()
   const seconds = (performance.now() - started) / 1000
   ctx.ownTasks.add(Number(answer))
-  ctx.progress(`  200 MiB through the master in ${seconds.toFixed(2)} s; peak RSS storage ${(peak[0]! / MiB).toFixed(1)} MiB, master ${(peak[1]! / MiB).toFixed(1)} MiB`)
+  ctx.progress(
+    `  200 MiB through the master in ${seconds.toFixed(2)} s; peak RSS storage ${(peak[0]! / MiB).toFixed(1)} MiB, master ${(peak[1]! / MiB).toFixed(1)} MiB`,
+  )
   return roles.map((r, i) =>
     figure({
       id: r.id,

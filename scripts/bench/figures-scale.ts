@@ -5,7 +5,7 @@ import { freePort, type RoleProcess, spawnRole, waitHealthy } from '../../tests/
 import { type BenchContext, rounds } from './context.ts'
 import { fillAndDrain } from './figures-claims.ts'
 import { fillDataFolder } from './large-data.ts'
-import { figure, type Figure } from './model.ts'
+import { type Figure, figure } from './model.ts'
 import { MiB } from './stats.ts'
 import { assertClean, runWrk } from './wrk.ts'
 
@@ -40,7 +40,10 @@ async function measureFolder(ctx: BenchContext, kv: string, dataDir: string, nam
   const storage = await timedStart('storage', kv, dataDir)
   try {
     const [databaseRss, storageRss] = [rss(database.proc.proc.pid), rss(storage.proc.proc.pid)]
-    const counts = assertClean(await runWrk({ url: `http://${database.address}/counts`, connections: 64, seconds: ctx.seconds, workDir: ctx.workDir }), `database GET /counts (${name})`)
+    const counts = assertClean(
+      await runWrk({ url: `http://${database.address}/counts`, connections: 64, seconds: ctx.seconds, workDir: ctx.workDir }),
+      `database GET /counts (${name})`,
+    )
     const { drain, claimed } = await fillAndDrain(ctx, `http://${database.address}`, join(ctx.workDir, `scale-claims-${name}.txt`))
     return {
       databaseStartMs: database.ms,
@@ -68,13 +71,19 @@ export async function scaleFigures(ctx: BenchContext): Promise<Figure[]> {
   mkdirSync(empty, { recursive: true })
   const began = performance.now()
   await fillDataFolder(large, sizes)
-  ctx.progress(`  filled a data folder with ${sizes.tasks.toLocaleString('en-US')} task records and ${sizes.images.toLocaleString('en-US')} images in ${((performance.now() - began) / 1000).toFixed(1)} s`)
+  ctx.progress(
+    `  filled a data folder with ${sizes.tasks.toLocaleString('en-US')} task records and ${sizes.images.toLocaleString('en-US')} images in ${((performance.now() - began) / 1000).toFixed(1)} s`,
+  )
   const kvAddress = `127.0.0.1:${freePort()}`
   const kv = await spawnRole('kv', [kvAddress], { dataDir: join(ctx.workDir, 'scale-kv'), healthAt: kvAddress, env: ENV })
   const results: Record<'empty' | 'large', Round[]> = { empty: [], large: [] }
   try {
     for (let i = 0; i < rounds(ctx); i++) {
-      for (const [name, dir] of [['empty', empty], ['large', large]] as const) results[name].push(await measureFolder(ctx, kvAddress, dir, `${name}-${i}`))
+      for (const [name, dir] of [
+        ['empty', empty],
+        ['large', large],
+      ] as const)
+        results[name].push(await measureFolder(ctx, kvAddress, dir, `${name}-${i}`))
     }
   } finally {
     await kv.kill9()
@@ -82,7 +91,15 @@ export async function scaleFigures(ctx: BenchContext): Promise<Figure[]> {
   const of = (name: 'empty' | 'large', pick: (r: Round) => number) => median(results[name].map(pick))
   const load = `${sizes.tasks.toLocaleString('en-US')} task records, ${sizes.images.toLocaleString('en-US')} images; median of ${rounds(ctx)}`
   const make = (id: string, label: string, unit: string, pick: (r: Round) => number, extra: Partial<Figure> = {}) => {
-    const f = figure({ id, label, load, value: of('large', pick), unit, baseline: { label: 'the same over an empty data folder', value: of('empty', pick), unit }, ...extra })
+    const f = figure({
+      id,
+      label,
+      load,
+      value: of('large', pick),
+      unit,
+      baseline: { label: 'the same over an empty data folder', value: of('empty', pick), unit },
+      ...extra,
+    })
     ctx.progress(`  ${label}: ${f.value.toFixed(1)} ${unit} against ${f.baseline.value.toFixed(1)} (${Math.round(f.ratio * 100)} %)`)
     return f
   }

@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { type BenchContext, call, measurePair, rounds } from './context.ts'
 import { oneMibPng } from './images.ts'
-import { figure, type Figure } from './model.ts'
+import { type Figure, figure } from './model.ts'
 import { startBaseline, startNginx } from './processes.ts'
 import { MiB } from './stats.ts'
 import { postLua } from './wrk.ts'
@@ -40,7 +40,13 @@ export async function storageFigures(ctx: BenchContext): Promise<Figure[]> {
         p50Ms: role.latencyMs.p50,
         p99Ms: role.latencyMs.p99,
         mibPerSecond: mibps(role),
-        baseline: { label: 'nginx (1 worker) sending the file with sendfile', value: base.requestsPerSecond, unit: 'req/s', p99Ms: base.latencyMs.p99, mibPerSecond: mibps(base) },
+        baseline: {
+          label: 'nginx (1 worker) sending the file with sendfile',
+          value: base.requestsPerSecond,
+          unit: 'req/s',
+          p99Ms: base.latencyMs.p99,
+          mibPerSecond: mibps(base),
+        },
       }),
     )
   } finally {
@@ -68,7 +74,13 @@ export async function storageFigures(ctx: BenchContext): Promise<Figure[]> {
         p50Ms: role.latencyMs.p50,
         p99Ms: role.latencyMs.p99,
         mibPerSecond: mibps(role),
-        baseline: { label: 'bare Bun.serve doing Bun.write(path, request)', value: base.requestsPerSecond, unit: 'req/s', p99Ms: base.latencyMs.p99, mibPerSecond: mibps(base) },
+        baseline: {
+          label: 'bare Bun.serve doing Bun.write(path, request)',
+          value: base.requestsPerSecond,
+          unit: 'req/s',
+          p99Ms: base.latencyMs.p99,
+          mibPerSecond: mibps(base),
+        },
       }),
     )
   } finally {

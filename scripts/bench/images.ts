@@ -22,7 +22,7 @@ function random(seed: number): () => number {
 export async function gradientNoisePng(width: number, height: number, seed: number): Promise<Uint8Array<ArrayBuffer>> {
   const next = random(seed)
   const pixels = new Uint8Array(width * height * 3)
-  const clamp = (v: number) => (v < 0 ? 0 : v > 255 ? 255 : v)
+  const clamp = (v: number) => (v < 0 ? 0 : Math.min(v, 255))
   for (let y = 0, i = 0; y < height; y++) {
     for (let x = 0; x < width; x++, i += 3) {
       const noise = () => (next() - 0.5) * 8
@@ -31,14 +31,22 @@ export async function gradientNoisePng(width: number, height: number, seed: numb
       pixels[i + 2] = clamp(((x + y) / (width + height)) * 200 + 40 + noise())
     }
   }
-  return new Uint8Array(await sharp(pixels, { raw: { width, height, channels: 3 } }).png().toBuffer())
+  return new Uint8Array(
+    await sharp(pixels, { raw: { width, height, channels: 3 } })
+      .png()
+      .toBuffer(),
+  )
 }
 
 /** A PNG of 512x512 RGBA noise: it does not compress, so it is 1 MiB and a few hundred bytes. */
 export async function oneMibPng(): Promise<Uint8Array<ArrayBuffer>> {
   const next = random(1)
   const pixels = new Uint8Array(512 * 512 * 4).map(() => (next() * 256) | 0)
-  return new Uint8Array(await sharp(pixels, { raw: { width: 512, height: 512, channels: 4 } }).png({ compressionLevel: 0 }).toBuffer())
+  return new Uint8Array(
+    await sharp(pixels, { raw: { width: 512, height: 512, channels: 4 } })
+      .png({ compressionLevel: 0 })
+      .toBuffer(),
+  )
 }
 
 /** `count` images of `size`x`size` written to `dir`; at most four differ (generating more only costs time), the rest repeat. */

@@ -30,7 +30,13 @@ export async function fillDataFolder(dataDir: string, sizes: { readonly tasks: n
 
   // fsync off: the images only need to be there, as a role that wrote them over months would have left them.
   const store = openFsImageStore(join(dataDir, 'storage'), { fsync: false })
-  const body = () => new ReadableStream<Uint8Array>({ start: (c) => (c.enqueue(IMAGE), c.close()) })
+  const body = () =>
+    new ReadableStream<Uint8Array>({
+      start: (c) => {
+        c.enqueue(IMAGE)
+        c.close()
+      },
+    })
   for (let id = 0; id < sizes.images; id += 64) {
     await Promise.all(Array.from({ length: Math.min(64, sizes.images - id) }, (_, i) => store.put(id + i, 'finished', body(), { maxBytes: IMAGE.byteLength })))
   }

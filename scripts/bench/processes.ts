@@ -1,7 +1,8 @@
 // The processes a run starts: the pixmill roles, the bare baseline servers and the raw image work, and their stopping.
-import type { Subprocess } from 'bun'
+
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
+import type { Subprocess } from 'bun'
 import { freePort, REPO_ROOT, type RoleProcess, spawnCommand, spawnRole, waitHealthy } from '../../tests/helpers/processes.ts'
 
 export type RoleName = 'kv' | 'database' | 'storage' | 'master'
@@ -48,7 +49,12 @@ export async function startSystem(dataDir: string): Promise<BenchSystem> {
   const addresses = { kv: at(), database: at(), storage: at(), master: at() }
   const roles: RoleProcess[] = []
   const stop = async () => {
-    await Promise.allSettled(roles.splice(0).reverse().map((role) => stopRole(role)))
+    await Promise.allSettled(
+      roles
+        .splice(0)
+        .reverse()
+        .map((role) => stopRole(role)),
+    )
   }
   try {
     roles.push(await spawnRole('kv', [addresses.kv], { dataDir, healthAt: addresses.kv, env: ENV }))
@@ -111,7 +117,12 @@ export function remoteSystem(addresses: Addresses, dataDir: string): BenchSystem
 
 /** Starts `bun run scripts/bench/<script>.ts <args>` with its output appended to `<logDir>/<script>.log`. */
 function spawnScript(script: string, args: readonly string[], logDir: string): Subprocess {
-  const proc = Bun.spawn(['bun', 'run', `scripts/bench/${script}.ts`, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...ENV }, stdout: 'pipe', stderr: 'pipe' })
+  const proc = Bun.spawn(['bun', 'run', `scripts/bench/${script}.ts`, ...args], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...ENV },
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
   void (async () => {
     for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) appendFileSync(join(logDir, `${script}.log`), chunk)
   })()

@@ -21,7 +21,9 @@ const options: ImageWorkOptions = { maxPixels: settings.maxPixels, effort: setti
 const work = anchor
   ? async (png: Uint8Array) => {
       const { rgba, width, height } = await decodeSwapped(png, options)
-      return sharp(rgba, { raw: { width, height, channels: 4 } }).png({ compressionLevel: 2, adaptiveFiltering: true }).toBuffer()
+      return sharp(rgba, { raw: { width, height, channels: 4 } })
+        .png({ compressionLevel: 2, adaptiveFiltering: true })
+        .toBuffer()
     }
   : (png: Uint8Array) => swapRedGreen(png, options)
 const images = files.map((file) => new Uint8Array(readFileSync(file)))
@@ -42,4 +44,6 @@ await Promise.all(
   }),
 )
 const seconds = (performance.now() - started) / 1000
-console.log(JSON.stringify({ images: images.length, seconds, imagesPerSecond: images.length / seconds, p50Ms: percentile(times, 50), p99Ms: percentile(times, 99) }))
+console.log(
+  JSON.stringify({ images: images.length, seconds, imagesPerSecond: images.length / seconds, p50Ms: percentile(times, 50), p99Ms: percentile(times, 99) }),
+)

@@ -32,7 +32,11 @@ const mark = (met: boolean) => (met ? 'met' : 'MISSED')
 export function consoleReport(run: BenchRun): string {
   const table = [[...HEADER], ...rows(run)]
   const widths = HEADER.map((_, c) => Math.max(...table.map((r) => r[c]!.length)))
-  const line = (r: string[]) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()
+  const line = (r: string[]) =>
+    r
+      .map((cell, c) => cell.padEnd(widths[c]!))
+      .join('  ')
+      .trimEnd()
   return [
     line(table[0]!),
     line(widths.map((w) => '-'.repeat(w))),

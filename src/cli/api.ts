@@ -1,6 +1,7 @@
 // The command-line client's calls to a master: uploads that honour Retry-After, waits, downloads, operators' calls.
-import { sleep as pause, untilAborted } from '../shared/async.ts'
+
 import { rename, rm } from 'node:fs/promises'
+import { sleep as pause, untilAborted } from '../shared/async.ts'
 
 /** A task's status as `/status` and `/wait` answer it, or all that an original master can tell (`/isReady`). */
 export interface TaskView {
@@ -119,7 +120,13 @@ export function createApi(options: ApiOptions) {
               },
             }),
           )
-          const init = { method: 'POST', body: counted, headers: { 'content-type': 'image/png', 'content-length': String(file.size), ...auth }, signal, duplex: 'half' }
+          const init = {
+            method: 'POST',
+            body: counted,
+            headers: { 'content-type': 'image/png', 'content-length': String(file.size), ...auth },
+            signal,
+            duplex: 'half',
+          }
           return fetch(`${base}/new`, init as RequestInit)
         },
         signal,
@@ -146,7 +153,8 @@ export function createApi(options: ApiOptions) {
             continue
           }
           const said = await response.text()
-          if (response.status !== 404 || said.startsWith('Error:')) throw new CallFailed(`task ${id}: ${response.status} ${said.replace(/^Error:\s*/, '')}`, response.status)
+          if (response.status !== 404 || said.startsWith('Error:'))
+            throw new CallFailed(`task ${id}: ${response.status} ${said.replace(/^Error:\s*/, '')}`, response.status)
           waitOffered = false
         }
         const ready = await withRetries(`asking whether task ${id} is ready`, () => fetch(`${base}/isReady?id=${id}`, { headers, signal }), signal)

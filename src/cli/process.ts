@@ -150,7 +150,7 @@ export async function processFiles(api: Api, options: ProcessOptions, view: Prog
       counts.processing++
       show()
       view.file(input.name, 'processing')
-      let task
+      let task: Awaited<ReturnType<typeof api.waitEnded>>
       try {
         task = await api.waitEnded(id, signal, undefined, key)
       } finally {

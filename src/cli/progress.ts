@@ -57,7 +57,10 @@ export function terminalProgress(stream: NodeJS.WriteStream = process.stderr): P
   return {
     file(name, stage, share = 0) {
       let bar = files.get(name)
-      if (!bar) files.set(name, (bar = bars.create(100, 0, { kind: 'file', name, stage })))
+      if (!bar) {
+        bar = bars.create(100, 0, { kind: 'file', name, stage })
+        files.set(name, bar)
+      }
       bar.update(stage === 'uploading' ? Math.round(share * 100) : stage === 'processing' ? 100 : 100, { kind: 'file', name, stage })
     },
     settled(name, outcome) {

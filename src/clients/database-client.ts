@@ -10,8 +10,8 @@ import {
   type TaskCounts,
   type TaskEventRecord,
   TaskEventsJson,
-  TaskJson,
   type TaskHistory,
+  TaskJson,
   type TaskRecord,
   TaskRecordJson,
 } from '../shared/wire/tasks.ts'
@@ -113,12 +113,16 @@ export function createDatabaseClient(peer: PeerAddress, fetcher: Fetch = peerTra
           }
         }
         if (keyHash !== undefined) {
-          throw new NotOffered('The database keeps only the original task records: it cannot keep task keys, which private results (PIXMILL_PRIVATE_RESULTS) need.', '/reserveTask')
+          throw new NotOffered(
+            'The database keeps only the original task records: it cannot keep task keys, which private results (PIXMILL_PRIVATE_RESULTS) need.',
+            '/reserveTask',
+          )
         }
         // The original way: a task that is claimable before its image is stored (a worker that comes too early fails
         // to fetch the image, and the task goes back to the queue with its lease).
         const id = (await (await callPeer(fetcher, 'database', address, '/newTask', { method: 'POST', timeoutMs: 10_000 })).text()).trim()
-        if (!TASK_ID_TEXT.test(id)) throw new DependencyUnavailable(`The database answered /newTask with something that is not a task id: ${id.slice(0, 200)}`, 502)
+        if (!TASK_ID_TEXT.test(id))
+          throw new DependencyUnavailable(`The database answered /newTask with something that is not a task id: ${id.slice(0, 200)}`, 502)
         return { id: Number(id), held: false }
       })
     },

@@ -76,7 +76,12 @@ export async function callPeer(fetcher: Fetch, peer: string, address: string, pa
   // `404 page not found` for a path beyond the original protocol), and a 501 is a peer passing such a gap on.
   if ((response.status === 404 && !text.startsWith('Error:')) || response.status === 501) {
     const said = text.replace(/^Error:\s*/, '')
-    throw new NotOffered(response.status === 501 && said ? said : `The ${peer} at ${address} does not offer ${path} (it answered ${response.status} ${text.slice(0, 80) || 'with no body'}).`, path)
+    throw new NotOffered(
+      response.status === 501 && said
+        ? said
+        : `The ${peer} at ${address} does not offer ${path} (it answered ${response.status} ${text.slice(0, 80) || 'with no body'}).`,
+      path,
+    )
   }
   const message = text.replace(/^Error:\s*/, '') || `HTTP ${response.status}`
   // A store with no room is the same answer to the caller's caller: not a failure of the call, and not to be retried.

@@ -33,5 +33,8 @@ export function inProcessHandler(url: string): Handler | undefined {
  */
 export async function callInProcess(handle: Handler, request: Request): Promise<Response> {
   if (request.signal.aborted) throw request.signal.reason
-  return untilAborted(outsideRequestContext(() => outsideTraceContext(() => handle(request))), request.signal)
+  return untilAborted(
+    outsideRequestContext(() => outsideTraceContext(() => handle(request))),
+    request.signal,
+  )
 }

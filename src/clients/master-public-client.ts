@@ -77,7 +77,8 @@ export function createMasterPublicClient(peer: PeerAddress, fetcher: Fetch = pee
       idempotent: method === 'GET',
     })
   const offered = createOfferedPaths()
-  const json = async <T>(check: AnswerCheck<T>, path: string, query: Record<string, string | number | undefined> = {}) => check.read('master', path, await text('GET', path, query))
+  const json = async <T>(check: AnswerCheck<T>, path: string, query: Record<string, string | number | undefined> = {}) =>
+    check.read('master', path, await text('GET', path, query))
   return {
     async submit(body, options) {
       const response = await onPeer(
@@ -95,14 +96,16 @@ export function createMasterPublicClient(peer: PeerAddress, fetcher: Fetch = pee
       )
       const id = (await response.text()).trim()
       // An original master answers its failures with status 200 too: only a task id is a task id.
-      if (!TASK_ID_TEXT.test(id)) throw new DependencyUnavailable(`The master answered the upload with something that is not a task id: ${id.slice(0, 200)}`, 502)
+      if (!TASK_ID_TEXT.test(id))
+        throw new DependencyUnavailable(`The master answered the upload with something that is not a task id: ${id.slice(0, 200)}`, 502)
       const key = response.headers.get(TASK_KEY_HEADER) ?? undefined
       return { id: Number(id), ...(key !== undefined ? { key } : {}) }
     },
     async isReady(id, key) {
       const answer = await text('GET', '/isReady', { id, key })
       // An original master answers its failures with status 200 too: only `0` or `1` is an answer.
-      if (!READINESS.test(answer)) throw new DependencyUnavailable(`The master answered /isReady with a body that is not 0 or 1: ${answer.slice(0, 200) || '(empty)'}`, 502)
+      if (!READINESS.test(answer))
+        throw new DependencyUnavailable(`The master answered /isReady with a body that is not 0 or 1: ${answer.slice(0, 200) || '(empty)'}`, 502)
       return answer
     },
     getImage(id, request, key) {
@@ -115,7 +118,11 @@ export function createMasterPublicClient(peer: PeerAddress, fetcher: Fetch = pee
         async (address) => {
           if (!offered.lacks(address, '/status')) {
             try {
-              return status.read('master', '/status', await (await callPeer(fetcher, 'master', address, '/status', { query: { id, key }, timeoutMs: 10_000 })).text())
+              return status.read(
+                'master',
+                '/status',
+                await (await callPeer(fetcher, 'master', address, '/status', { query: { id, key }, timeoutMs: 10_000 })).text(),
+              )
             } catch (error) {
               if (!(error instanceof NotOffered)) throw error
               // Remembered, so that polling a task costs one call, not two.
@@ -123,7 +130,8 @@ export function createMasterPublicClient(peer: PeerAddress, fetcher: Fetch = pee
             }
           }
           const answer = (await (await callPeer(fetcher, 'master', address, '/isReady', { query: { id, key }, timeoutMs: 10_000 })).text()).trim()
-          if (!READINESS.test(answer)) throw new DependencyUnavailable(`The master answered /isReady with a body that is not 0 or 1: ${answer.slice(0, 200) || '(empty)'}`, 502)
+          if (!READINESS.test(answer))
+            throw new DependencyUnavailable(`The master answered /isReady with a body that is not 0 or 1: ${answer.slice(0, 200) || '(empty)'}`, 502)
           const ready = answer === '1'
           return ready
             ? ({ id, state: 2, stateName: 'finished', readinessOnly: true } as const)

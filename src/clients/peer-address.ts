@@ -1,7 +1,8 @@
 // Where a peer role is: its live instances, looked up in kv, spread over, and looked up again after a failure.
-import { DependencyUnavailable } from '../shared/errors.ts'
+
 import { orAfter, withDeadline } from '../shared/async.ts'
 import { withBackoff } from '../shared/backoff.ts'
+import { DependencyUnavailable } from '../shared/errors.ts'
 import type { Logger } from '../shared/logger.ts'
 import type { Fetch } from './http.ts'
 import type { KvClient } from './kv-client.ts'
@@ -79,7 +80,10 @@ export function kvPeer(kv: KvClient, key: string, options: LookupOptions = {}): 
         try {
           // With instances known, one quick look: back-off here would hold up every call while kv is down, and a kv
           // store that hangs (stopped, overloaded) would hold it up for the whole time-out of the lookup.
-          list = list.length === 0 ? await refresh(options.attempts ?? 5) : await withDeadline(refresh(1), options.patienceMs ?? 1000, () => new Error(`no answer within ${options.patienceMs ?? 1000} ms`))
+          list =
+            list.length === 0
+              ? await refresh(options.attempts ?? 5)
+              : await withDeadline(refresh(1), options.patienceMs ?? 1000, () => new Error(`no answer within ${options.patienceMs ?? 1000} ms`))
         } catch (error) {
           // kv down: keep using what we knew rather than failing calls that could still work, and ask kv again only
           // after another refreshMs (before, every call paid 1.5 s of back-off: 4.4 s per upload while kv was down).

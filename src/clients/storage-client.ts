@@ -16,30 +16,45 @@ export interface StorageClient {
 export function createStorageClient(peer: PeerAddress, fetcher: Fetch = peerTransport): StorageClient {
   return {
     async send(id, area, body, options) {
-      await onPeer(peer, async (address) => {
-        const headers: Record<string, string> = { 'content-type': 'image/png' }
-        if (options?.contentLength !== undefined) headers['content-length'] = String(options.contentLength)
-        const response = await callPeer(fetcher, 'storage', address, '/sendImage', {
-          method: 'POST',
-          query: { id, state: area },
-          body,
-          headers,
-          signal: options?.signal,
-          timeoutMs: 300_000,
-        })
-        await response.text()
-      }, { replayable: !(body instanceof ReadableStream) })
+      await onPeer(
+        peer,
+        async (address) => {
+          const headers: Record<string, string> = { 'content-type': 'image/png' }
+          if (options?.contentLength !== undefined) headers['content-length'] = String(options.contentLength)
+          const response = await callPeer(fetcher, 'storage', address, '/sendImage', {
+            method: 'POST',
+            query: { id, state: area },
+            body,
+            headers,
+            signal: options?.signal,
+            timeoutMs: 300_000,
+          })
+          await response.text()
+        },
+        { replayable: !(body instanceof ReadableStream) },
+      )
     },
     async remove(id, area) {
       // Idempotent: safe to send again elsewhere.
-      await onPeer(peer, async (address) => (await callPeer(fetcher, 'storage', address, '/deleteImage', { method: 'POST', query: { id, state: area }, timeoutMs: 30_000 })).text(), {
-        idempotent: true,
-      })
+      await onPeer(
+        peer,
+        async (address) =>
+          (await callPeer(fetcher, 'storage', address, '/deleteImage', { method: 'POST', query: { id, state: area }, timeoutMs: 30_000 })).text(),
+        {
+          idempotent: true,
+        },
+      )
     },
     async get(id, area, options) {
       return onPeer(
         peer,
-        (address) => callPeer(fetcher, 'storage', address, '/getImage', { query: { id, state: area }, signal: options?.signal, headers: options?.headers, timeoutMs: 300_000 }),
+        (address) =>
+          callPeer(fetcher, 'storage', address, '/getImage', {
+            query: { id, state: area },
+            signal: options?.signal,
+            headers: options?.headers,
+            timeoutMs: 300_000,
+          }),
         { idempotent: true },
       )
     },

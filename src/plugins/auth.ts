@@ -1,6 +1,7 @@
 // The gate of internal routes: the shared token (PIXMILL_TOKEN), compared in constant time; open when no token is set.
-import { Elysia } from 'elysia'
+
 import { createHash, timingSafeEqual } from 'node:crypto'
+import { Elysia } from 'elysia'
 import { Unauthorized } from '../shared/errors.ts'
 import { type AccessTable, OPEN_AT_THE_GATE } from './access.ts'
 

@@ -18,16 +18,19 @@ export function corsPlugin(origins: readonly string[] | '*' | undefined) {
   if (origins === undefined) return new Elysia({ name: 'pixmill.cors' })
   const allowed = origins === '*' ? undefined : new Set(origins)
   // Its preflight routes are open: a browser's preflight carries no token (the plugin answers it before routing anyway).
-  return withAccess(cors({
-    // A function rather than the plugin's own `*`: that would answer `Vary: *`, which keeps every answer out of caches.
-    origin: (request: Request) => {
-      const from = request.headers.get('origin')
-      return from !== null && (allowed === undefined || allowed.has(from))
-    },
-    methods: ['GET', 'HEAD', 'POST', 'OPTIONS'],
-    allowedHeaders: [...CORS_ALLOWED_HEADERS],
-    exposeHeaders: [...CORS_EXPOSED_HEADERS],
-    credentials: false,
-    maxAge: 600,
-  }), 'public')
+  return withAccess(
+    cors({
+      // A function rather than the plugin's own `*`: that would answer `Vary: *`, which keeps every answer out of caches.
+      origin: (request: Request) => {
+        const from = request.headers.get('origin')
+        return from !== null && (allowed === undefined || allowed.has(from))
+      },
+      methods: ['GET', 'HEAD', 'POST', 'OPTIONS'],
+      allowedHeaders: [...CORS_ALLOWED_HEADERS],
+      exposeHeaders: [...CORS_EXPOSED_HEADERS],
+      credentials: false,
+      maxAge: 600,
+    }),
+    'public',
+  )
 }

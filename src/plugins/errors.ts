@@ -1,5 +1,5 @@
 // Turns every error, ours or Elysia's, into the contract's answer: a status and a text body starting `Error:`.
-import { Elysia, ValidationError } from 'elysia'
+import { Elysia, type ValidationError } from 'elysia'
 import { BadRequest, errorText, HttpError } from '../shared/errors.ts'
 import type { Logger } from '../shared/logger.ts'
 import { currentRequestId, REQUEST_ID_HEADER } from '../shared/request-context.ts'
@@ -56,40 +56,41 @@ export interface ErrorsOptions {
 
 /** Error translator for a role; `log` gets unexpected errors once, with the request. */
 export function errorsPlugin(log: Logger, options: ErrorsOptions = {}) {
-  return new Elysia({ name: 'pixmill.errors' })
-    // After routing, before validation: so that the answer is counted under its route.
-    .onTransform({ as: 'global' }, ({ request }) => {
-      const problem = queryProblem(request.url)
-      if (problem !== undefined) throw new BadRequest(problem)
-    })
-    .onError({ as: 'global' }, ({ code, error, request, route, set }) => {
-      // A role that makes ids only on demand (kv) makes one for an error answer, which is logged under it.
-      const current = currentRequestId()
-      const requestId = answeredRequestId(set) ?? current ?? crypto.randomUUID()
-      if (error instanceof HttpError) return answer(requestId, error.status, error.message, error.headers)
-      switch (code) {
-        case 'VALIDATION':
-          return answer(requestId, 400, validationMessage(error))
-        case 'PARSE':
-          return answer(requestId, 400, 'The body could not be parsed as this endpoint expects (see /swagger).')
-        case 'NOT_FOUND':
-          if (!route) options.onUnmatched?.(request)
-          return answer(requestId, 404, `Not found: ${request.method} ${new URL(request.url).pathname}`)
-        case 'INVALID_COOKIE_SIGNATURE':
-          return answer(requestId, 400, 'Invalid cookie signature.')
-      }
-      if ('status' in (error as object) && typeof (error as { status: unknown }).status === 'number') {
-        const status = (error as { status: number }).status
-        if (status >= 400 && status < 500) return answer(requestId, status, (error as Error).message || 'Bad request.')
-      }
-      // Logged once, here, with the request id (the log mixin adds it where the role propagates ids); the answer names
-      // the id but gives no detail.
-      log.error({ err: error, method: request.method, url: request.url, ...(current === undefined ? { requestId } : {}) }, 'unexpected error')
-      return answer(requestId, 500, `Internal error; it has been logged with request id ${requestId}.`)
-    })
+  return (
+    new Elysia({ name: 'pixmill.errors' })
+      // After routing, before validation: so that the answer is counted under its route.
+      .onTransform({ as: 'global' }, ({ request }) => {
+        const problem = queryProblem(request.url)
+        if (problem !== undefined) throw new BadRequest(problem)
+      })
+      .onError({ as: 'global' }, ({ code, error, request, route, set }) => {
+        // A role that makes ids only on demand (kv) makes one for an error answer, which is logged under it.
+        const current = currentRequestId()
+        const requestId = answeredRequestId(set) ?? current ?? crypto.randomUUID()
+        if (error instanceof HttpError) return answer(requestId, error.status, error.message, error.headers)
+        switch (code) {
+          case 'VALIDATION':
+            return answer(requestId, 400, validationMessage(error))
+          case 'PARSE':
+            return answer(requestId, 400, 'The body could not be parsed as this endpoint expects (see /swagger).')
+          case 'NOT_FOUND':
+            if (!route) options.onUnmatched?.(request)
+            return answer(requestId, 404, `Not found: ${request.method} ${new URL(request.url).pathname}`)
+          case 'INVALID_COOKIE_SIGNATURE':
+            return answer(requestId, 400, 'Invalid cookie signature.')
+        }
+        if ('status' in (error as object) && typeof (error as { status: unknown }).status === 'number') {
+          const status = (error as { status: number }).status
+          if (status >= 400 && status < 500) return answer(requestId, status, (error as Error).message || 'Bad request.')
+        }
+        // Logged once, here, with the request id (the log mixin adds it where the role propagates ids); the answer names
+        // the id but gives no detail.
+        log.error({ err: error, method: request.method, url: request.url, ...(current === undefined ? { requestId } : {}) }, 'unexpected error')
+        return answer(requestId, 500, `Internal error; it has been logged with request id ${requestId}.`)
+      })
+  )
 }
 
 function quote(key: string): string {
   return JSON.stringify(key.length > 40 ? `${key.slice(0, 40)}...` : key)
 }
-

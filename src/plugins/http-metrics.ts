@@ -43,7 +43,10 @@ export class HttpMetrics {
   /** Counts one answered request; `seconds` from the request coming in to the answer, when known. */
   record(method: string, route: string, status: number, seconds: number | undefined): void {
     let byMethod = this.routes.get(route)
-    if (byMethod === undefined) this.routes.set(route, (byMethod = new Map()))
+    if (byMethod === undefined) {
+      byMethod = new Map()
+      this.routes.set(route, byMethod)
+    }
     let series = byMethod.get(method)
     if (series === undefined) {
       series = { labels: { method, route }, buckets: new Float64Array(BUCKETS.length + 1), sum: 0, count: 0, byStatus: new Map() }

@@ -1,9 +1,10 @@
 // GET /metrics in Prometheus text format: requests and latencies per route, plus each role's own figures.
-import { Elysia } from 'elysia'
-import { accessMacro } from './access.ts'
+
 import { readdirSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { Elysia } from 'elysia'
 import { Counter, Gauge, Registry } from 'prom-client'
+import { accessMacro } from './access.ts'
 import { HttpMetrics } from './http-metrics.ts'
 
 /** The version in package.json and the commit of the checkout (PIXMILL_COMMIT, else git's HEAD, else `unknown`). */

@@ -2,6 +2,7 @@
 import { type AnyElysia, Elysia } from 'elysia'
 import type { Registry } from 'prom-client'
 import type { Logger } from '../shared/logger.ts'
+import { roleTracer } from '../shared/tracing.ts'
 import { type Access, type AccessTable, accessMacro, accessOf, OPEN_AT_THE_GATE } from './access.ts'
 import { authPlugin } from './auth.ts'
 import { corsPlugin } from './cors.ts'
@@ -9,10 +10,9 @@ import { errorsPlugin } from './errors.ts'
 import { type HealthCheck, healthPlugin } from './health.ts'
 import { withMethodGuard } from './method-guard.ts'
 import { requestMetrics } from './metrics.ts'
-import { requestIdPlugin, type RequestIdOptions } from './request-id.ts'
+import { type RequestIdOptions, requestIdPlugin } from './request-id.ts'
 import { BEARER_SCHEME, swaggerPlugin, TASK_KEY_SCHEME } from './swagger.ts'
-import { roleTracer } from '../shared/tracing.ts'
-import { tracingPlugin, type TracingOptions } from './tracing.ts'
+import { type TracingOptions, tracingPlugin } from './tracing.ts'
 
 export interface RoleKitOptions {
   readonly role: string
@@ -50,10 +50,13 @@ export function roleKit(options: RoleKitOptions) {
   // Off (no OTLP endpoint): no plugin at all, so that a request pays nothing for tracing.
   const tracer = roleTracer(options.role)
   const tracing = tracer === undefined ? undefined : tracingPlugin(tracer, { roots: options.traceRoots })
-  const unmatched = tracing === undefined ? metrics.unmatched : (request: Request) => {
-    metrics.unmatched(request)
-    tracing.unmatched(request)
-  }
+  const unmatched =
+    tracing === undefined
+      ? metrics.unmatched
+      : (request: Request) => {
+          metrics.unmatched(request)
+          tracing.unmatched(request)
+        }
   const table: AccessTable = new Map()
   const app = new Elysia({
     name: `pixmill.${options.role}`,
@@ -87,7 +90,10 @@ export function finishRole<App extends AnyElysia>(app: App): App {
   for (const route of app.routes) {
     // A path's catch-all (the 405) is open only where every route on the path is: a wrong method tells nothing then.
     const declared = accessOf(route)
-    const access = route.method === 'ALL' && declared === 'internal' && (byPath.get(route.path) ?? []).every((a) => OPEN_AT_THE_GATE.has(a)) && byPath.has(route.path) ? 'public' : declared
+    const access =
+      route.method === 'ALL' && declared === 'internal' && (byPath.get(route.path) ?? []).every((a) => OPEN_AT_THE_GATE.has(a)) && byPath.has(route.path)
+        ? 'public'
+        : declared
     kit?.table.set(`${route.method} ${route.path}`, access)
     const bearer = kit?.token === undefined ? [] : [{ [BEARER_SCHEME]: [] }]
     const security = access === 'keyed' ? [{ [TASK_KEY_SCHEME]: [] }, ...bearer] : access === 'public' || bearer.length === 0 ? undefined : bearer

@@ -1,5 +1,5 @@
 // A server span per request, child of the caller's `traceparent`, current for everything the request does.
-import { type Span, SpanKind, SpanStatusCode, type Tracer, ROOT_CONTEXT, trace } from '@opentelemetry/api'
+import { ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, type Tracer, trace } from '@opentelemetry/api'
 import { Elysia } from 'elysia'
 import { enterTraceContext, extractTraceContext } from '../shared/trace-context.ts'
 

@@ -101,7 +101,12 @@ export async function serveRole(options: ServeOptions): Promise<RunningRole> {
         // Leave the registry at once rather than when the registration runs out; best effort, bounded.
         if (options.register && instanceKey) {
           const { kv } = options.register
-          await orAfter(kv.remove(instanceKey).catch(() => {}), 1000, undefined, clock)
+          await orAfter(
+            kv.remove(instanceKey).catch(() => {}),
+            1000,
+            undefined,
+            clock,
+          )
         }
         await server.stop(false)
         // Calls from roles of this process in flight finish too, as the server's own did.
@@ -137,7 +142,9 @@ export async function serveRole(options: ServeOptions): Promise<RunningRole> {
       await withBackoff(register, { ...kvWait({ kvWaitSeconds: waitSeconds }), what: `registering ${key}=${value} in kv at ${kv.address}`, log })
     } catch (error) {
       await running.stop()
-      throw new Error(`${role}: could not register in the kv store at ${kv.address} within ${waitSeconds} s (PIXMILL_KV_WAIT_SECONDS): ${(error as Error).message}`)
+      throw new Error(
+        `${role}: could not register in the kv store at ${kv.address} within ${waitSeconds} s (PIXMILL_KV_WAIT_SECONDS): ${(error as Error).message}`,
+      )
     }
     registered = true
     log.info({ key, value }, `${role} registered in kv`)

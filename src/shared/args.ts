@@ -10,7 +10,10 @@ export interface Address {
 
 /** A command line that does not fit the role's usage. */
 export class UsageError extends Error {
-  constructor(message: string, readonly usage: string) {
+  constructor(
+    message: string,
+    readonly usage: string,
+  ) {
     super(message)
     this.name = 'UsageError'
   }

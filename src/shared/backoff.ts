@@ -31,10 +31,7 @@ export async function withBackoff<T>(fn: () => Promise<T>, options: BackoffOptio
       const left = deadline - performance.now()
       if (attempt >= attempts || left <= 0 || options.signal?.aborted) throw error
       const wait = Math.min(left, Math.round(delay * (0.8 + Math.random() * 0.4)))
-      options.log?.warn(
-        { attempt, of: attempts, retryInMs: wait, err: (error as Error).message },
-        `${options.what}: not yet, retrying`,
-      )
+      options.log?.warn({ attempt, of: attempts, retryInMs: wait, err: (error as Error).message }, `${options.what}: not yet, retrying`)
       await sleep(wait, options.signal)
       delay = Math.min(delay * 2, options.maxMs ?? 5000)
     }

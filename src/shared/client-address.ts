@@ -18,7 +18,10 @@ export function parseAddress(text: string): string | undefined {
 export function forwardedFor(request: Request): string[] {
   const header = request.headers.get('x-forwarded-for')
   if (header === null) return []
-  return header.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '')
+  return header
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '')
 }
 
 export interface ClientAddressOptions {
@@ -60,5 +63,8 @@ export function clientBucket(address: string | undefined): string {
   const left = head === '' ? [] : head.split(':')
   const right = tail === '' ? [] : tail.split(':')
   const groups = address.includes('::') ? [...left, ...Array(8 - left.length - right.length).fill('0'), ...right] : left
-  return `${groups.slice(0, 4).map((group) => group.replace(/^0+(?=.)/, '')).join(':')}::/64`
+  return `${groups
+    .slice(0, 4)
+    .map((group) => group.replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`
 }

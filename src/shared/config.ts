@@ -94,7 +94,8 @@ function positiveInteger(env: Record<string, string | undefined>, name: string, 
 function nonNegativeInteger(env: Record<string, string | undefined>, name: string, fallback: number): number {
   const raw = env[name]?.trim()
   if (raw === undefined || raw === '') return fallback
-  if (!/^(0|[1-9][0-9]*)$/.test(raw) || !Number.isSafeInteger(Number(raw))) throw new ConfigError(`${name} must be 0 or a positive integer, got ${JSON.stringify(env[name])}`)
+  if (!/^(0|[1-9][0-9]*)$/.test(raw) || !Number.isSafeInteger(Number(raw)))
+    throw new ConfigError(`${name} must be 0 or a positive integer, got ${JSON.stringify(env[name])}`)
   return Number(raw)
 }
 
@@ -144,7 +145,8 @@ function url(env: Record<string, string | undefined>, name: string, schemes: rea
   } catch {
     throw new ConfigError(`${name} must be a URL (${schemes.map((s) => `${s}//...`).join(' or ')}), got ${JSON.stringify(raw)}`)
   }
-  if (!schemes.includes(parsed.protocol)) throw new ConfigError(`${name} must start with ${schemes.map((s) => `${s}//`).join(' or ')}, got ${parsed.protocol}//`)
+  if (!schemes.includes(parsed.protocol))
+    throw new ConfigError(`${name} must start with ${schemes.map((s) => `${s}//`).join(' or ')}, got ${parsed.protocol}//`)
   return raw
 }
 
@@ -170,7 +172,9 @@ function origins(env: Record<string, string | undefined>, name: string): readonl
     }
     // A browser's Origin header is the scheme, host and port only, with no slash after it: anything else never matches.
     if (!parsed || !['http:', 'https:'].includes(parsed.protocol) || parsed.origin !== origin) {
-      throw new ConfigError(`${name} must be * or origins such as https://app.example separated by commas (scheme, host and port only), got ${JSON.stringify(origin)}`)
+      throw new ConfigError(
+        `${name} must be * or origins such as https://app.example separated by commas (scheme, host and port only), got ${JSON.stringify(origin)}`,
+      )
     }
   }
   return Object.freeze([...new Set(list)])

@@ -87,7 +87,10 @@ export function errorText(message: string): string {
 
 /** 401: an internal endpoint called without the shared token. */
 export class Unauthorized extends HttpError {
-  constructor(message = 'This endpoint is internal: send Authorization: Bearer <PIXMILL_TOKEN>.', challenge: Record<string, string> = { 'WWW-Authenticate': 'Bearer realm="pixmill"' }) {
+  constructor(
+    message = 'This endpoint is internal: send Authorization: Bearer <PIXMILL_TOKEN>.',
+    challenge: Record<string, string> = { 'WWW-Authenticate': 'Bearer realm="pixmill"' },
+  ) {
     super(401, message, challenge)
   }
 }

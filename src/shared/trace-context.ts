@@ -71,7 +71,12 @@ export function currentTraceparent(): string | undefined {
  * Runs `work` in a new span, child of the current one (or of `parent`), current for everything `work` does; the span
  * ends with `work`, marked an error when `work` throws.
  */
-export async function inSpan<T>(tracer: Tracer, name: string, options: { kind?: SpanKind; attributes?: Attributes; parent?: Context }, work: (span: Span) => Promise<T>): Promise<T> {
+export async function inSpan<T>(
+  tracer: Tracer,
+  name: string,
+  options: { kind?: SpanKind; attributes?: Attributes; parent?: Context },
+  work: (span: Span) => Promise<T>,
+): Promise<T> {
   const parent = options.parent ?? active.getStore() ?? ROOT_CONTEXT
   const span = tracer.startSpan(name, { kind: options.kind ?? SpanKind.INTERNAL, attributes: options.attributes }, parent)
   try {

@@ -108,5 +108,9 @@ export async function stopRoleTracer(role: string): Promise<void> {
   const known = providers.get(role)
   if (!known) return
   providers.delete(role)
-  await orAfter(known.provider.shutdown().catch(() => {}), 5000, undefined)
+  await orAfter(
+    known.provider.shutdown().catch(() => {}),
+    5000,
+    undefined,
+  )
 }

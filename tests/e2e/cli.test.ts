@@ -5,8 +5,8 @@ import { join } from 'node:path'
 import sharp from 'sharp'
 import { MANIFEST_NAME } from '../../src/cli/manifest.ts'
 import { type Cluster, startCluster, waitFor } from '../helpers/cluster.ts'
-import { type Fixture, makeFixture } from '../helpers/png-fixtures.ts'
 import { chunk, concat, ihdrChunk, signature } from '../helpers/png.ts'
+import { type Fixture, makeFixture } from '../helpers/png-fixtures.ts'
 import { httpText, REPO_ROOT, type RoleProcess } from '../helpers/processes.ts'
 import { tempDir } from '../helpers/temp.ts'
 
@@ -22,7 +22,7 @@ const BROKEN = concat([signature(), ihdrChunk(8, 8, 8, 2), chunk('IDAT', Uint8Ar
 
 let cluster: Cluster
 let dir: ReturnType<typeof tempDir>
-let worker: RoleProcess | undefined
+let _worker: RoleProcess | undefined
 beforeAll(async () => {
   dir = tempDir('pixmill-cli-')
   // One upload at a time at the master: the client must honour its 503 with Retry-After.
@@ -47,7 +47,12 @@ interface Run {
 }
 
 function cli(args: readonly string[], env: Record<string, string> = {}) {
-  return Bun.spawn(['bun', 'run', 'src/cli.ts', ...args], { cwd: REPO_ROOT, env: { ...process.env, PIXMILL_TOKEN: '', ...env }, stdout: 'pipe', stderr: 'pipe' })
+  return Bun.spawn(['bun', 'run', 'src/cli.ts', ...args], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, PIXMILL_TOKEN: '', ...env },
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
 }
 
 async function run(args: readonly string[], env: Record<string, string> = {}): Promise<Run> {
@@ -63,12 +68,12 @@ async function expectResult(file: string, fixture: Fixture): Promise<void> {
 }
 
 async function ensureWorker(): Promise<void> {
-  worker ??= await cluster.startWorker('worker', {}, 2)
+  _worker ??= await cluster.startWorker('worker', {}, 2)
 }
 
 async function stopWorker(): Promise<void> {
   await cluster.killWorkers()
-  worker = undefined
+  _worker = undefined
 }
 
 /** Uploads the master accepted so far, from its metrics. */
@@ -112,14 +117,18 @@ describe('e2e: pixmill process', () => {
     const out = join(dir.path, 'resume-out')
     const first = cli(['process', input, '--out', out, '-r', '--master', cluster.address.master])
     // No worker: the uploads go through and wait; the manifest says so.
-    await waitFor('every file uploaded', () => {
-      try {
-        const entries = Object.values(JSON.parse(readFileSync(join(out, MANIFEST_NAME), 'utf8')).entries) as { state: string }[]
-        return entries.length === 4 && entries.every((e) => e.state === 'uploaded')
-      } catch {
-        return false
-      }
-    }, 20_000)
+    await waitFor(
+      'every file uploaded',
+      () => {
+        try {
+          const entries = Object.values(JSON.parse(readFileSync(join(out, MANIFEST_NAME), 'utf8')).entries) as { state: string }[]
+          return entries.length === 4 && entries.every((e) => e.state === 'uploaded')
+        } catch {
+          return false
+        }
+      },
+      20_000,
+    )
     first.kill('SIGKILL')
     await first.exited
     const uploadsBefore = await accepted()
@@ -130,7 +139,9 @@ describe('e2e: pixmill process', () => {
     expect(await accepted()).toBe(uploadsBefore)
     for (const [name, fixture] of Object.entries(FIXTURES)) await expectResult(join(out, name), fixture)
     // A third run with --resume has nothing left to do.
-    expect((await run(['process', input, '--out', out, '-r', '--resume', '--master', cluster.address.master])).stdout).toContain('0 done, 0 failed, 4 skipped of 4')
+    expect((await run(['process', input, '--out', out, '-r', '--resume', '--master', cluster.address.master])).stdout).toContain(
+      '0 done, 0 failed, 4 skipped of 4',
+    )
   }, 60_000)
 
   test('Ctrl-C stops cleanly: nothing new started, what was left said, exit 130', async () => {
@@ -156,9 +167,14 @@ describe('e2e: pixmill process', () => {
     const typescript = join(dir.path, 'typescript.txt')
     const command = `bun run src/cli.ts process ${input} --out ${out} -r --master ${cluster.address.master}`
     // script(1) gives the client a pseudo-terminal and records what it drew.
-    const proc = Bun.spawn(['script', '-qfec', command, typescript], { cwd: REPO_ROOT, env: { ...process.env, PIXMILL_TOKEN: '', COLUMNS: '160' }, stdout: 'ignore', stderr: 'ignore' })
+    const proc = Bun.spawn(['script', '-qfec', command, typescript], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, PIXMILL_TOKEN: '', COLUMNS: '160' },
+      stdout: 'ignore',
+      stderr: 'ignore',
+    })
     expect(await proc.exited).toBe(0)
-    const drawn = readFileSync(typescript, 'utf8').replace(/\x1b\[[0-9;?]*[a-zA-Z]/g, '')
+    const drawn = readFileSync(typescript, 'utf8').replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;?]*[a-zA-Z]`, 'g'), '')
     expect(drawn).toMatch(/█+░* \d\/4 uploaded \d, processing \d, done \d, failed 0 \| [\d.]+ images\/s/)
     expect(drawn).toMatch(/\d+% (uploading|processing|downloading) +(rgb|rgba16|nested\/palette|nested\/deeper\/grey)\.png/)
     expect(drawn).toContain('4 done, 0 failed, 0 skipped of 4')
@@ -185,7 +201,14 @@ describe('e2e: pixmill status, get, retry, delete', () => {
     expect((await run(['retry', String(broken), '--token', TOKEN, ...master])).stdout).toContain(`task ${broken}: queued again`)
     expect((await run(['delete', String(id), ...master], { PIXMILL_TOKEN: TOKEN })).stdout).toContain(`task ${id}: deleted`)
     expect((await run(['status', String(id), ...master])).code).toBe(1)
-    for (const args of [['process', dir.path], ['status', 'x'], ['get'], ['process', '/no/such/folder', '--out', dir.path], ['status', '1', '--master', 'nohost'], ['frobnicate']]) {
+    for (const args of [
+      ['process', dir.path],
+      ['status', 'x'],
+      ['get'],
+      ['process', '/no/such/folder', '--out', dir.path],
+      ['status', '1', '--master', 'nohost'],
+      ['frobnicate'],
+    ]) {
       expect((await run(args)).code).toBe(2)
     }
     expect((await run(['--help'])).code).toBe(0)

@@ -26,8 +26,19 @@ let context: BrowserContext
 
 const W = 48
 const H = 32
-const PNG = encodePng(W, H, 2, 8, Array.from({ length: H }, (_, y) => Array.from({ length: W }, (_, x) => [x * 5, y * 7, 90])))
-const BROKEN = new Uint8Array([...PNG_SIGNATURE, ...ihdrChunk(W, H, 8, 2), ...chunk('IDAT', new Uint8Array(64).fill(0x55)), ...chunk('IEND', new Uint8Array(0))])
+const PNG = encodePng(
+  W,
+  H,
+  2,
+  8,
+  Array.from({ length: H }, (_, y) => Array.from({ length: W }, (_, x) => [x * 5, y * 7, 90])),
+)
+const BROKEN = new Uint8Array([
+  ...PNG_SIGNATURE,
+  ...ihdrChunk(W, H, 8, 2),
+  ...chunk('IDAT', new Uint8Array(64).fill(0x55)),
+  ...chunk('IEND', new Uint8Array(0)),
+])
 
 async function upload(png: Uint8Array): Promise<number> {
   const response = await fetch(`http://${master}/new`, { method: 'POST', body: png as Uint8Array<ArrayBuffer>, headers: { 'content-type': 'image/png' } })
@@ -40,7 +51,8 @@ async function state(id: number): Promise<number | undefined> {
   return response.status === 200 ? ((await response.json()) as { state: number }).state : undefined
 }
 
-const settled = (ids: number[]) => waitFor(`tasks ${ids.join(', ')} to end`, async () => (await Promise.all(ids.map(state))).every((s) => s === 2 || s === 3), 30_000, 50)
+const settled = (ids: number[]) =>
+  waitFor(`tasks ${ids.join(', ')} to end`, async () => (await Promise.all(ids.map(state))).every((s) => s === 2 || s === 3), 30_000, 50)
 
 async function open(path: string, page?: Page): Promise<Page> {
   const tab = page ?? context.pages()[0] ?? (await context.newPage())
@@ -84,7 +96,11 @@ afterAll(async () => {
 
 /** The figures of one series of a chart, from its table. */
 async function column(page: Page, chart: string, series: number): Promise<number[]> {
-  return page.$$eval(`#${chart} .chart-table tbody tr`, (rows, n) => rows.map((row) => Number((row.querySelectorAll('td')[n] as HTMLElement | undefined)?.dataset.value ?? 0)), series)
+  return page.$$eval(
+    `#${chart} .chart-table tbody tr`,
+    (rows, n) => rows.map((row) => Number((row.querySelectorAll('td')[n] as HTMLElement | undefined)?.dataset.value ?? 0)),
+    series,
+  )
 }
 
 describe('e2e: the operator’s console in headless Chromium', () => {
@@ -118,9 +134,19 @@ describe('e2e: the operator’s console in headless Chromium', () => {
     await Promise.all([page.waitForURL(new RegExp(`/board/task\\?id=${id}$`)), page.keyboard.press('Enter')])
     await expect(page.locator('h1').textContent()).resolves.toContain(`Task ${id}`)
     const timeline = await page.locator('#timeline li').allTextContents()
-    expect(timeline.map((line) => line.replace(/^.*UTC\s*/, '').split(' (')[0]!.trim())).toEqual(['Uploaded and queued', 'Claimed by a worker', 'Finished'])
+    expect(
+      timeline.map((line) =>
+        line
+          .replace(/^.*UTC\s*/, '')
+          .split(' (')[0]!
+          .trim(),
+      ),
+    ).toEqual(['Uploaded and queued', 'Claimed by a worker', 'Finished'])
     for (const area of ['working', 'finished']) {
-      await page.waitForFunction((src) => (document.querySelector(`img[src="${src}"]`) as HTMLImageElement | null)?.naturalWidth === 48, `/board/image?id=${id}&area=${area}`)
+      await page.waitForFunction(
+        (src) => (document.querySelector(`img[src="${src}"]`) as HTMLImageElement | null)?.naturalWidth === 48,
+        `/board/image?id=${id}&area=${area}`,
+      )
     }
     await shot(page, 'console-task.png')
   }, 30_000)

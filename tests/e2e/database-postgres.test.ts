@@ -1,8 +1,8 @@
 // Two database role processes on one PostgreSQL: one set of tasks, claims never handed out twice, an outage survived.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { mkdirSync } from 'node:fs'
-import { freePort, httpText, type RoleProcess, spawnRole, waitHealthy } from '../helpers/processes.ts'
 import { type PostgresServer, postgresInstalled, startPostgresServer } from '../helpers/postgres-server.ts'
+import { freePort, httpText, type RoleProcess, spawnRole, waitHealthy } from '../helpers/processes.ts'
 import { tempDir } from '../helpers/temp.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 
@@ -92,10 +92,14 @@ describe('e2e: two database processes on one PostgreSQL', () => {
     expect(JSON.parse((await post(dbAddresses[1], '/getNewTask')).text).id).toBe(id)
     // The outage is in the log once, and so is its end (the 503 bodies say only "unavailable"). The log arrives
     // through a pipe, possibly after the answer: wait for it.
-    const log = await waitFor('the end of the outage in the log', async () => {
-      const text = await Bun.file(databases[1]!.logFile).text()
-      return text.includes('available again') ? text : undefined
-    }, 5000)
+    const log = await waitFor(
+      'the end of the outage in the log',
+      async () => {
+        const text = await Bun.file(databases[1]!.logFile).text()
+        return text.includes('available again') ? text : undefined
+      },
+      5000,
+    )
     expect(log.match(/PostgreSQL is unavailable/g)?.length).toBe(1)
     expect(log).toContain('PostgreSQL is available again')
   })
@@ -119,11 +123,11 @@ describe('e2e: two database processes on one PostgreSQL', () => {
 
   test('tasks per state are exported by one instance only, so a sum over both is true; the other takes over when it dies', async () => {
     const scrape = async (address: string) => (await httpText(address, '/metrics')).text
-    const tasksIn = (text: string) =>
-      [...text.matchAll(/^pixmill_tasks\{[^}]*\} (\d+)$/gm)].reduce((sum, match) => sum + Number(match[1]), 0)
+    const tasksIn = (text: string) => [...text.matchAll(/^pixmill_tasks\{[^}]*\} (\d+)$/gm)].reduce((sum, match) => sum + Number(match[1]), 0)
     // The lowest address reports; the sum over both instances counts each task once.
     const reporter = dbAddresses[0] < dbAddresses[1] ? 0 : 1
-    const countsOf = async (address: string) => Object.values(JSON.parse((await httpText(address, '/counts')).text) as Record<string, number>).reduce((a, b) => a + b, 0)
+    const countsOf = async (address: string) =>
+      Object.values(JSON.parse((await httpText(address, '/counts')).text) as Record<string, number>).reduce((a, b) => a + b, 0)
     // Asked of the reporter: its /counts and its gauges share one count of the table (each instance keeps its own for 2 s).
     const total = await countsOf(dbAddresses[reporter])
     const texts = await Promise.all(dbAddresses.map(scrape))
@@ -131,10 +135,15 @@ describe('e2e: two database processes on one PostgreSQL', () => {
     expect(texts.map(tasksIn)).toEqual(reporter === 0 ? [total, 0] : [0, total])
     await databases[reporter]!.kill9()
     const other = dbAddresses[1 - reporter]!
-    const text = await waitFor('the other instance to take over the shared figures', async () => {
-      const scraped = await scrape(other)
-      return /^pixmill_tasks_reporting\{[^}]*\} 1$/m.test(scraped) ? scraped : undefined
-    }, 20_000, 250)
+    const text = await waitFor(
+      'the other instance to take over the shared figures',
+      async () => {
+        const scraped = await scrape(other)
+        return /^pixmill_tasks_reporting\{[^}]*\} 1$/m.test(scraped) ? scraped : undefined
+      },
+      20_000,
+      250,
+    )
     expect(tasksIn(text)).toBe(await countsOf(other))
   }, 30_000)
 })

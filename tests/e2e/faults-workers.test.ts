@@ -15,7 +15,11 @@ let SLOWER_OUT: number[]
 let shared: Cluster
 let own: Cluster | undefined
 beforeAll(async () => {
-  ;[SLOW, SLOWER, shared] = await Promise.all([slowPng(SIDE), slowerPng(SIDE), startCluster({ env: { PIXMILL_LEASE_SECONDS: '1', PIXMILL_MAX_ATTEMPTS: '2' } })])
+  ;[SLOW, SLOWER, shared] = await Promise.all([
+    slowPng(SIDE),
+    slowerPng(SIDE),
+    startCluster({ env: { PIXMILL_LEASE_SECONDS: '1', PIXMILL_MAX_ATTEMPTS: '2' } }),
+  ])
   ;[SLOW_OUT, SLOWER_OUT] = await Promise.all([flatResultColour(SLOW), flatResultColour(SLOWER)])
 })
 afterEach(async () => {
@@ -45,7 +49,10 @@ describe('faults: workers', () => {
     // The expired lease counted as one failed attempt; PIXMILL_MAX_ATTEMPTS=2 leaves room for one more.
     expect(status).toMatchObject({ state: 2, attempts: 1 })
     // Logs are written asynchronously: wait for the lines of the finish.
-    await waitFor('the finish in the logs', () => logged(second.logFile, 'task finished', id).length > 0 && logged(c.roles.database!.logFile, 'task finished', id).length > 0)
+    await waitFor(
+      'the finish in the logs',
+      () => logged(second.logFile, 'task finished', id).length > 0 && logged(c.roles.database!.logFile, 'task finished', id).length > 0,
+    )
     expect(logged(second.logFile, 'task finished', id)).toHaveLength(1)
     expect(logged(c.roles.database!.logFile, 'task claimed', id)).toHaveLength(2)
     expect(logged(c.roles.database!.logFile, 'task finished', id)).toHaveLength(1)
@@ -83,7 +90,8 @@ describe('faults: workers', () => {
   test('a worker renews its lease while it works, so a task longer than the lease is handed out once', async () => {
     // A 2 s lease, renewed every 667 ms: a renewal late by a second on a loaded machine (the whole suite on 2 cores)
     // must not make this test lose the lease it is about.
-    const c = (own = await startCluster({ env: { PIXMILL_LEASE_SECONDS: '2' } }))
+    own = await startCluster({ env: { PIXMILL_LEASE_SECONDS: '2' } })
+    const c = own
     const workers = [await c.startWorker('worker-1'), await c.startWorker('worker-2')]
     const id = await c.uploadOk(SLOWER)
     expect(await c.waitState(id, [2], 30_000)).toMatchObject({ state: 2, attempts: 0 })
@@ -99,7 +107,8 @@ describe('faults: workers', () => {
   })
 
   test('SIGTERM of a worker mid-task: it exits 0 and the task is finished or handed back at once, not after its 60 s lease', async () => {
-    const c = (own = await startCluster({ env: { PIXMILL_LEASE_SECONDS: '60' } }))
+    own = await startCluster({ env: { PIXMILL_LEASE_SECONDS: '60' } })
+    const c = own
     const worker = await c.startWorker('worker-term')
     const id = await c.uploadOk(SLOW)
     await c.waitState(id, [1])

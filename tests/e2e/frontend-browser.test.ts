@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import { type BrowserContext, chromium, type Page } from 'playwright-core'
 import sharp from 'sharp'
 import { PNG_SIGNATURE } from '../../src/shared/png-header.ts'
 import { chunk, encodePng, ihdrChunk } from '../helpers/png.ts'
@@ -28,9 +28,20 @@ const contexts: BrowserContext[] = []
 const W = 64
 const H = 48
 const pixel = (x: number, y: number) => [(x * 4) % 256, (y * 5) % 256, 128]
-const PNG = encodePng(W, H, 2, 8, Array.from({ length: H }, (_, y) => Array.from({ length: W }, (_, x) => pixel(x, y))))
+const PNG = encodePng(
+  W,
+  H,
+  2,
+  8,
+  Array.from({ length: H }, (_, y) => Array.from({ length: W }, (_, x) => pixel(x, y))),
+)
 /** A valid header over data that does not inflate: accepted on upload, refused by the worker. */
-const BROKEN = new Uint8Array([...PNG_SIGNATURE, ...ihdrChunk(W, H, 8, 2), ...chunk('IDAT', new Uint8Array(64).fill(0x55)), ...chunk('IEND', new Uint8Array(0))])
+const BROKEN = new Uint8Array([
+  ...PNG_SIGNATURE,
+  ...ihdrChunk(W, H, 8, 2),
+  ...chunk('IDAT', new Uint8Array(64).fill(0x55)),
+  ...chunk('IEND', new Uint8Array(0)),
+])
 
 function launch(name: string, javaScriptEnabled = true): Promise<BrowserContext> {
   return chromium.launchPersistentContext(join(dir.path, name), {
@@ -39,7 +50,15 @@ function launch(name: string, javaScriptEnabled = true): Promise<BrowserContext>
     javaScriptEnabled,
     acceptDownloads: true,
     viewport: { width: 1100, height: 900 },
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   })
 }
 
@@ -92,11 +111,14 @@ describe('e2e: the frontend in headless Chromium', () => {
     expect(await refused.getAttribute('data-state')).toBe('rejected')
 
     // Dropping a file on the zone goes the same way as picking one.
-    const dropped = await page.evaluateHandle((bytes) => {
-      const transfer = new DataTransfer()
-      transfer.items.add(new File([new Uint8Array(bytes)], 'dropped.png', { type: 'image/png' }))
-      return transfer
-    }, [...PNG])
+    const dropped = await page.evaluateHandle(
+      (bytes) => {
+        const transfer = new DataTransfer()
+        transfer.items.add(new File([new Uint8Array(bytes)], 'dropped.png', { type: 'image/png' }))
+        return transfer
+      },
+      [...PNG],
+    )
     await page.dispatchEvent('#drop', 'drop', { dataTransfer: dropped })
 
     for (const name of ['gradient.png', 'dropped.png']) {
@@ -122,7 +144,11 @@ describe('e2e: the frontend in headless Chromium', () => {
     expect(bytes).toEqual(new Uint8Array(await (await fetch(`http://${frontend}/getImage?id=${id}`)).arrayBuffer()))
     const out = await rgba(bytes)
     expect([out.width, out.height]).toEqual([W, H])
-    for (const [x, y] of [[0, 0], [17, 9], [W - 1, H - 1]] as const) {
+    for (const [x, y] of [
+      [0, 0],
+      [17, 9],
+      [W - 1, H - 1],
+    ] as const) {
       const [r, g, b] = pixel(x, y)
       const at = (y * W + x) * 4
       expect([...out.data.subarray(at, at + 4)]).toEqual([g!, r!, b!, 255])
@@ -140,7 +166,14 @@ describe('e2e: the frontend in headless Chromium', () => {
   }, 60_000)
 
   test('the board shows counts and the failed task with its reason; "Try again" queues it again', async () => {
-    const answer = await fetch(`http://${frontend}/submitTask`, { method: 'POST', body: (() => { const f = new FormData(); f.append('uploadfile', new Blob([BROKEN]), 'broken.png'); return f })() })
+    const answer = await fetch(`http://${frontend}/submitTask`, {
+      method: 'POST',
+      body: (() => {
+        const f = new FormData()
+        f.append('uploadfile', new Blob([BROKEN]), 'broken.png')
+        return f
+      })(),
+    })
     const id = Number(await answer.text())
     expect(answer.status).toBe(200)
     const context = contexts[0]!
@@ -197,7 +230,9 @@ describe('e2e: the frontend in headless Chromium', () => {
 describe('e2e: the frontend streams uploads', () => {
   test('a 160 MiB form goes through to the master as it arrives: the frontend grows by far less than that', async () => {
     const boundary = 'pixmill-big-upload'
-    const head = new TextEncoder().encode(`--${boundary}\r\nContent-Disposition: form-data; name="uploadfile"; filename="big.png"\r\nContent-Type: image/png\r\n\r\n`)
+    const head = new TextEncoder().encode(
+      `--${boundary}\r\nContent-Disposition: form-data; name="uploadfile"; filename="big.png"\r\nContent-Type: image/png\r\n\r\n`,
+    )
     const png = new Uint8Array([...PNG_SIGNATURE, ...ihdrChunk(100, 100, 8, 2)])
     const tail = new TextEncoder().encode(`\r\n--${boundary}--\r\n`)
     const fileBytes = 160 * 1024 * 1024
@@ -221,11 +256,17 @@ describe('e2e: the frontend streams uploads', () => {
     })
     const started = performance.now()
     const { result, growth } = await peakRssGrowth([roles.at(-1)!.proc.pid], async () => {
-      const response = await fetch(`http://${frontend}/submitTask`, { method: 'POST', body, headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } })
+      const response = await fetch(`http://${frontend}/submitTask`, {
+        method: 'POST',
+        body,
+        headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+      })
       return { status: response.status, text: await response.text() }
     })
     const seconds = (performance.now() - started) / 1000
-    console.log(`160 MiB through the frontend in ${seconds.toFixed(2)} s (${(160 / seconds).toFixed(0)} MiB/s); frontend RSS peak growth ${(growth[0]! / 1048576).toFixed(1)} MiB`)
+    console.log(
+      `160 MiB through the frontend in ${seconds.toFixed(2)} s (${(160 / seconds).toFixed(0)} MiB/s); frontend RSS peak growth ${(growth[0]! / 1048576).toFixed(1)} MiB`,
+    )
     expect(result.status).toBe(200)
     expect(result.text).toMatch(/^\d+$/)
     // Measured here: 33-75 MiB for 48-300 MiB bodies (the master alone grows about as much); a buffered body would be 160+.

@@ -49,7 +49,10 @@ describe('e2e: kv and database processes', () => {
 
     expect((await httpText(kvAddress, '/get?key=colour')).text).toBe('green')
     expect((await httpText(kvAddress, '/get?key=gone')).status).toBe(404)
-    const states = (await httpText(dbAddress, '/list')).text.trim().split('\n').map((line) => JSON.parse(line).state)
+    const states = (await httpText(dbAddress, '/list')).text
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line).state)
     expect(states).toEqual([2, 1, 0, 0, 2])
     expect((await httpText(dbAddress, '/newTask', { method: 'POST' })).text).toBe('5')
     expect(JSON.parse((await httpText(dbAddress, '/getNewTask', { method: 'POST' })).text).id).toBe(2)
@@ -64,7 +67,11 @@ describe('e2e: kv and database processes', () => {
 
 describe('e2e: start-up failures', () => {
   test('too few or malformed arguments print the usage line and exit non-zero', async () => {
-    for (const [role, args] of [['database', []], ['database', ['nonsense', kvAddress]], ['kv', ['a', 'b']]] as const) {
+    for (const [role, args] of [
+      ['database', []],
+      ['database', ['nonsense', kvAddress]],
+      ['kv', ['a', 'b']],
+    ] as const) {
       const proc = Bun.spawnSync(['bun', 'run', `src/${role}.ts`, ...args], { cwd: `${import.meta.dir}/../..`, stderr: 'pipe' })
       expect(proc.exitCode).not.toBe(0)
       expect(proc.stderr.toString()).toContain(`usage: ${role}`)

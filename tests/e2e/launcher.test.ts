@@ -8,7 +8,9 @@ import { tempDir } from '../helpers/temp.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 
 const dirs: Array<ReturnType<typeof tempDir>> = []
-afterAll(() => dirs.forEach((d) => d.remove()))
+afterAll(() => {
+  for (const d of dirs) d.remove()
+})
 
 /** An offset that puts every default port (3000-3003, 8080) on a free port. */
 function freeOffset(): number {
@@ -63,9 +65,11 @@ describe('launcher', () => {
       await waitHealthy(`127.0.0.1:${8080 + offset}`, 20_000)
       const png = encodePng(1, 1, 2, 8, [[[10, 200, 30]]])
       const id = await (await fetch(`http://${master}/new`, { method: 'POST', body: png })).text()
-      await waitFor(`task ${id} to finish`, async () => (await (await fetch(`http://${master}/isReady?id=${id}`)).text()) === '1', 20_000).catch((error: Error) => {
-        throw new Error(`${error.message}; output:\n${run.output()}`)
-      })
+      await waitFor(`task ${id} to finish`, async () => (await (await fetch(`http://${master}/isReady?id=${id}`)).text()) === '1', 20_000).catch(
+        (error: Error) => {
+          throw new Error(`${error.message}; output:\n${run.output()}`)
+        },
+      )
       const result = Buffer.from(await (await fetch(`http://${master}/get?id=${id}`)).arrayBuffer())
       const { data, info } = await sharp(result).ensureAlpha(1).raw().toBuffer({ resolveWithObject: true })
       expect(info.channels).toBe(4)

@@ -10,6 +10,7 @@ import { freePort, httpText, type RoleProcess, spawnRole } from '../helpers/proc
  * worker, and comes back when its lease does: 10 s here, within the test's wait (the default 60 s is not).
  */
 const ENV = { PIXMILL_REGISTRATION_TTL_SECONDS: '3', PIXMILL_LEASE_SECONDS: '10' }
+
 import { tempDir } from '../helpers/temp.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 
@@ -43,7 +44,7 @@ async function submit(i: number): Promise<number | undefined> {
   const form = new FormData()
   form.append('uploadfile', new Blob([pngFor(i)], { type: 'image/png' }), `${i}.png`)
   const response = await fetch(`http://${frontend}/submitTask`, { method: 'POST', body: form, signal: AbortSignal.timeout(10_000) }).catch(() => undefined)
-  if (!response || response.status !== 200) return undefined
+  if (response?.status !== 200) return undefined
   return Number(await response.text())
 }
 
@@ -58,7 +59,10 @@ describe('e2e: many instances', () => {
   test('idle workers hold their claims through either master; a task uploaded through the other is claimed at once', async () => {
     const claimsAsked = async () => {
       const metrics = (await httpText(database, '/metrics')).text
-      return [...metrics.matchAll(/^pixmill_http_requests_total\{method="POST",route="\/getNewTask",status="\d+"[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0)
+      return [...metrics.matchAll(/^pixmill_http_requests_total\{method="POST",route="\/getNewTask",status="\d+"[^}]*\} (\d+)$/gm)].reduce(
+        (n, m) => n + Number(m[1]),
+        0,
+      )
     }
     // Quiet: two workers of one loop each hold one claim at a time, each asked again after 20 s only.
     await Bun.sleep(500)

@@ -13,7 +13,7 @@ const database = at()
 const storage = at()
 const master = at()
 const env = { PIXMILL_MAX_UPLOAD_BYTES: String(200 * 1024 * 1024) }
-let roles: RoleProcess[] = []
+const roles: RoleProcess[] = []
 
 beforeAll(async () => {
   roles.push(await spawnRole('kv', [kv], { dataDir: dir.path, healthAt: kv, env }))
@@ -26,8 +26,20 @@ afterAll(async () => {
   dir.remove()
 })
 
-const png = encodePng(4, 3, 2, 8, Array.from({ length: 3 }, (_, y) => Array.from({ length: 4 }, (_, x) => [x * 60, y * 100, 9])))
-const result = encodePng(4, 3, 6, 8, Array.from({ length: 3 }, () => Array.from({ length: 4 }, () => [1, 2, 3, 255])))
+const png = encodePng(
+  4,
+  3,
+  2,
+  8,
+  Array.from({ length: 3 }, (_, y) => Array.from({ length: 4 }, (_, x) => [x * 60, y * 100, 9])),
+)
+const result = encodePng(
+  4,
+  3,
+  6,
+  8,
+  Array.from({ length: 3 }, () => Array.from({ length: 4 }, () => [1, 2, 3, 255])),
+)
 
 describe('e2e: master with its peers', () => {
   test('every role registered itself in kv', async () => {

@@ -4,10 +4,10 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { chromium } from 'playwright-core'
 import sharp from 'sharp'
-import { logged, startCluster, waitFor, type Cluster } from '../helpers/cluster.ts'
+import { type Cluster, logged, startCluster, waitFor } from '../helpers/cluster.ts'
 import { originalKv, originalWorkerLoop, startOriginalSystem } from '../helpers/original-roles.ts'
+import { type Bytes, chunk, concat, ihdrChunk, signature } from '../helpers/png.ts'
 import { type Fixture, makeFixture } from '../helpers/png-fixtures.ts'
-import { chunk, concat, ihdrChunk, signature, type Bytes } from '../helpers/png.ts'
 import { freePort, httpText, type RoleProcess, spawnRole, waitHealthy } from '../helpers/processes.ts'
 import { tempDir } from '../helpers/temp.ts'
 
@@ -77,7 +77,9 @@ describe('e2e: this project’s worker and frontend against the original kv, dat
   })
 
   test('PNGs of several kinds, uploaded through the frontend and through the master, come back swapped exactly', async () => {
-    const ids = await Promise.all(FIXTURES.map((fixture, i) => (i % 2 === 0 ? submitForm(frontend, fixture.png) : uploadRaw(system.master.address, fixture.png))))
+    const ids = await Promise.all(
+      FIXTURES.map((fixture, i) => (i % 2 === 0 ? submitForm(frontend, fixture.png) : uploadRaw(system.master.address, fixture.png))),
+    )
     for (const [i, id] of ids.entries()) {
       await waitReady(frontend, id)
       await expectResult(await download(frontend, `/getImage?id=${id}`), FIXTURES[i]!)
@@ -109,7 +111,15 @@ describe('e2e: this project’s worker and frontend against the original kv, dat
     const context = await chromium.launchPersistentContext(join(dir.path, 'browser'), {
       executablePath: process.env.PIXMILL_CHROMIUM ?? '/usr/bin/chromium',
       headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     })
     try {
       const page = context.pages()[0] ?? (await context.newPage())
@@ -130,7 +140,11 @@ describe('e2e: this project’s worker and frontend against the original kv, dat
 
   test('an image the worker cannot decode is logged and left to its lease, as the original worker did', async () => {
     const id = await uploadRaw(system.master.address, BROKEN)
-    await waitFor('the worker to give up on the broken image', () => logged(worker.logFile, 'the master cannot record a failure; leaving the task to its lease', id).length > 0, 20_000)
+    await waitFor(
+      'the worker to give up on the broken image',
+      () => logged(worker.logFile, 'the master cannot record a failure; leaving the task to its lease', id).length > 0,
+      20_000,
+    )
     expect(logged(worker.logFile, /registerTaskFailed|retrying/, id)).toEqual([])
     // Still in progress in the original database, and "not finished" to the frontend, which cannot tell more.
     expect(system.database.tasks[id]?.state).toBe(1)

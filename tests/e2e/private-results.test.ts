@@ -36,7 +36,10 @@ afterAll(async () => {
   dir.remove()
 })
 
-async function submit(png: Uint8Array, headers: Record<string, string> = fresh()): Promise<{ status: number; id: number; key: string | null; headers: Headers }> {
+async function submit(
+  png: Uint8Array,
+  headers: Record<string, string> = fresh(),
+): Promise<{ status: number; id: number; key: string | null; headers: Headers }> {
   const form = new FormData()
   form.append('uploadfile', new Blob([png as Uint8Array<ArrayBuffer>], { type: 'image/png' }), 'a.png')
   const response = await fetch(`http://${frontend}/submitTask`, { method: 'POST', body: form, headers })
@@ -68,8 +71,10 @@ describe('e2e: private results through master and frontend', () => {
     const asUnknown = await same(master, `/status?id=${unknown}`)
     expect(asUnknown).toEqual([404, 'Error: No task with id N.'])
     for (const key of ['', `&key=${mine.key!.slice(0, -1)}`, `&key=${theirs.key}`, `&key=${'A'.repeat(32)}`]) {
-      for (const path of ['/isReady', '/get', '/status', '/wait']) expect([path, key, ...(await same(master, `${path}?id=${mine.id}${key}`))]).toEqual([path, key, ...asUnknown])
-      for (const path of ['/isReady', '/getImage', '/api/status']) expect([path, key, ...(await same(frontend, `${path}?id=${mine.id}${key}`))]).toEqual([path, key, ...asUnknown])
+      for (const path of ['/isReady', '/get', '/status', '/wait'])
+        expect([path, key, ...(await same(master, `${path}?id=${mine.id}${key}`))]).toEqual([path, key, ...asUnknown])
+      for (const path of ['/isReady', '/getImage', '/api/status'])
+        expect([path, key, ...(await same(frontend, `${path}?id=${mine.id}${key}`))]).toEqual([path, key, ...asUnknown])
     }
     // Nor around the master: storage wants the token, the lists are for operators.
     expect((await httpText(storage, `/getImage?id=${mine.id}&state=finished`)).status).toBe(401)
@@ -87,7 +92,15 @@ describe('e2e: private results through master and frontend', () => {
       acceptDownloads: true,
       // The page's uploads come from this browser: a client address of its own at the frontend, standing in for a proxy.
       extraHTTPHeaders: { 'x-forwarded-for': '192.0.2.77' },
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     })
     try {
       const page = context.pages()[0] ?? (await context.newPage())
@@ -114,7 +127,12 @@ describe('e2e: private results through master and frontend', () => {
     writeFileSync(join(input, 'one.png'), smallPng(4))
     writeFileSync(join(input, 'two.png'), smallPng(5))
     const run = async (args: string[], extra: Record<string, string> = {}) => {
-      const proc = Bun.spawn(['bun', 'run', 'src/cli.ts', ...args], { cwd: REPO_ROOT, env: { ...process.env, PIXMILL_TOKEN: '', PIXMILL_TASK_KEY: '', ...extra }, stdout: 'pipe', stderr: 'pipe' })
+      const proc = Bun.spawn(['bun', 'run', 'src/cli.ts', ...args], {
+        cwd: REPO_ROOT,
+        env: { ...process.env, PIXMILL_TOKEN: '', PIXMILL_TASK_KEY: '', ...extra },
+        stdout: 'pipe',
+        stderr: 'pipe',
+      })
       const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited])
       return { code, stdout, stderr }
     }
@@ -122,7 +140,10 @@ describe('e2e: private results through master and frontend', () => {
     expect([processed.code, processed.stderr]).toEqual([0, expect.any(String)])
     expect(await isSwapOf(readFileSync(join(input, 'one.png')), readFileSync(join(out, 'one.png')))).toBe(true)
     const entries = JSON.parse(readFileSync(join(out, MANIFEST_NAME), 'utf8')).entries as Record<string, { id: number; key: string; state: string }>
-    expect(Object.values(entries).map((e) => [e.state, /^[A-Za-z0-9_-]{32}$/.test(e.key)])).toEqual([['done', true], ['done', true]])
+    expect(Object.values(entries).map((e) => [e.state, /^[A-Za-z0-9_-]{32}$/.test(e.key)])).toEqual([
+      ['done', true],
+      ['done', true],
+    ])
     const { id, key } = entries['one.png']!
     const file = join(dir.path, 'got.png')
     expect((await run(['get', String(id), '-o', file, '--master', master, '--key', key])).code).toBe(0)

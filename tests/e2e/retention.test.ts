@@ -34,7 +34,13 @@ async function finishedTasks(n: number): Promise<number[]> {
 async function neverReadyWithoutImage(ids: readonly number[]): Promise<number> {
   let checked = 0
   for (const id of ids) {
-    const image = await fetch(`http://${cluster.address.storage}/getImage?id=${id}&state=finished`).then(async (r) => (await r.body?.cancel(), r.status), () => undefined)
+    const image = await fetch(`http://${cluster.address.storage}/getImage?id=${id}&state=finished`).then(
+      async (r) => {
+        await r.body?.cancel()
+        return r.status
+      },
+      () => undefined,
+    )
     if (image !== 404) continue
     const ready = await httpText(cluster.address.master, `/isReady?id=${id}`).catch(() => undefined)
     if (ready === undefined) continue

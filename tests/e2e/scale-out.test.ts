@@ -44,8 +44,18 @@ beforeAll(async () => {
   await Promise.all(kvs.map((address, i) => start(`kv${i}`, 'kv', [address], env, address)))
   // Every other role talks to one of the two kv instances; both serve the same pairs from Redis.
   const kvOf = (i: number) => kvs[i % 2]!
-  await Promise.all([0, 1].map((i) => { const a = at(); return start(`database${i}`, 'database', [a, kvOf(i)], env, a) }))
-  await Promise.all([0, 1].map((i) => { const a = at(); return start(`storage${i}`, 'storage', [a, kvOf(i)], env, a) }))
+  await Promise.all(
+    [0, 1].map((i) => {
+      const a = at()
+      return start(`database${i}`, 'database', [a, kvOf(i)], env, a)
+    }),
+  )
+  await Promise.all(
+    [0, 1].map((i) => {
+      const a = at()
+      return start(`storage${i}`, 'storage', [a, kvOf(i)], env, a)
+    }),
+  )
   masters.push(at(), at())
   await Promise.all(masters.map((address, i) => start(`master${i}`, 'master', [address, kvOf(i)], env, address)))
   await Promise.all([0, 1, 2].map((i) => start(`worker${i}`, 'worker', [kvOf(i), '1'], env)))
@@ -58,7 +68,11 @@ afterAll(async () => {
 }, 60_000)
 
 const pixel = (i: number) => [i % 251, (i * 3) % 251, (i * 7) % 251]
-const pngFor = (i: number) => encodePng(3, 2, 2, 8, [[pixel(i), pixel(i + 1), pixel(i + 2)], [pixel(i + 3), pixel(i + 4), pixel(i + 5)]])
+const pngFor = (i: number) =>
+  encodePng(3, 2, 2, 8, [
+    [pixel(i), pixel(i + 1), pixel(i + 2)],
+    [pixel(i + 3), pixel(i + 4), pixel(i + 5)],
+  ])
 
 /** Uploads through the masters in turn; a master that does not answer is skipped for the other. */
 async function upload(i: number): Promise<number> {
@@ -90,10 +104,17 @@ describe('e2e: scale-out on Redis, PostgreSQL and S3', () => {
     const live = masters[1]!
     const deadline = performance.now() + 90_000
     for (const [id, i] of ids) {
-      await waitFor(`task ${id} to finish`, async () => (await httpText(live, `/isReady?id=${id}`)).text === '1', Math.max(1000, deadline - performance.now())).catch(async (error: Error) => {
+      await waitFor(
+        `task ${id} to finish`,
+        async () => (await httpText(live, `/isReady?id=${id}`)).text === '1',
+        Math.max(1000, deadline - performance.now()),
+      ).catch(async (error: Error) => {
         throw new Error(`${error.message}: ${(await httpText(live, `/status?id=${id}`)).text}`)
       })
-      const { data } = await sharp(Buffer.from(await (await fetch(`http://${live}/get?id=${id}`)).arrayBuffer())).ensureAlpha(1).raw().toBuffer({ resolveWithObject: true })
+      const { data } = await sharp(Buffer.from(await (await fetch(`http://${live}/get?id=${id}`)).arrayBuffer()))
+        .ensureAlpha(1)
+        .raw()
+        .toBuffer({ resolveWithObject: true })
       const [r, g, b] = pixel(i)
       expect([...data.subarray(0, 4)]).toEqual([g!, r!, b!, 255])
     }

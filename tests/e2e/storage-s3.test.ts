@@ -46,7 +46,6 @@ async function download(address: string, query: string, headers?: HeadersInit) {
   return { status: response.status, headers: response.headers, bytes: new Uint8Array(await response.arrayBuffer()) }
 }
 
-
 describe('e2e: storage on S3', () => {
   test('both instances say they keep the images in S3, and neither makes a storage folder', () => {
     for (const [i, storage] of storages.entries()) {

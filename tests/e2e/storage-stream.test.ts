@@ -28,7 +28,11 @@ const startStorage = () =>
 beforeAll(async () => {
   kv = await spawnRole('kv', [kvAddress], { dataDir: dir.path, healthAt: kvAddress })
   // The small one registers first, so that `storageAddress` ends up naming the main one.
-  small = await spawnRole('storage', [smallAddress, kvAddress], { dataDir: smallDir.path, healthAt: smallAddress, env: { PIXMILL_MAX_UPLOAD_BYTES: String(MiB) } })
+  small = await spawnRole('storage', [smallAddress, kvAddress], {
+    dataDir: smallDir.path,
+    healthAt: smallAddress,
+    env: { PIXMILL_MAX_UPLOAD_BYTES: String(MiB) },
+  })
   storage = await startStorage()
 }, 30_000)
 afterAll(async () => {
@@ -68,7 +72,6 @@ async function rssGrowth(pid: number, work: () => Promise<void>): Promise<number
 }
 
 const tempsBelow = (root = dir.path) => tempFiles(join(root, 'storage'))
-
 
 /** A raw HTTP upload that sends its headers and `first` bytes of a body announced as `length` bytes, then waits. */
 function startUpload(target: string, query: string, length: number, first: Uint8Array): Promise<Socket> {

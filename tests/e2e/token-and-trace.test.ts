@@ -40,7 +40,13 @@ describe('e2e: PIXMILL_TOKEN and request ids', () => {
   })
 
   test('an upload through the frontend is processed, and its request id shows in the logs of every role it crossed', async () => {
-    const png = encodePng(3, 1, 2, 8, [[[10, 20, 30], [40, 50, 60], [70, 80, 90]]])
+    const png = encodePng(3, 1, 2, 8, [
+      [
+        [10, 20, 30],
+        [40, 50, 60],
+        [70, 80, 90],
+      ],
+    ])
     const form = new FormData()
     form.append('uploadfile', new Blob([png], { type: 'image/png' }), 'a.png')
     const upload = await fetch(`http://${frontend}/submitTask`, { method: 'POST', body: form, headers: { 'x-request-id': 'trace-e2e-42' } })

@@ -12,7 +12,16 @@ const OTEL = { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint, OTEL_BSP_SCHEDULE
 let cluster: Awaited<ReturnType<typeof startCluster>>
 let frontend: RoleProcess
 const frontendAddress = `127.0.0.1:${freePort()}`
-const PNG = encodePng(2, 2, 2, 8, [[[1, 2, 3], [4, 5, 6]], [[7, 8, 9], [10, 11, 12]]])
+const PNG = encodePng(2, 2, 2, 8, [
+  [
+    [1, 2, 3],
+    [4, 5, 6],
+  ],
+  [
+    [7, 8, 9],
+    [10, 11, 12],
+  ],
+])
 
 beforeAll(async () => {
   cluster = await startCluster({ env: OTEL })
@@ -38,11 +47,16 @@ async function upload(headers: Record<string, string>): Promise<number> {
 
 /** Waits until the trace has spans of every one of `services` and a finished worker report, and gives them. */
 function traceOf(traceId: string, services: readonly string[]) {
-  return waitFor(`spans of ${services.join(', ')} in trace ${traceId}`, () => {
-    const spans = receiver.inTrace(traceId)
-    const have = new Set(spans.map((span) => span.service))
-    return services.every((service) => have.has(service)) && spans.some((span) => span.name === 'report') ? spans : undefined
-  }, 15_000, 50)
+  return waitFor(
+    `spans of ${services.join(', ')} in trace ${traceId}`,
+    () => {
+      const spans = receiver.inTrace(traceId)
+      const have = new Set(spans.map((span) => span.service))
+      return services.every((service) => have.has(service)) && spans.some((span) => span.name === 'report') ? spans : undefined
+    },
+    15_000,
+    50,
+  )
 }
 
 describe('e2e: tracing with OpenTelemetry', () => {
@@ -56,7 +70,11 @@ describe('e2e: tracing with OpenTelemetry', () => {
     expect(upload_).toMatchObject({ parentSpanId: callerSpan, kind: 2 })
     expect(upload_.attributes).toMatchObject({ 'http.request.method': 'POST', 'http.route': '/new', 'http.response.status_code': 200 })
     // The master's calls: the database reserves the task, the storage takes the image, both children of the upload.
-    for (const [service, name] of [['pixmill-database', 'POST /reserveTask'], ['pixmill-storage', 'POST /sendImage'], ['pixmill-database', 'POST /activateTask']]) {
+    for (const [service, name] of [
+      ['pixmill-database', 'POST /reserveTask'],
+      ['pixmill-storage', 'POST /sendImage'],
+      ['pixmill-database', 'POST /activateTask'],
+    ]) {
       expect(spans.find((span) => span.service === service && span.name === name)?.parentSpanId).toBe(upload_.spanId)
     }
     // The worker continues the trace stored with the task: its task span under the upload, a span per stage under it,
@@ -82,7 +100,13 @@ describe('e2e: tracing with OpenTelemetry', () => {
     const id = Number(await response.text())
     await cluster.waitState(id, [2])
     const root = await waitFor('the frontend’s root span', () =>
-      receiver.spans.find((span) => span.service === 'pixmill-frontend' && span.name === 'POST /submitTask' && span.parentSpanId === undefined && receiver.inTrace(span.traceId).some((s) => s.attributes['pixmill.task.id'] === id)),
+      receiver.spans.find(
+        (span) =>
+          span.service === 'pixmill-frontend' &&
+          span.name === 'POST /submitTask' &&
+          span.parentSpanId === undefined &&
+          receiver.inTrace(span.traceId).some((s) => s.attributes['pixmill.task.id'] === id),
+      ),
     )
     const spans = await traceOf(root.traceId, ['pixmill-frontend', 'pixmill-master', 'pixmill-database', 'pixmill-storage', 'pixmill-worker'])
     expect(spans.find((span) => span.service === 'pixmill-master' && span.name === 'POST /new')?.parentSpanId).toBeDefined()

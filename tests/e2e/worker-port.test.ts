@@ -32,7 +32,14 @@ describe('e2e: the worker’s port', () => {
     expect((await httpText(address, '/livez')).status).toBe(200)
     await waitFor('the worker ready', async () => (await httpText(address, '/readyz')).status === 200)
 
-    const id = await cluster.uploadOk(encodePng(2, 1, 2, 8, [[[1, 2, 3], [4, 5, 6]]]))
+    const id = await cluster.uploadOk(
+      encodePng(2, 1, 2, 8, [
+        [
+          [1, 2, 3],
+          [4, 5, 6],
+        ],
+      ]),
+    )
     await cluster.waitState(id, [2])
     const status = JSON.parse((await httpText(address, '/status')).text)
     expect(status).toMatchObject({ address, loops: 2, done: 1, failed: 0, problem: null })
@@ -71,7 +78,10 @@ describe('e2e: the worker’s port', () => {
   }, 60_000)
 
   test('a bad PIXMILL_WORKER_LISTEN stops the worker at start, naming the variable', async () => {
-    const bad = Bun.spawnSync(['bun', 'run', 'src/worker.ts', cluster.address.kv, '1'], { env: { ...process.env, PIXMILL_WORKER_LISTEN: 'nowhere' }, stderr: 'pipe' })
+    const bad = Bun.spawnSync(['bun', 'run', 'src/worker.ts', cluster.address.kv, '1'], {
+      env: { ...process.env, PIXMILL_WORKER_LISTEN: 'nowhere' },
+      stderr: 'pipe',
+    })
     expect(bad.exitCode).toBe(2)
     expect(bad.stderr.toString()).toContain('PIXMILL_WORKER_LISTEN must be host:port')
   })

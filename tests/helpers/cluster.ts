@@ -2,8 +2,8 @@
 import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import sharp from 'sharp'
-import { encodePng, type Bytes } from './png.ts'
-import { freePort, REPO_ROOT, type RoleProcess, spawnCommand, spawnRole, waitHealthy } from './processes.ts'
+import { type Bytes, encodePng } from './png.ts'
+import { freePort, type RoleProcess, spawnCommand, spawnRole, waitHealthy } from './processes.ts'
 import { tempDir } from './temp.ts'
 import { waitFor } from './wait-for.ts'
 
@@ -33,8 +33,7 @@ export function logLines(file: string): Array<Record<string, unknown>> {
 /** Lines of `file` with this `msg` (and, when given, this `task`/`id` field). */
 export function logged(file: string, msg: string | RegExp, task?: number): Array<Record<string, unknown>> {
   return logLines(file).filter(
-    (line) =>
-      (typeof msg === 'string' ? line.msg === msg : msg.test(String(line.msg))) && (task === undefined || line.task === task || line.id === task),
+    (line) => (typeof msg === 'string' ? line.msg === msg : msg.test(String(line.msg))) && (task === undefined || line.task === task || line.id === task),
   )
 }
 
@@ -112,10 +111,15 @@ export async function startCluster(options: ClusterOptions = {}) {
     },
     /** Waits until the task is in one of `states`, and answers its status. */
     async waitState(id: number, states: readonly number[], timeoutMs = 20_000) {
-      return waitFor(`task ${id} to reach state ${states.join(' or ')}`, async () => {
-        const status = await cluster.status(id).catch(() => undefined)
-        return status && states.includes(status.state) ? status : undefined
-      }, timeoutMs, 20)
+      return waitFor(
+        `task ${id} to reach state ${states.join(' or ')}`,
+        async () => {
+          const status = await cluster.status(id).catch(() => undefined)
+          return status && states.includes(status.state) ? status : undefined
+        },
+        timeoutMs,
+        20,
+      )
     },
     /** The stored image of `id` in `area`, or undefined. */
     async image(id: number, area: 'working' | 'finished'): Promise<Uint8Array | undefined> {
@@ -184,15 +188,27 @@ export async function flatResultColour(png: Uint8Array): Promise<number[]> {
 
 /** A small opaque RGB PNG whose pixels follow from `seed`, so that every upload differs. */
 export function smallPng(seed: number, width = 3, height = 2): Bytes {
-  const pixels = Array.from({ length: height }, (_, y) => Array.from({ length: width }, (_, x) => [(seed * 7 + x * 40) % 256, (seed * 13 + y * 60) % 256, (seed + x + y) % 256]))
+  const pixels = Array.from({ length: height }, (_, y) =>
+    Array.from({ length: width }, (_, x) => [(seed * 7 + x * 40) % 256, (seed * 13 + y * 60) % 256, (seed + x + y) % 256]),
+  )
   return encodePng(width, height, 2, 8, pixels)
 }
 
 /** An opaque RGB PNG of random pixels: it does not compress, so its size is about 3 bytes a pixel. */
 export function noisyPng(width: number, height: number, seed = 1): Bytes {
   let s = seed >>> 0
-  const next = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) >>> 24)
-  return encodePng(width, height, 2, 8, Array.from({ length: height }, () => Array.from({ length: width }, () => [next(), next(), next()])), { filter: 0 })
+  const next = () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0
+    return s >>> 24
+  }
+  return encodePng(
+    width,
+    height,
+    2,
+    8,
+    Array.from({ length: height }, () => Array.from({ length: width }, () => [next(), next(), next()])),
+    { filter: 0 },
+  )
 }
 
 /**
@@ -205,7 +221,8 @@ export async function isSwapOf(input: Uint8Array, result: Uint8Array): Promise<b
   const out = await sharp(result).ensureAlpha(1).raw().toBuffer({ resolveWithObject: true })
   if (out.info.channels !== 4 || out.info.width !== source.info.width || out.info.height !== source.info.height) return false
   for (let p = 0, q = 0; p < source.data.length; p += 3, q += 4) {
-    if (out.data[q] !== source.data[p + 1] || out.data[q + 1] !== source.data[p] || out.data[q + 2] !== source.data[p + 2] || out.data[q + 3] !== 255) return false
+    if (out.data[q] !== source.data[p + 1] || out.data[q + 1] !== source.data[p] || out.data[q + 2] !== source.data[p + 2] || out.data[q + 3] !== 255)
+      return false
   }
   return true
 }

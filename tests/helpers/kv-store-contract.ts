@@ -43,7 +43,11 @@ export function kvStoreContract(name: string, setup: () => { open(): KvStore; cl
       await store.set('b', '2')
       await store.set('a', '1')
       await store.set('c', '3')
-      expect(await store.list()).toEqual([['a', '1'], ['b', '2'], ['c', '3']])
+      expect(await store.list()).toEqual([
+        ['a', '1'],
+        ['b', '2'],
+        ['c', '3'],
+      ])
     })
 
     test('keys and values keep spaces, separators and non-ASCII text exactly', async () => {
@@ -73,7 +77,10 @@ export function kvStoreContract(name: string, setup: () => { open(): KvStore; cl
       await env.pass(200)
       expect(await store.get('masterAddress/a:1')).toBeUndefined()
       expect(await store.get('masterAddress/b:1')).toBe('b:1')
-      expect(await store.list()).toEqual([['forever', 'yes'], ['masterAddress/b:1', 'b:1']])
+      expect(await store.list()).toEqual([
+        ['forever', 'yes'],
+        ['masterAddress/b:1', 'b:1'],
+      ])
       // A plain set makes a pair permanent again.
       await store.set('masterAddress/b:1', 'b:1')
       await env.pass(350)
@@ -85,7 +92,10 @@ export function kvStoreContract(name: string, setup: () => { open(): KvStore; cl
       await store.set('masterAddress/m:1', 'm:1')
       await store.set('masterAddress/m:2', 'm:2')
       await store.set('storageAddress/s:1', 's:1')
-      expect(await store.list('masterAddress/')).toEqual([['masterAddress/m:1', 'm:1'], ['masterAddress/m:2', 'm:2']])
+      expect(await store.list('masterAddress/')).toEqual([
+        ['masterAddress/m:1', 'm:1'],
+        ['masterAddress/m:2', 'm:2'],
+      ])
       expect(await store.list('nothing/')).toEqual([])
     })
 

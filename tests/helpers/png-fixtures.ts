@@ -1,5 +1,5 @@
 // PNG fixtures of every kind with the result the PROTOCOL rule gives, computed from their own sample values.
-import { CHANNELS, type ColorType, encodePng, type EncodeOptions, type Pixel } from './png.ts'
+import { CHANNELS, type ColorType, type EncodeOptions, encodePng, type Pixel } from './png.ts'
 
 const D16 = 65535 * 257
 
@@ -83,4 +83,3 @@ export function makeFixture(spec: Spec): Fixture {
   })
   return { png, width, height, expected }
 }
-

@@ -1,8 +1,9 @@
 // A throw-away PostgreSQL server for tests: initdb once per file, a database per test, kill -9 and restart.
-import { SQL, type Subprocess } from 'bun'
+
 import { chownSync, closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { SQL, type Subprocess } from 'bun'
 import { freePort } from './processes.ts'
 
 export interface PostgresServer {
@@ -37,7 +38,9 @@ export interface PostgresServer {
 function binDir(): string | undefined {
   const root = '/usr/lib/postgresql'
   if (!existsSync(root)) return undefined
-  const versions = readdirSync(root).filter((v) => existsSync(join(root, v, 'bin', 'postgres'))).sort((a, b) => Number(b) - Number(a))
+  const versions = readdirSync(root)
+    .filter((v) => existsSync(join(root, v, 'bin', 'postgres')))
+    .sort((a, b) => Number(b) - Number(a))
   return versions[0] && join(root, versions[0], 'bin')
 }
 
@@ -118,12 +121,29 @@ export async function startPostgresServer(): Promise<PostgresServer> {
     // zombie's pid passes the lock file's liveness check and the restart after kill9() would refuse to start;
     // (2) the shell reads our pipe and shuts the server down when it closes, so a test run that dies leaves no
     // server behind; then, unless we said "keep" (a stop before a restart), it removes the folder too.
-    const args = [join(bin!, 'postgres'), '-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=on', '-c', 'max_connections=200']
-    proc = Bun.spawn(asPostgres(['sh', '-c', `"$@" & pg=$!; read keep; kill -INT $pg 2>/dev/null; wait $pg; [ "$keep" = keep ] || rm -rf '${dir}'`, 'sh', ...args]), {
-      stdout: log,
-      stderr: log,
-      stdin: 'pipe',
-    })
+    const args = [
+      join(bin!, 'postgres'),
+      '-D',
+      data,
+      '-p',
+      String(port),
+      '-k',
+      dir,
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'fsync=on',
+      '-c',
+      'max_connections=200',
+    ]
+    proc = Bun.spawn(
+      asPostgres(['sh', '-c', `"$@" & pg=$!; read keep; kill -INT $pg 2>/dev/null; wait $pg; [ "$keep" = keep ] || rm -rf '${dir}'`, 'sh', ...args]),
+      {
+        stdout: log,
+        stderr: log,
+        stdin: 'pipe',
+      },
+    )
     closeSync(log)
     const deadline = performance.now() + 30_000
     for (;;) {

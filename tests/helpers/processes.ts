@@ -1,7 +1,8 @@
 // Real role processes for end-to-end tests: free ports, logs kept per test, kill -9 and SIGTERM.
-import type { Subprocess } from 'bun'
+
 import { appendFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
+import type { Subprocess } from 'bun'
 
 export const REPO_ROOT = resolve(import.meta.dir, '../..')
 
@@ -110,7 +111,9 @@ export async function waitHealthy(address: string, timeoutMs: number, proc?: Rol
 /** The last lines of a role's log, for a failure's message: the folder is gone once the test's cleanup has run. */
 async function logTail(logFile: string | undefined, lines = 20): Promise<string> {
   if (logFile === undefined) return '(no log)'
-  const text = await Bun.file(logFile).text().catch(() => '(no log)')
+  const text = await Bun.file(logFile)
+    .text()
+    .catch(() => '(no log)')
   return text.trimEnd().split('\n').slice(-lines).join('\n')
 }
 

@@ -42,14 +42,22 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   const timeoutMs = options.startTimeoutMs ?? 5000
   const args = [
     '/usr/bin/redis-server',
-    '--port', String(port),
-    '--bind', '127.0.0.1',
-    '--dir', folder.path,
-    '--appendonly', 'yes',
-    '--appendfsync', options.appendfsync ?? 'always',
-    '--save', '',
-    '--daemonize', 'no',
-    '--logfile', 'redis.log',
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    folder.path,
+    '--appendonly',
+    'yes',
+    '--appendfsync',
+    options.appendfsync ?? 'always',
+    '--save',
+    '',
+    '--daemonize',
+    'no',
+    '--logfile',
+    'redis.log',
   ]
   let proc: Subprocess | undefined
 

@@ -13,10 +13,13 @@ export function rssBytes(pid: number): number {
 export async function peakRssGrowth<T>(pids: readonly number[], work: () => Promise<T>): Promise<{ result: T; growth: number[] }> {
   const base = pids.map(rssBytes)
   const peak = [...base]
-  const timer = setInterval(() => pids.forEach((pid, i) => (peak[i] = Math.max(peak[i]!, rssBytes(pid)))), 20)
+  const sample = () => {
+    for (const [i, pid] of pids.entries()) peak[i] = Math.max(peak[i]!, rssBytes(pid))
+  }
+  const timer = setInterval(sample, 20)
   try {
     const result = await work()
-    pids.forEach((pid, i) => (peak[i] = Math.max(peak[i]!, rssBytes(pid))))
+    sample()
     return { result, growth: peak.map((p, i) => p - base[i]!) }
   } finally {
     clearInterval(timer)

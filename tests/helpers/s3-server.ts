@@ -1,12 +1,12 @@
 // A real S3-compatible server for tests: s3rver in a child Bun process, patched where it falls short of S3.
-import type { Subprocess } from 'bun'
-import { createHash, randomBytes } from 'node:crypto'
-import crypto from 'node:crypto'
+
+import crypto, { createHash, randomBytes } from 'node:crypto'
 import { createWriteStream, existsSync, readdirSync } from 'node:fs'
 import { type FileHandle, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
+import type { Subprocess } from 'bun'
 import { tempDir } from './temp.ts'
 
 /** s3rver's fixed credentials. */
@@ -92,7 +92,10 @@ interface FilesystemStore {
   putPart(bucket: string, uploadId: string, partNumber: number, content: NodeJS.ReadableStream): Promise<unknown>
 }
 type S3ObjectClass = new (bucket: string, key: string, content: unknown, metadata: object) => { range?: object }
-type Middleware = (ctx: { method: string; path: string; query: Record<string, string>; status: number; type: string; body: unknown }, next: () => Promise<void>) => Promise<void>
+type Middleware = (
+  ctx: { method: string; path: string; query: Record<string, string>; status: number; type: string; body: unknown },
+  next: () => Promise<void>,
+) => Promise<void>
 
 /** The MD5 of an open file, read through its handle (the same inode whatever is renamed over its path meanwhile). */
 async function md5Of(handle: FileHandle): Promise<string> {
@@ -127,7 +130,13 @@ function makeAtomic(store: FilesystemStore, S3Object: S3ObjectClass): void {
     const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`
     const hash = createHash('md5')
     let size = 0
-    const count = new Transform({ transform: (chunk: Buffer, _encoding, done) => ((size += chunk.length), hash.update(chunk), done(null, chunk)) })
+    const count = new Transform({
+      transform: (chunk: Buffer, _encoding, done) => {
+        size += chunk.length
+        hash.update(chunk)
+        done(null, chunk)
+      },
+    })
     try {
       const source = Buffer.isBuffer(object.content) ? Readable.from([object.content]) : object.content
       await pipeline(source, count, createWriteStream(temp, { flags: 'wx' }))
@@ -162,7 +171,8 @@ function makeAtomic(store: FilesystemStore, S3Object: S3ObjectClass): void {
     const lastByte = Math.max(0, Number(metadata['content-length']) - 1)
     const range = { start: options?.start || 0, end: Math.min(options?.end || Infinity, lastByte) }
     const satisfiable = range.start >= 0 && range.end >= range.start
-    const content = satisfiable ? handle.createReadStream({ start: range.start, end: range.end }) : (await handle.close(), null)
+    if (!satisfiable) await handle.close()
+    const content = satisfiable ? handle.createReadStream({ start: range.start, end: range.end }) : null
     const object = new S3Object(bucket, key, content, metadata)
     if (options && (options.start !== undefined || options.end)) object.range = range
     return object

@@ -4,10 +4,12 @@ import { join } from 'node:path'
 
 /** Every file below `root` (a data folder or a storage folder), relative to it, the store's tally left out. */
 export function filesBelow(root: string): string[] {
-  return (readdirSync(root, { recursive: true }) as string[])
-    // A file removed while the folder is read (a sweep running) is simply not there.
-    .filter((path) => statSync(join(root, path), { throwIfNoEntry: false })?.isFile() && !/(^|\/)tally\.sqlite(-wal|-shm)?$/.test(path))
-    .sort()
+  return (
+    (readdirSync(root, { recursive: true }) as string[])
+      // A file removed while the folder is read (a sweep running) is simply not there.
+      .filter((path) => statSync(join(root, path), { throwIfNoEntry: false })?.isFile() && !/(^|\/)tally\.sqlite(-wal|-shm)?$/.test(path))
+      .sort()
+  )
 }
 
 /** The images of a storage folder, as `<area>/<id>.png` (whatever shard folder holds them). */

@@ -131,7 +131,11 @@ export function taskHistoryContract(name: string, setup: () => TaskStoreEnv) {
       for (let i = 0; i < 100; i++) await store.create()
       const results = await Promise.all(Array.from({ length: 200 }, () => store.claim()))
       expect(results.filter((r) => r.claim).length).toBe(100)
-      for (let id = 0; id < 100; id++) expect(await store.events(id)).toEqual([{ at: T0, event: 'created' }, { at: T0, event: 'claimed', attempt: 1 }])
+      for (let id = 0; id < 100; id++)
+        expect(await store.events(id)).toEqual([
+          { at: T0, event: 'created' },
+          { at: T0, event: 'claimed', attempt: 1 },
+        ])
     })
 
     test('per-minute figures: created, finished, failed attempts (leases that ran out too), failed for good, processing times by bucket', async () => {
@@ -183,7 +187,10 @@ export function taskHistoryContract(name: string, setup: () => TaskStoreEnv) {
       const kept = await store.figures({ from: T0, to: clock })
       expect(kept.samples.map((s) => s.minute)).toEqual([T0 + 60_000, T0 + FIGURES_KEPT_MS])
       // Each lease that ran out is a failed attempt of the minute it was seen in.
-      expect(kept.minutes.map((m) => [m.minute, m.failed])).toEqual([[T0 + 60_000, 1], [T0 + FIGURES_KEPT_MS, 1]])
+      expect(kept.minutes.map((m) => [m.minute, m.failed])).toEqual([
+        [T0 + 60_000, 1],
+        [T0 + FIGURES_KEPT_MS, 1],
+      ])
       clock += 60_000
       await store.sampleQueue()
       expect((await store.figures({ from: T0, to: clock })).minutes.map((m) => m.minute)).toEqual([T0 + FIGURES_KEPT_MS])

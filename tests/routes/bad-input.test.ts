@@ -1,9 +1,9 @@
 // The bad input of the reliability issue that the per-role route tests leave out: every bad id on every endpoint of
 // every role, kv text that is not UTF-8, sizes at the upload limit, a decompression bomb, and broken JSON.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
-import type { AnyElysia } from 'elysia'
 import { join } from 'node:path'
 import { deflateSync } from 'node:zlib'
+import type { AnyElysia } from 'elysia'
 import { createMasterWorkerClient } from '../../src/clients/master-client.ts'
 import { createMasterPublicClient } from '../../src/clients/master-public-client.ts'
 import { fixedPeer } from '../../src/clients/peer-address.ts'
@@ -24,7 +24,16 @@ import { tempDir } from '../helpers/temp.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 
 const LIMIT = 8192
-const PNG = encodePng(2, 2, 2, 8, [[[1, 2, 3], [4, 5, 6]], [[7, 8, 9], [10, 11, 12]]])
+const PNG = encodePng(2, 2, 2, 8, [
+  [
+    [1, 2, 3],
+    [4, 5, 6],
+  ],
+  [
+    [7, 8, 9],
+    [10, 11, 12],
+  ],
+])
 let stack: ReturnType<typeof inProcessStack>
 let frontend: ReturnType<typeof createFrontendApp>
 let watch: ReturnType<typeof createTaskWatch>
@@ -82,9 +91,18 @@ describe('bad input: ids', () => {
   test('the list below names every route whose query takes an id', () => {
     for (const role of ['master', 'database', 'storage', 'frontend']) {
       const withId = app(role)
-        .routes.filter((route) => route.method !== 'ALL' && (route.hooks as { query?: { properties?: object } }).query?.properties && 'id' in (route.hooks as { query: { properties: object } }).query.properties)
+        .routes.filter(
+          (route) =>
+            route.method !== 'ALL' &&
+            (route.hooks as { query?: { properties?: object } }).query?.properties &&
+            'id' in (route.hooks as { query: { properties: object } }).query.properties,
+        )
         .map((route) => `${route.method} ${route.path}`)
-      expect(withId.sort()).toEqual(ENDPOINTS.filter(([r]) => r === role).map(([, method, path]) => `${method} ${path}`).sort())
+      expect(withId.sort()).toEqual(
+        ENDPOINTS.filter(([r]) => r === role)
+          .map(([, method, path]) => `${method} ${path}`)
+          .sort(),
+      )
     }
   })
 
@@ -95,7 +113,14 @@ describe('bad input: ids', () => {
     for (const query of [`id=${id}`, 'id=1&id=1', `id=0&id=${id}`, '']) {
       for (const [role, method, path, rest] of ENDPOINTS) {
         const got = await call(app(role), method, `${path}?${query}${rest}`, method === 'POST' && role === 'storage' ? PNG : null)
-        expect({ role, method, path, query, status: got.status, error: got.text.startsWith('Error:') }).toEqual({ role, method, path, query, status: 400, error: true })
+        expect({ role, method, path, query, status: got.status, error: got.text.startsWith('Error:') }).toEqual({
+          role,
+          method,
+          path,
+          query,
+          status: 400,
+          error: true,
+        })
       }
     }
     expect(await tasks()).toBe(before)

@@ -10,7 +10,12 @@ import { inProcessStack, type StackOptions } from '../helpers/stack.ts'
 
 const TOKEN = 'docs-route-token-0123456789'
 const APP = 'https://app.example'
-const PNG = encodePng(2, 1, 2, 8, [[[10, 20, 30], [40, 50, 60]]])
+const PNG = encodePng(2, 1, 2, 8, [
+  [
+    [10, 20, 30],
+    [40, 50, 60],
+  ],
+])
 const stacks: Array<ReturnType<typeof inProcessStack>> = []
 afterEach(async () => {
   await Promise.all(stacks.splice(0).map((s) => s.close()))

@@ -4,9 +4,9 @@ import { join } from 'node:path'
 import { createDatabaseApp, createDatabaseClaimWaits } from '../../src/roles/database/app.ts'
 import type { ClaimWaits } from '../../src/roles/database/claim-waits.ts'
 import { createRemoval, type Removal } from '../../src/roles/database/removal.ts'
-import { silentLogger } from '../../src/shared/logger.ts'
 import { openSqliteTaskStore } from '../../src/roles/database/sqlite-task-store.ts'
 import type { TaskStore } from '../../src/roles/database/task-store.ts'
+import { silentLogger } from '../../src/shared/logger.ts'
 import { call } from '../helpers/http.ts'
 import { type ManualClock, manualClock } from '../helpers/manual-clock.ts'
 import { quietDeps } from '../helpers/silent.ts'
@@ -60,7 +60,12 @@ describe('database: POST /newTask and GET /getById', () => {
     'id=%p is 400 with an Error: body',
     async (id) => {
       await call(app, 'POST', '/newTask')
-      for (const [method, path] of [['GET', '/getById'], ['POST', '/finishTask'], ['POST', '/failTask'], ['POST', '/retryTask']] as const) {
+      for (const [method, path] of [
+        ['GET', '/getById'],
+        ['POST', '/finishTask'],
+        ['POST', '/failTask'],
+        ['POST', '/retryTask'],
+      ] as const) {
         const got = await call(app, method, `${path}?id=${id}`)
         expect(got.status).toBe(400)
         expect(got.text).toStartWith('Error:')
@@ -69,7 +74,12 @@ describe('database: POST /newTask and GET /getById', () => {
   )
 
   test('an unknown id is 404 with an Error: body', async () => {
-    for (const [method, path] of [['GET', '/getById'], ['POST', '/finishTask'], ['POST', '/failTask'], ['POST', '/retryTask']] as const) {
+    for (const [method, path] of [
+      ['GET', '/getById'],
+      ['POST', '/finishTask'],
+      ['POST', '/failTask'],
+      ['POST', '/retryTask'],
+    ] as const) {
       const got = await call(app, method, `${path}?id=987654`)
       expect(got.status).toBe(404)
       expect(got.text).toBe('Error: No task with id 987654.')
@@ -195,7 +205,12 @@ describe('database: held tasks (/reserveTask, /activateTask, /dropTask)', () => 
     expect((await call(app, 'POST', '/dropTask?id=0')).status).toBe(409)
     expect((await json('POST', '/getNewTask')).body.id).toBe(0)
     expect((await call(app, 'POST', '/newTask')).text).toBe('2')
-    expect((await call(app, 'GET', '/list')).text.split('\n').filter(Boolean).map((line) => JSON.parse(line).id)).toEqual([0, 2])
+    expect(
+      (await call(app, 'GET', '/list')).text
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line).id),
+    ).toEqual([0, 2])
   })
 })
 

@@ -34,7 +34,14 @@ beforeEach(() => {
   const master = createMasterPublicClient(fixedPeer('masterAddress', 'master.local'), fetcher(stack.master))
   const storage = createStorageClient(fixedPeer('storageAddress', 'storage.local'), fetcher(stack.storage))
   feed = boardFeedOf(master, undefined)
-  frontend = createFrontendApp({ master, maxUploadBytes: 1 << 20, token: TOKEN, boardFeed: feed, image: (id, area) => storage.get(id, area), ...quietDeps('frontend') })
+  frontend = createFrontendApp({
+    master,
+    maxUploadBytes: 1 << 20,
+    token: TOKEN,
+    boardFeed: feed,
+    image: (id, area) => storage.get(id, area),
+    ...quietDeps('frontend'),
+  })
 })
 afterEach(async () => {
   feed.close()

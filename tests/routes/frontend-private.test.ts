@@ -13,8 +13,18 @@ import { inProcessStack } from '../helpers/stack.ts'
 
 const TOKEN = 'frontend-route-token-0123456789'
 const bearer = { authorization: `Bearer ${TOKEN}` }
-const PNG = encodePng(2, 1, 2, 8, [[[10, 20, 30], [40, 50, 60]]])
-const RESULT = encodePng(2, 1, 2, 8, [[[20, 10, 30], [50, 40, 60]]])
+const PNG = encodePng(2, 1, 2, 8, [
+  [
+    [10, 20, 30],
+    [40, 50, 60],
+  ],
+])
+const RESULT = encodePng(2, 1, 2, 8, [
+  [
+    [20, 10, 30],
+    [50, 40, 60],
+  ],
+])
 
 let stack: ReturnType<typeof inProcessStack>
 let frontend: ReturnType<typeof createFrontendApp>

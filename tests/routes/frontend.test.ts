@@ -32,8 +32,20 @@ afterEach(async () => {
 })
 
 const rows = (f: (x: number, y: number) => number[]) => Array.from({ length: 2 }, (_, y) => Array.from({ length: 3 }, (_, x) => f(x, y)))
-const PNG = encodePng(3, 2, 6, 8, rows((x, y) => [x * 40, 255 - y * 40, 7, 255]))
-const RESULT = encodePng(3, 2, 6, 8, rows(() => [1, 2, 3, 255]))
+const PNG = encodePng(
+  3,
+  2,
+  6,
+  8,
+  rows((x, y) => [x * 40, 255 - y * 40, 7, 255]),
+)
+const RESULT = encodePng(
+  3,
+  2,
+  6,
+  8,
+  rows(() => [1, 2, 3, 255]),
+)
 
 function form(parts: Record<string, Blob | string>): FormData {
   const data = new FormData()
@@ -47,7 +59,10 @@ const png = (bytes: Uint8Array = PNG) => new Blob([bytes as Uint8Array<ArrayBuff
 const submit = (body: BodyInit, headers?: HeadersInit) => call(frontend, 'POST', '/submitTask', body, headers)
 const get = (path: string) => call(frontend, 'GET', path)
 const master = (method: string, path: string, body?: BodyInit) => call(stack.master, method, path, body)
-const storedWorking = () => storedImages(join(stack.dir, 'storage')).filter((name) => name.startsWith('working/')).map((name) => name.slice('working/'.length))
+const storedWorking = () =>
+  storedImages(join(stack.dir, 'storage'))
+    .filter((name) => name.startsWith('working/'))
+    .map((name) => name.slice('working/'.length))
 async function bytesOf(path: string): Promise<{ status: number; type: string | null; bytes: Uint8Array }> {
   const response = await frontend.handle(new Request(ORIGIN + path))
   return { status: response.status, type: response.headers.get('content-type'), bytes: new Uint8Array(await response.arrayBuffer()) }
@@ -85,7 +100,13 @@ describe('frontend: GET / and the page files', () => {
     expect(page.headers.get('content-security-policy')).toContain("default-src 'self'")
   })
 
-  test.each([['/app.js', 'text/javascript'], ['/live.js', 'text/javascript'], ['/board.js', 'text/javascript'], ['/style.css', 'text/css'], ['/board', 'text/html']])('%s is served as %s', async (path, type) => {
+  test.each([
+    ['/app.js', 'text/javascript'],
+    ['/live.js', 'text/javascript'],
+    ['/board.js', 'text/javascript'],
+    ['/style.css', 'text/css'],
+    ['/board', 'text/html'],
+  ])('%s is served as %s', async (path, type) => {
     const got = await get(path)
     expect(got.status).toBe(200)
     expect(got.headers.get('content-type')).toStartWith(type)
@@ -108,9 +129,18 @@ describe('frontend: POST /submitTask, GET /isReady, GET /getImage', () => {
   })
 
   test('streams a form that arrives in 7-byte pieces, boundaries split across reads, byte for byte', async () => {
-    const file = encodePng(40, 30, 2, 8, Array.from({ length: 30 }, (_, y) => Array.from({ length: 40 }, (_, x) => [x, y, (x * y) % 256])))
+    const file = encodePng(
+      40,
+      30,
+      2,
+      8,
+      Array.from({ length: 30 }, (_, y) => Array.from({ length: 40 }, (_, x) => [x, y, (x * y) % 256])),
+    )
     const body = rawForm(
-      ['--{b}\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n--{b}\r\nContent-Disposition: form-data; name="uploadfile"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n', '\r\n--{b}--\r\n'],
+      [
+        '--{b}\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n--{b}\r\nContent-Disposition: form-data; name="uploadfile"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n',
+        '\r\n--{b}--\r\n',
+      ],
       'xYz--boundary',
       file,
       7,
@@ -124,15 +154,25 @@ describe('frontend: POST /submitTask, GET /isReady, GET /getImage', () => {
     const tricky = new TextEncoder().encode('\r\n--xYz--boundar\r\r\n-\r\n--xYz--boundarX\r\n--\r')
     const file = Buffer.concat([PNG, tricky, PNG, tricky])
     for (const size of [1, 3, 16, 4096]) {
-      const body = rawForm(['--{b}\r\nContent-Disposition: form-data; name="uploadfile"; filename="t.png"\r\n\r\n', '\r\n--{b}--\r\n'], 'xYz--boundary', file, size)
+      const body = rawForm(
+        ['--{b}\r\nContent-Disposition: form-data; name="uploadfile"; filename="t.png"\r\n\r\n', '\r\n--{b}--\r\n'],
+        'xYz--boundary',
+        file,
+        size,
+      )
       const id = (await submit(body, { 'content-type': 'multipart/form-data; boundary=xYz--boundary' })).text
-      expect(new Uint8Array(await (await stack.storage.handle(new Request(`${ORIGIN}/getImage?id=${id}&state=working`))).arrayBuffer())).toEqual(new Uint8Array(file))
+      expect(new Uint8Array(await (await stack.storage.handle(new Request(`${ORIGIN}/getImage?id=${id}&state=working`))).arrayBuffer())).toEqual(
+        new Uint8Array(file),
+      )
     }
   })
 
   test('a quoted boundary, a preamble, transport padding and an escaped file name are read as RFC 2046 allows', async () => {
     const body = rawForm(
-      ['a preamble that is ignored\r\n--{b}  \t\r\nContent-Disposition: form-data; name="uploadfile"; filename="q \\"x\\".png"\r\n\r\n', '\r\n--{b}--\r\nan epilogue'],
+      [
+        'a preamble that is ignored\r\n--{b}  \t\r\nContent-Disposition: form-data; name="uploadfile"; filename="q \\"x\\".png"\r\n\r\n',
+        '\r\n--{b}--\r\nan epilogue',
+      ],
       'q:b=1',
       PNG,
       5,
@@ -165,11 +205,39 @@ describe('frontend: POST /submitTask, GET /isReady, GET /getImage', () => {
     ['the file in another field', 400, () => form({ wrongfield: png() }), undefined],
     ['two files', 400, twoFiles, undefined],
     ['a file after the PNG in another field', 400, () => form({ uploadfile: png(), extra: png() }), undefined],
-    ['no file chosen (empty, no name)', 400, (): FormData => { const d = new FormData(); d.append('uploadfile', new Blob([]), ''); return d }, undefined],
+    [
+      'no file chosen (empty, no name)',
+      400,
+      (): FormData => {
+        const d = new FormData()
+        d.append('uploadfile', new Blob([]), '')
+        return d
+      },
+      undefined,
+    ],
     ['a text file', 415, () => form({ uploadfile: new Blob(['just some text, not an image']) }), undefined],
     ['a raw PNG, not multipart', 415, () => PNG, { 'content-type': 'image/png' }],
-    ['a form cut short', 400, () => '--b\r\nContent-Disposition: form-data; name="uploadfile"; filename="a.png"\r\n\r\n\x89PNG', { 'content-type': 'multipart/form-data; boundary=b' }],
-    ['a PNG header with a bad CRC', 400, () => form({ uploadfile: png((() => { const b = PNG.slice(); b[29] = (b[29]! + 1) % 256; return b })()) }), undefined],
+    [
+      'a form cut short',
+      400,
+      () => '--b\r\nContent-Disposition: form-data; name="uploadfile"; filename="a.png"\r\n\r\n\x89PNG',
+      { 'content-type': 'multipart/form-data; boundary=b' },
+    ],
+    [
+      'a PNG header with a bad CRC',
+      400,
+      () =>
+        form({
+          uploadfile: png(
+            (() => {
+              const b = PNG.slice()
+              b[29] = (b[29]! + 1) % 256
+              return b
+            })(),
+          ),
+        }),
+      undefined,
+    ],
   ])('refuses %s with %d and an Error: body, leaving no task and no image', async (_what, status, body, headers) => {
     const got = await submit(body(), headers)
     expect(got.status).toBe(status)
@@ -180,7 +248,12 @@ describe('frontend: POST /submitTask, GET /isReady, GET /getImage', () => {
 
   test('a Content-Length over the limit is refused with 413 before the body is read', async () => {
     let pulled = 0
-    const body = new ReadableStream<Uint8Array>({ pull(c) { pulled++; c.enqueue(new Uint8Array(1024)) } })
+    const body = new ReadableStream<Uint8Array>({
+      pull(c) {
+        pulled++
+        c.enqueue(new Uint8Array(1024))
+      },
+    })
     const got = await submit(body, { 'content-type': 'multipart/form-data; boundary=b', 'content-length': String(LIMIT * 4) })
     expect(got.status).toBe(413)
     expect(got.text).toStartWith('Error: The file is larger than the limit')
@@ -197,7 +270,15 @@ describe('frontend: POST /submitTask, GET /isReady, GET /getImage', () => {
     expect((await call(stack.database, 'GET', '/list')).text).toBe('')
   })
 
-  test.each([['/isReady'], ['/isReady?id=abc'], ['/isReady?id=01'], ['/getImage?id=abc'], ['/getImage?id=1&id=2'], ['/api/status?id=-1'], ['/api/events?ids=1,,2']])('GET %s is 400 with an Error: body', async (path) => {
+  test.each([
+    ['/isReady'],
+    ['/isReady?id=abc'],
+    ['/isReady?id=01'],
+    ['/getImage?id=abc'],
+    ['/getImage?id=1&id=2'],
+    ['/api/status?id=-1'],
+    ['/api/events?ids=1,,2'],
+  ])('GET %s is 400 with an Error: body', async (path) => {
     const got = await get(path)
     expect(got.status).toBe(400)
     expect(got.text).toStartWith('Error:')

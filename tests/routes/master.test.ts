@@ -15,8 +15,20 @@ beforeEach(() => {
 afterEach(() => stack.close())
 
 const rows = (f: (x: number, y: number) => number[]) => Array.from({ length: 2 }, (_, y) => Array.from({ length: 3 }, (_, x) => f(x, y)))
-const PNG = encodePng(3, 2, 6, 8, rows((x, y) => [x * 40, 255 - y * 40, 7, 255]))
-const RESULT = encodePng(3, 2, 6, 8, rows(() => [1, 2, 3, 255]))
+const PNG = encodePng(
+  3,
+  2,
+  6,
+  8,
+  rows((x, y) => [x * 40, 255 - y * 40, 7, 255]),
+)
+const RESULT = encodePng(
+  3,
+  2,
+  6,
+  8,
+  rows(() => [1, 2, 3, 255]),
+)
 
 const post = (path: string, body?: BodyInit) => call(stack.master, 'POST', path, body, body ? { 'content-type': 'image/png' } : undefined)
 const get = (path: string) => call(stack.master, 'GET', path)
@@ -57,7 +69,15 @@ describe('master: POST /new', () => {
     ['a text body', new TextEncoder().encode('hello, this is not an image at all'), 415],
     ['the signature then garbage', new Uint8Array([...PNG_SIGNATURE, ...new Uint8Array(40).fill(7)]), 400],
     ['a PNG cut inside its header', PNG.subarray(0, 20), 400],
-    ['a header with a bad CRC', (() => { const b = PNG.slice(); b[29] = (b[29]! + 1) % 256; return b })(), 400],
+    [
+      'a header with a bad CRC',
+      (() => {
+        const b = PNG.slice()
+        b[29] = (b[29]! + 1) % 256
+        return b
+      })(),
+      400,
+    ],
     ['a body over PIXMILL_MAX_UPLOAD_BYTES', new Uint8Array([...PNG, ...new Uint8Array(64 * 1024)]), 413],
   ])('refuses %s with %d and an Error: body, leaving no task and no image', async (_what, body, status) => {
     const got = await post('/new', body)
@@ -147,7 +167,14 @@ describe('master: bad ids and wrong methods', () => {
   test.each(['abc', '1.5', '1abc', '0x1', '1e2', '', '01', '-1', '%201', '9007199254740993', '1&id=1', '..%2F..%2Fetc%2Fpasswd', '%2e%2e%2f'])(
     'id=%p is 400 with an Error: body everywhere',
     async (id) => {
-      for (const [method, path] of [['GET', '/isReady'], ['GET', '/get'], ['GET', '/status'], ['POST', '/registerTaskFinished'], ['POST', '/registerTaskFailed'], ['POST', '/retryTask']] as const) {
+      for (const [method, path] of [
+        ['GET', '/isReady'],
+        ['GET', '/get'],
+        ['GET', '/status'],
+        ['POST', '/registerTaskFinished'],
+        ['POST', '/registerTaskFailed'],
+        ['POST', '/retryTask'],
+      ] as const) {
         const got = await call(stack.master, method, `${path}?id=${id}`)
         expect(got.status).toBe(400)
         expect(got.text).toStartWith('Error:')
@@ -164,15 +191,20 @@ describe('master: bad ids and wrong methods', () => {
     expect(got.text).toStartWith('Error:')
   })
 
-  test.each([['GET', '/new'], ['POST', '/isReady'], ['POST', '/get'], ['GET', '/getNewTask'], ['GET', '/registerTaskFinished'], ['GET', '/registerTaskFailed'], ['GET', '/retryTask']])(
-    '%s %s is 405 with Allow',
-    async (method, path) => {
-      const got = await call(stack.master, method, `${path}?id=0`)
-      expect(got.status).toBe(405)
-      expect(got.headers.get('allow')).toBeString()
-      expect(got.text).toStartWith('Error:')
-    },
-  )
+  test.each([
+    ['GET', '/new'],
+    ['POST', '/isReady'],
+    ['POST', '/get'],
+    ['GET', '/getNewTask'],
+    ['GET', '/registerTaskFinished'],
+    ['GET', '/registerTaskFailed'],
+    ['GET', '/retryTask'],
+  ])('%s %s is 405 with Allow', async (method, path) => {
+    const got = await call(stack.master, method, `${path}?id=0`)
+    expect(got.status).toBe(405)
+    expect(got.headers.get('allow')).toBeString()
+    expect(got.text).toStartWith('Error:')
+  })
 })
 
 describe('master: Swagger page', () => {
@@ -187,7 +219,12 @@ describe('master: GET /isReady under many polls', () => {
   test('polls of an unfinished task ask the database once a moment; a task finished through this master reads 1 at once', async () => {
     const id = await upload()
     /** How many times the database answered /getById, from its own metrics. */
-    const reads = async () => Number(/^pixmill_http_requests_total\{method="GET",route="\/getById",status="200"[^}]*\} (\d+)$/m.exec((await call(stack.database, 'GET', '/metrics')).text)?.[1] ?? 0)
+    const reads = async () =>
+      Number(
+        /^pixmill_http_requests_total\{method="GET",route="\/getById",status="200"[^}]*\} (\d+)$/m.exec(
+          (await call(stack.database, 'GET', '/metrics')).text,
+        )?.[1] ?? 0,
+      )
     for (let i = 0; i < 20; i++) expect((await get(`/isReady?id=${id}`)).text).toBe('0')
     expect(await reads()).toBe(1)
     const claim = JSON.parse((await post('/getNewTask')).text) as { id: number; leaseToken: string }

@@ -7,9 +7,9 @@ import { createMasterWorkerClient } from '../../src/clients/master-client.ts'
 import { createMasterPublicClient } from '../../src/clients/master-public-client.ts'
 import { fixedPeer } from '../../src/clients/peer-address.ts'
 import { createStorageClient } from '../../src/clients/storage-client.ts'
-import { DependencyUnavailable } from '../../src/shared/errors.ts'
 import { createFrontendApp } from '../../src/roles/frontend/app.ts'
 import { createMasterApp } from '../../src/roles/master/app.ts'
+import { DependencyUnavailable } from '../../src/shared/errors.ts'
 import { call, inProcess } from '../helpers/http.ts'
 import { quietDeps } from '../helpers/silent.ts'
 
@@ -66,9 +66,15 @@ describe('master: a database that answers nonsense', () => {
 
   test('a body that is not JSON is a 502 that says so', async () => {
     const master = masterOver(nonsenseDatabase({ '/getById': '<html>gateway</html>', '/counts': 'ok', '/tasks': '' }))
-    expect(await call(master, 'GET', '/status?id=3')).toMatchObject({ status: 502, text: 'Error: The database answered /getById with a body that is not JSON: <html>gateway</html>' })
+    expect(await call(master, 'GET', '/status?id=3')).toMatchObject({
+      status: 502,
+      text: 'Error: The database answered /getById with a body that is not JSON: <html>gateway</html>',
+    })
     expect(await call(master, 'GET', '/counts')).toMatchObject({ status: 502, text: 'Error: The database answered /counts with a body that is not JSON: ok' })
-    expect(await call(master, 'GET', '/tasks')).toMatchObject({ status: 502, text: 'Error: The database answered /tasks with a body that is not JSON: (empty)' })
+    expect(await call(master, 'GET', '/tasks')).toMatchObject({
+      status: 502,
+      text: 'Error: The database answered /tasks with a body that is not JSON: (empty)',
+    })
   })
 
   test('wrong shapes of the lists, counts, timelines and history are 502s', async () => {
@@ -94,7 +100,10 @@ describe('master: a database that answers nonsense', () => {
 
   test('a claim that is not a task is a 502 to the worker, not passed on as a task', async () => {
     const master = masterOver(nonsenseDatabase({ '/getNewTask': JSON.stringify({ task: 7 }), '/renewTask': '{"id":7}' }))
-    expect(await call(master, 'POST', '/getNewTask')).toMatchObject({ status: 502, text: expect.stringContaining('The database answered /getNewTask with a body that is not a claimed task: /id') })
+    expect(await call(master, 'POST', '/getNewTask')).toMatchObject({
+      status: 502,
+      text: expect.stringContaining('The database answered /getNewTask with a body that is not a claimed task: /id'),
+    })
     expect((await call(master, 'POST', '/renewTask?id=7&lease=x')).status).toBe(502)
   })
 
@@ -107,12 +116,16 @@ describe('master: a database that answers nonsense', () => {
 
 describe('frontend: a master that answers nonsense', () => {
   test('a status, readiness, list or count that does not fit is a 502 naming the master', async () => {
-    const master = new Elysia()
-      .get('/status', () => json(JSON.stringify({ ...TASK, attempts: -1 })))
-      .get('/isReady', () => 'maybe')
+    const master = new Elysia().get('/status', () => json(JSON.stringify({ ...TASK, attempts: -1 }))).get('/isReady', () => 'maybe')
     const frontend = frontendOver(master)
-    expect(await call(frontend, 'GET', '/api/status?id=3')).toMatchObject({ status: 502, text: expect.stringContaining('Error: The master answered /status with a body that is not a task: /attempts') })
-    expect(await call(frontend, 'GET', '/isReady?id=3')).toMatchObject({ status: 502, text: 'Error: The master answered /isReady with a body that is not 0 or 1: maybe' })
+    expect(await call(frontend, 'GET', '/api/status?id=3')).toMatchObject({
+      status: 502,
+      text: expect.stringContaining('Error: The master answered /status with a body that is not a task: /attempts'),
+    })
+    expect(await call(frontend, 'GET', '/isReady?id=3')).toMatchObject({
+      status: 502,
+      text: 'Error: The master answered /isReady with a body that is not 0 or 1: maybe',
+    })
     expect((await call(frontend, 'GET', '/livez')).status).toBe(200)
   })
 })

@@ -1,14 +1,14 @@
 // The shared plugins as every role gets them: health, metrics, the Swagger page and its offline assets.
 import { afterAll, describe, expect, test } from 'bun:test'
+import { renameSync } from 'node:fs'
 import { join } from 'node:path'
+import { queryProblem } from '../../src/plugins/errors.ts'
 import { createKvApp } from '../../src/roles/kv/app.ts'
 import { openSqliteKvStore } from '../../src/roles/kv/sqlite-kv-store.ts'
-import { queryProblem } from '../../src/plugins/errors.ts'
 import { call } from '../helpers/http.ts'
 import { quietDeps } from '../helpers/silent.ts'
 import { inProcessStack } from '../helpers/stack.ts'
 import { tempDir } from '../helpers/temp.ts'
-import { renameSync } from 'node:fs'
 
 const dir = tempDir()
 const store = openSqliteKvStore(join(dir.path, 'kv'))
@@ -66,7 +66,13 @@ describe('plumbing: GET /livez and /readyz', () => {
 describe('plumbing: GET /metrics', () => {
   test('the process figures under the names stock dashboards use, and what build runs', async () => {
     const text = (await call(app, 'GET', '/metrics')).text
-    for (const name of ['process_resident_memory_bytes', 'process_start_time_seconds', 'process_open_fds', 'nodejs_heap_size_used_bytes', 'nodejs_eventloop_lag_seconds']) {
+    for (const name of [
+      'process_resident_memory_bytes',
+      'process_start_time_seconds',
+      'process_open_fds',
+      'nodejs_heap_size_used_bytes',
+      'nodejs_eventloop_lag_seconds',
+    ]) {
       expect(text).toMatch(new RegExp(`^# TYPE ${name} gauge$`, 'm'))
     }
     for (const name of ['process_cpu_seconds_total', 'process_cpu_user_seconds_total', 'process_cpu_system_seconds_total']) {
@@ -75,7 +81,6 @@ describe('plumbing: GET /metrics', () => {
     }
     expect(text).toMatch(/^pixmill_build_info\{version="\d+\.\d+\.\d+",bun="\d+\.\d+\.\d+",commit="[0-9a-f]+",role="kv"\} 1$/m)
   })
-
 
   test('is Prometheus text with request counts per route and the real status', async () => {
     await call(app, 'GET', '/list')

@@ -7,8 +7,18 @@ import { inProcessStack } from '../helpers/stack.ts'
 
 const TOKEN = 'route-test-token-0123456789'
 const bearer = { authorization: `Bearer ${TOKEN}` }
-const PNG = encodePng(2, 1, 2, 8, [[[10, 20, 30], [40, 50, 60]]])
-const RESULT = encodePng(2, 1, 2, 8, [[[20, 10, 30], [50, 40, 60]]])
+const PNG = encodePng(2, 1, 2, 8, [
+  [
+    [10, 20, 30],
+    [40, 50, 60],
+  ],
+])
+const RESULT = encodePng(2, 1, 2, 8, [
+  [
+    [20, 10, 30],
+    [50, 40, 60],
+  ],
+])
 
 let stack: ReturnType<typeof inProcessStack>
 beforeEach(() => {
@@ -34,7 +44,12 @@ async function finish(id: number) {
 }
 
 /** Every read of a private result, for task `id` with this query suffix and these headers. */
-const reads = (id: number, suffix: string) => [`/isReady?id=${id}${suffix}`, `/status?id=${id}${suffix}`, `/wait?id=${id}&timeout=1${suffix}`, `/get?id=${id}${suffix}`]
+const reads = (id: number, suffix: string) => [
+  `/isReady?id=${id}${suffix}`,
+  `/status?id=${id}${suffix}`,
+  `/wait?id=${id}&timeout=1${suffix}`,
+  `/get?id=${id}${suffix}`,
+]
 
 describe('master: private results (PIXMILL_PRIVATE_RESULTS=1)', () => {
   test('each upload answers its own key of at least 128 random bits, kept from caches; the database holds only its hash', async () => {

@@ -7,7 +7,16 @@ import { encodePng } from '../helpers/png.ts'
 import { inProcessStack } from '../helpers/stack.ts'
 import { storedImages } from '../helpers/stored-files.ts'
 
-const PNG = encodePng(2, 2, 2, 8, [[[1, 2, 3], [4, 5, 6]], [[7, 8, 9], [10, 11, 12]]])
+const PNG = encodePng(2, 2, 2, 8, [
+  [
+    [1, 2, 3],
+    [4, 5, 6],
+  ],
+  [
+    [7, 8, 9],
+    [10, 11, 12],
+  ],
+])
 const TOKEN = 'a-token-of-sixteen-or-more'
 
 let stack: ReturnType<typeof inProcessStack>

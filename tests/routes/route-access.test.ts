@@ -1,8 +1,8 @@
 // Every route of every role is internal unless it is declared public: walk each app's routes, call each without the
 // token, and hold the open ones to the README's Security table, written out here on its own.
 import { afterEach, describe, expect, test } from 'bun:test'
-import type { AnyElysia } from 'elysia'
 import { join } from 'node:path'
+import type { AnyElysia } from 'elysia'
 import { createMasterPublicClient } from '../../src/clients/master-public-client.ts'
 import { fixedPeer } from '../../src/clients/peer-address.ts'
 import { createFrontendApp } from '../../src/roles/frontend/app.ts'
@@ -10,7 +10,7 @@ import { boardFeedOf } from '../../src/roles/frontend/board.ts'
 import { createKvApp } from '../../src/roles/kv/app.ts'
 import { openSqliteKvStore } from '../../src/roles/kv/sqlite-kv-store.ts'
 import { createWorkerApp } from '../../src/roles/worker/app.ts'
-import { ORIGIN, inProcess } from '../helpers/http.ts'
+import { inProcess, ORIGIN } from '../helpers/http.ts'
 import { encodePng } from '../helpers/png.ts'
 import { quietDeps } from '../helpers/silent.ts'
 import { inProcessStack } from '../helpers/stack.ts'
@@ -24,7 +24,18 @@ afterEach(async () => {
 })
 
 /** Open on every role with a port: probes, metrics, the Swagger page and its document, and CORS preflights. */
-const ALWAYS_OPEN = ['GET /health', 'GET /livez', 'GET /readyz', 'GET /metrics', 'GET /swagger', 'GET /swagger/json', 'GET /swagger/assets/swagger-ui-bundle.js', 'GET /swagger/assets/swagger-ui.css', 'OPTIONS /', 'OPTIONS /*']
+const ALWAYS_OPEN = [
+  'GET /health',
+  'GET /livez',
+  'GET /readyz',
+  'GET /metrics',
+  'GET /swagger',
+  'GET /swagger/json',
+  'GET /swagger/assets/swagger-ui-bundle.js',
+  'GET /swagger/assets/swagger-ui.css',
+  'OPTIONS /',
+  'OPTIONS /*',
+]
 
 const FRONTEND_PAGES = ['GET /', 'GET /board', 'GET /app.js', 'GET /live.js', 'GET /board.js', 'GET /operator.js', 'GET /charts.js', 'GET /style.css']
 const FRONTEND_READS = ['POST /submitTask', 'GET /isReady', 'GET /getImage', 'GET /task', 'GET /api/config', 'GET /api/status', 'GET /api/events']
@@ -55,7 +66,21 @@ function apps(privateResults: boolean) {
     image: async () => new Response('x'),
     ...quietDeps('frontend'),
   })
-  const stats = { processed: 0, failed: 0, peerErrors: 0, abandoned: 0, renewals: 0, inFlight: 0, processingMs: 0, loops: 1, busyLoops: 0, startedAt: 0, lastTaskAt: undefined, claimProblem: undefined, closing: false }
+  const stats = {
+    processed: 0,
+    failed: 0,
+    peerErrors: 0,
+    abandoned: 0,
+    renewals: 0,
+    inFlight: 0,
+    processingMs: 0,
+    loops: 1,
+    busyLoops: 0,
+    startedAt: 0,
+    lastTaskAt: undefined,
+    claimProblem: undefined,
+    closing: false,
+  }
   const worker = createWorkerApp({ stats: () => stats, address: () => 'w:1', token: TOKEN, ...quietDeps('worker') })
   const roles = {
     kv: { app: createKvApp({ store: kvStore, token: TOKEN, ...quietDeps('kv') }), open: ['GET /get', 'GET /list'] },
@@ -139,7 +164,11 @@ describe('route access: every route internal unless declared public', () => {
     const upload = await stack.master.handle(new Request(`${ORIGIN}/new`, { method: 'POST', body: PNG }))
     expect(upload.status).toBe(200)
     const answer = await frontend.app.handle(
-      new Request(`${ORIGIN}/board/task/retry`, { method: 'POST', body: new URLSearchParams({ id: await upload.text() }), headers: { 'content-type': 'application/x-www-form-urlencoded' } }),
+      new Request(`${ORIGIN}/board/task/retry`, {
+        method: 'POST',
+        body: new URLSearchParams({ id: await upload.text() }),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      }),
     )
     expect(answer.status).toBe(401)
     expect(await answer.text()).toContain('The operator token is missing or wrong.')

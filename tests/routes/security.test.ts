@@ -1,12 +1,13 @@
 // The shared token on internal endpoints, request ids on every answer, and upload back-pressure and deadlines.
-import { afterEach, describe, expect, test } from 'bun:test'
+
 import { Database } from 'bun:sqlite'
+import { afterEach, describe, expect, test } from 'bun:test'
+import { createHash } from 'node:crypto'
 import { join } from 'node:path'
+import pino from 'pino'
 import { bearerMatches } from '../../src/plugins/auth.ts'
 import { createKvApp } from '../../src/roles/kv/app.ts'
 import { openSqliteKvStore } from '../../src/roles/kv/sqlite-kv-store.ts'
-import { createHash } from 'node:crypto'
-import pino from 'pino'
 import { call } from '../helpers/http.ts'
 import { encodePng } from '../helpers/png.ts'
 import { quietDeps } from '../helpers/silent.ts'
@@ -15,7 +16,16 @@ import { tempDir } from '../helpers/temp.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 
 const TOKEN = 'a-shared-secret-of-some-length'
-const PNG = encodePng(2, 2, 2, 8, [[[1, 2, 3], [4, 5, 6]], [[7, 8, 9], [10, 11, 12]]])
+const PNG = encodePng(2, 2, 2, 8, [
+  [
+    [1, 2, 3],
+    [4, 5, 6],
+  ],
+  [
+    [7, 8, 9],
+    [10, 11, 12],
+  ],
+])
 const cleanups: Array<() => unknown> = []
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0)) await cleanup()
@@ -40,7 +50,10 @@ describe('security: PIXMILL_TOKEN', () => {
     expect(refused.headers.get('www-authenticate')).toContain('Bearer')
     expect((await call(app, 'POST', '/set?key=masterAddress&value=evil%3A1', null, { authorization: 'Bearer wrong-token-of-same-size!!' })).status).toBe(401)
     expect((await call(app, 'DELETE', '/remove?key=k')).status).toBe(401)
-    expect(await call(app, 'POST', '/set?key=masterAddress&value=good%3A1', null, { authorization: `Bearer ${TOKEN}` })).toMatchObject({ status: 200, text: 'success' })
+    expect(await call(app, 'POST', '/set?key=masterAddress&value=good%3A1', null, { authorization: `Bearer ${TOKEN}` })).toMatchObject({
+      status: 200,
+      text: 'success',
+    })
     expect(await call(app, 'GET', '/get?key=masterAddress')).toMatchObject({ status: 200, text: 'good:1' })
     expect((await call(app, 'GET', '/list')).status).toBe(200)
     expect((await call(app, 'GET', '/health')).status).toBe(200)
@@ -62,7 +75,14 @@ describe('security: PIXMILL_TOKEN', () => {
     const upload = await call(stack.master, 'POST', '/new', PNG)
     expect(upload.status).toBe(200)
     expect((await call(stack.master, 'GET', `/status?id=${upload.text}`)).status).toBe(200)
-    for (const path of ['/getNewTask', '/registerTaskFinished?id=0', '/registerTaskFailed?id=0', '/renewTask?id=0&lease=x', '/releaseTask?id=0', '/retryTask?id=0']) {
+    for (const path of [
+      '/getNewTask',
+      '/registerTaskFinished?id=0',
+      '/registerTaskFailed?id=0',
+      '/renewTask?id=0&lease=x',
+      '/releaseTask?id=0',
+      '/retryTask?id=0',
+    ]) {
       expect((await call(stack.master, 'POST', path)).status).toBe(401)
     }
     const claim = await call(stack.master, 'POST', '/getNewTask', null, { authorization: `Bearer ${TOKEN}` })

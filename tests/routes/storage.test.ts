@@ -5,10 +5,10 @@ import { join } from 'node:path'
 import { createStorageApp } from '../../src/roles/storage/app.ts'
 import { openFsImageStore } from '../../src/roles/storage/fs-image-store.ts'
 import type { ImageStore } from '../../src/roles/storage/image-store.ts'
-import { filesBelow } from '../helpers/stored-files.ts'
 import { call, ORIGIN } from '../helpers/http.ts'
 import { pngBytes, streamOf } from '../helpers/image-store-contract.ts'
 import { quietDeps } from '../helpers/silent.ts'
+import { filesBelow } from '../helpers/stored-files.ts'
 import { tempDir } from '../helpers/temp.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 
@@ -92,7 +92,10 @@ describe('storage: POST /sendImage and GET /getImage', () => {
   })
 })
 
-for (const [from, cacheBytes] of [['its file', 0], ['memory (the hot-image cache)', 1024 * 1024]] as const) {
+for (const [from, cacheBytes] of [
+  ['its file', 0],
+  ['memory (the hot-image cache)', 1024 * 1024],
+] as const) {
   describe(`storage: caching and ranges on GET /getImage, the image sent from ${from}`, () => {
     beforeEach(async () => {
       await store.close()
@@ -206,18 +209,21 @@ describe('storage: bad ids, states and traversal attempts', () => {
     expect(allFiles()).toEqual([])
   })
 
-  test.each(['/getImage/../../etc/passwd', '/getImage/%2e%2e/%2e%2e/etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '/sendImage/..%2f..%2fx', '/storage/working/0.png'])(
-    'the path %s is 4xx with an Error: body',
-    async (path) => {
-      for (const method of ['GET', 'POST']) {
-        const got = await call(app, method, `${path}?id=1&state=working`, method === 'POST' ? pngBytes(100) : null)
-        expect(got.status).toBeGreaterThanOrEqual(400)
-        expect(got.status).toBeLessThan(500)
-        expect(got.text).toStartWith('Error:')
-      }
-      expect(allFiles()).toEqual([])
-    },
-  )
+  test.each([
+    '/getImage/../../etc/passwd',
+    '/getImage/%2e%2e/%2e%2e/etc/passwd',
+    '/%2e%2e/%2e%2e/etc/passwd',
+    '/sendImage/..%2f..%2fx',
+    '/storage/working/0.png',
+  ])('the path %s is 4xx with an Error: body', async (path) => {
+    for (const method of ['GET', 'POST']) {
+      const got = await call(app, method, `${path}?id=1&state=working`, method === 'POST' ? pngBytes(100) : null)
+      expect(got.status).toBeGreaterThanOrEqual(400)
+      expect(got.status).toBeLessThan(500)
+      expect(got.text).toStartWith('Error:')
+    }
+    expect(allFiles()).toEqual([])
+  })
 })
 
 describe('storage: a disk filling up', () => {

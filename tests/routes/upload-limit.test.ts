@@ -11,7 +11,12 @@ import { quietDeps } from '../helpers/silent.ts'
 import { inProcessStack, type StackOptions } from '../helpers/stack.ts'
 
 const TOKEN = 'limit-route-token-0123456789'
-const PNG = encodePng(2, 1, 2, 8, [[[10, 20, 30], [40, 50, 60]]])
+const PNG = encodePng(2, 1, 2, 8, [
+  [
+    [10, 20, 30],
+    [40, 50, 60],
+  ],
+])
 const stacks: Array<ReturnType<typeof inProcessStack>> = []
 afterEach(async () => {
   await Promise.all(stacks.splice(0).map((s) => s.close()))
@@ -26,7 +31,8 @@ function stackWith(options: StackOptions) {
 const upload = (app: Parameters<typeof call>[0], headers: Record<string, string> = {}) =>
   call(app, 'POST', '/new', PNG, { 'content-type': 'image/png', ...headers })
 const from = (address: string) => ({ 'x-forwarded-for': address })
-const tasks = async (stack: ReturnType<typeof inProcessStack>) => (await call(stack.database, 'GET', '/list', null, { authorization: `Bearer ${TOKEN}` })).text.split('\n').filter(Boolean).length
+const tasks = async (stack: ReturnType<typeof inProcessStack>) =>
+  (await call(stack.database, 'GET', '/list', null, { authorization: `Bearer ${TOKEN}` })).text.split('\n').filter(Boolean).length
 
 describe('master: PIXMILL_UPLOADS_PER_MINUTE', () => {
   test('a flood from one address gets 429 with Retry-After and an Error: body, and leaves no task; other addresses go on', async () => {

@@ -3,9 +3,9 @@ import { afterAll, describe, expect, test } from 'bun:test'
 import { join } from 'node:path'
 import { createKvClient } from '../../src/clients/kv-client.ts'
 import { createMetricsRegistry } from '../../src/plugins/metrics.ts'
+import { createWorkerDirectory } from '../../src/roles/frontend/worker-directory.ts'
 import { createKvApp } from '../../src/roles/kv/app.ts'
 import { openSqliteKvStore } from '../../src/roles/kv/sqlite-kv-store.ts'
-import { createWorkerDirectory } from '../../src/roles/frontend/worker-directory.ts'
 import { createWorkerApp, stageMetrics } from '../../src/roles/worker/app.ts'
 import type { WorkerStats } from '../../src/roles/worker/worker.ts'
 import { silentLogger } from '../../src/shared/logger.ts'
@@ -141,13 +141,28 @@ describe('frontend: the worker directory', () => {
 
     const first = await directory.list()
     expect(first.map((w) => w.address)).toEqual(['a.local:1', 'b.local:2'])
-    expect(first[0]).toEqual({ address: 'a.local:1', reachable: true, loops: 4, busy: 1, done: 3, failed: 2, lastSeen: '2026-11-30T10:00:00.000Z', problem: null })
+    expect(first[0]).toEqual({
+      address: 'a.local:1',
+      reachable: true,
+      loops: 4,
+      busy: 1,
+      done: 3,
+      failed: 2,
+      lastSeen: '2026-11-30T10:00:00.000Z',
+      problem: null,
+    })
 
     aUp = false
     done = 9
     now += 30_000
     const second = await directory.list()
-    expect(second[0]).toMatchObject({ address: 'a.local:1', reachable: false, done: 3, lastSeen: '2026-11-30T10:00:00.000Z', problem: 'does not answer on its port' })
+    expect(second[0]).toMatchObject({
+      address: 'a.local:1',
+      reachable: false,
+      done: 3,
+      lastSeen: '2026-11-30T10:00:00.000Z',
+      problem: 'does not answer on its port',
+    })
     expect(second[1]).toMatchObject({ address: 'b.local:2', reachable: true, lastSeen: '2026-11-30T10:00:30.000Z' })
 
     await kv.remove('workerAddress/a.local:1')
@@ -167,7 +182,16 @@ describe('frontend: the worker directory', () => {
     const kv = createKvClient('kv.local', fetcher)
     await kv.set('workerAddress/gone.local:9', 'gone.local:9', 60)
     const [only] = await createWorkerDirectory(kv, fetcher).list()
-    expect(only).toEqual({ address: 'gone.local:9', reachable: false, loops: null, busy: null, done: null, failed: null, lastSeen: null, problem: 'does not answer on its port' })
+    expect(only).toEqual({
+      address: 'gone.local:9',
+      reachable: false,
+      loops: null,
+      busy: null,
+      done: null,
+      failed: null,
+      lastSeen: null,
+      problem: 'does not answer on its port',
+    })
     const refused = () => Promise.reject(new TypeError('connect ECONNREFUSED'))
     await expect(createWorkerDirectory(createKvClient('kv.local', refused), refused).list()).rejects.toThrow(/unreachable/)
     await kv.remove('workerAddress/gone.local:9')
@@ -184,7 +208,14 @@ describe('worker: GET /history', () => {
     tally.add('failed', now - 90_000)
     tally.add('done', now - 10_000)
     tally.add('done', now - 5_000)
-    const app = createWorkerApp({ stats: () => stats(), history: tally.since, now: () => now, address: () => 'w:1', log: silentLogger, registry: createMetricsRegistry('worker') })
+    const app = createWorkerApp({
+      stats: () => stats(),
+      history: tally.since,
+      now: () => now,
+      address: () => 'w:1',
+      log: silentLogger,
+      registry: createMetricsRegistry('worker'),
+    })
     const all = JSON.parse((await call(app, 'GET', '/history')).text)
     expect(all.minutes).toEqual([
       { at: '2026-11-30T11:59:00.000Z', done: 1, failed: 1 },

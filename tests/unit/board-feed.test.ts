@@ -44,7 +44,12 @@ describe('board feed', () => {
   test('a failing read is told as trouble; close() tells every board to end', async () => {
     let fail = true
     const clock = manualClock()
-    const feed = createBoardFeed({ board: async () => (fail ? Promise.reject(new Error('master down')) : { ok: 1 }), history: async () => ({}), boardEveryMs: 10, clock })
+    const feed = createBoardFeed({
+      board: async () => (fail ? Promise.reject(new Error('master down')) : { ok: 1 }),
+      history: async () => ({}),
+      boardEveryMs: 10,
+      clock,
+    })
     const events: BoardFeedEvent[] = []
     feed.subscribe('hour', (event) => events.push(event))
     await clock.settle()
@@ -60,7 +65,14 @@ describe('board feed', () => {
 
 describe('chart data', () => {
   const bucket = (at: string, created: number, p50: number | null = null): HistoryBucket => ({
-    at, created, finished: created, failed: 0, failedForGood: 0, waiting: 1, inProgress: null, processingMs: { count: created, p50, p95: p50 },
+    at,
+    created,
+    finished: created,
+    failed: 0,
+    failedForGood: 0,
+    waiting: 1,
+    inProgress: null,
+    processingMs: { count: created, p50, p95: p50 },
   })
   const source = (buckets: HistoryBucket[], step: number): ConsoleSource => ({
     history: async () => ({ since: buckets[0]!.at, step, buckets }),
@@ -73,7 +85,15 @@ describe('chart data', () => {
     const day = source([bucket('2026-11-30T10:00:00.000Z', 30, 120), bucket('2026-11-30T10:15:00.000Z', 0)], 900_000)
     const workers: WorkerDirectory = {
       list: async () => [],
-      histories: async () => [{ address: 'w:1', minutes: [{ at: '2026-11-30T10:01:00.000Z', done: 90, failed: 0 }, { at: '2026-11-30T10:16:00.000Z', done: 9, failed: 1 }] }],
+      histories: async () => [
+        {
+          address: 'w:1',
+          minutes: [
+            { at: '2026-11-30T10:01:00.000Z', done: 90, failed: 0 },
+            { at: '2026-11-30T10:16:00.000Z', done: 9, failed: 1 },
+          ],
+        },
+      ],
     }
     const data = await chartData('day', day, workers, Date.parse('2026-11-30T10:20:00Z'))
     expect(data.step).toBe(900_000)
@@ -83,7 +103,10 @@ describe('chart data', () => {
   })
 
   test('a master without history and a kv that cannot be read are said, not thrown', async () => {
-    const none: ConsoleSource = { ...source([bucket('2026-11-30T10:00:00.000Z', 1)], 60_000), history: async () => Promise.reject(new Error('no /history here')) }
+    const none: ConsoleSource = {
+      ...source([bucket('2026-11-30T10:00:00.000Z', 1)], 60_000),
+      history: async () => Promise.reject(new Error('no /history here')),
+    }
     const workers: WorkerDirectory = { list: async () => [], histories: async () => Promise.reject(new Error('kv unreachable')) }
     const data = await chartData('hour', none, workers)
     expect(data.buckets).toEqual([])

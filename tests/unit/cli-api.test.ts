@@ -9,8 +9,8 @@ import { tempDir } from '../helpers/temp.ts'
 const servers: Array<{ stop: (force?: boolean) => unknown }> = []
 const dirs: ReturnType<typeof tempDir>[] = []
 afterEach(() => {
-  servers.splice(0).forEach((s) => s.stop(true))
-  dirs.splice(0).forEach((d) => d.remove())
+  for (const s of servers.splice(0)) s.stop(true)
+  for (const d of dirs.splice(0)) d.remove()
 })
 
 /** A master answering `answers` in turn (the last one for ever after), recording the paths asked and their task keys. */
@@ -56,11 +56,15 @@ describe('cli api', () => {
 
   test('a 4xx is a refusal with the master’s reason; 5xx that never pass end in a failure after a few tries', async () => {
     const refused = fakeMaster([() => new Response('Error: Not a valid PNG: bad CRC.', { status: 400 })])
-    const error = await createApi({ master: refused.master, ...fast }).upload(pngFile()).catch((e: unknown) => e)
+    const error = await createApi({ master: refused.master, ...fast })
+      .upload(pngFile())
+      .catch((e: unknown) => e)
     expect(error).toBeInstanceOf(Refused)
     expect((error as Error).message).toBe('Not a valid PNG: bad CRC.')
     const failing = fakeMaster([() => new Response('Error: storage down', { status: 502 })])
-    const failed = await createApi({ master: failing.master, tries: 3, ...fast }).upload(pngFile()).catch((e: unknown) => e)
+    const failed = await createApi({ master: failing.master, tries: 3, ...fast })
+      .upload(pngFile())
+      .catch((e: unknown) => e)
     expect(failed).toBeInstanceOf(CallFailed)
     expect(failing.paths.length).toBe(3)
   })
@@ -98,7 +102,7 @@ describe('cli api', () => {
     expect(uploaded).toEqual({ id: 9, key: KEY })
     expect((await api.waitEnded(9, undefined, 5, uploaded.key)).state).toBe(2)
     expect((await api.status(9, undefined, uploaded.key)).state).toBe(2)
-    const dest = join(pngFile() + '.out')
+    const dest = join(`${pngFile()}.out`)
     expect(await api.download(9, dest, undefined, uploaded.key)).toBe(3)
     expect(keys).toEqual([null, KEY, KEY, KEY])
     expect(paths.join(' ')).not.toContain(KEY)

@@ -29,7 +29,9 @@ describe('docs/openapi/*.json', () => {
     const generator = Bun.spawn(['bun', 'scripts/openapi.ts', '--print'], { cwd: ROOT, stdout: 'pipe', stderr: 'inherit' })
     const made = JSON.parse(await new Response(generator.stdout).text()) as Record<DocumentedRole, string>
     expect(await generator.exited).toBe(0)
-    const kept = readdirSync(OPENAPI_DIR).filter((name) => name.endsWith('.json')).sort()
+    const kept = readdirSync(OPENAPI_DIR)
+      .filter((name) => name.endsWith('.json'))
+      .sort()
     const expected = ROLES.map((role) => `${role}.json`).sort()
     if (kept.join() !== expected.join()) {
       throw new Error(`docs/openapi/ holds ${kept.join(', ') || 'nothing'}, not ${expected.join(', ')}: ${REGENERATE}`)
@@ -40,7 +42,7 @@ describe('docs/openapi/*.json', () => {
       const keptLines = readFileSync(join(OPENAPI_DIR, `${first}.json`), 'utf8').split('\n')
       const madeLines = made[first]!.split('\n')
       const line = madeLines.findIndex((text, i) => text !== keptLines[i])
-      const where = `${first}.json line ${line + 1}: kept ${JSON.stringify(keptLines[line])}, made ${JSON.stringify(madeLines.slice(line, line + 4).join(" "))}`
+      const where = `${first}.json line ${line + 1}: kept ${JSON.stringify(keptLines[line])}, made ${JSON.stringify(madeLines.slice(line, line + 4).join(' '))}`
       throw new Error(`The OpenAPI documents of ${stale.join(', ')} differ from the routes in src/roles (${where}): ${REGENERATE}`)
     }
     // Nothing of this run in them (the data folder of the build), so that a build elsewhere writes the same text.
@@ -110,8 +112,7 @@ describe('docs/protocol.md', () => {
   const common = protocol.get('Every role with a port')
 
   /** `METHOD /path` of every route of the role's app (not the method guard's catch-alls). */
-  const routesOf = (role: DocumentedRole) =>
-    built.apps[role].routes.filter((route) => route.method !== 'ALL').map((route) => `${route.method} ${route.path}`)
+  const routesOf = (role: DocumentedRole) => built.apps[role].routes.filter((route) => route.method !== 'ALL').map((route) => `${route.method} ${route.path}`)
 
   test('has a section for every role, and one for the routes they all share', () => {
     expect(common).toBeDefined()
@@ -121,7 +122,9 @@ describe('docs/protocol.md', () => {
   test('names every route of every role, in the role’s section or the shared one', () => {
     const missing = ROLES.flatMap((role) => {
       const text = `${protocol.get(role) ?? ''}\n${common ?? ''}`
-      return routesOf(role).filter((route) => !text.includes(`\`${route}\``)).map((route) => `${role}: ${route}`)
+      return routesOf(role)
+        .filter((route) => !text.includes(`\`${route}\``))
+        .map((route) => `${role}: ${route}`)
     })
     expect(missing).toEqual([])
   })

@@ -26,9 +26,7 @@ imageStoreContract('file system without fsync', () => {
 
 /** Every image file and temp file under the store, as paths below it (the tally left out). */
 function listing(root: string): string[] {
-  return (readdirSync(root, { recursive: true }) as string[])
-    .filter((path) => statSync(join(root, path)).isFile() && !path.startsWith('tally.sqlite'))
-    .sort()
+  return (readdirSync(root, { recursive: true }) as string[]).filter((path) => statSync(join(root, path)).isFile() && !path.startsWith('tally.sqlite')).sort()
 }
 
 describe('file-system image store', () => {
@@ -39,7 +37,9 @@ describe('file-system image store', () => {
     dirs.push(dir)
     return dir
   }
-  afterEach(() => dirs.splice(0).forEach((dir) => dir.remove()))
+  afterEach(() => {
+    for (const dir of dirs.splice(0)) dir.remove()
+  })
 
   test('keeps <root>/<area>/<id / 10^6>/<id / 1000 mod 1000>/<id>.png and nothing else once puts are done, failed ones included', async () => {
     const dir = freshDir()
@@ -58,7 +58,12 @@ describe('file-system image store', () => {
     const dir = freshDir()
     const root = join(dir.path, 'storage')
     const store = openFsImageStore(root)
-    for (const [id, area] of [[-1, 'working'], [1, '../..'], [1, '../../x'], [1.5, 'working']] as const) {
+    for (const [id, area] of [
+      [-1, 'working'],
+      [1, '../..'],
+      [1, '../../x'],
+      [1.5, 'working'],
+    ] as const) {
       await store.put(id, area as 'working', streamOf(pngBytes(10)), LIMIT).catch(() => {})
     }
     expect(listing(root)).toEqual([])

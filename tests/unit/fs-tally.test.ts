@@ -6,7 +6,9 @@ import { openTally } from '../../src/roles/storage/fs-tally.ts'
 import { tempDir } from '../helpers/temp.ts'
 
 const dirs: ReturnType<typeof tempDir>[] = []
-afterEach(() => dirs.splice(0).forEach((dir) => dir.remove()))
+afterEach(() => {
+  for (const dir of dirs.splice(0)) dir.remove()
+})
 const fresh = () => {
   const dir = tempDir()
   dirs.push(dir)

@@ -1,16 +1,16 @@
 // Property-based fuzzing (fast-check): random queries, headers and bodies against every role app in-process.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import fc from 'fast-check'
-import type { AnyElysia } from 'elysia'
 import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
+import type { AnyElysia } from 'elysia'
+import fc from 'fast-check'
 import { createMasterPublicClient } from '../../src/clients/master-public-client.ts'
 import { fixedPeer } from '../../src/clients/peer-address.ts'
 import { createFrontendApp } from '../../src/roles/frontend/app.ts'
 import { createTaskWatch } from '../../src/roles/frontend/task-watch.ts'
 import { createKvApp } from '../../src/roles/kv/app.ts'
 import { openSqliteKvStore } from '../../src/roles/kv/sqlite-kv-store.ts'
-import { hasPngSignature, parsePngHeader, PNG_SIGNATURE } from '../../src/shared/png-header.ts'
+import { hasPngSignature, PNG_SIGNATURE, parsePngHeader } from '../../src/shared/png-header.ts'
 import { ORIGIN } from '../helpers/http.ts'
 import { concat, encodePng, ihdrChunk, signature } from '../helpers/png.ts'
 import { quietDeps } from '../helpers/silent.ts'
@@ -19,7 +19,18 @@ import { storedImages } from '../helpers/stored-files.ts'
 import { tempDir } from '../helpers/temp.ts'
 
 const LIMIT = 4096
-const PNG = encodePng(3, 2, 2, 8, [[[1, 2, 3], [4, 5, 6], [7, 8, 9]], [[10, 11, 12], [13, 14, 15], [16, 17, 18]]])
+const PNG = encodePng(3, 2, 2, 8, [
+  [
+    [1, 2, 3],
+    [4, 5, 6],
+    [7, 8, 9],
+  ],
+  [
+    [10, 11, 12],
+    [13, 14, 15],
+    [16, 17, 18],
+  ],
+])
 const stack = inProcessStack({ maxUploadBytes: LIMIT })
 const kvDir = tempDir()
 const kvStore = openSqliteKvStore(join(kvDir.path, 'kv'))
@@ -41,22 +52,26 @@ afterAll(async () => {
 })
 
 /** Every route of each app, from its own route table (the 405 catch-alls left out). */
-const ROUTES = Object.entries(APPS).flatMap(([role, app]) => app.routes.filter((route) => route.method !== 'ALL').map(({ path, method }) => ({ role, path, method })))
+const ROUTES = Object.entries(APPS).flatMap(([role, app]) =>
+  app.routes.filter((route) => route.method !== 'ALL').map(({ path, method }) => ({ role, path, method })),
+)
 
 const KEYS = ['id', 'key', 'value', 'state', 'lease', 'error', 'ms', 'limit', 'ids', 'prefix', 'ttl']
 const VALUES = ['0', '1', '-1', '1.5', '1e3', ' 1', '0x1', '01', '9007199254740993', '', 'working', 'finished', '../../etc/passwd', '%2e%2e%2f', '0,1,2']
 /** A query part: known or random keys and values, raw percent escapes (some broken), unicode, and very long values. */
-const queryPart = fc.tuple(
-  fc.oneof(fc.constantFrom(...KEYS), fc.string({ maxLength: 12 }), fc.string({ unit: 'grapheme', maxLength: 6 })),
-  fc.oneof(
-    fc.constantFrom(...VALUES),
-    fc.string({ maxLength: 20 }),
-    fc.string({ unit: 'grapheme', maxLength: 20 }),
-    fc.stringMatching(/^(%[0-9A-Fa-f]{0,2}|[a-z0-9.]){0,12}$/),
-    fc.integer({ min: 1000, max: 100_000 }).map((n) => 'x'.repeat(n)),
-  ),
-  fc.boolean(),
-).map(([key, value, encode]) => (encode ? `${encodeURIComponent(key)}=${encodeURIComponent(value)}` : `${key}=${value}`))
+const queryPart = fc
+  .tuple(
+    fc.oneof(fc.constantFrom(...KEYS), fc.string({ maxLength: 12 }), fc.string({ unit: 'grapheme', maxLength: 6 })),
+    fc.oneof(
+      fc.constantFrom(...VALUES),
+      fc.string({ maxLength: 20 }),
+      fc.string({ unit: 'grapheme', maxLength: 20 }),
+      fc.stringMatching(/^(%[0-9A-Fa-f]{0,2}|[a-z0-9.]){0,12}$/),
+      fc.integer({ min: 1000, max: 100_000 }).map((n) => 'x'.repeat(n)),
+    ),
+    fc.boolean(),
+  )
+  .map(([key, value, encode]) => (encode ? `${encodeURIComponent(key)}=${encodeURIComponent(value)}` : `${key}=${value}`))
 
 async function answer(app: AnyElysia, request: Request): Promise<{ status: number; text: string; headers: Headers }> {
   const response = await app.handle(request)
@@ -107,7 +122,16 @@ function reallyValidIhdr(bytes: Uint8Array): boolean {
   const [width, height] = [view.getUint32(16), view.getUint32(20)]
   const [depth, colour, compression, filter, interlace] = bytes.subarray(24, 29)
   const depths: Record<number, number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] }
-  return width >= 1 && height >= 1 && width < 2 ** 31 && height < 2 ** 31 && !!depths[colour!]?.includes(depth!) && compression === 0 && filter === 0 && interlace! <= 1
+  return (
+    width >= 1 &&
+    height >= 1 &&
+    width < 2 ** 31 &&
+    height < 2 ** 31 &&
+    !!depths[colour!]?.includes(depth!) &&
+    compression === 0 &&
+    filter === 0 &&
+    interlace! <= 1
+  )
 }
 
 const validHeader = fc
@@ -208,7 +232,12 @@ const formPart = fc.record({
 const form = fc.record({
   boundary: fc.stringMatching(/^[A-Za-z0-9'()+_,.-]{1,40}$/),
   parts: fc.oneof(
-    { arbitrary: fc.tuple(formPart, fc.array(formPart, { maxLength: 2 })).map(([first, rest]) => [{ ...first, name: 'uploadfile', filename: 'a.png' }, ...rest]), weight: 2 },
+    {
+      arbitrary: fc
+        .tuple(formPart, fc.array(formPart, { maxLength: 2 }))
+        .map(([first, rest]) => [{ ...first, name: 'uploadfile', filename: 'a.png' }, ...rest]),
+      weight: 2,
+    },
     fc.array(formPart, { maxLength: 3 }),
   ),
   ending: fc.oneof({ arbitrary: fc.constant('--\r\n'), weight: 4 }, fc.constantFrom('--', '', '\r\n')),
@@ -222,7 +251,9 @@ describe('fuzz: frontend POST /submitTask', () => {
         const pieces: Uint8Array[] = []
         const text = (s: string) => pieces.push(new TextEncoder().encode(s))
         for (const part of parts) {
-          text(`--${boundary}\r\nContent-Disposition: form-data; name="${part.name}"${part.filename === undefined ? '' : `; filename="${part.filename}"`}\r\n\r\n`)
+          text(
+            `--${boundary}\r\nContent-Disposition: form-data; name="${part.name}"${part.filename === undefined ? '' : `; filename="${part.filename}"`}\r\n\r\n`,
+          )
           pieces.push(part.content)
           text('\r\n')
         }

@@ -30,7 +30,13 @@ describe('histogramQuantile', () => {
 describe('historyBuckets', () => {
   const T0 = Date.UTC(2026, 0, 1, 12, 0)
   const minute = (k: number, figures: Partial<MinuteFigures>): MinuteFigures => ({
-    minute: T0 + k * 60_000, created: 0, finished: 0, failed: 0, failedForGood: 0, processing: counts({}), ...figures,
+    minute: T0 + k * 60_000,
+    created: 0,
+    finished: 0,
+    failed: 0,
+    failedForGood: 0,
+    processing: counts({}),
+    ...figures,
   })
 
   test('every bucket from since to now, figures added up per bucket, quiet buckets zero, the last sample of each', () => {
@@ -51,13 +57,28 @@ describe('historyBuckets', () => {
     })
     expect(buckets).toEqual([
       { at: T0, created: 3, finished: 2, failed: 2, failedForGood: 1, waiting: 4, inProgress: 2, processing: { count: 2, p50: 75, p95: 97.5 } },
-      { at: T0 + 120_000, created: 0, finished: 0, failed: 0, failedForGood: 0, waiting: null, inProgress: null, processing: { count: 0, p50: null, p95: null } },
+      {
+        at: T0 + 120_000,
+        created: 0,
+        finished: 0,
+        failed: 0,
+        failedForGood: 0,
+        waiting: null,
+        inProgress: null,
+        processing: { count: 0, p50: null, p95: null },
+      },
       { at: T0 + 240_000, created: 7, finished: 0, failed: 0, failedForGood: 0, waiting: 9, inProgress: 0, processing: { count: 0, p50: null, p95: null } },
     ])
   })
 
   test('figures outside the window are left out', () => {
-    const buckets = historyBuckets({ since: T0 + 60_000, step: 60_000, now: T0 + 60_000, minutes: [minute(0, { created: 1 }), minute(1, { created: 2 })], samples: [] })
+    const buckets = historyBuckets({
+      since: T0 + 60_000,
+      step: 60_000,
+      now: T0 + 60_000,
+      minutes: [minute(0, { created: 1 }), minute(1, { created: 2 })],
+      samples: [],
+    })
     expect(buckets.map((b) => [b.at, b.created])).toEqual([[T0 + 60_000, 2]])
   })
 })
@@ -82,7 +103,12 @@ describe('the queue sampler', () => {
     let calls = 0
     const warnings: string[] = []
     const log = { ...silentLogger, warn: (_: unknown, message: string) => void warnings.push(message), info: () => {} } as unknown as typeof silentLogger
-    const store = { sampleQueue: async () => { calls++; throw new Error('PostgreSQL is down') } } as unknown as TaskStore
+    const store = {
+      sampleQueue: async () => {
+        calls++
+        throw new Error('PostgreSQL is down')
+      },
+    } as unknown as TaskStore
     const clock = manualClock()
     const sampler = createQueueSampler({ store, log, everyMs: 10, clock })
     sampler.start()

@@ -13,8 +13,19 @@ function twoRegistries(requests: readonly (readonly [string, string, number, num
   metrics.register(ours)
   const theirs = new Registry()
   theirs.setDefaultLabels({ role: 'kv' })
-  const counter = new Counter({ name: 'pixmill_http_requests_total', help: 'HTTP requests answered, per method, route and status.', labelNames: ['method', 'route', 'status'], registers: [theirs] })
-  const histogram = new Histogram({ name: 'pixmill_http_request_duration_seconds', help: 'Time from request to response, per method and route.', labelNames: ['method', 'route'], buckets: BUCKETS, registers: [theirs] })
+  const counter = new Counter({
+    name: 'pixmill_http_requests_total',
+    help: 'HTTP requests answered, per method, route and status.',
+    labelNames: ['method', 'route', 'status'],
+    registers: [theirs],
+  })
+  const histogram = new Histogram({
+    name: 'pixmill_http_request_duration_seconds',
+    help: 'Time from request to response, per method and route.',
+    labelNames: ['method', 'route'],
+    buckets: BUCKETS,
+    registers: [theirs],
+  })
   for (const [method, route, status, seconds] of requests) {
     metrics.record(method, route, status, seconds)
     counter.inc({ method, route, status: String(status) })

@@ -4,8 +4,8 @@ import { deflateSync } from 'node:zlib'
 import sharp from 'sharp'
 import { UnrecoverableImageError } from '../../src/roles/worker/errors.ts'
 import { decodeSwapped, encodeSwapped, type PngEffort, swapRedGreen } from '../../src/roles/worker/image-work.ts'
-import { type Fixture, makeFixture, over, rng } from '../helpers/png-fixtures.ts'
 import { type ColorType, chunk, concat, encodePng, ihdrChunk, type Pixel, signature, VALID_DEPTHS } from '../helpers/png.ts'
+import { type Fixture, makeFixture, over, rng } from '../helpers/png-fixtures.ts'
 
 const LIMIT = { maxPixels: 1_000_000 }
 const NAMES: Record<ColorType, string> = { 0: 'grey', 2: 'RGB', 3: 'palette', 4: 'grey+alpha', 6: 'RGBA' }
@@ -32,7 +32,10 @@ async function expectRule(fixture: Fixture, effort: PngEffort = 'fast'): Promise
 }
 
 async function expectRefused(png: Uint8Array, pattern: RegExp, maxPixels = LIMIT.maxPixels): Promise<void> {
-  const error = await swapRedGreen(png, { maxPixels }).then(() => undefined, (e: unknown) => e)
+  const error = await swapRedGreen(png, { maxPixels }).then(
+    () => undefined,
+    (e: unknown) => e,
+  )
   expect(error).toBeInstanceOf(UnrecoverableImageError)
   expect((error as Error).message).toMatch(pattern)
 }
@@ -53,7 +56,8 @@ describe('swapRedGreen with PIXMILL_PNG_EFFORT=small: the same pixels as RGB', (
   let seed = 400
   for (const ct of [0, 2, 3, 4, 6] as const) {
     const depth = VALID_DEPTHS[ct].at(-1)!
-    test(`${NAMES[ct]} ${depth}-bit interlaced 13x7 follows the rule exactly`, () => expectRule(makeFixture({ ct, depth, width: 13, height: 7, seed: seed++, interlace: true }), 'small'))
+    test(`${NAMES[ct]} ${depth}-bit interlaced 13x7 follows the rule exactly`, () =>
+      expectRule(makeFixture({ ct, depth, width: 13, height: 7, seed: seed++, interlace: true }), 'small'))
   }
   test('a larger photo-like image: both encoders give the same pixels, the small one in fewer bytes', async () => {
     const fixture = makeFixture({ ct: 2, depth: 8, width: 300, height: 200, seed: 450 })
@@ -65,19 +69,39 @@ describe('swapRedGreen with PIXMILL_PNG_EFFORT=small: the same pixels as RGB', (
 })
 
 describe('swapRedGreen: transparency', () => {
-  const cases: [ColorType, number][] = [[0, 1], [0, 2], [0, 8], [0, 16], [2, 8], [2, 16], [3, 2], [3, 4], [3, 8]]
+  const cases: [ColorType, number][] = [
+    [0, 1],
+    [0, 2],
+    [0, 8],
+    [0, 16],
+    [2, 8],
+    [2, 16],
+    [3, 2],
+    [3, 4],
+    [3, 8],
+  ]
   for (const [ct, depth] of cases) {
     test(`${NAMES[ct]} ${depth}-bit with tRNS composites the transparent pixels to black`, () =>
       expectRule(makeFixture({ ct, depth, width: 11, height: 5, seed: 100 + ct * 20 + depth, trns: true })))
   }
   test('grey+alpha and RGBA, 8 and 16 bits, interlaced, odd sizes', async () => {
-    for (const [ct, depth, w, h] of [[4, 8, 9, 9], [4, 16, 5, 3], [6, 8, 1, 9], [6, 16, 7, 5]] as const) {
+    for (const [ct, depth, w, h] of [
+      [4, 8, 9, 9],
+      [4, 16, 5, 3],
+      [6, 8, 1, 9],
+      [6, 16, 7, 5],
+    ] as const) {
       await expectRule(makeFixture({ ct, depth, width: w, height: h, seed: 200 + w, interlace: true }))
     }
   })
   test('16-bit samples round half up at the 8-bit boundaries', async () => {
     // c = 257k + 128 is just below k + 0.5 (stays k); 257k + 129 is above (k + 1); alpha 32768 halves.
-    const row: Pixel[] = [[257 * 7 + 128, 257 * 7 + 129, 65535, 65535], [65535, 0, 257 * 200, 32768], [1, 65535, 65534, 1], [32896, 32896, 32896, 65535]]
+    const row: Pixel[] = [
+      [257 * 7 + 128, 257 * 7 + 129, 65535, 65535],
+      [65535, 0, 257 * 200, 32768],
+      [1, 65535, 65534, 1],
+      [32896, 32896, 32896, 65535],
+    ]
     const png = encodePng(4, 1, 6, 16, [row])
     const expected = row.flatMap(([r, g, b, a]) => [over(g!, a!), over(r!, a!), over(b!, a!), 255])
     expect(expected.slice(0, 2)).toEqual([8, 7])
@@ -87,7 +111,14 @@ describe('swapRedGreen: transparency', () => {
 
 describe('swapRedGreen: sizes and encodings', () => {
   test('1x1 images of every colour type', async () => {
-    for (const [ct, depth] of [[0, 1], [0, 16], [2, 8], [3, 1], [4, 8], [6, 16]] as const) {
+    for (const [ct, depth] of [
+      [0, 1],
+      [0, 16],
+      [2, 8],
+      [3, 1],
+      [4, 8],
+      [6, 16],
+    ] as const) {
       await expectRule(makeFixture({ ct, depth, width: 1, height: 1, seed: 300 + ct, interlace: ct === 0 }))
     }
   })
@@ -107,17 +138,25 @@ describe('swapRedGreen: sizes and encodings', () => {
     await expectRule(makeFixture({ ct: 6, depth: 8, width: 19, height: 11, seed: 331, extra: { extraBefore } }))
   })
   test('an embedded ICC profile (Display P3) is not applied: the stored samples count', async () => {
-    const withP3 = await sharp({ create: { width: 2, height: 2, channels: 3, background: '#00f' } }).withIccProfile('p3').png().toBuffer()
+    const withP3 = await sharp({ create: { width: 2, height: 2, channels: 3, background: '#00f' } })
+      .withIccProfile('p3')
+      .png()
+      .toBuffer()
     const iccp = pngChunk(withP3, 'iCCP')
     expect(iccp).toBeDefined()
-    for (const ct of [2, 6] as const) await expectRule(makeFixture({ ct, depth: 8, width: 9, height: 5, seed: 332 + ct, extra: { extraBefore: [['iCCP', iccp!]] } }))
+    for (const ct of [2, 6] as const)
+      await expectRule(makeFixture({ ct, depth: 8, width: 9, height: 5, seed: 332 + ct, extra: { extraBefore: [['iCCP', iccp!]] } }))
   })
 })
 
 describe('encodeSwapped: off the JS thread', () => {
   test('a 2048x2048 encode spends almost none of its time before it yields (the pixels are not copied on the JS thread)', async () => {
     const side = 2048
-    const png = new Uint8Array(await sharp({ create: { width: side, height: side, channels: 3, background: { r: 9, g: 99, b: 199 } } }).png().toBuffer())
+    const png = new Uint8Array(
+      await sharp({ create: { width: side, height: side, channels: 3, background: { r: 9, g: 99, b: 199 } } })
+        .png()
+        .toBuffer(),
+    )
     const pixels = await decodeSwapped(png, { maxPixels: side * side })
     const started = performance.now()
     const encoding = encodeSwapped(pixels)
@@ -147,9 +186,14 @@ describe('swapRedGreen: refusals', () => {
   })
   test('garbage, an empty body and a JPEG are not decodable PNGs', async () => {
     const next = rng(500)
-    await expectRefused(Uint8Array.from({ length: 1000 }, () => next(256)), /not a decodable PNG/)
+    await expectRefused(
+      Uint8Array.from({ length: 1000 }, () => next(256)),
+      /not a decodable PNG/,
+    )
     await expectRefused(new Uint8Array(0), /not a decodable PNG/)
-    const jpeg = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#f00' } }).jpeg().toBuffer()
+    const jpeg = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#f00' } })
+      .jpeg()
+      .toBuffer()
     await expectRefused(jpeg, /not a decodable PNG: the body is not a PNG/)
   })
   test('truncated PNGs: cut in the image data, cut before IEND, cut in the header', async () => {
@@ -168,6 +212,9 @@ describe('swapRedGreen: refusals', () => {
     await expectRefused(idatCrc, /does not decode/)
     const rows = concat(Array.from({ length: 8 }, () => Uint8Array.from([7, ...new Uint8Array(48)])))
     await expectRefused(concat([signature(), ihdrChunk(16, 8, 8, 2), chunk('IDAT', deflateSync(rows)), chunk('IEND', new Uint8Array(0))]), /does not decode/)
-    await expectRefused(concat([signature(), ihdrChunk(16, 8, 3, 0), chunk('IDAT', deflateSync(rows)), chunk('IEND', new Uint8Array(0))]), /not a decodable PNG/)
+    await expectRefused(
+      concat([signature(), ihdrChunk(16, 8, 3, 0), chunk('IDAT', deflateSync(rows)), chunk('IEND', new Uint8Array(0))]),
+      /not a decodable PNG/,
+    )
   })
 })

@@ -1,13 +1,13 @@
 // Roles in one process call each other through their apps' handlers instead of a socket, with the same results.
 import { afterEach, expect, test } from 'bun:test'
 import { Elysia } from 'elysia'
-import { inProcessHandler, serveInProcess } from '../../src/clients/in-process.ts'
 import { callPeer, createPeerFetch, peerTransport } from '../../src/clients/http.ts'
+import { inProcessHandler, serveInProcess } from '../../src/clients/in-process.ts'
+import { serveRole } from '../../src/runtime/serve-role.ts'
 import { parseAddress } from '../../src/shared/args.ts'
 import { DependencyUnavailable } from '../../src/shared/errors.ts'
 import { silentLogger } from '../../src/shared/logger.ts'
 import { currentRequestId, enterRequest, withRequestId } from '../../src/shared/request-context.ts'
-import { serveRole } from '../../src/runtime/serve-role.ts'
 import { freePort } from '../helpers/processes.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 
@@ -112,12 +112,25 @@ test('stop() waits for a call in flight from a role of the same process before c
     await held
     return closed ? 'closed too early' : 'done'
   })
-  const running = await serveRole({ role: 'demo', app, listen: parseAddress(`127.0.0.1:${port}`), log: silentLogger, close: async () => void (closed = true) })
+  const running = await serveRole({
+    role: 'demo',
+    app,
+    listen: parseAddress(`127.0.0.1:${port}`),
+    log: silentLogger,
+    close: async () => {
+      closed = true
+    },
+  })
   const call = callPeer(peerTransport, 'demo', `127.0.0.1:${port}`, '/slow')
   await waitFor('the call to reach its handler', () => entered)
   const stopping = running.stop()
   // A close that must not come cannot be polled for: wait until stop() has shut the listener, then give it more turns.
-  await waitFor('the listener to close', () => fetch(`http://127.0.0.1:${port}/none`).then(() => false, () => true))
+  await waitFor('the listener to close', () =>
+    fetch(`http://127.0.0.1:${port}/none`).then(
+      () => false,
+      () => true,
+    ),
+  )
   for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve))
   expect(closed).toBe(false)
   release()

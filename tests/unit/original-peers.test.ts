@@ -5,7 +5,7 @@ import { callPeer } from '../../src/clients/http.ts'
 import { createKvClient } from '../../src/clients/kv-client.ts'
 import { createMasterPublicClient } from '../../src/clients/master-public-client.ts'
 import { fixedPeer, kvPeer, peerHealthy } from '../../src/clients/peer-address.ts'
-import { DependencyUnavailable, HttpError, NotOffered } from '../../src/shared/errors.ts'
+import { DependencyUnavailable, type HttpError, NotOffered } from '../../src/shared/errors.ts'
 
 /** A role of the original protocol as one fetch handler: `paths` answer, every other path is Go's bare 404. */
 function original(paths: Record<string, (url: URL) => Response | Promise<Response>>) {
@@ -44,7 +44,12 @@ describe('kv client and lookups against an original kv', () => {
   // The original `/list` answers every pair, whatever the query asks for.
   const pairs = { masterAddress: 'm:1', storageAddress: 's:1', databaseAddress: 'd:1', theme: 'dark' }
   const kv = original({
-    '/list': () => text(Object.entries(pairs).map(([k, v]) => `${k} : ${v}\n`).join('')),
+    '/list': () =>
+      text(
+        Object.entries(pairs)
+          .map(([k, v]) => `${k} : ${v}\n`)
+          .join(''),
+      ),
     '/get': (url) => {
       const value = pairs[url.searchParams.get('key') as keyof typeof pairs]
       return value ? text(value) : text('Error: not found', 404)
@@ -58,7 +63,10 @@ describe('kv client and lookups against an original kv', () => {
   })
 
   test('a lookup finds the plain key, never another role’s address', async () => {
-    for (const [key, value] of [['masterAddress', 'm:1'], ['storageAddress', 's:1']] as const) {
+    for (const [key, value] of [
+      ['masterAddress', 'm:1'],
+      ['storageAddress', 's:1'],
+    ] as const) {
       const peer = kvPeer(client, key, { attempts: 1 })
       expect([await peer.current(), await peer.current()]).toEqual([value, value])
     }
@@ -89,7 +97,10 @@ describe('peerHealthy against an original role', () => {
 })
 
 describe('master public client against an original master', () => {
-  const ready = new Map([[0, '1'], [1, '0']])
+  const ready = new Map([
+    [0, '1'],
+    [1, '0'],
+  ])
   const master = original({
     '/isReady': (url) => {
       const answer = ready.get(Number(url.searchParams.get('id')))

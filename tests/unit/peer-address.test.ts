@@ -4,8 +4,8 @@ import { join } from 'node:path'
 import { createKvClient, type KvClient } from '../../src/clients/kv-client.ts'
 import { kvPeer, onPeer } from '../../src/clients/peer-address.ts'
 import { createKvApp } from '../../src/roles/kv/app.ts'
-import { openSqliteKvStore } from '../../src/roles/kv/sqlite-kv-store.ts'
 import type { KvStore } from '../../src/roles/kv/kv-store.ts'
+import { openSqliteKvStore } from '../../src/roles/kv/sqlite-kv-store.ts'
 import { DependencyUnavailable } from '../../src/shared/errors.ts'
 import { inProcess } from '../helpers/http.ts'
 import { quietDeps } from '../helpers/silent.ts'
@@ -121,10 +121,14 @@ describe('onPeer', () => {
   test('a refusal by the peer (4xx) is not a reason to go elsewhere', async () => {
     let calls = 0
     await expect(
-      onPeer(peerOf(), async () => {
-        calls++
-        throw new Error('409 conflict')
-      }, { idempotent: true }),
+      onPeer(
+        peerOf(),
+        async () => {
+          calls++
+          throw new Error('409 conflict')
+        },
+        { idempotent: true },
+      ),
     ).rejects.toThrow('409')
     expect(calls).toBe(1)
   })

@@ -1,6 +1,6 @@
 // The PNG signature and IHDR checks the master runs before it accepts an upload.
 import { describe, expect, test } from 'bun:test'
-import { crc32, hasPngSignature, parsePngHeader, PNG_SIGNATURE } from '../../src/shared/png-header.ts'
+import { crc32, hasPngSignature, PNG_SIGNATURE, parsePngHeader } from '../../src/shared/png-header.ts'
 
 /** A signature and an IHDR chunk with the given fields and a correct CRC (unless `crc` is given). */
 function header(width: number, height: number, depth = 8, colour = 6, extra: { interlace?: number; crc?: number } = {}): Uint8Array {

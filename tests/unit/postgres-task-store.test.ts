@@ -1,8 +1,9 @@
 // The PostgreSQL task store against the TaskStore contract, plus what only PostgreSQL has: many instances, an outage, a crash.
-import { SQL } from 'bun'
+
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { openPostgresTaskStore, type PostgresTaskStoreOptions } from '../../src/roles/database/postgres-task-store.ts'
+import { SQL } from 'bun'
 import { SCHEMA_VERSION } from '../../src/roles/database/postgres-schema.ts'
+import { openPostgresTaskStore, type PostgresTaskStoreOptions } from '../../src/roles/database/postgres-task-store.ts'
 import type { TaskStore, TaskStoreOptions } from '../../src/roles/database/task-store.ts'
 import { DependencyUnavailable } from '../../src/shared/errors.ts'
 import { type PostgresServer, postgresInstalled, startPostgresServer } from '../helpers/postgres-server.ts'
@@ -290,90 +291,117 @@ describe('PostgreSQL task store: timelines', () => {
 const OUTAGE_TIMEOUT_MS = 30_000
 
 describe('PostgreSQL task store: outages and crashes', () => {
-  test('with PostgreSQL down, calls fail quickly with 503 and healthy() is false; when it is back, everything works', async () => {
-    const store = await openPostgresTaskStore(await freshDatabase(), options())
-    try {
-      const id = await store.create()
-      await server.stop()
-      const started = performance.now()
-      for (const call of [() => store.create(), () => store.claim(), () => store.get(id), () => store.countByState()]) {
-        const error = await call().then(() => undefined, (e: unknown) => e)
-        expect(error).toBeInstanceOf(DependencyUnavailable)
-        expect((error as DependencyUnavailable).status).toBe(503)
-      }
-      expect(await store.healthy()).toBe(false)
-      expect(performance.now() - started).toBeLessThan(3000)
-      await server.restart()
-      expect(await store.healthy()).toBe(true)
-      expect((await store.claim()).claim?.task.id).toBe(id)
-      expect(await store.create()).toBe(id + 1)
-    } finally {
-      await store.close()
-    }
-  }, OUTAGE_TIMEOUT_MS)
-
-  test('a hung PostgreSQL: calls fail with 503 after the operation deadline, healthy() is false within seconds', async () => {
-    const url = await freshDatabase()
-    // Migrated first under the usual deadline: creating the schema on a busy machine can take longer than the 300 ms
-    // tested here, which is about calls, not about the start (the run with every test at once failed here so).
-    await (await openPostgresTaskStore(url, options())).close()
-    const store = await openPostgresTaskStore(url, { ...options(), operationTimeoutMs: 300 })
-    try {
-      await store.create()
-      server.freeze()
-      const started = performance.now()
-      expect(await store.claim().then(() => undefined, (e: unknown) => e)).toBeInstanceOf(DependencyUnavailable)
-      expect(performance.now() - started).toBeLessThan(1000)
-      expect(await store.healthy()).toBe(false)
-      expect(performance.now() - started).toBeLessThan(4000)
-      server.thaw()
-      // The claim that timed out may still have gone through once the server woke: the task is handed out once at most.
-      const again = await store.claim()
-      expect(again.claim === undefined || again.claim.task.id === 0).toBe(true)
-      expect(await store.healthy()).toBe(true)
-    } finally {
-      server.thaw()
-      await store.close()
-    }
-  }, OUTAGE_TIMEOUT_MS)
-
-  test('a store opened while PostgreSQL is down rejects with 503 instead of hanging', async () => {
-    const url = await freshDatabase()
-    await server.stop()
-    try {
-      const error = await openPostgresTaskStore(url, options()).then(() => undefined, (e: unknown) => e)
-      expect(error).toBeInstanceOf(DependencyUnavailable)
-    } finally {
-      await server.restart()
-    }
-  }, OUTAGE_TIMEOUT_MS)
-
-  test('acknowledged tasks, states and the id counter survive kill -9 of PostgreSQL and its restart', async () => {
-    const url = await freshDatabase()
-    const store = await openPostgresTaskStore(url, options())
-    try {
-      for (let i = 0; i < 5; i++) await store.create()
-      const claim = (await store.claim()).claim!
-      await store.finish(claim.task.id, claim.leaseToken)
-      await store.claim()
-      await store.setState(4, 2)
-      await server.kill9()
-      await server.restart()
-      const reopened = await openPostgresTaskStore(url, options())
+  test(
+    'with PostgreSQL down, calls fail quickly with 503 and healthy() is false; when it is back, everything works',
+    async () => {
+      const store = await openPostgresTaskStore(await freshDatabase(), options())
       try {
-        const states: number[] = []
-        for await (const task of reopened.list()) states.push(task.state)
-        expect(states).toEqual([2, 1, 0, 0, 2])
-        expect(await reopened.create()).toBe(5)
-        expect((await reopened.claim()).claim?.task.id).toBe(2)
-        // The store opened before the crash recovers on its own too.
+        const id = await store.create()
+        await server.stop()
+        const started = performance.now()
+        for (const call of [() => store.create(), () => store.claim(), () => store.get(id), () => store.countByState()]) {
+          const error = await call().then(
+            () => undefined,
+            (e: unknown) => e,
+          )
+          expect(error).toBeInstanceOf(DependencyUnavailable)
+          expect((error as DependencyUnavailable).status).toBe(503)
+        }
+        expect(await store.healthy()).toBe(false)
+        expect(performance.now() - started).toBeLessThan(3000)
+        await server.restart()
         expect(await store.healthy()).toBe(true)
-        expect((await store.get(5))?.state).toBe(0)
+        expect((await store.claim()).claim?.task.id).toBe(id)
+        expect(await store.create()).toBe(id + 1)
       } finally {
-        await reopened.close()
+        await store.close()
       }
-    } finally {
-      await store.close()
-    }
-  }, OUTAGE_TIMEOUT_MS)
+    },
+    OUTAGE_TIMEOUT_MS,
+  )
+
+  test(
+    'a hung PostgreSQL: calls fail with 503 after the operation deadline, healthy() is false within seconds',
+    async () => {
+      const url = await freshDatabase()
+      // Migrated first under the usual deadline: creating the schema on a busy machine can take longer than the 300 ms
+      // tested here, which is about calls, not about the start (the run with every test at once failed here so).
+      await (await openPostgresTaskStore(url, options())).close()
+      const store = await openPostgresTaskStore(url, { ...options(), operationTimeoutMs: 300 })
+      try {
+        await store.create()
+        server.freeze()
+        const started = performance.now()
+        expect(
+          await store.claim().then(
+            () => undefined,
+            (e: unknown) => e,
+          ),
+        ).toBeInstanceOf(DependencyUnavailable)
+        expect(performance.now() - started).toBeLessThan(1000)
+        expect(await store.healthy()).toBe(false)
+        expect(performance.now() - started).toBeLessThan(4000)
+        server.thaw()
+        // The claim that timed out may still have gone through once the server woke: the task is handed out once at most.
+        const again = await store.claim()
+        expect(again.claim === undefined || again.claim.task.id === 0).toBe(true)
+        expect(await store.healthy()).toBe(true)
+      } finally {
+        server.thaw()
+        await store.close()
+      }
+    },
+    OUTAGE_TIMEOUT_MS,
+  )
+
+  test(
+    'a store opened while PostgreSQL is down rejects with 503 instead of hanging',
+    async () => {
+      const url = await freshDatabase()
+      await server.stop()
+      try {
+        const error = await openPostgresTaskStore(url, options()).then(
+          () => undefined,
+          (e: unknown) => e,
+        )
+        expect(error).toBeInstanceOf(DependencyUnavailable)
+      } finally {
+        await server.restart()
+      }
+    },
+    OUTAGE_TIMEOUT_MS,
+  )
+
+  test(
+    'acknowledged tasks, states and the id counter survive kill -9 of PostgreSQL and its restart',
+    async () => {
+      const url = await freshDatabase()
+      const store = await openPostgresTaskStore(url, options())
+      try {
+        for (let i = 0; i < 5; i++) await store.create()
+        const claim = (await store.claim()).claim!
+        await store.finish(claim.task.id, claim.leaseToken)
+        await store.claim()
+        await store.setState(4, 2)
+        await server.kill9()
+        await server.restart()
+        const reopened = await openPostgresTaskStore(url, options())
+        try {
+          const states: number[] = []
+          for await (const task of reopened.list()) states.push(task.state)
+          expect(states).toEqual([2, 1, 0, 0, 2])
+          expect(await reopened.create()).toBe(5)
+          expect((await reopened.claim()).claim?.task.id).toBe(2)
+          // The store opened before the crash recovers on its own too.
+          expect(await store.healthy()).toBe(true)
+          expect((await store.get(5))?.state).toBe(0)
+        } finally {
+          await reopened.close()
+        }
+      } finally {
+        await store.close()
+      }
+    },
+    OUTAGE_TIMEOUT_MS,
+  )
 })

@@ -50,7 +50,8 @@ describe('client addresses', () => {
     expect(parseAddress('203.0.113.7:5123')).toBe('203.0.113.7')
     expect(parseAddress('[2001:DB8::1]:443')).toBe('2001:db8::1')
     expect(parseAddress('::ffff:198.51.100.4')).toBe('198.51.100.4')
-    for (const junk of ['unknown', '', '1.2.3', '999.1.1.1', '<script>', 'a'.repeat(300), '1.2.3.4, 5.6.7.8', '_hidden']) expect(parseAddress(junk)).toBeUndefined()
+    for (const junk of ['unknown', '', '1.2.3', '999.1.1.1', '<script>', 'a'.repeat(300), '1.2.3.4, 5.6.7.8', '_hidden'])
+      expect(parseAddress(junk)).toBeUndefined()
   })
 
   test('without trusted proxies X-Forwarded-For is ignored: the socket counts', () => {

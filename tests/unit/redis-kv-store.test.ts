@@ -1,6 +1,7 @@
 // The Redis kv store against the KvStore contract, plus what only Redis has: glob keys, a namespace, outages, kill -9.
-import { RedisClient } from 'bun'
+
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
+import { RedisClient } from 'bun'
 import type { KvStore } from '../../src/roles/kv/kv-store.ts'
 import { escapeGlob, openRedisKvStore, redactRedisUrl } from '../../src/roles/kv/redis-kv-store.ts'
 import { DependencyUnavailable } from '../../src/shared/errors.ts'

@@ -52,7 +52,15 @@ async function finished(n: number): Promise<number[]> {
 describe('removal', () => {
   test('a sweep goes batch after batch until nothing is due, images before records', async () => {
     const removed: number[] = []
-    const removal = createRemoval({ store, images: storage, log: silentLogger, retentionSeconds: 10, batchSize: 4, now: () => clock, onRemoved: (n) => removed.push(n) })
+    const removal = createRemoval({
+      store,
+      images: storage,
+      log: silentLogger,
+      retentionSeconds: 10,
+      batchSize: 4,
+      now: () => clock,
+      onRemoved: (n) => removed.push(n),
+    })
     await finished(10)
     clock += 10_001
     expect(await removal.sweep()).toBe(10)
@@ -95,7 +103,14 @@ describe('removal', () => {
 
   test('an operator’s delete: at once, whatever the retention; a failure of storage is said and completed by the same call later', async () => {
     const removed: string[] = []
-    const removal = createRemoval({ store, images: storage, log: silentLogger, retentionSeconds: 0, now: () => clock, onRemoved: (n, by) => removed.push(`${n} ${by}`) })
+    const removal = createRemoval({
+      store,
+      images: storage,
+      log: silentLogger,
+      retentionSeconds: 0,
+      now: () => clock,
+      onRemoved: (n, by) => removed.push(`${n} ${by}`),
+    })
     const [a, b] = await finished(2)
     await removal.remove(a!)
     expect(images.has(`finished/${a}`)).toBe(false)

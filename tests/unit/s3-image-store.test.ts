@@ -1,8 +1,8 @@
 // The S3 image store against the ImageStore contract on a real s3rver, plus what only S3 brings: multipart uploads, S3 down.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
-import { S3Client } from 'bun'
 import { mkdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
+import { S3Client } from 'bun'
 import type { ImageStore } from '../../src/roles/storage/image-store.ts'
 import { openS3ImageStore, parseS3Url, type S3ImageStoreOptions } from '../../src/roles/storage/s3-image-store.ts'
 import { DependencyUnavailable, PayloadTooLarge } from '../../src/shared/errors.ts'
@@ -35,7 +35,8 @@ imageStoreContract('S3 (s3rver)', () => {
 function hungS3(hang: string[]) {
   const seen: string[] = []
   const held: (() => void)[] = []
-  const listing = '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>hung</Name><KeyCount>0</KeyCount><MaxKeys>1</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>'
+  const listing =
+    '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>hung</Name><KeyCount>0</KeyCount><MaxKeys>1</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>'
   const server = Bun.serve({
     port: 0,
     hostname: '127.0.0.1',
@@ -88,7 +89,9 @@ describe('S3 image store', () => {
     const url = freshUrl()
     const store = await open(url)
     await store.put(17, 'finished', streamOf(pngBytes(100)), { maxBytes: MiB })
-    const stat = await bucket().file(`${parseS3Url(url).root}finished/17.png`).stat()
+    const stat = await bucket()
+      .file(`${parseS3Url(url).root}finished/17.png`)
+      .stat()
     expect({ size: stat.size, type: stat.type }).toEqual({ size: 100, type: 'image/png' })
   })
 
@@ -109,7 +112,14 @@ describe('S3 image store', () => {
     const store = await open()
     await store.put(3, 'working', streamOf(pngBytes(1000, 1)), { maxBytes: 64 * MiB })
     let pulled = 0
-    const body = streamOf(pngBytes(24 * MiB, 2), 256 * 1024).pipeThrough(new TransformStream({ transform: (chunk, out) => ((pulled += chunk.byteLength), out.enqueue(chunk)) }))
+    const body = streamOf(pngBytes(24 * MiB, 2), 256 * 1024).pipeThrough(
+      new TransformStream({
+        transform: (chunk, out) => {
+          pulled += chunk.byteLength
+          out.enqueue(chunk)
+        },
+      }),
+    )
     await expect(store.put(3, 'working', body, { maxBytes: 11 * MiB })).rejects.toBeInstanceOf(PayloadTooLarge)
     expect(pulled).toBeLessThan(16 * MiB)
     await expect(store.put(4, 'working', streamOf(pngBytes(24 * MiB, 3), 256 * 1024), { maxBytes: 11 * MiB })).rejects.toBeInstanceOf(PayloadTooLarge)

@@ -92,7 +92,7 @@ describe('bun:sqlite task store: a file from before timelines', () => {
 })
 
 describe('bun:sqlite task store: a file whose events are in a table of their own', () => {
-  test('gets each task\'s events moved into its record on open, oldest first; the table and its triggers go', async () => {
+  test("gets each task's events moved into its record on open, oldest first; the table and its triggers go", async () => {
     const dir = tempDir()
     try {
       const folder = join(dir.path, 'database')
@@ -132,7 +132,10 @@ describe('bun:sqlite task store: a file whose events are in a table of their own
           { at: T0 + 30, event: 'claimed', attempt: 2 },
           { at: T0 + 45, event: 'finished', attempt: 2, ms: 15 },
         ])
-        expect(await store.events(b)).toEqual([{ at: T0, event: 'created' }, { at: T0 + 25, event: 'retried' }])
+        expect(await store.events(b)).toEqual([
+          { at: T0, event: 'created' },
+          { at: T0 + 25, event: 'retried' },
+        ])
         // Without events in the table: a `created` from its creation time, as a task from before timelines.
         expect(await store.events(c)).toEqual([{ at: T0, event: 'created' }])
         // It carries on: new events are appended, and a removed task takes its timeline with it.

@@ -2,7 +2,15 @@
 import { describe, expect, test } from 'bun:test'
 import { ROOT_CONTEXT, trace } from '@opentelemetry/api'
 import { ConfigError } from '../../src/shared/config.ts'
-import { acceptedTraceparent, contextFromTraceparent, currentTraceIds, currentTraceparent, extractTraceContext, injectTraceHeaders, withTraceContext } from '../../src/shared/trace-context.ts'
+import {
+  acceptedTraceparent,
+  contextFromTraceparent,
+  currentTraceIds,
+  currentTraceparent,
+  extractTraceContext,
+  injectTraceHeaders,
+  withTraceContext,
+} from '../../src/shared/trace-context.ts'
 import { roleTracer, samplerFromEnv, tracingWanted } from '../../src/shared/tracing.ts'
 
 const TP = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'
@@ -31,7 +39,16 @@ describe('tracing settings', () => {
 describe('trace context', () => {
   test('a stored traceparent must be a valid version-00 one; forged, truncated or all-zero ones are dropped', () => {
     expect(acceptedTraceparent(TP)).toBe(TP)
-    for (const bad of [null, '', TP.slice(0, -1), TP.toUpperCase(), `01${TP.slice(2)}`, `00-${'0'.repeat(32)}-b7ad6b7169203331-01`, `00-0af7651916cd43dd8448eb211c80319c-${'0'.repeat(16)}-01`, `${TP}; drop table`]) {
+    for (const bad of [
+      null,
+      '',
+      TP.slice(0, -1),
+      TP.toUpperCase(),
+      `01${TP.slice(2)}`,
+      `00-${'0'.repeat(32)}-b7ad6b7169203331-01`,
+      `00-0af7651916cd43dd8448eb211c80319c-${'0'.repeat(16)}-01`,
+      `${TP}; drop table`,
+    ]) {
       expect(acceptedTraceparent(bad)).toBeUndefined()
     }
   })

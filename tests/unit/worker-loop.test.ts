@@ -13,7 +13,18 @@ import { waitFor } from '../helpers/wait-for.ts'
 import { type FakeCluster, fakeCluster } from '../helpers/worker-fakes.ts'
 
 /** A 3x2 RGB image with known pixels. */
-const RGB = [[[10, 200, 30], [255, 0, 7], [1, 2, 3]], [[0, 0, 0], [90, 91, 92], [250, 5, 128]]]
+const RGB = [
+  [
+    [10, 200, 30],
+    [255, 0, 7],
+    [1, 2, 3],
+  ],
+  [
+    [0, 0, 0],
+    [90, 91, 92],
+    [250, 5, 128],
+  ],
+]
 const PNG = encodePng(3, 2, 2, 8, RGB)
 
 const until = (condition: () => boolean, what: string, ms = 3000) => waitFor(what, condition, ms, 2).then(() => {})
@@ -59,7 +70,10 @@ describe('worker loop', () => {
     expect(cluster.callsFor(id)).toEqual(['/getImage', '/sendImage', '/registerTaskFinished'])
     // The finish carries the lease token and the processing time for the master's figures.
     expect(cluster.calls.some((c) => new RegExp(`^/registerTaskFinished\\?id=${id}&lease=L${id}&ms=\\d+$`).test(c))).toBe(true)
-    const { data } = await sharp(cluster.images.get(`finished/${id}`)!).ensureAlpha(1).raw().toBuffer({ resolveWithObject: true })
+    const { data } = await sharp(cluster.images.get(`finished/${id}`)!)
+      .ensureAlpha(1)
+      .raw()
+      .toBuffer({ resolveWithObject: true })
     expect([...data]).toEqual(RGB.flat().flatMap(([r, g, b]) => [g!, r!, b!, 255]))
     expect(w.stats()).toMatchObject({ processed: 1, failed: 0, inFlight: 0 })
   })
@@ -165,7 +179,10 @@ describe('worker loop', () => {
     start(cluster, {
       idle: { initialMs: 50, maxMs: 1000 },
       // The first task holds its loop, so only the other loop can take the second one.
-      swap: async () => (swaps++ === 0 && (await gate.promise), PNG),
+      swap: async () => {
+        if (swaps++ === 0) await gate.promise
+        return PNG
+      },
       random: () => jitters.shift() ?? 0.5,
       clock,
     })
@@ -249,7 +266,14 @@ describe('worker loop', () => {
     const clock = manualClock()
     const gate = deferred()
     // A 60 s lease renews every 20 s; the image work takes 85 s.
-    const w = start(cluster, { leaseSeconds: 60, swap: async () => (await gate.promise, PNG), clock })
+    const w = start(cluster, {
+      leaseSeconds: 60,
+      swap: async () => {
+        await gate.promise
+        return PNG
+      },
+      clock,
+    })
     await until(() => w.stats().inFlight === 1, 'a task in flight')
     const renewals = () => cluster.calls.filter((c) => c === `/renewTask?id=${id}&lease=L${id}`).length
     await clock.advance(19_999)
@@ -283,7 +307,14 @@ describe('worker loop', () => {
     const id = cluster.addTask(PNG)
     const clock = manualClock()
     const gate = deferred()
-    const w = start(cluster, { leaseSeconds: 60, swap: async () => (await gate.promise, PNG), clock })
+    const w = start(cluster, {
+      leaseSeconds: 60,
+      swap: async () => {
+        await gate.promise
+        return PNG
+      },
+      clock,
+    })
     await until(() => w.stats().inFlight === 1, 'a task in flight')
     await clock.advance(100_000)
     gate.resolve()
@@ -310,7 +341,14 @@ describe('worker loop', () => {
     const clock = manualClock()
     const gate = deferred()
     // Renewals every 20 s over a 100 s swap would be five calls.
-    const w = start(cluster, { leaseSeconds: 60, swap: async () => (await gate.promise, PNG), clock })
+    const w = start(cluster, {
+      leaseSeconds: 60,
+      swap: async () => {
+        await gate.promise
+        return PNG
+      },
+      clock,
+    })
     await until(() => w.stats().inFlight === 1, 'a task in flight')
     await clock.advance(100_000)
     gate.resolve()
@@ -362,12 +400,21 @@ describe('worker loop', () => {
 
   test('a loop claims and decodes its next task while the previous result is stored and reported, one store at a time', async () => {
     const cluster = fakeCluster()
-    const [a, b, c] = [cluster.addTask(PNG), cluster.addTask(PNG), cluster.addTask(PNG)]
+    const [a, b, _c] = [cluster.addTask(PNG), cluster.addTask(PNG), cluster.addTask(PNG)]
     const gate = deferred()
     let swaps = 0
     const clock = manualClock()
     // A 60 s lease renews every 20 s.
-    const w = start(cluster, { threads: 1, leaseSeconds: 60, storage: holdStores(cluster, [a], gate.promise), swap: async () => (swaps++, PNG), clock })
+    const w = start(cluster, {
+      threads: 1,
+      leaseSeconds: 60,
+      storage: holdStores(cluster, [a], gate.promise),
+      swap: async () => {
+        swaps++
+        return PNG
+      },
+      clock,
+    })
     await until(() => swaps === 2, 'the second task decoded while the first is being stored')
     await clock.advance(80_000)
     // The third waits: a loop holds at most the task being stored and the one decoded behind it.
@@ -423,7 +470,15 @@ describe('worker loop', () => {
     const gate = deferred()
     let swaps = 0
     const clock = manualClock()
-    const w = start(cluster, { threads: 1, storage: holdStores(cluster, [a], gate.promise), swap: async () => (swaps++, PNG), clock })
+    const w = start(cluster, {
+      threads: 1,
+      storage: holdStores(cluster, [a], gate.promise),
+      swap: async () => {
+        swaps++
+        return PNG
+      },
+      clock,
+    })
     await until(() => swaps === 2, 'the second task decoded')
     let closed = false
     const closing = w.close().then(() => (closed = true))
@@ -440,7 +495,16 @@ describe('worker loop', () => {
     const [a, b] = [cluster.addTask(PNG), cluster.addTask(PNG)]
     let swaps = 0
     const clock = manualClock()
-    const w = start(cluster, { threads: 1, closeTimeoutMs: 50, storage: holdStores(cluster, [a], new Promise(() => {})), swap: async () => (swaps++, PNG), clock })
+    const w = start(cluster, {
+      threads: 1,
+      closeTimeoutMs: 50,
+      storage: holdStores(cluster, [a], new Promise(() => {})),
+      swap: async () => {
+        swaps++
+        return PNG
+      },
+      clock,
+    })
     await until(() => swaps === 2, 'the second task decoded')
     const closing = w.close()
     await clock.advance(50)
@@ -455,7 +519,15 @@ describe('worker loop', () => {
     const [a, b] = [cluster.addTask(PNG), cluster.addTask(PNG)]
     const clock = manualClock()
     // Each swap takes 70 % of the limit: b, fetched while a is in the codec, waits that long first.
-    const w = start(cluster, { threads: 1, taskTimeoutMs: 300_000, swap: async () => (await sleep(210_000, undefined, clock), PNG), clock })
+    const w = start(cluster, {
+      threads: 1,
+      taskTimeoutMs: 300_000,
+      swap: async () => {
+        await sleep(210_000, undefined, clock)
+        return PNG
+      },
+      clock,
+    })
     await until(() => cluster.callsFor(b).includes('/getImage'), 'b fetched while a is in the codec')
     // b's limit counted from its claim would run out at 300 s, in the middle of its swap (210 s to 420 s).
     for (let s = 0; s < 500 && !cluster.tasks.every((t) => t.state >= 2); s += 10) await clock.advance(10_000)

@@ -8,6 +8,8 @@ import type { Logger } from '../../shared/logger.ts'
 import { currentRequestId } from '../../shared/request-context.ts'
 import { acceptedTraceparent } from '../../shared/trace-context.ts'
 import { ClaimQuery, ErrorText, IdQuery, Success } from '../../shared/wire/params.ts'
+import { type ClaimWaits, createClaimWaits } from './claim-waits.ts'
+import { consoleRoutes } from './console-routes.ts'
 import {
   ClaimJson,
   CountsJson,
@@ -19,12 +21,10 @@ import {
   ReserveQuery,
   SetByIdBody,
   TaskJson,
-  taskJson,
   TaskRecordJson,
+  taskJson,
   taskRecordJson,
 } from './model.ts'
-import { type ClaimWaits, createClaimWaits } from './claim-waits.ts'
-import { consoleRoutes } from './console-routes.ts'
 import type { Removal } from './removal.ts'
 import type { ReportsSharedFigures } from './shared-figures.ts'
 import { STATE_NAMES, type TaskState, type TaskStore } from './task-store.ts'
@@ -113,9 +113,14 @@ export function removalMetrics(registry: Registry) {
 export function createDatabaseApp({ store, removal, log, registry, token, idleTimeoutSeconds, ...deps }: DatabaseAppDeps) {
   const count = taskMetrics(registry, store, deps.reportsSharedFigures ?? (async () => true))
   const claimWaits = deps.claimWaits ?? createDatabaseClaimWaits(store)
-  new Gauge({ name: 'pixmill_claims_waiting', help: 'Claims held until a task can be claimed (getNewTask?wait=S).', registers: [registry], collect() {
-    this.set(claimWaits.size())
-  } })
+  new Gauge({
+    name: 'pixmill_claims_waiting',
+    help: 'Claims held until a task can be claimed (getNewTask?wait=S).',
+    registers: [registry],
+    collect() {
+      this.set(claimWaits.size())
+    },
+  })
   store.onLeasesExpired((n) => {
     count('lease_expired', n)
     claimWaits.notify()
@@ -162,15 +167,11 @@ export function createDatabaseApp({ store, removal, log, registry, token, idleTi
         detail: { summary: 'A task as JSON (with `keyHash` when its result is private)', tags: ['original'] },
       },
     )
-    .get(
-      '/getByIds',
-      async ({ query }) => (await store.getMany(query.ids.split(',').map(Number))).map(taskRecordJson),
-      {
-        query: IdsQuery,
-        response: { 200: t.Array(TaskRecordJson) },
-        detail: { summary: 'Several tasks at once (unknown ids left out): the master’s one poll behind all its `/wait` calls', tags: ['beyond'] },
-      },
-    )
+    .get('/getByIds', async ({ query }) => (await store.getMany(query.ids.split(',').map(Number))).map(taskRecordJson), {
+      query: IdsQuery,
+      response: { 200: t.Array(TaskRecordJson) },
+      detail: { summary: 'Several tasks at once (unknown ids left out): the master’s one poll behind all its `/wait` calls', tags: ['beyond'] },
+    })
     .post(
       '/getNewTask',
       async ({ query, request, set }) => {
@@ -286,15 +287,11 @@ export function createDatabaseApp({ store, removal, log, registry, token, idleTi
         detail: { summary: 'Give a claim back at once (a worker shutting down); no attempt is counted', tags: ['beyond'] },
       },
     )
-    .post(
-      '/renewTask',
-      async ({ query }) => taskJson(await store.renew(Number(query.id), query.lease)),
-      {
-        query: RenewQuery,
-        response: { 200: TaskJson, 404: ErrorText, 409: ErrorText },
-        detail: { summary: 'Extend the lease of a claim', tags: ['beyond'] },
-      },
-    )
+    .post('/renewTask', async ({ query }) => taskJson(await store.renew(Number(query.id), query.lease)), {
+      query: RenewQuery,
+      response: { 200: TaskJson, 404: ErrorText, 409: ErrorText },
+      detail: { summary: 'Extend the lease of a claim', tags: ['beyond'] },
+    })
     .get(
       '/tasks',
       async ({ query }) => {
@@ -341,7 +338,14 @@ export function createDatabaseApp({ store, removal, log, registry, token, idleTi
       '/reserveTask',
       // The caller's `traceparent` (the master serving the upload) is kept with the task for the worker's spans.
       async ({ query, request }) =>
-        String(await store.create({ ready: false, requestId: currentRequestId(), keyHash: query.keyHash, traceParent: acceptedTraceparent(request.headers.get('traceparent')) })),
+        String(
+          await store.create({
+            ready: false,
+            requestId: currentRequestId(),
+            keyHash: query.keyHash,
+            traceParent: acceptedTraceparent(request.headers.get('traceparent')),
+          }),
+        ),
       {
         query: ReserveQuery,
         response: { 200: t.String({ description: 'The new task id, as text' }) },

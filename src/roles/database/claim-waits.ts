@@ -90,7 +90,15 @@ export function createClaimWaits(options: ClaimWaitsOptions): ClaimWaits {
         waiter.cancel = clock.after(waitMs, () => finish(waiter, { claim: undefined }))
         waiters.push(waiter)
         signal?.addEventListener('abort', () => finish(waiter, { claim: undefined }), { once: true })
-        poller ??= clock.every(pollMs, () => void options.claimable().then((yes) => yes && serve(), () => {}), { unref: true })
+        poller ??= clock.every(
+          pollMs,
+          () =>
+            void options.claimable().then(
+              (yes) => yes && serve(),
+              () => {},
+            ),
+          { unref: true },
+        )
       })
     },
     notify() {

@@ -37,7 +37,8 @@ export function consoleRoutes(store: TaskStore, now: () => number) {
         // Figures are kept per minute: buckets start on a minute.
         const since = Number(query.since) - (Number(query.since) % 60_000)
         if (since > t) throw new BadRequest('since must not be in the future.')
-        if (bucketCount(since, step, t) > MAX_BUCKETS) throw new BadRequest(`From since to now that is more than ${MAX_BUCKETS} buckets of step ms; take a larger step or a later since.`)
+        if (bucketCount(since, step, t) > MAX_BUCKETS)
+          throw new BadRequest(`From since to now that is more than ${MAX_BUCKETS} buckets of step ms; take a larger step or a later since.`)
         const { minutes, samples } = await store.figures({ from: since, to: t })
         return historyJson(since, step, historyBuckets({ since, step, now: t, minutes, samples }))
       },

@@ -63,7 +63,13 @@ export function historyBuckets(options: {
 }): HistoryBucket[] {
   const { since, step } = options
   const n = Math.max(0, bucketCount(since, step, options.now))
-  const sums = Array.from({ length: n }, () => ({ created: 0, finished: 0, failed: 0, failedForGood: 0, processing: new Array<number>(PROCESSING_BUCKETS_MS.length + 1).fill(0) }))
+  const sums = Array.from({ length: n }, () => ({
+    created: 0,
+    finished: 0,
+    failed: 0,
+    failedForGood: 0,
+    processing: new Array<number>(PROCESSING_BUCKETS_MS.length + 1).fill(0),
+  }))
   const depth: ({ waiting: number; inProgress: number; at: number } | undefined)[] = new Array(n).fill(undefined)
   const bucketOf = (minute: number) => Math.floor((minute - since) / step)
   for (const m of options.minutes) {
@@ -73,7 +79,7 @@ export function historyBuckets(options: {
     sum.finished += m.finished
     sum.failed += m.failed
     sum.failedForGood += m.failedForGood
-    m.processing.forEach((count, i) => (sum.processing[i]! += count))
+    for (const [i, count] of m.processing.entries()) sum.processing[i]! += count
   }
   for (const s of options.samples) {
     const k = bucketOf(s.minute)

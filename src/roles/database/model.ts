@@ -1,8 +1,10 @@
 // Schemas of the database role's routes.
 import { t } from 'elysia'
-import { IdString, LeaseToken } from '../../shared/wire/params.ts'
 import { KEY_HASH_PATTERN } from '../../shared/task-key.ts'
+import { IdString, LeaseToken } from '../../shared/wire/params.ts'
+
 export { ClaimJson, CountsJson, HistoryJson, HistoryQuery, RecentQuery, TaskEventsJson, TaskJson, TaskRecordJson } from '../../shared/wire/tasks.ts'
+
 import type { HistoryBucket } from './history.ts'
 import { STATE_NAMES, type Task, type TaskEvent } from './task-store.ts'
 
@@ -57,7 +59,6 @@ export function taskJson(task: Task) {
 export function taskRecordJson(task: Task) {
   return { ...taskJson(task), ...(task.keyHash !== null ? { keyHash: task.keyHash } : {}) }
 }
-
 
 const iso = (ms: number) => new Date(ms).toISOString()
 

@@ -42,7 +42,6 @@ const MINUTES = `
     sum(failed_for_good)::int AS failed_for_good, ${PROCESSING_COLUMNS.map((c) => `sum(${c})::int AS ${c}`).join(', ')}
   FROM pixmill_task_minutes WHERE minute BETWEEN $1 AND $2 GROUP BY minute ORDER BY minute`
 
-
 export interface PostgresTaskStoreOptions extends TaskStoreOptions {
   /** Connections in this instance's pool. Default 10. */
   readonly maxConnections?: number
@@ -104,7 +103,9 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
   } catch (error) {
     await sql.close({ timeout: 0 }).catch(() => {})
     if (!(error instanceof DependencyUnavailable)) throw error
-    throw Object.assign(new DependencyUnavailable(`Cannot open the task database at ${redactPostgresUrl(url)}: ${reasonOf(error.cause ?? error)}`), { cause: error.cause })
+    throw Object.assign(new DependencyUnavailable(`Cannot open the task database at ${redactPostgresUrl(url)}: ${reasonOf(error.cause ?? error)}`), {
+      cause: error.cause,
+    })
   }
   const guarded = createGuard({ timeoutMs, log: options.log })
   const now = options.now ?? Date.now
@@ -189,7 +190,8 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
 
   // Every token-checked change is ONE conditional UPDATE: the state and token are checked on the locked row, so
   // two instances racing on one task cannot both succeed (a check-then-write would need SELECT ... FOR UPDATE).
-  const inProgress = (id: number, token: string | undefined) => sql`id = ${id} AND state = 1 AND (${token ?? null}::text IS NULL OR lease_token = ${token ?? null})`
+  const inProgress = (id: number, token: string | undefined) =>
+    sql`id = ${id} AND state = 1 AND (${token ?? null}::text IS NULL OR lease_token = ${token ?? null})`
 
   const store: TaskStore = {
     create: (opts) =>
@@ -276,8 +278,7 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
         if (expired > 0) for (const listener of expiryListeners) listener(expired)
         return { claim: claimed ? { task: toTask(claimed), leaseToken } : undefined }
       }),
-    claimable: () =>
-      fresh(async () => (await sql`SELECT 1 AS one FROM pixmill_tasks WHERE state = 0 AND ready LIMIT 1`).length > 0),
+    claimable: () => fresh(async () => (await sql`SELECT 1 AS one FROM pixmill_tasks WHERE state = 0 AND ready LIMIT 1`).length > 0),
     renew: (id, leaseToken) =>
       fresh(async (t) => {
         const rows = await sql<Row[]>`UPDATE pixmill_tasks SET lease_until = ${t + leaseMs}, updated_at = ${t} WHERE ${inProgress(id, leaseToken)} RETURNING *`
@@ -361,7 +362,9 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
       // Keyset pages: each page is its own short query, so a slow reader holds no connection between pages.
       await guarded(() => expireLeases(now()))
       for (let after = -1; ; ) {
-        const rows = await guarded(() => sql<Row[]>`SELECT * FROM pixmill_tasks WHERE id > ${after} AND ready AND removing_until IS NULL ORDER BY id LIMIT ${LIST_PAGE}`)
+        const rows = await guarded(
+          () => sql<Row[]>`SELECT * FROM pixmill_tasks WHERE id > ${after} AND ready AND removing_until IS NULL ORDER BY id LIMIT ${LIST_PAGE}`,
+        )
         for (const found of rows) yield toTask(found)
         if (rows.length < LIST_PAGE) return
         after = Number(rows[rows.length - 1]!.id)
@@ -373,7 +376,9 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
         const rows =
           state === undefined
             ? await sql<Row[]>`SELECT * FROM pixmill_tasks WHERE id < ${below} AND ready AND removing_until IS NULL ORDER BY id DESC LIMIT ${limit}`
-            : await sql<Row[]>`SELECT * FROM pixmill_tasks WHERE state = ${state} AND id < ${below} AND ready AND removing_until IS NULL ORDER BY id DESC LIMIT ${limit}`
+            : await sql<
+                Row[]
+              >`SELECT * FROM pixmill_tasks WHERE state = ${state} AND id < ${below} AND ready AND removing_until IS NULL ORDER BY id DESC LIMIT ${limit}`
         return rows.map(toTask)
       }),
     countByState() {
@@ -446,7 +451,10 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
           rows = await read()
         }
         if (!rows[0]) return undefined
-        return timeline(rows.filter((r) => r.seq !== null), Number(rows[0].created_at))
+        return timeline(
+          rows.filter((r) => r.seq !== null),
+          Number(rows[0].created_at),
+        )
       }),
     figures: ({ from, to }) =>
       guarded(async () => {

@@ -11,7 +11,12 @@ export type ReportsSharedFigures = () => Promise<boolean>
  * `cacheMs`; while kv cannot be read the last list holds, and an instance that never read one reports (alone, as an
  * instance over its own store, or behind an original kv that keeps no instances, it is the only one to).
  */
-export function lowestAddressReports(kv: KvClient, key: string, self: () => string, options: { cacheMs?: number; now?: () => number } = {}): ReportsSharedFigures {
+export function lowestAddressReports(
+  kv: KvClient,
+  key: string,
+  self: () => string,
+  options: { cacheMs?: number; now?: () => number } = {},
+): ReportsSharedFigures {
   const cacheMs = options.cacheMs ?? 5000
   const now = options.now ?? Date.now
   const prefix = `${key}/`

@@ -107,7 +107,12 @@ function addToMinute(at: string, counts: Partial<Record<'created' | 'finished' |
 export function migrateSqlite(db: Database): void {
   db.transaction(() => {
     db.exec(TABLES)
-    const columns = new Set(db.prepare<{ name: string }, []>('PRAGMA table_info(tasks)').all().map((c) => c.name))
+    const columns = new Set(
+      db
+        .prepare<{ name: string }, []>('PRAGMA table_info(tasks)')
+        .all()
+        .map((c) => c.name),
+    )
     // Added after the first release: older files get the columns on open.
     if (!columns.has('request_id')) db.exec('ALTER TABLE tasks ADD COLUMN request_id TEXT')
     if (!columns.has('removing_until')) db.exec('ALTER TABLE tasks ADD COLUMN removing_until INTEGER')

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Conflict, NotFound } from '../../shared/errors.ts'
 import { migrateSqlite, VISIBLE } from './sqlite-schema.ts'
-import { EVENT, eventText, parseEvents, PROCESSING_COLUMNS, setStateEvent } from './task-events.ts'
+import { EVENT, eventText, PROCESSING_COLUMNS, parseEvents, setStateEvent } from './task-events.ts'
 import {
   type ClaimResult,
   FIGURES_KEPT_MS,
@@ -38,7 +38,8 @@ interface Row {
 type MinuteRow = { minute: number; created: number; finished: number; failed: number; failed_for_good: number } & Record<string, number>
 
 /** A task's columns but its events, which only `events()` reads: rows kept in memory stay small. */
-const COLUMNS = 'id, state, attempts, error, created_at, updated_at, lease_until, lease_token, ready, request_id, trace_parent, removing_until, key_hash, claimed_at'
+const COLUMNS =
+  'id, state, attempts, error, created_at, updated_at, lease_until, lease_token, ready, request_id, trace_parent, removing_until, key_hash, claimed_at'
 
 /** SQL: appends the event `text` (an SQL expression, see task-events.ts) to the task's timeline. */
 const append = (text: string) => `events = coalesce(events || ',', '') || ${text}`
@@ -263,11 +264,15 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
     const event = setStateEvent(before.state, state)
     const claim = before.state === 1 ? before.attempts + 1 : null
     const text =
-      event === undefined ? null
-      : event === EVENT.claimed ? eventText(t, event, before.attempts + 1)
-      : event === EVENT.finished ? eventText(t, event, claim, null, claim === null ? null : processingMs(before.claimed_at, t))
-      : event === EVENT.released ? eventText(t, event, claim)
-      : eventText(t, event)
+      event === undefined
+        ? null
+        : event === EVENT.claimed
+          ? eventText(t, event, before.attempts + 1)
+          : event === EVENT.finished
+            ? eventText(t, event, claim, null, claim === null ? null : processingMs(before.claimed_at, t))
+            : event === EVENT.released
+              ? eventText(t, event, claim)
+              : eventText(t, event)
     return toTask(q.setState.get(id, state, state === 1 ? t + leaseMs : null, t, text)!)
   })
 
@@ -297,7 +302,9 @@ export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): Tas
     q.markOne.run(id, now() + REMOVAL_LEASE_MS)
   })
 
-  const releaseRemoval = db.transaction((ids: readonly number[], t: number) => ids.forEach((id) => q.releaseRemoval.run(id, t)))
+  const releaseRemoval = db.transaction((ids: readonly number[], t: number) => {
+    for (const id of ids) q.releaseRemoval.run(id, t)
+  })
   const removeMarked = db.transaction((ids: readonly number[]): number =>
     ids.reduce((n, id) => {
       forget(id)

@@ -61,14 +61,16 @@ export function eventText(at: number, code: number, attempt?: number | null, for
 /** A timeline from a task's `events` column, led by a `created` made from its creation time when it has none. */
 export function parseEvents(text: string | null, createdAt: number): TaskEvent[] {
   const rows = text ? (JSON.parse(`[${text}]`) as (number | string | null)[][]) : []
-  const events = rows.map(([at, code, attempt, forGood, ms, error]): TaskEvent => ({
-    at: Number(at),
-    event: NAMES[Number(code)] ?? 'created',
-    ...(attempt != null ? { attempt: Number(attempt) } : {}),
-    ...(error != null ? { error: String(error) } : {}),
-    ...(forGood != null ? { forGood: forGood === 1 } : {}),
-    ...(ms != null ? { ms: Number(ms) } : {}),
-  }))
+  const events = rows.map(
+    ([at, code, attempt, forGood, ms, error]): TaskEvent => ({
+      at: Number(at),
+      event: NAMES[Number(code)] ?? 'created',
+      ...(attempt != null ? { attempt: Number(attempt) } : {}),
+      ...(error != null ? { error: String(error) } : {}),
+      ...(forGood != null ? { forGood: forGood === 1 } : {}),
+      ...(ms != null ? { ms: Number(ms) } : {}),
+    }),
+  )
   return events.some((e) => e.event === 'created') ? events : [{ at: createdAt, event: 'created' }, ...events]
 }
 

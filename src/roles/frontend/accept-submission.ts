@@ -49,7 +49,7 @@ function unexpectedFile(part: PartHeaders): BadRequest {
  */
 export async function acceptSubmission(
   request: Request,
-  deps: { master: MasterPublicClient; maxUploadBytes: number; /** The uploader, for the master's upload limit. */ clientAddress?: string },
+  deps: { master: MasterPublicClient; maxUploadBytes: number /** The uploader, for the master's upload limit. */; clientAddress?: string },
 ): Promise<Submission> {
   const limit = deps.maxUploadBytes
   const boundary = multipartBoundary(request.headers.get('content-type'))

@@ -6,22 +6,32 @@ import type { Access } from '../../plugins/access.ts'
 import { bearerMatches, tokenDigest } from '../../plugins/auth.ts'
 import { finishRole, roleKit } from '../../plugins/role-kit.ts'
 import { createUploadLimit } from '../../plugins/upload-limit.ts'
-import { HttpError, NotOffered, TooManyRequests } from '../../shared/errors.ts'
+import { HttpError, TooManyRequests } from '../../shared/errors.ts'
 import { createGate } from '../../shared/gate.ts'
 import type { Logger } from '../../shared/logger.ts'
-import { ErrorText, IdQuery, Success } from '../../shared/wire/params.ts'
 import { TASK_KEY_HEADER, unknownTask } from '../../shared/task-key.ts'
 import { IMAGE_ANSWER_HEADERS, pickHeaders } from '../../shared/wire/headers.ts'
+import { ErrorText, IdQuery, Success } from '../../shared/wire/params.ts'
 import { acceptSubmission, FILE_FIELD, FORM_OVERHEAD_BYTES, humanBytes } from './accept-submission.ts'
-import { BoardJson, ConfigJson, EventsQuery, eventsResponses, getImageResponses, KeyedIdQuery, submitResponses, TaskStatusJson, uploadFormBody } from './model.ts'
-import { checkPageFiles, PAGE_SECURITY_HEADERS, pageFile } from './static-pages.ts'
-import { renderTaskPage, renderUnknownTaskPage } from './task-page.ts'
-import type { BoardFeed } from './board-feed.ts'
 import { boardFigures } from './board.ts'
+import type { BoardFeed } from './board-feed.ts'
 import { consoleRoutes } from './console-routes.ts'
 import { eventStream, sseFrame } from './event-stream.ts'
+import {
+  BoardJson,
+  ConfigJson,
+  EventsQuery,
+  eventsResponses,
+  getImageResponses,
+  KeyedIdQuery,
+  submitResponses,
+  TaskStatusJson,
+  uploadFormBody,
+} from './model.ts'
+import { checkPageFiles, PAGE_SECURITY_HEADERS, pageFile } from './static-pages.ts'
+import { renderTaskPage, renderUnknownTaskPage } from './task-page.ts'
 import { createTaskWatch, type TaskWatch, type WatchEvent, type WatchTarget } from './task-watch.ts'
-import type { WorkerDirectory, WorkerView } from './worker-directory.ts'
+import type { WorkerDirectory } from './worker-directory.ts'
 
 export interface FrontendAppDeps {
   /** PIXMILL_TOKEN: when set, the internal routes want it. */
@@ -91,7 +101,12 @@ export function createFrontendApp(deps: FrontendAppDeps) {
   checkPageFiles()
   // The page names the default limit; a browser without JavaScript gets the configured one instead.
   const limitText = { '<span id="limit">50 MiB</span>': `<span id="limit">${humanBytes(maxUploadBytes)}</span>` }
-  const uploads = new Counter({ name: 'pixmill_frontend_uploads_total', help: 'Uploads to POST /submitTask, by outcome.', labelNames: ['outcome'], registers: [registry] })
+  const uploads = new Counter({
+    name: 'pixmill_frontend_uploads_total',
+    help: 'Uploads to POST /submitTask, by outcome.',
+    labelNames: ['outcome'],
+    registers: [registry],
+  })
   const streams = new Gauge({ name: 'pixmill_frontend_event_streams', help: 'Open /api/events streams (pages watching tasks).', registers: [registry] })
   new Gauge({
     name: 'pixmill_frontend_watched_tasks',
@@ -165,7 +180,11 @@ export function createFrontendApp(deps: FrontendAppDeps) {
           throw error
         }
       },
-      { access: 'public', parse: 'none', detail: { summary: 'Upload a PNG in a form; answers the new task id', tags: ['client'], requestBody: uploadFormBody, responses: submitResponses } },
+      {
+        access: 'public',
+        parse: 'none',
+        detail: { summary: 'Upload a PNG in a form; answers the new task id', tags: ['client'], requestBody: uploadFormBody, responses: submitResponses },
+      },
     )
     .get('/isReady', ({ query, request }) => master.isReady(Number(query.id), keyOf(Number(query.id), request, query.key)), {
       access: reads,
@@ -194,7 +213,11 @@ export function createFrontendApp(deps: FrontendAppDeps) {
           throw error
         }
       },
-      { access: reads, query: KeyedIdQuery, detail: { summary: 'One task’s page for a browser without JavaScript (reloads itself until done)', tags: ['page'] } },
+      {
+        access: reads,
+        query: KeyedIdQuery,
+        detail: { summary: 'One task’s page for a browser without JavaScript (reloads itself until done)', tags: ['page'] },
+      },
     )
     .get('/api/config', () => ({ maxUploadBytes, field: FILE_FIELD }) as const, {
       access: 'public',
@@ -229,13 +252,17 @@ export function createFrontendApp(deps: FrontendAppDeps) {
         })
       },
       // Open: it takes its keys in `keys=` only (a browser's EventSource sends no header), and checks them itself.
-      { access: 'public', query: EventsQuery, detail: { summary: 'Live states of the given tasks (server-sent events)', tags: ['page API'], responses: eventsResponses } },
+      {
+        access: 'public',
+        query: EventsQuery,
+        detail: { summary: 'Live states of the given tasks (server-sent events)', tags: ['page API'], responses: eventsResponses },
+      },
     )
-    .get(
-      '/api/board',
-      () => readBoard(),
-      { access: everyones, response: { 200: BoardJson, 502: ErrorText, 503: ErrorText }, detail: { summary: 'What the status board shows: counts, latest and failed tasks, the live workers', tags: ['operators'] } },
-    )
+    .get('/api/board', () => readBoard(), {
+      access: everyones,
+      response: { 200: BoardJson, 502: ErrorText, 503: ErrorText },
+      detail: { summary: 'What the status board shows: counts, latest and failed tasks, the live workers', tags: ['operators'] },
+    })
     .post(
       '/api/retry',
       async ({ query }) => {
@@ -243,7 +270,11 @@ export function createFrontendApp(deps: FrontendAppDeps) {
         log.info({ id: Number(query.id) }, 'failed task put back for another try from the board')
         return 'success' as const
       },
-      { query: IdQuery, response: { 200: Success, 404: ErrorText, 409: ErrorText }, detail: { summary: 'Try a failed task again (passed on to the master’s /retryTask)', tags: ['operators'] } },
+      {
+        query: IdQuery,
+        response: { 200: Success, 404: ErrorText, 409: ErrorText },
+        detail: { summary: 'Try a failed task again (passed on to the master’s /retryTask)', tags: ['operators'] },
+      },
     )
     .post(
       '/api/delete',
@@ -259,6 +290,8 @@ export function createFrontendApp(deps: FrontendAppDeps) {
       },
     )
   const withConsole =
-    deps.image && feed ? app.use(consoleRoutes({ master, source: master, feed, image: deps.image, workers: deps.workers, token: deps.token, privateResults, log })) : app
+    deps.image && feed
+      ? app.use(consoleRoutes({ master, source: master, feed, image: deps.image, workers: deps.workers, token: deps.token, privateResults, log }))
+      : app
   return finishRole(withConsole)
 }

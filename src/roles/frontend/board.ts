@@ -16,12 +16,18 @@ export async function boardFigures(master: Pick<MasterPublicClient, 'counts' | '
     (error: Error) => ({ workers: [], workersProblem: `The workers cannot be listed: ${error.message}` }),
   )
   try {
-    const [counts, latest, failed, listed] = await Promise.all([master.counts(), master.tasks({ limit: 25 }), master.tasks({ state: 3, limit: 50 }), workersRead])
+    const [counts, latest, failed, listed] = await Promise.all([
+      master.counts(),
+      master.tasks({ limit: 25 }),
+      master.tasks({ state: 3, limit: 50 }),
+      workersRead,
+    ])
     return { counts, latest, failed, ...listed, generatedAt }
   } catch (error) {
     if (!(error instanceof NotOffered)) throw error
     return {
-      unavailable: 'The master offers no status: it knows only the original endpoints, so there are no counts or task lists to show. Uploads and downloads work.',
+      unavailable:
+        'The master offers no status: it knows only the original endpoints, so there are no counts or task lists to show. Uploads and downloads work.',
       ...(await workersRead),
       generatedAt,
     }

@@ -38,7 +38,10 @@ ${body}
 
 /** A time as UTC text a person reads, in a <time> element a script could localise. */
 function time(iso: string): string {
-  const text = iso.replace('T', ' ').replace(/\.\d+Z$/, ' UTC').replace(/Z$/, ' UTC')
+  const text = iso
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, ' UTC')
+    .replace(/Z$/, ' UTC')
   return `<time datetime="${escapeHtml(iso)}">${escapeHtml(text)}</time>`
 }
 
@@ -162,9 +165,7 @@ export interface TaskPage {
 }
 
 function actionForm(path: string, id: number, label: string, tokenNeeded: boolean, extra = ''): string {
-  const token = tokenNeeded
-    ? `<label>Operator token <input type="password" name="token" autocomplete="current-password" required></label>`
-    : ''
+  const token = tokenNeeded ? `<label>Operator token <input type="password" name="token" autocomplete="current-password" required></label>` : ''
   return `<form class="console-action" method="post" action="${path}">
   <input type="hidden" name="id" value="${id}">
   ${extra}${token}
@@ -207,5 +208,9 @@ export function renderTaskConsolePage(page: TaskPage): string {
 
 /** A task the master does not know. */
 export function renderUnknownConsoleTask(id: number): string {
-  return layout('Unknown task', 'board', `<h1>No task ${id}</h1>\n${findForm()}\n<p role="status">There is no task with this id (it may have been removed).</p>`)
+  return layout(
+    'Unknown task',
+    'board',
+    `<h1>No task ${id}</h1>\n${findForm()}\n<p role="status">There is no task with this id (it may have been removed).</p>`,
+  )
 }

@@ -35,7 +35,12 @@ const html = (text: string, status = 200) => new Response(text, { status, header
 const isNotFound = (error: unknown) => error instanceof HttpError && error.status === 404
 
 const WindowQuery = t.Object({
-  window: t.Optional(t.Union([t.Literal('hour'), t.Literal('day')], { error: 'window must be hour or day', description: 'The charts’ span: the last hour (by minute) or day (by 15 minutes)' })),
+  window: t.Optional(
+    t.Union([t.Literal('hour'), t.Literal('day')], {
+      error: 'window must be hour or day',
+      description: 'The charts’ span: the last hour (by minute) or day (by 15 minutes)',
+    }),
+  ),
 })
 const StateParam = t.String({ pattern: '^[0-3]$', error: 'state must be 0, 1, 2 or 3', description: '0 waiting, 1 processing, 2 finished, 3 failed' })
 const ListQuery = t.Object({
@@ -76,7 +81,12 @@ export function consoleRoutes(deps: ConsoleDeps) {
   }
 
   /** An action from a form: refused (401) without the token, told on the task's page either way. */
-  async function act(request: Request, body: { id: string; token?: string }, run: (id: number) => Promise<void>, done: (id: number) => string): Promise<Response> {
+  async function act(
+    request: Request,
+    body: { id: string; token?: string },
+    run: (id: number) => Promise<void>,
+    done: (id: number) => string,
+  ): Promise<Response> {
     const id = Number(body.id)
     if (!operator(request, body.token)) return taskPage(id, { ok: false, text: 'The operator token is missing or wrong.' }, 401)
     try {
@@ -130,7 +140,11 @@ export function consoleRoutes(deps: ConsoleDeps) {
           return html(renderTaskList({ tasks: [], state, before, limit, unavailable: 'The master offers no task list: it knows only the original endpoints.' }))
         }
       },
-      { access: pages, query: ListQuery, detail: { summary: 'The task list (HTML), newest first: by state, in pages that stay put as tasks come in', tags: ['page'] } },
+      {
+        access: pages,
+        query: ListQuery,
+        detail: { summary: 'The task list (HTML), newest first: by state, in pages that stay put as tasks come in', tags: ['page'] },
+      },
     )
     .get(
       '/board/task',
@@ -148,7 +162,10 @@ export function consoleRoutes(deps: ConsoleDeps) {
       '/board/image',
       async ({ query }) => {
         const answer = await deps.image(Number(query.id), query.area)
-        return new Response(answer.body, { status: answer.status, headers: { ...pickHeaders(answer.headers, IMAGE_ANSWER_HEADERS), 'x-content-type-options': 'nosniff' } })
+        return new Response(answer.body, {
+          status: answer.status,
+          headers: { ...pickHeaders(answer.headers, IMAGE_ANSWER_HEADERS), 'x-content-type-options': 'nosniff' },
+        })
       },
       {
         access: pages,
@@ -160,10 +177,15 @@ export function consoleRoutes(deps: ConsoleDeps) {
     .post(
       '/board/task/retry',
       ({ body, request }) =>
-        act(request, body, async (id) => {
-          await deps.master.retry(id)
-          log.info({ id }, 'failed task put back for another try from its console page')
-        }, (id) => `/board/task?id=${id}&done=retried`),
+        act(
+          request,
+          body,
+          async (id) => {
+            await deps.master.retry(id)
+            log.info({ id }, 'failed task put back for another try from its console page')
+          },
+          (id) => `/board/task?id=${id}&done=retried`,
+        ),
       // A browser form cannot send a bearer header: `act` checks the token from the form (or the header) itself.
       { access: 'form', body: ActionBody, detail: { summary: 'Try a failed task again, from a form (the token in the form when one is set)', tags: ['page'] } },
     )
@@ -171,10 +193,15 @@ export function consoleRoutes(deps: ConsoleDeps) {
       '/board/task/delete',
       ({ body, request }) => {
         if (body.confirm !== 'yes') throw new HttpError(400, 'Deleting needs the box ticked that says so (confirm=yes).')
-        return act(request, body, async (id) => {
-          await deps.master.deleteTask(id)
-          log.info({ id }, 'task deleted from its console page')
-        }, (id) => `/board/tasks?deleted=${id}`)
+        return act(
+          request,
+          body,
+          async (id) => {
+            await deps.master.deleteTask(id)
+            log.info({ id }, 'task deleted from its console page')
+          },
+          (id) => `/board/tasks?deleted=${id}`,
+        )
       },
       { access: 'form', body: ActionBody, detail: { summary: 'Delete a finished or failed task with its images, from a form', tags: ['page'] } },
     )

@@ -2,6 +2,7 @@
 import { t } from 'elysia'
 import { ID_PATTERN } from '../../shared/wire/params.ts'
 import { CountsJson, TaskStatusJson } from '../../shared/wire/tasks.ts'
+
 export { TaskStatusJson } from '../../shared/wire/tasks.ts'
 
 const ONE_ID = ID_PATTERN.slice(1, -1)

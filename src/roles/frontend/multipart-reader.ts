@@ -81,7 +81,8 @@ export class MultipartReader {
       this.sourceEnded = true
       return false
     }
-    this.buffer = this.buffer.length === 0 ? Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength) : Buffer.concat([this.buffer, next.value])
+    this.buffer =
+      this.buffer.length === 0 ? Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength) : Buffer.concat([this.buffer, next.value])
     return true
   }
 

@@ -49,10 +49,7 @@ export function renderTaskPage(task: TaskStatus | TaskReadiness, key?: string): 
   const result = escapeHtml(`/getImage?id=${task.id}${key === undefined ? '' : `&key=${encodeURIComponent(key)}`}`)
   const words = 'readinessOnly' in task && task.state === 0 ? NOT_FINISHED : (WORDS[task.state] ?? { label: task.stateName, detail: '' })
   const done = task.state === 2 || task.state === 3
-  const parts = [
-    `<h1>Task ${task.id}: ${escapeHtml(words.label)}</h1>`,
-    `<p class="state state-${task.state}" role="status">${escapeHtml(words.detail)}</p>`,
-  ]
+  const parts = [`<h1>Task ${task.id}: ${escapeHtml(words.label)}</h1>`, `<p class="state state-${task.state}" role="status">${escapeHtml(words.detail)}</p>`]
   if (task.state === 3 && 'error' in task && task.error) parts.push(`<p class="reason">Reason: ${escapeHtml(task.error)}</p>`)
   if (task.state === 2) {
     parts.push(

@@ -47,16 +47,12 @@ export function createKvApp({ store, log, registry, token, idleTimeoutSeconds }:
     registry,
     health: async () => ({ ok: await store.healthy() }),
   })
-    .get(
-      '/get',
-      async ({ query }) => found(query.key, await store.get(query.key)),
-      {
-        access: 'public',
-        query: KeyQuery,
-        response: { 200: t.String({ description: 'The value, as text' }), 404: ErrorText },
-        detail: { summary: 'The value of a key', tags: ['kv'] },
-      },
-    )
+    .get('/get', async ({ query }) => found(query.key, await store.get(query.key)), {
+      access: 'public',
+      query: KeyQuery,
+      response: { 200: t.String({ description: 'The value, as text' }), 404: ErrorText },
+      detail: { summary: 'The value of a key', tags: ['kv'] },
+    })
     .post(
       '/set',
       async ({ query }) => {

@@ -27,5 +27,7 @@ export const Ttl = t.String({
 export const KeyQuery = t.Object({ key: Key })
 export const PairQuery = t.Object({ key: Key, value: Value, ttl: t.Optional(Ttl) })
 export const ListQuery = t.Object({
-  prefix: t.Optional(t.String({ maxLength: MAX_KEY_LENGTH, error: `prefix must be at most ${MAX_KEY_LENGTH} characters`, description: 'Only keys that start with this' })),
+  prefix: t.Optional(
+    t.String({ maxLength: MAX_KEY_LENGTH, error: `prefix must be at most ${MAX_KEY_LENGTH} characters`, description: 'Only keys that start with this' }),
+  ),
 })

@@ -11,8 +11,9 @@
 // - `appendonly no` (RDB snapshots only, or none): a Redis restart loses the pairs written since the last
 //   snapshot. We warn in the log when we see this (CONFIG GET may be disabled on managed Redis).
 // A TTL is stored by Redis as an absolute expiry time, so it survives a restart of Redis as well.
-import { withDeadline } from '../../shared/async.ts'
+
 import { RedisClient } from 'bun'
+import { withDeadline } from '../../shared/async.ts'
 import { DependencyUnavailable } from '../../shared/errors.ts'
 import { type Logger, silentLogger } from '../../shared/logger.ts'
 import type { KvStore } from './kv-store.ts'

@@ -24,7 +24,10 @@ export function openSqliteKvStore(dir: string, options: SqliteKvStoreOptions = {
   db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;')
   db.exec('CREATE TABLE IF NOT EXISTS pairs (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID')
   // Added with registrations that expire: older files get the column on open.
-  const columns = db.prepare<{ name: string }, []>('PRAGMA table_info(pairs)').all().map((c) => c.name)
+  const columns = db
+    .prepare<{ name: string }, []>('PRAGMA table_info(pairs)')
+    .all()
+    .map((c) => c.name)
   if (!columns.includes('expires_at')) db.exec('ALTER TABLE pairs ADD COLUMN expires_at INTEGER')
   const upsert = db.prepare<unknown, [string, string, number | null]>(
     'INSERT INTO pairs (key, value, expires_at) VALUES (?1, ?2, ?3) ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at',

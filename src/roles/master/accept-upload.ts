@@ -4,7 +4,7 @@ import type { StorageClient } from '../../clients/storage-client.ts'
 import { collectionPace, declaredLength, peekBody } from '../../shared/body-stream.ts'
 import { BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
-import { hasPngSignature, parsePngHeader, PNG_HEADER_BYTES, type PngHeader } from '../../shared/png-header.ts'
+import { hasPngSignature, PNG_HEADER_BYTES, type PngHeader, parsePngHeader } from '../../shared/png-header.ts'
 
 export interface UploadDeps {
   readonly database: DatabaseClient
@@ -44,7 +44,7 @@ export async function acceptUpload(request: Request, deps: UploadDeps): Promise<
     await body.stream.cancel().catch(() => {})
     throw new BadRequest(`Not a valid PNG: ${parsed.problem}.`)
   }
-  let reservation
+  let reservation: Awaited<ReturnType<DatabaseClient['reserveTask']>>
   try {
     reservation = await deps.database.reserveTask({ keyHash: deps.keyHash })
   } catch (error) {
@@ -56,9 +56,11 @@ export async function acceptUpload(request: Request, deps: UploadDeps): Promise<
     await deps.storage.send(id, 'working', body.stream, { contentLength: length })
   } catch (error) {
     if (held) {
-      await deps.database.dropTask(id).catch((dropError) =>
-        deps.log.warn({ id, err: (dropError as Error).message }, 'could not drop the held task of a failed upload; it expires on its own'),
-      )
+      await deps.database
+        .dropTask(id)
+        .catch((dropError) =>
+          deps.log.warn({ id, err: (dropError as Error).message }, 'could not drop the held task of a failed upload; it expires on its own'),
+        )
     } else {
       deps.log.warn({ id }, 'the upload failed after an original database created its task, which cannot be dropped there; it stays without an image')
     }

@@ -9,16 +9,16 @@ import { createUploadLimit } from '../../plugins/upload-limit.ts'
 import { NotFound, NotOffered, TooManyRequests } from '../../shared/errors.ts'
 import { createGate } from '../../shared/gate.ts'
 import type { Logger } from '../../shared/logger.ts'
-import { ClaimQuery, ErrorText, IdQuery, Success } from '../../shared/wire/params.ts'
 import { hashTaskKey, newTaskKey, TASK_KEY_HEADER, unknownTask } from '../../shared/task-key.ts'
 import { IMAGE_ANSWER_HEADERS, IMAGE_REQUEST_HEADERS, pickHeaders } from '../../shared/wire/headers.ts'
+import { ClaimQuery, ErrorText, IdQuery, Success } from '../../shared/wire/params.ts'
+import { CountsJson, RecentQuery } from '../../shared/wire/tasks.ts'
 import { acceptUpload } from './accept-upload.ts'
 import { consoleRoutes } from './console-routes.ts'
+import { FailedQuery, FinishedQuery, KeyedIdQuery, KeyedWaitQuery, LeaseQuery, pngRequestBody, pngResponse, RenewQuery, StatusJson } from './model.ts'
 import { createTaskAccess, type ReadAccess } from './task-access.ts'
 import { createTaskStates, type TaskStates } from './task-states.ts'
 import { createTaskWaits, type TaskWaits } from './task-waits.ts'
-import { CountsJson, RecentQuery } from '../../shared/wire/tasks.ts'
-import { FailedQuery, FinishedQuery, KeyedIdQuery, KeyedWaitQuery, LeaseQuery, pngRequestBody, pngResponse, RenewQuery, StatusJson } from './model.ts'
 
 export interface MasterAppDeps {
   /** PIXMILL_TOKEN: when set, the internal routes want it. */
@@ -59,7 +59,8 @@ export function databaseRecords(database: DatabaseClient) {
   return async (ids: readonly number[]): Promise<Map<number, TaskRecord>> => {
     const found = new Map<number, TaskRecord>()
     for (const [id, task] of await database.getByIds(ids)) {
-      if ('plain' in task) throw new NotOffered('The database keeps only the original task records ({id, state}): there is nothing to wait on; poll /isReady.', '/wait')
+      if ('plain' in task)
+        throw new NotOffered('The database keeps only the original task records ({id, state}): there is nothing to wait on; poll /isReady.', '/wait')
       found.set(id, task)
     }
     return found
@@ -68,7 +69,8 @@ export function databaseRecords(database: DatabaseClient) {
 
 /** The public view of a task: no lease token, no internal flags. */
 function statusJson(task: TaskRecord | PlainTaskRecord) {
-  if ('plain' in task) throw new NotOffered('The database keeps only the original task records ({id, state}): there is no status to show; use /isReady.', '/status')
+  if ('plain' in task)
+    throw new NotOffered('The database keeps only the original task records ({id, state}): there is no status to show; use /isReady.', '/status')
   return {
     id: task.id,
     state: task.state,
@@ -179,7 +181,9 @@ export function createMasterApp(deps: MasterAppDeps) {
         access: 'public',
         parse: 'none',
         response: {
-          200: t.String({ description: 'The new task id, as text; with PIXMILL_PRIVATE_RESULTS the `X-Task-Key` header holds the key that reading the task needs' }),
+          200: t.String({
+            description: 'The new task id, as text; with PIXMILL_PRIVATE_RESULTS the `X-Task-Key` header holds the key that reading the task needs',
+          }),
           400: ErrorText,
           408: ErrorText,
           413: ErrorText,
@@ -198,16 +202,12 @@ export function createMasterApp(deps: MasterAppDeps) {
         },
       },
     )
-    .get(
-      '/isReady',
-      async ({ query, request }) => ((await isFinished(Number(query.id), access.of(request, query.key))) ? '1' : '0'),
-      {
-        access: reads,
-        query: KeyedIdQuery,
-        response: { 200: t.Union([t.Literal('0'), t.Literal('1')]), 404: ErrorText },
-        detail: { summary: '`1` when the task is finished, else `0` (also for a failed task; see /status)', tags: ['client'] },
-      },
-    )
+    .get('/isReady', async ({ query, request }) => ((await isFinished(Number(query.id), access.of(request, query.key))) ? '1' : '0'), {
+      access: reads,
+      query: KeyedIdQuery,
+      response: { 200: t.Union([t.Literal('0'), t.Literal('1')]), 404: ErrorText },
+      detail: { summary: '`1` when the task is finished, else `0` (also for a failed task; see /status)', tags: ['client'] },
+    })
     .get(
       '/get',
       async ({ query, request }) => {
@@ -229,11 +229,12 @@ export function createMasterApp(deps: MasterAppDeps) {
         },
       },
     )
-    .get(
-      '/status',
-      async ({ query, request }) => statusJson(await readTask(Number(query.id), access.of(request, query.key))),
-      { access: reads, query: KeyedIdQuery, response: { 200: StatusJson, 404: ErrorText }, detail: { summary: 'The task’s state, attempts and last error', tags: ['client'] } },
-    )
+    .get('/status', async ({ query, request }) => statusJson(await readTask(Number(query.id), access.of(request, query.key))), {
+      access: reads,
+      query: KeyedIdQuery,
+      response: { 200: StatusJson, 404: ErrorText },
+      detail: { summary: 'The task’s state, attempts and last error', tags: ['client'] },
+    })
     .get(
       '/wait',
       async ({ query, request }) => {
@@ -312,7 +313,11 @@ export function createMasterApp(deps: MasterAppDeps) {
         if (query.ms !== undefined) processing.observe(Number(query.ms) / 1000)
         return 'success' as const
       },
-      { query: FinishedQuery, response: { 200: Success, 404: ErrorText, 409: ErrorText }, detail: { summary: 'Mark a task in progress finished (worker API)', tags: ['worker'] } },
+      {
+        query: FinishedQuery,
+        response: { 200: Success, 404: ErrorText, 409: ErrorText },
+        detail: { summary: 'Mark a task in progress finished (worker API)', tags: ['worker'] },
+      },
     )
     .post(
       '/registerTaskFailed',
@@ -323,7 +328,11 @@ export function createMasterApp(deps: MasterAppDeps) {
         events.inc({ event: 'failed' })
         return 'success' as const
       },
-      { query: FailedQuery, response: { 200: Success, 404: ErrorText, 409: ErrorText }, detail: { summary: 'Count a failed attempt (worker API)', tags: ['worker'] } },
+      {
+        query: FailedQuery,
+        response: { 200: Success, 404: ErrorText, 409: ErrorText },
+        detail: { summary: 'Count a failed attempt (worker API)', tags: ['worker'] },
+      },
     )
     .post(
       '/renewTask',
@@ -332,7 +341,11 @@ export function createMasterApp(deps: MasterAppDeps) {
         set.headers['content-type'] = 'application/json; charset=utf-8'
         return renewed
       },
-      { query: RenewQuery, response: { 200: t.String(), 404: ErrorText, 409: ErrorText }, detail: { summary: 'Extend the lease of a claim (worker API)', tags: ['worker'] } },
+      {
+        query: RenewQuery,
+        response: { 200: t.String(), 404: ErrorText, 409: ErrorText },
+        detail: { summary: 'Extend the lease of a claim (worker API)', tags: ['worker'] },
+      },
     )
     .post(
       '/releaseTask',
@@ -356,7 +369,11 @@ export function createMasterApp(deps: MasterAppDeps) {
         events.inc({ event: 'retried' })
         return 'success' as const
       },
-      { query: IdQuery, response: { 200: Success, 404: ErrorText, 409: ErrorText }, detail: { summary: 'Try a failed task again (operators)', tags: ['operators'] } },
+      {
+        query: IdQuery,
+        response: { 200: Success, 404: ErrorText, 409: ErrorText },
+        detail: { summary: 'Try a failed task again (operators)', tags: ['operators'] },
+      },
     )
     .post(
       '/deleteTask',
@@ -372,7 +389,8 @@ export function createMasterApp(deps: MasterAppDeps) {
         response: { 200: Success, 404: ErrorText, 409: ErrorText, 503: ErrorText },
         detail: {
           summary: 'Remove a finished or failed task with both its images (operators)',
-          description: '`409` for a task waiting or in progress, which stays as it was; `404` for an unknown id. From then on every read answers 404 for the id, which is never given again.',
+          description:
+            '`409` for a task waiting or in progress, which stays as it was; `404` for an unknown id. From then on every read answers 404 for the id, which is never given again.',
           tags: ['operators'],
         },
       },

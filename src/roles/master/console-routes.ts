@@ -1,7 +1,7 @@
 // The master's routes behind an operator's console: a task's timeline and the charts' history, from the database.
 import { Elysia } from 'elysia'
-import { type Access, accessMacro } from '../../plugins/access.ts'
 import type { DatabaseClient } from '../../clients/database-client.ts'
+import { type Access, accessMacro } from '../../plugins/access.ts'
 import { ErrorText, IdQuery } from '../../shared/wire/params.ts'
 import { HistoryJson, type HistoryWindow, HistoryWindowQuery, TaskEventsJson } from '../../shared/wire/tasks.ts'
 
@@ -23,7 +23,8 @@ export function consoleRoutes(database: DatabaseClient, now: () => number, timel
       query: IdQuery,
       response: { 200: TaskEventsJson, 400: ErrorText, 404: ErrorText },
       detail: {
-        summary: 'A task’s timeline, oldest first: created, claimed, failed (with the error), lease_expired, released, retried, finished (with its processing time)',
+        summary:
+          'A task’s timeline, oldest first: created, claimed, failed (with the error), lease_expired, released, retried, finished (with its processing time)',
         description: 'With PIXMILL_PRIVATE_RESULTS it is for operators (the token), as `/tasks` is. `404` for an unknown id.',
         tags: ['operators'],
       },

@@ -1,6 +1,7 @@
 // Schemas of the master role's routes.
 import { t } from 'elysia'
 import { IdString, LeaseToken, TaskKeyParam } from '../../shared/wire/params.ts'
+
 export { KeyedIdQuery } from '../../shared/wire/params.ts'
 export { StatusJson } from '../../shared/wire/tasks.ts'
 

@@ -131,7 +131,10 @@ export function createTaskWaits(options: TaskWaitsOptions): TaskWaits {
         const waiter: Waiter = { id, resolve, reject, allowed, due: false }
         if (closed) return reject(new DependencyUnavailable('The master is stopping; ask another or again.'))
         let set = waiting.get(id)
-        if (!set) waiting.set(id, (set = new Set()))
+        if (!set) {
+          set = new Set()
+          waiting.set(id, set)
+        }
         set.add(waiter)
         waiter.cancelTimer = clock.after(timeoutMs, () => {
           const record = last.get(id)

@@ -1,13 +1,13 @@
 // The storage role: PNG images by task id in two areas, streamed in to disk and out with sendfile.
 import { Counter, Gauge, type Registry } from 'prom-client'
 import { finishRole, roleKit } from '../../plugins/role-kit.ts'
+import type { PeekedBody } from '../../shared/body-stream.ts'
 import { BadRequest, DependencyUnavailable, InsufficientStorage, NotFound, PayloadTooLarge, UnsupportedMediaType } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { ErrorText, Success } from '../../shared/wire/params.ts'
+import { conditionalAnswer } from './conditional-get.ts'
 import { AREAS, type ImageStore } from './image-store.ts'
 import { GetImageResponses, ImageQuery, PngRequestBody } from './model.ts'
-import type { PeekedBody } from '../../shared/body-stream.ts'
-import { conditionalAnswer } from './conditional-get.ts'
 import { pngUploadBody, UploadBrokenOff, uploadFailure } from './png-upload.ts'
 
 export interface StorageAppDeps {
@@ -73,9 +73,19 @@ function storageMetrics(registry: Registry, store: ImageStore) {
     disk('pixmill_storage_disk_size_bytes', 'Size of the disk of the images, in bytes.', 'total')
   }
   return {
-    removed: new Counter({ name: 'pixmill_storage_images_removed_total', help: 'Images removed (/deleteImage), per area.', labelNames: ['area'], registers: [registry] }),
+    removed: new Counter({
+      name: 'pixmill_storage_images_removed_total',
+      help: 'Images removed (/deleteImage), per area.',
+      labelNames: ['area'],
+      registers: [registry],
+    }),
     removedBytes: new Counter({ name: 'pixmill_storage_removed_bytes_total', help: 'Bytes of the images removed.', registers: [registry] }),
-    stored: new Counter({ name: 'pixmill_storage_images_stored_total', help: 'Uploads stored and acknowledged, per area.', labelNames: ['area'], registers: [registry] }),
+    stored: new Counter({
+      name: 'pixmill_storage_images_stored_total',
+      help: 'Uploads stored and acknowledged, per area.',
+      labelNames: ['area'],
+      registers: [registry],
+    }),
     received: new Counter({ name: 'pixmill_storage_received_bytes_total', help: 'Bytes of the uploads stored.', registers: [registry] }),
     served: new Counter({
       name: 'pixmill_storage_images_served_total',
@@ -127,7 +137,17 @@ function diskGuard(store: ImageStore, min: number | { readonly percent: number }
 }
 
 /** Builds the storage app; it never listens (the entry file or the launcher does). */
-export function createStorageApp({ store, log, registry, maxUploadBytes, token, idleTimeoutSeconds, uploadTimeoutSeconds = 300, minFreeBytes = 1024 ** 3, privateResults = false }: StorageAppDeps) {
+export function createStorageApp({
+  store,
+  log,
+  registry,
+  maxUploadBytes,
+  token,
+  idleTimeoutSeconds,
+  uploadTimeoutSeconds = 300,
+  minFreeBytes = 1024 ** 3,
+  privateResults = false,
+}: StorageAppDeps) {
   const metrics = storageMetrics(registry, store)
   const disk = diskGuard(store, minFreeBytes)
   const app = roleKit({

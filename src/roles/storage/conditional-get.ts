@@ -21,7 +21,12 @@ export interface ConditionalAnswer {
  * another version: then all of the current one, never a piece of it spliced onto the old), else the whole. A stream
  * not sent is cancelled.
  */
-export function conditionalAnswer(request: Request, item: Representation, contentType: string, set: { headers: Record<string, string | number> }): ConditionalAnswer {
+export function conditionalAnswer(
+  request: Request,
+  item: Representation,
+  contentType: string,
+  set: { headers: Record<string, string | number> },
+): ConditionalAnswer {
   // no-cache: a client may keep the object but must ask again, since a later upload can replace it.
   const headers = { etag: item.etag, 'last-modified': item.lastModified.toUTCString(), 'cache-control': 'no-cache' }
   if (etagMatches(request.headers.get('if-none-match'), item.etag)) {

@@ -1,14 +1,28 @@
 // ImageStore on the file system: <root>/<area>/<id / 10^6>/<id / 1000 mod 1000>/<id>.png, written through a temp file.
 import { randomBytes } from 'node:crypto'
-import { closeSync, existsSync, fsync as fsyncCallback, linkSync, mkdirSync, openSync, opendirSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs'
-import { promisify } from 'node:util'
-import { open, opendir, rm, stat, statfs } from 'node:fs/promises'
 import type { BigIntStats } from 'node:fs'
+import {
+  closeSync,
+  existsSync,
+  fsync as fsyncCallback,
+  linkSync,
+  mkdirSync,
+  opendirSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs'
+import { open, opendir, rm, stat, statfs } from 'node:fs/promises'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { DependencyUnavailable, HttpError, InsufficientStorage, PayloadTooLarge } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
-import { openTally, type LastChange } from './fs-tally.ts'
-import { type Area, AREAS, assertImageKey, type ImageStore } from './image-store.ts'
+import { type LastChange, openTally } from './fs-tally.ts'
+import { AREAS, type Area, assertImageKey, type ImageStore } from './image-store.ts'
 
 export interface FsImageStoreOptions {
   /**
@@ -62,7 +76,10 @@ class BatchedWriter {
 
   write(chunk: Uint8Array): void {
     if (this.filled + chunk.byteLength > WRITE_BATCH) this.flush()
-    if (chunk.byteLength >= WRITE_BATCH) return writeFully(this.fd, chunk)
+    if (chunk.byteLength >= WRITE_BATCH) {
+      writeFully(this.fd, chunk)
+      return
+    }
     this.buffer.set(chunk, this.filled)
     this.filled += chunk.byteLength
   }
@@ -110,11 +127,13 @@ function createFolderSyncer() {
       folders.set(path, { running })
       return running
     }
-    entry.next ??= entry.running.catch(() => {}).then(() => {
-      const running = start(path)
-      folders.set(path, { running })
-      return running
-    })
+    entry.next ??= entry.running
+      .catch(() => {})
+      .then(() => {
+        const running = start(path)
+        folders.set(path, { running })
+        return running
+      })
     return entry.next
   }
 }
@@ -150,7 +169,10 @@ export function openFsImageStore(root: string, options: FsImageStoreOptions = {}
   let closed = false
   const syncFolderGrouped = createFolderSyncer()
   const cache = createHotCache(options.cacheBytes ?? 0)
-  const moving = flat.size > 0 ? moveFlatImages().catch((error) => options.log?.error({ err: error }, 'moving images of the flat layout failed; reads still find them')) : Promise.resolve()
+  const moving =
+    flat.size > 0
+      ? moveFlatImages().catch((error) => options.log?.error({ err: error }, 'moving images of the flat layout failed; reads still find them'))
+      : Promise.resolve()
 
   function removeIfAbandoned(path: string, name: string): void {
     const temp = TEMP_NAME.exec(name)

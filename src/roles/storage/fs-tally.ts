@@ -1,7 +1,7 @@
 // Images and bytes per area of the file-system store, kept in bun:sqlite so that a start never walks the images.
 import { Database } from 'bun:sqlite'
 import { join } from 'node:path'
-import { type Area, AREAS, type StoreStats } from './image-store.ts'
+import { AREAS, type Area, type StoreStats } from './image-store.ts'
 
 /**
  * The last change of the store, written in the same transaction as the totals it changed and before the file system
@@ -63,7 +63,8 @@ export function openTally(root: string, reached: (change: LastChange) => boolean
   }
 
   const totals = {} as Record<Area, { images: number; bytes: number }>
-  for (const row of db.prepare<{ area: Area; images: number; bytes: number }, []>('SELECT * FROM totals').all()) totals[row.area] = { images: row.images, bytes: row.bytes }
+  for (const row of db.prepare<{ area: Area; images: number; bytes: number }, []>('SELECT * FROM totals').all())
+    totals[row.area] = { images: row.images, bytes: row.bytes }
 
   return {
     existed,

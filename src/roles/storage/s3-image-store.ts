@@ -25,7 +25,8 @@ export interface S3ImageStoreOptions {
 export function parseS3Url(url: string): { bucket: string; root: string } {
   const parsed = new URL(url)
   const prefix = parsed.pathname.replace(/^\/+|\/+$/g, '')
-  if (parsed.protocol !== 's3:' || parsed.hostname === '') throw new ConfigError(`PIXMILL_STORAGE_URL must look like s3://bucket/prefix, got ${JSON.stringify(url)}`)
+  if (parsed.protocol !== 's3:' || parsed.hostname === '')
+    throw new ConfigError(`PIXMILL_STORAGE_URL must look like s3://bucket/prefix, got ${JSON.stringify(url)}`)
   return { bucket: parsed.hostname, root: prefix === '' ? '' : `${prefix}/` }
 }
 
@@ -176,7 +177,12 @@ export async function openS3ImageStore(url: string, options: S3ImageStoreOptions
     async healthy() {
       if (closed) return false
       if (clock.now() - health.at < healthCacheMs) return health.ok
-      return noted(await probe(Math.min(requestTimeoutMs, 2000)).then(() => true, () => false)).ok
+      return noted(
+        await probe(Math.min(requestTimeoutMs, 2000)).then(
+          () => true,
+          () => false,
+        ),
+      ).ok
     },
 
     async close() {

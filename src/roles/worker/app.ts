@@ -2,9 +2,9 @@
 import { ROOT_CONTEXT, SpanKind, type Tracer } from '@opentelemetry/api'
 import { t } from 'elysia'
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
+import type { ClaimedTask } from '../../clients/master-client.ts'
 import { finishRole, roleKit } from '../../plugins/role-kit.ts'
 import type { Logger } from '../../shared/logger.ts'
-import type { ClaimedTask } from '../../clients/master-client.ts'
 import { contextFromTraceparent, inSpan } from '../../shared/trace-context.ts'
 import type { StageRunner } from './image-work.ts'
 import type { MinuteCount } from './minute-tally.ts'
@@ -60,7 +60,12 @@ export function tracedStages(tracer: Tracer, inner: StageRunner): StageRunner {
  */
 export function tracedTasks(tracer: Tracer) {
   return <T>(task: ClaimedTask, work: () => Promise<T>) =>
-    inSpan(tracer, 'process task', { kind: SpanKind.CONSUMER, parent: contextFromTraceparent(task.traceparent) ?? ROOT_CONTEXT, attributes: { 'pixmill.task.id': task.id } }, work)
+    inSpan(
+      tracer,
+      'process task',
+      { kind: SpanKind.CONSUMER, parent: contextFromTraceparent(task.traceparent) ?? ROOT_CONTEXT, attributes: { 'pixmill.task.id': task.id } },
+      work,
+    )
 }
 
 /** The worker's figures as Prometheus reads them, from its counters at each scrape. */
@@ -102,10 +107,9 @@ function workerMetrics(registry: Registry, stats: () => WorkerStats): void {
 }
 
 export const WorkerHistoryJson = t.Object({
-  minutes: t.Array(
-    t.Object({ at: t.String({ format: 'date-time', description: 'The minute’s start' }), done: t.Integer(), failed: t.Integer() }),
-    { description: 'Minutes with tasks ended, oldest first; a quiet minute is left out' },
-  ),
+  minutes: t.Array(t.Object({ at: t.String({ format: 'date-time', description: 'The minute’s start' }), done: t.Integer(), failed: t.Integer() }), {
+    description: 'Minutes with tasks ended, oldest first; a quiet minute is left out',
+  }),
 })
 
 const DAY_MS = 24 * 60 * 60 * 1000
@@ -148,40 +152,47 @@ export function createWorkerApp({ stats, address, log, registry, token, idleTime
       ]
       return { ok: reasons.length === 0, ...(reasons.length > 0 ? { reasons } : {}) }
     },
-  }).get(
-    '/status',
-    () => {
-      const now = stats()
-      return {
-        address: address(),
-        loops: now.loops,
-        busy: now.busyLoops,
-        inFlight: now.inFlight,
-        done: now.processed,
-        failed: now.failed,
-        abandoned: now.abandoned,
-        startedAt: iso(now.startedAt),
-        lastTaskAt: iso(now.lastTaskAt),
-        problem: now.claimProblem ?? (now.closing ? 'stopping' : null),
-      }
-    },
-    // Open, as its /metrics is: the same figures, no task's data; the board reads them.
-    { access: 'public', response: { 200: WorkerStatusJson }, detail: { summary: 'What this worker does: loops, busy, done, failed', tags: ['operations'] } },
-  )
-  .get(
-    '/history',
-    ({ query }) => {
-      const since = Math.max(now() - DAY_MS, query.since === undefined ? now() - DAY_MS : Number(query.since))
-      return { minutes: history(since).map((m) => ({ at: new Date(m.at).toISOString(), done: m.done, failed: m.failed })) }
-    },
-    {
-      access: 'public',
-      query: t.Object({
-        since: t.Optional(t.String({ pattern: '^[0-9]{1,15}$', error: 'since must be epoch milliseconds', description: 'Epoch milliseconds; default (and at most) a day ago' })),
-      }),
-      response: { 200: WorkerHistoryJson },
-      detail: { summary: 'Tasks this worker ended per minute, for the last day (the board’s chart of images per second)', tags: ['operations'] },
-    },
-  )
+  })
+    .get(
+      '/status',
+      () => {
+        const now = stats()
+        return {
+          address: address(),
+          loops: now.loops,
+          busy: now.busyLoops,
+          inFlight: now.inFlight,
+          done: now.processed,
+          failed: now.failed,
+          abandoned: now.abandoned,
+          startedAt: iso(now.startedAt),
+          lastTaskAt: iso(now.lastTaskAt),
+          problem: now.claimProblem ?? (now.closing ? 'stopping' : null),
+        }
+      },
+      // Open, as its /metrics is: the same figures, no task's data; the board reads them.
+      { access: 'public', response: { 200: WorkerStatusJson }, detail: { summary: 'What this worker does: loops, busy, done, failed', tags: ['operations'] } },
+    )
+    .get(
+      '/history',
+      ({ query }) => {
+        const since = Math.max(now() - DAY_MS, query.since === undefined ? now() - DAY_MS : Number(query.since))
+        return { minutes: history(since).map((m) => ({ at: new Date(m.at).toISOString(), done: m.done, failed: m.failed })) }
+      },
+      {
+        access: 'public',
+        query: t.Object({
+          since: t.Optional(
+            t.String({
+              pattern: '^[0-9]{1,15}$',
+              error: 'since must be epoch milliseconds',
+              description: 'Epoch milliseconds; default (and at most) a day ago',
+            }),
+          ),
+        }),
+        response: { 200: WorkerHistoryJson },
+        detail: { summary: 'Tasks this worker ended per minute, for the last day (the board’s chart of images per second)', tags: ['operations'] },
+      },
+    )
   return finishRole(app)
 }

@@ -206,10 +206,7 @@ export async function encodeSwapped(pixels: SwappedPixels, effort: PngEffort = '
     }
     // Encoded off the JS thread (libuv's pool), as sharp's work is; a large image is read there too.
     const source = framed ? new Transformer(framed) : Transformer.fromRgbaPixels(rgba, width, height)
-    const out = await source.png(
-      { compressionType: CompressionType.Fast, filterType: FilterType.Adaptive },
-      AbortSignal.timeout(timeoutSeconds * 1000),
-    )
+    const out = await source.png({ compressionType: CompressionType.Fast, filterType: FilterType.Adaptive }, AbortSignal.timeout(timeoutSeconds * 1000))
     return new Uint8Array(out.buffer, out.byteOffset, out.byteLength) as Uint8Array<ArrayBuffer>
   } catch (error) {
     // Encoding our own raw pixels only fails on resources or the time limit; the image is still what costs them.

@@ -1,14 +1,14 @@
 // The worker's pull loops (BullMQ-like): claim, fetch, swap, store, report; renew the lease while working.
-import type { MasterWorkerClient, ClaimedTask } from '../../clients/master-client.ts'
+import type { ClaimedTask, MasterWorkerClient } from '../../clients/master-client.ts'
 import type { StorageClient } from '../../clients/storage-client.ts'
-import { orAfter, sleep as abortableSleep, timeoutSignal, untilAborted } from '../../shared/async.ts'
+import { sleep as abortableSleep, orAfter, timeoutSignal, untilAborted } from '../../shared/async.ts'
 import { type Clock, systemClock } from '../../shared/clock.ts'
 import { HttpError, NotOffered } from '../../shared/errors.ts'
-import { withRequestId } from '../../shared/request-context.ts'
 import type { Logger } from '../../shared/logger.ts'
+import { withRequestId } from '../../shared/request-context.ts'
 import { UnrecoverableImageError } from './errors.ts'
-import { createMinuteTally, type MinuteCount } from './minute-tally.ts'
 import { type ImageWorkOptions, type PngEffort, type StageRunner, swapRedGreen, untimedStage } from './image-work.ts'
+import { createMinuteTally, type MinuteCount } from './minute-tally.ts'
 
 export interface WorkerOptions {
   readonly master: MasterWorkerClient
@@ -179,20 +179,24 @@ export function createWorker(options: WorkerOptions): Worker {
   function keepLease(task: ClaimedTask, lost: AbortController): () => void {
     const token = task.leaseToken
     if (token === undefined) return () => {}
-    const stop = clock.every(leaseMs / 3, () => {
-      master.renewTask(task.id, token).then(
-        () => void counts.renewals++,
-        (error) => {
-          if (error instanceof NotOffered) {
-            // A master of the original protocol: the task simply has its whole lease, as there.
-            log.info({ task: task.id, err: message(error) }, 'the master does not renew leases; working without renewal')
-            return stop()
-          }
-          log.warn({ task: task.id, err: message(error) }, 'renewing the lease failed')
-          if (isRefusal(error)) lost.abort(new TaskAbandoned(`lease lost: ${message(error)}`))
-        },
-      )
-    }, { unref: true })
+    const stop = clock.every(
+      leaseMs / 3,
+      () => {
+        master.renewTask(task.id, token).then(
+          () => void counts.renewals++,
+          (error) => {
+            if (error instanceof NotOffered) {
+              // A master of the original protocol: the task simply has its whole lease, as there.
+              log.info({ task: task.id, err: message(error) }, 'the master does not renew leases; working without renewal')
+              return stop()
+            }
+            log.warn({ task: task.id, err: message(error) }, 'renewing the lease failed')
+            if (isRefusal(error)) lost.abort(new TaskAbandoned(`lease lost: ${message(error)}`))
+          },
+        )
+      },
+      { unref: true },
+    )
     return stop
   }
 
@@ -359,7 +363,12 @@ export function createWorker(options: WorkerOptions): Worker {
       closing ??= (async () => {
         stopClaiming.abort()
         const all = Promise.allSettled(loops ?? [])
-        const drained = await orAfter(all.then(() => true), options.closeTimeoutMs ?? 20_000, false, clock)
+        const drained = await orAfter(
+          all.then(() => true),
+          options.closeTimeoutMs ?? 20_000,
+          false,
+          clock,
+        )
         if (!drained) {
           log.warn({ inFlight: counts.inFlight }, 'close: tasks still in flight after the limit; releasing them')
           giveUp.abort(new TaskAbandoned('the worker is closing'))

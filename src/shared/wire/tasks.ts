@@ -92,8 +92,19 @@ export const CountsJson = t.Object({
 export const TaskEventJson = t.Object({
   at: t.String({ format: 'date-time' }),
   event: t.Union(
-    [t.Literal('created'), t.Literal('claimed'), t.Literal('finished'), t.Literal('failed'), t.Literal('lease_expired'), t.Literal('released'), t.Literal('retried')],
-    { description: 'created (visible to workers), claimed, finished, failed, lease_expired (a failed attempt too), released (given back by a worker), retried (by an operator)' },
+    [
+      t.Literal('created'),
+      t.Literal('claimed'),
+      t.Literal('finished'),
+      t.Literal('failed'),
+      t.Literal('lease_expired'),
+      t.Literal('released'),
+      t.Literal('retried'),
+    ],
+    {
+      description:
+        'created (visible to workers), claimed, finished, failed, lease_expired (a failed attempt too), released (given back by a worker), retried (by an operator)',
+    },
   ),
   attempt: t.Optional(t.Integer({ description: 'The attempt the event belongs to (failed attempts before it + 1)' })),
   error: t.Optional(t.String({ description: 'Why the attempt failed (failed)' })),
@@ -126,7 +137,9 @@ export const HistoryWindowQuery = t.Object({
 
 const Count = t.Integer({ minimum: 0 })
 const Depth = t.Union([t.Integer({ minimum: 0 }), t.Null()], { description: 'The last sample in the bucket; null when none was taken' })
-const Percentile = t.Union([t.Number(), t.Null()], { description: 'ms, interpolated within its bucket as Prometheus’ histogram_quantile does; null with no task finished' })
+const Percentile = t.Union([t.Number(), t.Null()], {
+  description: 'ms, interpolated within its bucket as Prometheus’ histogram_quantile does; null with no task finished',
+})
 
 export const HistoryJson = t.Object({
   since: t.String({ format: 'date-time', description: 'The first bucket’s start (since, rounded down to a minute)' }),

@@ -5,7 +5,18 @@ import { operatorPost } from '/operator.js'
 const FIELD = 'uploadfile'
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]
 const PARALLEL_UPLOADS = 3
-const LABELS = { queued: 'Queued', uploading: 'Uploading', rejected: 'Not accepted', cancelled: 'Cancelled', 0: 'Waiting', 1: 'Processing', 2: 'Finished', 3: 'Failed', pending: 'Not finished', unknown: 'Unknown' }
+const LABELS = {
+  queued: 'Queued',
+  uploading: 'Uploading',
+  rejected: 'Not accepted',
+  cancelled: 'Cancelled',
+  0: 'Waiting',
+  1: 'Processing',
+  2: 'Finished',
+  3: 'Failed',
+  pending: 'Not finished',
+  unknown: 'Unknown',
+}
 const MESSAGES = { 0: 'Waiting for a worker.', 1: 'A worker is swapping the colours now.', 2: 'Done. Compare the two and download the result.' }
 
 const $ = (selector, root = document) => root.querySelector(selector)
@@ -86,7 +97,11 @@ function cancel(card) {
  */
 async function removeAsked(card) {
   const state = card.node.dataset.state
-  if (card.id !== undefined && (state === '2' || state === '3') && window.confirm(`Also delete ${card.file.name} (task ${card.id}) and its result from the server? Cancel only removes it from this list.`)) {
+  if (
+    card.id !== undefined &&
+    (state === '2' || state === '3') &&
+    window.confirm(`Also delete ${card.file.name} (task ${card.id}) and its result from the server? Cancel only removes it from this list.`)
+  ) {
     const { ok, message } = await operatorPost(`/api/delete?id=${card.id}`, `Deleting ${card.file.name}`)
     if (!ok) {
       $('.task-message', card.node).textContent = `It could not be deleted on the server: ${message}.`
@@ -163,7 +178,8 @@ function upload(card) {
       watchChanged()
     } else if (card.cancelled) show(card, 'cancelled', 'The upload was cancelled.')
     else {
-      const reason = xhr.status === 0 ? 'The upload failed: the server could not be reached.' : text.replace(/^Error:\s*/, '') || `The server answered ${xhr.status}.`
+      const reason =
+        xhr.status === 0 ? 'The upload failed: the server could not be reached.' : text.replace(/^Error:\s*/, '') || `The server answered ${xhr.status}.`
       show(card, 'rejected', reason)
       announce(`${card.file.name}: not accepted. ${reason}`)
     }
@@ -178,7 +194,7 @@ function upload(card) {
 
 /** The finished image of `card`'s task, with its key when it has one. */
 function resultUrl(card) {
-  return `/getImage?id=${card.id}` + (card.key ? `&key=${encodeURIComponent(card.key)}` : '')
+  return `/getImage?id=${card.id}${card.key ? `&key=${encodeURIComponent(card.key)}` : ''}`
 }
 
 /** Shows a task's state as the server tells it. */
@@ -187,7 +203,12 @@ function update(task) {
   // A master of the original protocol tells only whether a task is finished: not yet may be waiting or in progress.
   const state = task.readinessOnly && task.state === 0 ? 'pending' : task.state
   if (!card || card.node.dataset.state === String(state)) return
-  const reason = state === 'pending' ? 'Queued or being processed; this server tells only when the image is ready.' : task.state === 3 ? `The image could not be processed: ${task.error || 'no reason given'}.` : MESSAGES[task.state]
+  const reason =
+    state === 'pending'
+      ? 'Queued or being processed; this server tells only when the image is ready.'
+      : task.state === 3
+        ? `The image could not be processed: ${task.error || 'no reason given'}.`
+        : MESSAGES[task.state]
   show(card, state, reason)
   if (task.state === 2) {
     const processed = $('.processed', card.node)
@@ -198,7 +219,7 @@ function update(task) {
     $('.placeholder', card.node).hidden = true
     const link = $('.download', card.node)
     link.href = resultUrl(card)
-    link.download = card.file.name.replace(/\.png$/i, '') + '-swapped.png'
+    link.download = `${card.file.name.replace(/\.png$/i, '')}-swapped.png`
     link.textContent = `Download ${link.download}`
     link.hidden = false
   }

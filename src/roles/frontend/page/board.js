@@ -127,20 +127,40 @@ function renderCharts(data) {
   const pick = (name) => data.buckets.map((b) => b[name])
   const chart = (id, title, series, format) => lineChart({ plot: $(`#${id} .chart-plot`), table: $(`#${id} .chart-table`), title, times, series, format })
   const span = data.window === 'day' ? 'the last day' : 'the last hour'
-  chart('chart-tasks', `Tasks per minute over ${span}`, [
-    { name: 'Uploaded', values: pick('created'), className: 0 },
-    { name: 'Finished', values: pick('finished'), className: 1 },
-    { name: 'Failed', values: pick('failed'), className: 2 },
-  ], number)
-  chart('chart-queue', `Tasks waiting and in progress over ${span}`, [
-    { name: 'Waiting', values: pick('waiting'), className: 3 },
-    { name: 'Processing', values: pick('inProgress'), className: 4 },
-  ], number)
-  chart('chart-time', `Processing time per image over ${span}`, [
-    { name: 'Median', values: pick('p50'), className: 1 },
-    { name: '95th percentile', values: pick('p95'), className: 5 },
-  ], seconds)
-  chart('chart-workers', `Images per second by worker over ${span}`, data.workers.map((w, n) => ({ name: w.address, values: w.perSecond, className: n % 6 })), number)
+  chart(
+    'chart-tasks',
+    `Tasks per minute over ${span}`,
+    [
+      { name: 'Uploaded', values: pick('created'), className: 0 },
+      { name: 'Finished', values: pick('finished'), className: 1 },
+      { name: 'Failed', values: pick('failed'), className: 2 },
+    ],
+    number,
+  )
+  chart(
+    'chart-queue',
+    `Tasks waiting and in progress over ${span}`,
+    [
+      { name: 'Waiting', values: pick('waiting'), className: 3 },
+      { name: 'Processing', values: pick('inProgress'), className: 4 },
+    ],
+    number,
+  )
+  chart(
+    'chart-time',
+    `Processing time per image over ${span}`,
+    [
+      { name: 'Median', values: pick('p50'), className: 1 },
+      { name: '95th percentile', values: pick('p95'), className: 5 },
+    ],
+    seconds,
+  )
+  chart(
+    'chart-workers',
+    `Images per second by worker over ${span}`,
+    data.workers.map((w, n) => ({ name: w.address, values: w.perSecond, className: n % 6 })),
+    number,
+  )
 }
 
 let windowName = 'hour'
@@ -209,7 +229,10 @@ async function refresh() {
   try {
     const r = await operatorFetch('/api/board', 'The board', { ask: !askedForToken })
     if (r.status === 401) askedForToken = true
-    if (!r.ok) throw new Error(r.status === 401 ? 'the board needs the operator token (PIXMILL_TOKEN); reload the page to give it' : (await r.text()).replace(/^Error:\s*/, ''))
+    if (!r.ok)
+      throw new Error(
+        r.status === 401 ? 'the board needs the operator token (PIXMILL_TOKEN); reload the page to give it' : (await r.text()).replace(/^Error:\s*/, ''),
+      )
     render(await r.json())
     failures = 0
     updated(`refreshes every ${REFRESH_MS / 1000} seconds`)

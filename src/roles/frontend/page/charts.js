@@ -60,7 +60,10 @@ export function lineChart({ plot, table, title, times, series, format = (v) => S
       if (run.length > 1) svg.append(el('polyline', { points: run.map((p) => p.join(',')).join(' '), class: `series s${s.className ?? n}` }))
       run = []
     }
-    s.values.forEach((v, i) => (v === null || v === undefined ? flush() : run.push([x(i).toFixed(1), y(v).toFixed(1)])))
+    s.values.forEach((v, i) => {
+      if (v === null || v === undefined) flush()
+      else run.push([x(i).toFixed(1), y(v).toFixed(1)])
+    })
     flush()
   })
   plot.replaceChildren(svg)

@@ -52,7 +52,7 @@ export function createLiveStatus({ onStatus, onUnknown, onConnection }) {
     let changed = false
     for (const { id, key } of tasks) {
       try {
-        const r = await fetch(`/api/status?id=${id}` + (key ? `&key=${encodeURIComponent(key)}` : ''))
+        const r = await fetch(`/api/status?id=${id}${key ? `&key=${encodeURIComponent(key)}` : ''}`)
         if (r.status === 404) onUnknown(id)
         if (!r.ok) continue
         const task = await r.json()

@@ -29,7 +29,10 @@ export async function operatorPost(path, what) {
   try {
     const r = await operatorFetch(path, what, { method: 'POST' })
     const text = (await r.text()).replace(/^Error:\s*/, '')
-    return { ok: r.ok, message: r.ok ? '' : r.status === 401 && !sessionStorage.getItem(KEY) ? 'no operator token was given' : text || `the server answered ${r.status}` }
+    return {
+      ok: r.ok,
+      message: r.ok ? '' : r.status === 401 && !sessionStorage.getItem(KEY) ? 'no operator token was given' : text || `the server answered ${r.status}`,
+    }
   } catch {
     return { ok: false, message: 'the frontend cannot be reached' }
   }
