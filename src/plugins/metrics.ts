@@ -1,21 +1,17 @@
 // GET /metrics in Prometheus text format: requests and latencies per route, plus each role's own figures.
 
-import { readdirSync, readFileSync } from 'node:fs'
+import { readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { Elysia } from 'elysia'
 import { Counter, Gauge, Registry } from 'prom-client'
+import { PACKAGE_VERSION } from '../shared/version.ts'
 import { accessMacro } from './access.ts'
 import { HttpMetrics } from './http-metrics.ts'
 
 /** The version in package.json and the commit of the checkout (PIXMILL_COMMIT, else git's HEAD, else `unknown`). */
 const BUILD = (() => {
   const root = new URL('../../', import.meta.url)
-  let version = 'unknown'
-  try {
-    version = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')).version ?? version
-  } catch {
-    // a copy without its package.json
-  }
+  const version = PACKAGE_VERSION
   let commit = process.env.PIXMILL_COMMIT?.trim() || ''
   if (!commit) {
     const git = Bun.spawnSync(['git', 'rev-parse', '--short=12', 'HEAD'], { cwd: fileURLToPath(root), stdout: 'pipe', stderr: 'ignore' })

@@ -1,6 +1,5 @@
 // OpenTelemetry tracing: one tracer provider per role, on only when an OTLP endpoint is set (see trace-context.ts for
 // how the context travels).
-import { readFileSync } from 'node:fs'
 import type { Tracer } from '@opentelemetry/api'
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http'
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources'
@@ -15,6 +14,7 @@ import {
 } from '@opentelemetry/sdk-trace'
 import { orAfter } from './async.ts'
 import { ConfigError } from './config.ts'
+import { PACKAGE_VERSION } from './version.ts'
 
 type Env = Record<string, string | undefined>
 
@@ -62,14 +62,6 @@ export function tracingWanted(env: Env = process.env): boolean {
   return Boolean(env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim() || env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim())
 }
 
-const VERSION = (() => {
-  try {
-    return JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version as string
-  } catch {
-    return 'unknown'
-  }
-})()
-
 const providers = new Map<string, { provider: TracerProvider; tracer: Tracer }>()
 
 /**
@@ -83,7 +75,9 @@ export function roleTracer(role: string, env: Env = process.env): Tracer | undef
   const known = providers.get(role)
   if (known) return known.tracer
   const resource = defaultResource()
-    .merge(resourceFromAttributes({ 'service.name': `pixmill-${role}`, 'service.namespace': 'pixmill', 'service.version': VERSION, 'pixmill.role': role }))
+    .merge(
+      resourceFromAttributes({ 'service.name': `pixmill-${role}`, 'service.namespace': 'pixmill', 'service.version': PACKAGE_VERSION, 'pixmill.role': role }),
+    )
     .merge(detectResources({ detectors: [envDetector] }))
   const provider = new TracerProvider({
     resource,
@@ -98,7 +92,7 @@ export function roleTracer(role: string, env: Env = process.env): Tracer | undef
       }),
     ],
   })
-  const tracer = provider.getTracer('pixmill', VERSION)
+  const tracer = provider.getTracer('pixmill', PACKAGE_VERSION)
   providers.set(role, { provider, tracer })
   return tracer
 }
