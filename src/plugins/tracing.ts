@@ -55,6 +55,9 @@ export function tracingPlugin(tracer: Tracer, options: TracingOptions = {}) {
         { kind: SpanKind.SERVER, attributes: { 'http.request.method': request.method, 'url.path': path, 'url.scheme': 'http' } },
         parent ?? ROOT_CONTEXT,
       )
+      // A new trace the sampler left out: nothing to record, and nothing for the roles behind to continue (they start
+      // no traces of their own), so no context either: the request costs no more than the sampling decision.
+      if (parent === undefined && !span.isRecording()) return
       ;(request as Spanned)[SPAN] = span
       enterTraceContext(trace.setSpan(parent ?? ROOT_CONTEXT, span))
     })

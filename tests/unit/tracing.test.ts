@@ -1,6 +1,9 @@
 // Tracing settings from the standard OTEL_* variables, and the trace context a task keeps.
 import { describe, expect, test } from 'bun:test'
 import { ROOT_CONTEXT, trace } from '@opentelemetry/api'
+import { AlwaysOffSampler, AlwaysOnSampler, TracerProvider } from '@opentelemetry/sdk-trace'
+import { Elysia } from 'elysia'
+import { tracingPlugin } from '../../src/plugins/tracing.ts'
 import { ConfigError } from '../../src/shared/config.ts'
 import {
   acceptedTraceparent,
@@ -9,6 +12,7 @@ import {
   currentTraceparent,
   extractTraceContext,
   injectTraceHeaders,
+  outsideTraceContext,
   withTraceContext,
 } from '../../src/shared/trace-context.ts'
 import { roleTracer, samplerFromEnv, tracingWanted } from '../../src/shared/tracing.ts'
@@ -70,5 +74,24 @@ describe('trace context', () => {
     expect(outside.has('traceparent')).toBe(false)
     expect(currentTraceIds()).toBeUndefined()
     withTraceContext(ROOT_CONTEXT, () => expect(currentTraceparent()).toBeUndefined())
+  })
+})
+
+describe('the tracing plugin', () => {
+  const appWith = (sampler: AlwaysOnSampler | AlwaysOffSampler) => {
+    const { plugin } = tracingPlugin(new TracerProvider({ sampler }).getTracer('test'), { roots: () => true })
+    return new Elysia().use(plugin).get('/where', () => currentTraceparent() ?? 'none')
+  }
+  const where = async (app: ReturnType<typeof appWith>, headers: HeadersInit = {}) =>
+    (await outsideTraceContext(() => app.handle(new Request('http://localhost/where', { headers })))).text()
+
+  test('a sampled root is current for the request; one the sampler leaves out sets no context, so nothing is passed on', async () => {
+    expect(await where(appWith(new AlwaysOnSampler()))).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
+    expect(await where(appWith(new AlwaysOffSampler()))).toBe('none')
+  })
+
+  test('a caller’s trace is continued even when it is not sampled, so that the roles behind follow its decision', async () => {
+    const unsampled = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00'
+    expect(await where(appWith(new AlwaysOffSampler()), { traceparent: unsampled })).toStartWith('00-0af7651916cd43dd8448eb211c80319c-')
   })
 })
