@@ -1,19 +1,16 @@
 // The operator's console in headless Chromium against every role as a real process, with the token set: charts of what
 // the test uploaded, search, filter and paging, a task's page with its timeline and images, retry and delete.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { type BrowserContext, chromium, type Page } from 'playwright-core'
+import type { BrowserContext, Page } from 'playwright-core'
 import { PNG_SIGNATURE } from '../../src/shared/png-header.ts'
+import { launchBrowser, launchPlainBrowser, requireChromium, screenshot } from '../helpers/browser.ts'
 import { waitFor } from '../helpers/cluster.ts'
 import { chunk, encodePng, ihdrChunk } from '../helpers/png.ts'
 import { freePort, type RoleProcess, spawnRole } from '../helpers/processes.ts'
 import { tempDir } from '../helpers/temp.ts'
 
-const CHROMIUM = process.env.PIXMILL_CHROMIUM ?? '/usr/bin/chromium'
-/** Where to keep screenshots of the board and a task's page (the README's come from here), when set. */
-const SHOTS = process.env.PIXMILL_SCREENSHOT_DIR
-if (!existsSync(CHROMIUM)) throw new Error(`console-browser: no Chromium at ${CHROMIUM} (apt-get install -y chromium, or set PIXMILL_CHROMIUM)`)
+requireChromium('console-browser')
 
 const TOKEN = 'console-test-token-0123456789'
 const dir = tempDir('pixmill-e2e-console-')
@@ -60,12 +57,6 @@ async function open(path: string, page?: Page): Promise<Page> {
   return tab
 }
 
-async function shot(page: Page, name: string) {
-  if (!SHOTS) return
-  mkdirSync(SHOTS, { recursive: true })
-  await page.screenshot({ path: join(SHOTS, name), fullPage: true })
-}
-
 let finished: number[] = []
 let broken = 0
 
@@ -80,12 +71,7 @@ beforeAll(async () => {
   finished = [await upload(PNG), await upload(PNG), await upload(PNG)]
   broken = await upload(BROKEN)
   await settled([...finished, broken])
-  context = await chromium.launchPersistentContext(join(dir.path, 'chrome'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1100, height: 900 },
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  })
+  context = await launchBrowser(join(dir.path, 'chrome'), { viewport: { width: 1100, height: 900 } })
 }, 90_000)
 
 afterAll(async () => {
@@ -120,7 +106,7 @@ describe('e2e: the operator’s console in headless Chromium', () => {
     await settled([extra])
     await waitFor('the new upload on the chart', async () => (await column(page, 'chart-tasks', 0)).reduce((a, b) => a + b, 0) > before, 30_000, 250)
     finished.push(extra)
-    await shot(page, 'console-board.png')
+    await screenshot(page, 'console-board.png')
     await page.getByRole('button', { name: 'Last day' }).click()
     await page.locator('#charts-title', { hasText: 'The last day' }).waitFor()
     await waitFor('the day’s buckets', async () => (await page.$$('#chart-tasks .chart-table tbody tr')).length === 96, 20_000, 100)
@@ -148,7 +134,7 @@ describe('e2e: the operator’s console in headless Chromium', () => {
         `/board/image?id=${id}&area=${area}`,
       )
     }
-    await shot(page, 'console-task.png')
+    await screenshot(page, 'console-task.png')
   }, 30_000)
 
   test('a failed task: its reason on the timeline; retry asks for the token, refuses a wrong one, then queues it again', async () => {
@@ -208,7 +194,7 @@ describe('e2e: the operator’s console in headless Chromium', () => {
   }, 60_000)
 
   test('without JavaScript the list and a task’s page work; at 400 px wide nothing overflows the page', async () => {
-    const plain = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu'] })
+    const plain = await launchPlainBrowser()
     try {
       const tab = await (await plain.newContext({ javaScriptEnabled: false, viewport: { width: 400, height: 800 } })).newPage()
       await tab.goto(`http://${frontend}/board/tasks`)

@@ -1,21 +1,17 @@
 // The page in headless Chromium against every role as a real process: pick and drop PNGs, watch them finish, download, retry.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { type BrowserContext, chromium, type Page } from 'playwright-core'
+import type { BrowserContext, Page } from 'playwright-core'
 import sharp from 'sharp'
 import { PNG_SIGNATURE } from '../../src/shared/png-header.ts'
+import { firstPage, launchBrowser, requireChromium, screenshot } from '../helpers/browser.ts'
 import { chunk, encodePng, ihdrChunk } from '../helpers/png.ts'
 import { freePort, type RoleProcess, spawnRole } from '../helpers/processes.ts'
 import { peakRssGrowth } from '../helpers/rss.ts'
 import { tempDir } from '../helpers/temp.ts'
 
-/** Debian's Chromium (`apt-get install -y chromium`); PIXMILL_CHROMIUM points elsewhere. */
-const CHROMIUM = process.env.PIXMILL_CHROMIUM ?? '/usr/bin/chromium'
-/** Where to keep screenshots of the page and the board, when set. */
-const SHOTS = process.env.PIXMILL_SCREENSHOT_DIR
-// The browser is part of the test setup (.ci/run installs it): without it these tests fail, they do not skip.
-if (!existsSync(CHROMIUM)) throw new Error(`frontend-browser: no Chromium at ${CHROMIUM} (apt-get install -y chromium, or set PIXMILL_CHROMIUM)`)
+requireChromium('frontend-browser')
 
 const dir = tempDir('pixmill-e2e-frontend-')
 const at = () => `127.0.0.1:${freePort()}`
@@ -44,26 +40,11 @@ const BROKEN = new Uint8Array([
 ])
 
 function launch(name: string, javaScriptEnabled = true): Promise<BrowserContext> {
-  return chromium.launchPersistentContext(join(dir.path, name), {
-    executablePath: CHROMIUM,
-    headless: true,
-    javaScriptEnabled,
-    acceptDownloads: true,
-    viewport: { width: 1100, height: 900 },
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  })
+  return launchBrowser(join(dir.path, name), { javaScriptEnabled, acceptDownloads: true, viewport: { width: 1100, height: 900 } })
 }
 
 async function openPage(context: BrowserContext, path: string): Promise<Page> {
-  const page = context.pages()[0] ?? (await context.newPage())
+  const page = await firstPage(context)
   await page.goto(`http://${frontend}${path}`)
   return page
 }
@@ -72,12 +53,6 @@ async function openPage(context: BrowserContext, path: string): Promise<Page> {
 async function rgba(png: Uint8Array): Promise<{ width: number; height: number; data: Buffer }> {
   const { data, info } = await sharp(png).ensureAlpha().raw().toBuffer({ resolveWithObject: true })
   return { width: info.width, height: info.height, data }
-}
-
-async function shot(page: Page, name: string) {
-  if (!SHOTS) return
-  mkdirSync(SHOTS, { recursive: true })
-  await page.screenshot({ path: join(SHOTS, name), fullPage: true })
 }
 
 beforeAll(async () => {
@@ -133,7 +108,7 @@ describe('e2e: the frontend in headless Chromium', () => {
     // Screen readers hear it too.
     await page.locator('#announcer p', { hasText: 'dropped.png: finished.' }).waitFor()
     await page.locator('#announcer p', { hasText: 'gradient.png: finished.' }).waitFor()
-    await shot(page, 'frontend-page.png')
+    await screenshot(page, 'frontend-page.png')
 
     const card = page.locator('.task', { hasText: 'gradient.png' })
     const link = card.locator('a.download')
@@ -189,7 +164,7 @@ describe('e2e: the frontend in headless Chromium', () => {
     const cells = await workerRow.locator('td').allTextContents()
     expect(cells[1]).toBe('2')
     expect(Number(cells[3])).toBeGreaterThanOrEqual(2)
-    await shot(page, 'frontend-board.png')
+    await screenshot(page, 'frontend-board.png')
     await row.getByRole('button', { name: `Try task ${id} again` }).click()
     await page.locator('#action-message', { hasText: `Task ${id} is queued again.` }).waitFor()
   }, 60_000)

@@ -2,8 +2,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { chromium } from 'playwright-core'
 import sharp from 'sharp'
+import { firstPage, launchBrowser } from '../helpers/browser.ts'
 import { type Cluster, logged, startCluster, waitFor } from '../helpers/cluster.ts'
 import { originalKv, originalWorkerLoop, startOriginalSystem } from '../helpers/original-roles.ts'
 import { type Bytes, chunk, concat, ihdrChunk, signature } from '../helpers/png.ts'
@@ -108,21 +108,9 @@ describe('e2e: this project’s worker and frontend against the original kv, dat
     writeFileSync(join(dir.path, 'picture.png'), FIXTURES[0]!.png)
     // Never finished: the worker cannot decode it and this master cannot record a failure.
     writeFileSync(join(dir.path, 'broken.png'), BROKEN)
-    const context = await chromium.launchPersistentContext(join(dir.path, 'browser'), {
-      executablePath: process.env.PIXMILL_CHROMIUM ?? '/usr/bin/chromium',
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    })
+    const context = await launchBrowser(join(dir.path, 'browser'))
     try {
-      const page = context.pages()[0] ?? (await context.newPage())
+      const page = await firstPage(context)
       await page.goto(`http://${frontend}/`)
       await page.setInputFiles('#uploadfile', [join(dir.path, 'picture.png'), join(dir.path, 'broken.png')])
       const card = page.locator('.task', { hasText: 'picture.png' })

@@ -2,17 +2,16 @@
 // frontend (its page in Chromium too) and the command-line client, refused when missing or wrong, and the frontend's
 // clients limited one by one at the master behind it.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { chromium } from 'playwright-core'
 import { MANIFEST_NAME } from '../../src/cli/manifest.ts'
+import { firstPage, launchBrowser, requireChromium } from '../helpers/browser.ts'
 import { isSwapOf, smallPng } from '../helpers/cluster.ts'
 import { freePort, httpText, REPO_ROOT, type RoleProcess, spawnRole } from '../helpers/processes.ts'
 import { tempDir } from '../helpers/temp.ts'
 
 const TOKEN = 'e2e-private-token-0123456789'
-const CHROMIUM = process.env.PIXMILL_CHROMIUM ?? '/usr/bin/chromium'
-if (!existsSync(CHROMIUM)) throw new Error(`private-results: no Chromium at ${CHROMIUM} (apt-get install -y chromium, or set PIXMILL_CHROMIUM)`)
+requireChromium('private-results')
 
 const dir = tempDir('pixmill-e2e-private-')
 const at = () => `127.0.0.1:${freePort()}`
@@ -86,24 +85,13 @@ describe('e2e: private results through master and frontend', () => {
 
   test('the page keeps each upload’s key: the result shows and downloads, and its links carry the key', async () => {
     writeFileSync(join(dir.path, 'mine.png'), smallPng(3, 16, 12))
-    const context = await chromium.launchPersistentContext(join(dir.path, 'chrome'), {
-      executablePath: CHROMIUM,
-      headless: true,
+    const context = await launchBrowser(join(dir.path, 'chrome'), {
       acceptDownloads: true,
       // The page's uploads come from this browser: a client address of its own at the frontend, standing in for a proxy.
       extraHTTPHeaders: { 'x-forwarded-for': '192.0.2.77' },
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
     })
     try {
-      const page = context.pages()[0] ?? (await context.newPage())
+      const page = await firstPage(context)
       await page.goto(`http://${frontend}/`)
       await page.setInputFiles('#uploadfile', join(dir.path, 'mine.png'))
       const card = page.locator('.task', { hasText: 'mine.png' })

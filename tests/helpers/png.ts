@@ -138,3 +138,17 @@ export function encodePng(width: number, height: number, colorType: ColorType, d
   parts.push(chunk('IEND', new Uint8Array(0)))
   return concat(parts)
 }
+
+/** A 2x1 RGB PNG for tests that need any valid upload, and what the worker makes of it (red and green swapped). */
+export const TINY_PNG = encodePng(2, 1, 2, 8, [
+  [
+    [10, 20, 30],
+    [40, 50, 60],
+  ],
+])
+export const TINY_PNG_SWAPPED = encodePng(2, 1, 2, 8, [
+  [
+    [20, 10, 30],
+    [50, 40, 60],
+  ],
+])

@@ -103,3 +103,18 @@ export function inProcessStack(options: StackOptions = {}) {
     },
   }
 }
+
+/** Stacks made by a test file with different options, all closed by `closeAll` (in its afterEach). */
+export function stackPool() {
+  const open: Array<ReturnType<typeof inProcessStack>> = []
+  return {
+    with(options: StackOptions) {
+      const stack = inProcessStack(options)
+      open.push(stack)
+      return stack
+    },
+    async closeAll() {
+      await Promise.all(open.splice(0).map((stack) => stack.close()))
+    },
+  }
+}

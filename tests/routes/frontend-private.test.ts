@@ -7,24 +7,14 @@ import { fixedPeer } from '../../src/clients/peer-address.ts'
 import { createFrontendApp } from '../../src/roles/frontend/app.ts'
 import { createTaskWatch, type TaskWatch } from '../../src/roles/frontend/task-watch.ts'
 import { call, inProcess, ORIGIN } from '../helpers/http.ts'
-import { encodePng } from '../helpers/png.ts'
+import { TINY_PNG, TINY_PNG_SWAPPED } from '../helpers/png.ts'
 import { quietDeps } from '../helpers/silent.ts'
 import { inProcessStack } from '../helpers/stack.ts'
 
 const TOKEN = 'frontend-route-token-0123456789'
 const bearer = { authorization: `Bearer ${TOKEN}` }
-const PNG = encodePng(2, 1, 2, 8, [
-  [
-    [10, 20, 30],
-    [40, 50, 60],
-  ],
-])
-const RESULT = encodePng(2, 1, 2, 8, [
-  [
-    [20, 10, 30],
-    [50, 40, 60],
-  ],
-])
+const PNG = TINY_PNG
+const RESULT = TINY_PNG_SWAPPED
 
 let stack: ReturnType<typeof inProcessStack>
 let frontend: ReturnType<typeof createFrontendApp>

@@ -6,17 +6,12 @@ import { fixedPeer } from '../../src/clients/peer-address.ts'
 import { createStorageClient } from '../../src/clients/storage-client.ts'
 import { createMasterApp } from '../../src/roles/master/app.ts'
 import { call, inProcess } from '../helpers/http.ts'
-import { encodePng } from '../helpers/png.ts'
+import { TINY_PNG } from '../helpers/png.ts'
 import { quietDeps } from '../helpers/silent.ts'
 import { inProcessStack } from '../helpers/stack.ts'
 
 const TOKEN = 'console-test-token-0123456789'
-const PNG = encodePng(2, 1, 2, 8, [
-  [
-    [10, 20, 30],
-    [40, 50, 60],
-  ],
-])
+const PNG = TINY_PNG
 /** 2026-01-01 12:00:30 UTC: half a minute into a minute. */
 const T0 = Date.UTC(2026, 0, 1, 12, 0, 30)
 

@@ -2,23 +2,13 @@
 // the token that stands in for a key, and what the lists and storage give away.
 import { afterEach, beforeEach, describe, expect, test } from 'bun:test'
 import { call, ORIGIN } from '../helpers/http.ts'
-import { encodePng } from '../helpers/png.ts'
+import { TINY_PNG, TINY_PNG_SWAPPED } from '../helpers/png.ts'
 import { inProcessStack } from '../helpers/stack.ts'
 
 const TOKEN = 'route-test-token-0123456789'
 const bearer = { authorization: `Bearer ${TOKEN}` }
-const PNG = encodePng(2, 1, 2, 8, [
-  [
-    [10, 20, 30],
-    [40, 50, 60],
-  ],
-])
-const RESULT = encodePng(2, 1, 2, 8, [
-  [
-    [20, 10, 30],
-    [50, 40, 60],
-  ],
-])
+const PNG = TINY_PNG
+const RESULT = TINY_PNG_SWAPPED
 
 let stack: ReturnType<typeof inProcessStack>
 beforeEach(() => {

@@ -6,27 +6,16 @@ import { createMasterPublicClient } from '../../src/clients/master-public-client
 import { fixedPeer } from '../../src/clients/peer-address.ts'
 import { createFrontendApp } from '../../src/roles/frontend/app.ts'
 import { call, inProcess } from '../helpers/http.ts'
-import { encodePng } from '../helpers/png.ts'
+import { TINY_PNG } from '../helpers/png.ts'
 import { quietDeps } from '../helpers/silent.ts'
-import { inProcessStack, type StackOptions } from '../helpers/stack.ts'
+import { type inProcessStack, type StackOptions, stackPool } from '../helpers/stack.ts'
 
 const TOKEN = 'limit-route-token-0123456789'
-const PNG = encodePng(2, 1, 2, 8, [
-  [
-    [10, 20, 30],
-    [40, 50, 60],
-  ],
-])
-const stacks: Array<ReturnType<typeof inProcessStack>> = []
-afterEach(async () => {
-  await Promise.all(stacks.splice(0).map((s) => s.close()))
-})
+const PNG = TINY_PNG
+const stacks = stackPool()
+afterEach(() => stacks.closeAll())
 
-function stackWith(options: StackOptions) {
-  const stack = inProcessStack(options)
-  stacks.push(stack)
-  return stack
-}
+const stackWith = (options: StackOptions) => stacks.with(options)
 
 const upload = (app: Parameters<typeof call>[0], headers: Record<string, string> = {}) =>
   call(app, 'POST', '/new', PNG, { 'content-type': 'image/png', ...headers })
