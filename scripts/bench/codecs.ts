@@ -2,20 +2,9 @@
 // bench's images and on photo-like and screenshot-like ones: time per image (one at a time) and size against the one before.
 import { CompressionType, FilterType, Transformer } from '@napi-rs/image'
 import sharp from 'sharp'
-import { gradientNoisePng } from './images.ts'
+import { gradientNoisePng, random } from './images.ts'
 import { encodePng } from './own-png-encoder.ts'
 import { percentile } from './stats.ts'
-
-/** xorshift32, so that every run encodes the same pixels. */
-function random(seed: number): () => number {
-  let x = seed >>> 0 || 1
-  return () => {
-    x ^= x << 13
-    x ^= x >>> 17
-    x ^= x << 5
-    return (x >>> 0) / 4294967296
-  }
-}
 
 /** Smooth light over the frame, objects with edges, a textured area and sensor noise: what a camera writes. */
 function photoLike(width: number, height: number, seed: number): Uint8Array {

@@ -36,6 +36,14 @@ afterEach(async () => {
   dir.remove()
 })
 
+/** The routes that take one task's id. */
+const BY_ID = [
+  ['GET', '/getById'],
+  ['POST', '/finishTask'],
+  ['POST', '/failTask'],
+  ['POST', '/retryTask'],
+] as const
+
 const json = async (method: string, path: string, body?: string) => {
   const got = await call(app, method, path, body)
   return { ...got, body: got.status === 200 ? JSON.parse(got.text) : undefined }
@@ -60,12 +68,7 @@ describe('database: POST /newTask and GET /getById', () => {
     'id=%p is 400 with an Error: body',
     async (id) => {
       await call(app, 'POST', '/newTask')
-      for (const [method, path] of [
-        ['GET', '/getById'],
-        ['POST', '/finishTask'],
-        ['POST', '/failTask'],
-        ['POST', '/retryTask'],
-      ] as const) {
+      for (const [method, path] of BY_ID) {
         const got = await call(app, method, `${path}?id=${id}`)
         expect(got.status).toBe(400)
         expect(got.text).toStartWith('Error:')
@@ -74,12 +77,7 @@ describe('database: POST /newTask and GET /getById', () => {
   )
 
   test('an unknown id is 404 with an Error: body', async () => {
-    for (const [method, path] of [
-      ['GET', '/getById'],
-      ['POST', '/finishTask'],
-      ['POST', '/failTask'],
-      ['POST', '/retryTask'],
-    ] as const) {
+    for (const [method, path] of BY_ID) {
       const got = await call(app, method, `${path}?id=987654`)
       expect(got.status).toBe(404)
       expect(got.text).toBe('Error: No task with id 987654.')
