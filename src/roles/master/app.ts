@@ -1,24 +1,20 @@
-// The master role: the client API (upload, poll, download) and the worker API, in front of database and storage.
-import { t } from 'elysia'
+// The master role: the client API (upload, poll, download) and the worker API, in front of database and storage; composed here from the route modules.
 import { Counter, Histogram, type Registry } from 'prom-client'
-import type { DatabaseClient, PlainTaskRecord, TaskRecord } from '../../clients/database-client.ts'
+import type { DatabaseClient, TaskRecord } from '../../clients/database-client.ts'
 import type { StorageClient } from '../../clients/storage-client.ts'
 import type { Access } from '../../plugins/access.ts'
 import { finishRole, roleKit } from '../../plugins/role-kit.ts'
-import { createUploadLimit } from '../../plugins/upload-limit.ts'
-import { NotFound, NotOffered, TooManyRequests } from '../../shared/errors.ts'
-import { createGate } from '../../shared/gate.ts'
+import { NotOffered } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
-import { hashTaskKey, newTaskKey, TASK_KEY_HEADER, unknownTask } from '../../shared/task-key.ts'
-import { IMAGE_ANSWER_HEADERS, IMAGE_REQUEST_HEADERS, pickHeaders } from '../../shared/wire/headers.ts'
-import { ClaimQuery, ErrorText, IdQuery, Success } from '../../shared/wire/params.ts'
-import { CountsJson, RecentQuery } from '../../shared/wire/tasks.ts'
-import { acceptUpload } from './accept-upload.ts'
+import { ErrorText, IdQuery, Success } from '../../shared/wire/params.ts'
+import { CountsJson } from '../../shared/wire/tasks.ts'
 import { consoleRoutes } from './console-routes.ts'
-import { FailedQuery, FinishedQuery, KeyedIdQuery, KeyedWaitQuery, LeaseQuery, pngRequestBody, pngResponse, RenewQuery, StatusJson } from './model.ts'
-import { createTaskAccess, type ReadAccess } from './task-access.ts'
+import { readRoutes } from './read-routes.ts'
+import { createTaskAccess } from './task-access.ts'
 import { createTaskStates, type TaskStates } from './task-states.ts'
 import { createTaskWaits, type TaskWaits } from './task-waits.ts'
+import { uploadRoute } from './upload-route.ts'
+import { workerRoutes } from './worker-routes.ts'
 
 export interface MasterAppDeps {
   /** PIXMILL_TOKEN: when set, the internal routes want it. */
@@ -67,50 +63,13 @@ export function databaseRecords(database: DatabaseClient) {
   }
 }
 
-/** The public view of a task: no lease token, no internal flags. */
-function statusJson(task: TaskRecord | PlainTaskRecord) {
-  if ('plain' in task)
-    throw new NotOffered('The database keeps only the original task records ({id, state}): there is no status to show; use /isReady.', '/status')
-  return {
-    id: task.id,
-    state: task.state,
-    stateName: task.stateName,
-    attempts: task.attempts,
-    ...(task.error !== undefined ? { error: task.error } : {}),
-    createdAt: task.createdAt,
-    updatedAt: task.updatedAt,
-  }
-}
-
 /** Builds the master app; it never listens (the entry file or the launcher does). */
 export function createMasterApp(deps: MasterAppDeps) {
   const { database, storage, log, registry } = deps
   const privateResults = deps.privateResults ?? false
-  const uploadGate = createGate(deps.maxUploadsInFlight ?? 32, 'uploads')
-  // `??`, not a spread default: an explicit undefined must not switch the deadline off.
-  const uploadTimeoutSeconds = deps.uploadTimeoutSeconds ?? 300
   const states = deps.taskStates ?? createTaskStates()
   const waits = deps.taskWaits ?? createTaskWaits({ records: databaseRecords(database) })
   const access = createTaskAccess({ privateResults, token: deps.token })
-  const limit = createUploadLimit({ ...deps })
-  const keyHashOf = (task: TaskRecord | PlainTaskRecord) => ('plain' in task ? undefined : task.keyHash)
-  /** The task, if `reader` may see it; the same NotFound for an unknown id and for a task it may not see. */
-  const readTask = async (id: number, reader: ReadAccess | undefined): Promise<TaskRecord | PlainTaskRecord> => {
-    const task = await database.getById(id)
-    if (!access.allows(reader, keyHashOf(task))) throw unknownTask(id)
-    return task
-  }
-  /**
-   * Whether the task is finished (NotFound for an unknown one, or one `reader` may not see), from a recent sighting when
-   * there is one and it lets `reader` in; otherwise from the database, so that a wrong key costs what an unknown id does.
-   */
-  const isFinished = async (id: number, reader: ReadAccess | undefined): Promise<boolean> => {
-    const known = states.get(id)
-    if (known !== undefined && access.allows(reader, known.keyHash)) return known.state === 2
-    const task = await readTask(id, reader)
-    states.set(id, task.state, keyHashOf(task))
-    return task.state === 2
-  }
   const uploads = new Counter({ name: 'pixmill_uploads_total', help: 'Uploads to POST /new, by outcome.', labelNames: ['outcome'], registers: [registry] })
   const events = new Counter({
     name: 'pixmill_master_task_events_total',
@@ -155,212 +114,15 @@ export function createMasterApp(deps: MasterAppDeps) {
       return { ok: Object.values(peers).every(Boolean), ...peers }
     },
   })
-    .post(
-      '/new',
-      async ({ request, server, set }) => {
-        try {
-          // Before a byte of the body is read: a flood costs the master nothing but this answer.
-          limit.admit(request, server)
-          const key = privateResults ? newTaskKey() : undefined
-          const keyHash = key === undefined ? undefined : hashTaskKey(key)
-          const { id, header } = await uploadGate.run(() => acceptUpload(request, { ...deps, uploadTimeoutSeconds, keyHash }))
-          uploads.inc({ outcome: 'accepted' })
-          log.info({ id, width: header.width, height: header.height }, 'upload accepted')
-          if (key !== undefined) {
-            set.headers[TASK_KEY_HEADER] = key
-            // The key is a secret: no cache along the way keeps the answer.
-            set.headers['cache-control'] = 'no-store'
-          }
-          return String(id)
-        } catch (error) {
-          uploads.inc({ outcome: error instanceof TooManyRequests ? 'limited' : 'refused' })
-          throw error
-        }
-      },
-      {
-        access: 'public',
-        parse: 'none',
-        response: {
-          200: t.String({
-            description: 'The new task id, as text; with PIXMILL_PRIVATE_RESULTS the `X-Task-Key` header holds the key that reading the task needs',
-          }),
-          400: ErrorText,
-          408: ErrorText,
-          413: ErrorText,
-          415: ErrorText,
-          429: ErrorText,
-          502: ErrorText,
-          503: ErrorText,
-        },
-        detail: {
-          summary: 'Upload a PNG; answers the new task id',
-          description:
-            'With PIXMILL_PRIVATE_RESULTS the answer has an `X-Task-Key` header: the task’s key, which `/isReady`, `/get`, `/status` and `/wait` ' +
-            'then need (`key=` or the same header). With PIXMILL_UPLOADS_PER_MINUTE a client over its allowance gets `429` with `Retry-After`.',
-          tags: ['client'],
-          requestBody: pngRequestBody,
-        },
-      },
-    )
-    .get('/isReady', async ({ query, request }) => ((await isFinished(Number(query.id), access.of(request, query.key))) ? '1' : '0'), {
-      access: reads,
-      query: KeyedIdQuery,
-      response: { 200: t.Union([t.Literal('0'), t.Literal('1')]), 404: ErrorText },
-      detail: { summary: '`1` when the task is finished, else `0` (also for a failed task; see /status)', tags: ['client'] },
-    })
-    .get(
-      '/get',
-      async ({ query, request }) => {
-        const id = Number(query.id)
-        if (!(await isFinished(id, access.of(request, query.key)))) throw new NotFound(`Task ${id} is not finished.`)
-        const stored = await storage.get(id, 'finished', { headers: pickHeaders(request.headers, IMAGE_REQUEST_HEADERS) })
-        // Bun keeps the Content-Length of a streamed body only when the stream has arrived whole by the time it answers; a
-        // larger image goes out chunked (oven-sh/bun#10507).
-        return new Response(stored.body, { status: stored.status, headers: pickHeaders(stored.headers, IMAGE_ANSWER_HEADERS) })
-      },
-      {
-        access: reads,
-        query: KeyedIdQuery,
-        // The PNG answer is declared in `detail.responses`: a `response` schema would replace it with JSON.
-        detail: {
-          summary: 'The finished PNG; 404 while the task is not finished',
-          tags: ['client'],
-          responses: { 200: pngResponse, 404: { description: 'Unknown or unfinished task', content: { 'text/plain': { schema: { type: 'string' } } } } },
-        },
-      },
-    )
-    .get('/status', async ({ query, request }) => statusJson(await readTask(Number(query.id), access.of(request, query.key))), {
-      access: reads,
-      query: KeyedIdQuery,
-      response: { 200: StatusJson, 404: ErrorText },
-      detail: { summary: 'The task’s state, attempts and last error', tags: ['client'] },
-    })
-    .get(
-      '/wait',
-      async ({ query, request }) => {
-        const reader = access.of(request, query.key)
-        const allowed = reader === undefined ? undefined : (record: TaskRecord) => access.allows(reader, record.keyHash)
-        return statusJson(await waits.wait(Number(query.id), Number(query.timeout ?? 30) * 1000, request.signal, allowed))
-      },
-      {
-        access: reads,
-        query: KeyedWaitQuery,
-        response: { 200: StatusJson, 400: ErrorText, 404: ErrorText },
-        detail: {
-          summary: 'The task’s status as soon as it is finished or failed, or after `timeout` seconds as it is then',
-          description:
-            'Answers with the same JSON as `/status`: at once for a task that has ended, else when it ends, else after `timeout` ' +
-            '(1-60 s, default 30) with its state then (200; ask again). All the waits of a master share one poll of the database.',
-          tags: ['client'],
-        },
-      },
-    )
-    .get(
-      '/tasks',
-      async ({ query }) =>
-        (
-          await database.recentTasks({
-            state: query.state === undefined ? undefined : Number(query.state),
-            limit: query.limit === undefined ? undefined : Number(query.limit),
-            before: query.before === undefined ? undefined : Number(query.before),
-          })
-        ).map(statusJson),
-      {
-        access: everyones,
-        query: RecentQuery,
-        response: { 200: t.Array(StatusJson), 400: ErrorText },
-        detail: {
-          summary: 'The newest tasks, newest first, optionally in one state (limit 1-200, default 50)',
-          description: '`before=<id>`: only tasks with a smaller id; pass the last id of a page to get the next, which new uploads do not move.',
-          tags: ['operators'],
-        },
-      },
-    )
+    .use(uploadRoute({ ...deps, privateResults }, uploads))
+    .use(readRoutes({ database, storage, states, waits, access, reads, everyones }))
     .use(consoleRoutes(database, deps.clock ?? Date.now, everyones))
     .get('/counts', () => database.counts(), {
       access: 'public',
       response: { 200: CountsJson },
       detail: { summary: 'How many tasks are in each state', tags: ['operators'] },
     })
-    .post(
-      '/getNewTask',
-      async ({ query, request, set }) => {
-        // A worker gone away (closing) ends the wait at the database too, which then gives back a claim made meanwhile.
-        const claim = await database.getNewTask({ waitSeconds: Number(query.wait ?? 0), signal: request.signal })
-        events.inc({ event: 'claimed' })
-        set.headers['content-type'] = 'application/json; charset=utf-8'
-        return claim
-      },
-      {
-        query: ClaimQuery,
-        response: { 200: t.String({ description: 'The claimed task as JSON, with `leaseToken`' }), 404: ErrorText },
-        detail: {
-          summary: 'Claim the oldest not-started task (worker API)',
-          description:
-            'Answers `Error: No non-started task.` (404) when there is none. With `wait=S` (0-60) the call is held until a task can ' +
-            'be claimed or S seconds pass, so that an idle worker hears of a new task at once instead of polling.',
-          tags: ['worker'],
-        },
-      },
-    )
-    .post(
-      '/registerTaskFinished',
-      async ({ query }) => {
-        await database.finishTask(Number(query.id), query.lease)
-        states.forget(Number(query.id))
-        waits.changed(Number(query.id))
-        events.inc({ event: 'finished' })
-        if (query.ms !== undefined) processing.observe(Number(query.ms) / 1000)
-        return 'success' as const
-      },
-      {
-        query: FinishedQuery,
-        response: { 200: Success, 404: ErrorText, 409: ErrorText },
-        detail: { summary: 'Mark a task in progress finished (worker API)', tags: ['worker'] },
-      },
-    )
-    .post(
-      '/registerTaskFailed',
-      async ({ query }) => {
-        states.forget(Number(query.id))
-        await database.failTask(Number(query.id), query.error, query.lease)
-        waits.changed(Number(query.id))
-        events.inc({ event: 'failed' })
-        return 'success' as const
-      },
-      {
-        query: FailedQuery,
-        response: { 200: Success, 404: ErrorText, 409: ErrorText },
-        detail: { summary: 'Count a failed attempt (worker API)', tags: ['worker'] },
-      },
-    )
-    .post(
-      '/renewTask',
-      async ({ query, set }) => {
-        const renewed = await database.renewTask(Number(query.id), query.lease)
-        set.headers['content-type'] = 'application/json; charset=utf-8'
-        return renewed
-      },
-      {
-        query: RenewQuery,
-        response: { 200: t.String(), 404: ErrorText, 409: ErrorText },
-        detail: { summary: 'Extend the lease of a claim (worker API)', tags: ['worker'] },
-      },
-    )
-    .post(
-      '/releaseTask',
-      async ({ query }) => {
-        states.forget(Number(query.id))
-        await database.releaseTask(Number(query.id), query.lease)
-        events.inc({ event: 'released' })
-        return 'success' as const
-      },
-      {
-        query: LeaseQuery,
-        response: { 200: Success, 404: ErrorText, 409: ErrorText },
-        detail: { summary: 'Give a claim back at once, no attempt counted (worker API, on shutdown)', tags: ['worker'] },
-      },
-    )
+    .use(workerRoutes({ database, states, waits, events, processing }))
     .post(
       '/retryTask',
       async ({ query }) => {
