@@ -6,14 +6,13 @@ import { createFrontendApp } from '../../src/roles/frontend/app.ts'
 import { call, inProcess } from '../helpers/http.ts'
 import { TINY_PNG } from '../helpers/png.ts'
 import { quietDeps } from '../helpers/silent.ts'
-import { type StackOptions, stackPool } from '../helpers/stack.ts'
+import { stackPool } from '../helpers/stack.ts'
 
 const TOKEN = 'docs-route-token-0123456789'
 const APP = 'https://app.example'
 const PNG = TINY_PNG
 const stacks = stackPool()
 afterEach(() => stacks.closeAll())
-const stackWith = (options: StackOptions) => stacks.with(options)
 
 const corsHeaders = (headers: Headers) => [...headers.keys()].filter((name) => name.startsWith('access-control-'))
 const preflight = (app: Parameters<typeof call>[0], path: string, origin = APP, method = 'POST') =>
@@ -21,7 +20,7 @@ const preflight = (app: Parameters<typeof call>[0], path: string, origin = APP, 
 
 describe('CORS (PIXMILL_CORS_ORIGINS)', () => {
   test('unset: no answer carries a CORS header, and a preflight is an ordinary wrong method', async () => {
-    const stack = stackWith({ token: TOKEN })
+    const stack = stacks.with({ token: TOKEN })
     const got = await call(stack.master, 'GET', '/isReady?id=0', null, { origin: APP })
     expect(corsHeaders(got.headers)).toEqual([])
     const pre = await preflight(stack.master, '/new')
@@ -30,7 +29,7 @@ describe('CORS (PIXMILL_CORS_ORIGINS)', () => {
   })
 
   test('a listed origin may read answers, errors included, and the task key and request id headers', async () => {
-    const stack = stackWith({ token: TOKEN, privateResults: true, corsOrigins: [APP, 'http://localhost:5173'] })
+    const stack = stacks.with({ token: TOKEN, privateResults: true, corsOrigins: [APP, 'http://localhost:5173'] })
     const uploaded = await call(stack.master, 'POST', '/new', PNG, { origin: APP, 'content-type': 'image/png' })
     expect(uploaded.headers.get('access-control-allow-origin')).toBe(APP)
     expect(uploaded.headers.get('vary')).toContain('Origin')
@@ -42,7 +41,7 @@ describe('CORS (PIXMILL_CORS_ORIGINS)', () => {
   })
 
   test('a preflight is answered 204 with the methods and headers allowed, also for an internal path and with the token set', async () => {
-    const stack = stackWith({ token: TOKEN, corsOrigins: [APP] })
+    const stack = stacks.with({ token: TOKEN, corsOrigins: [APP] })
     for (const path of ['/new', '/get', '/getNewTask']) {
       const pre = await preflight(stack.master, path)
       expect([path, pre.status]).toEqual([path, 204])
@@ -54,7 +53,7 @@ describe('CORS (PIXMILL_CORS_ORIGINS)', () => {
   })
 
   test('an origin not listed gets no Access-Control-Allow-Origin, so a browser keeps the answer from its page', async () => {
-    const stack = stackWith({ corsOrigins: [APP] })
+    const stack = stacks.with({ corsOrigins: [APP] })
     for (const origin of ['https://evil.example', 'https://app.example.evil.example', 'http://app.example', 'null']) {
       expect((await call(stack.master, 'GET', '/counts', null, { origin })).headers.get('access-control-allow-origin')).toBeNull()
       expect((await preflight(stack.master, '/new', origin)).headers.get('access-control-allow-origin')).toBeNull()
@@ -62,7 +61,7 @@ describe('CORS (PIXMILL_CORS_ORIGINS)', () => {
   })
 
   test('`*` lets any origin in without `Vary: *`, and the method guard and unknown paths answer as before', async () => {
-    const stack = stackWith({ corsOrigins: '*' })
+    const stack = stacks.with({ corsOrigins: '*' })
     const got = await call(stack.master, 'GET', '/counts', null, { origin: 'https://any.example' })
     expect(got.headers.get('access-control-allow-origin')).toBe('https://any.example')
     expect(got.headers.get('vary')).not.toContain('*')
@@ -74,7 +73,7 @@ describe('CORS (PIXMILL_CORS_ORIGINS)', () => {
   })
 
   test('the frontend’s upload answers its key to a listed origin', async () => {
-    const stack = stackWith({ privateResults: true })
+    const stack = stacks.with({ privateResults: true })
     const master = createMasterPublicClient(fixedPeer('masterAddress', 'master.local'), inProcess(stack.master))
     const frontend = createFrontendApp({ master, maxUploadBytes: 64 * 1024, privateResults: true, corsOrigins: [APP], ...quietDeps('frontend') })
     const data = new FormData()
@@ -100,7 +99,7 @@ async function document(app: Parameters<typeof call>[0]) {
 
 describe('OpenAPI: the bearer scheme and the task key', () => {
   test('the master declares both schemes; internal and operators’ routes take the token, reads of a result the key or the token', async () => {
-    const stack = stackWith({ token: TOKEN, privateResults: true })
+    const stack = stacks.with({ token: TOKEN, privateResults: true })
     const doc = await document(stack.master)
     expect(doc.components.securitySchemes.bearer).toMatchObject({ type: 'http', scheme: 'bearer' })
     expect(doc.components.securitySchemes.taskKey).toMatchObject({ type: 'apiKey', in: 'header', name: 'X-Task-Key' })
@@ -117,13 +116,13 @@ describe('OpenAPI: the bearer scheme and the task key', () => {
   })
 
   test('without a token nothing asks for one, and without private results no route asks for a key', async () => {
-    const doc = await document(stackWith({}).master)
+    const doc = await document(stacks.with({}).master)
     expect(doc.components.securitySchemes.taskKey).toBeUndefined()
     for (const operations of Object.values(doc.paths)) for (const operation of Object.values(operations)) expect(operation.security).toBeUndefined()
   })
 
   test('the other roles mark their internal routes, and the frontend its operators’ and keyed ones', async () => {
-    const stack = stackWith({ token: TOKEN, privateResults: true })
+    const stack = stacks.with({ token: TOKEN, privateResults: true })
     const database = await document(stack.database)
     for (const [path, operations] of Object.entries(database.paths)) {
       if (['/health', '/readyz', '/livez', '/metrics'].includes(path)) continue

@@ -8,14 +8,12 @@ import { createFrontendApp } from '../../src/roles/frontend/app.ts'
 import { call, inProcess } from '../helpers/http.ts'
 import { TINY_PNG } from '../helpers/png.ts'
 import { quietDeps } from '../helpers/silent.ts'
-import { type inProcessStack, type StackOptions, stackPool } from '../helpers/stack.ts'
+import { type inProcessStack, stackPool } from '../helpers/stack.ts'
 
 const TOKEN = 'limit-route-token-0123456789'
 const PNG = TINY_PNG
 const stacks = stackPool()
 afterEach(() => stacks.closeAll())
-
-const stackWith = (options: StackOptions) => stacks.with(options)
 
 const upload = (app: Parameters<typeof call>[0], headers: Record<string, string> = {}) =>
   call(app, 'POST', '/new', PNG, { 'content-type': 'image/png', ...headers })
@@ -26,7 +24,7 @@ const tasks = async (stack: ReturnType<typeof inProcessStack>) =>
 describe('master: PIXMILL_UPLOADS_PER_MINUTE', () => {
   test('a flood from one address gets 429 with Retry-After and an Error: body, and leaves no task; other addresses go on', async () => {
     let clock = 0
-    const stack = stackWith({ token: TOKEN, uploadsPerMinute: 3, trustProxy: 1, limitClock: () => clock })
+    const stack = stacks.with({ token: TOKEN, uploadsPerMinute: 3, trustProxy: 1, limitClock: () => clock })
     for (let i = 0; i < 3; i++) expect((await upload(stack.master, from('198.51.100.1'))).status).toBe(200)
     const refused = await upload(stack.master, from('198.51.100.1'))
     expect(refused.status).toBe(429)
@@ -45,19 +43,19 @@ describe('master: PIXMILL_UPLOADS_PER_MINUTE', () => {
   })
 
   test('unset, there is no limit', async () => {
-    const stack = stackWith({})
+    const stack = stacks.with({})
     for (let i = 0; i < 30; i++) expect((await upload(stack.master)).status).toBe(200)
   })
 
   test('X-Forwarded-For from the client itself is not believed unless a proxy is trusted: forging it gains nothing', async () => {
-    const stack = stackWith({ token: TOKEN, uploadsPerMinute: 2 })
+    const stack = stacks.with({ token: TOKEN, uploadsPerMinute: 2 })
     expect((await upload(stack.master, from('203.0.113.1'))).status).toBe(200)
     expect((await upload(stack.master, from('203.0.113.2'))).status).toBe(200)
     expect((await upload(stack.master, from('203.0.113.3'))).status).toBe(429)
   })
 
   test('a malformed X-Forwarded-For counts against the address the connection came from, not against a made-up one', async () => {
-    const stack = stackWith({ token: TOKEN, uploadsPerMinute: 2, trustProxy: 1 })
+    const stack = stacks.with({ token: TOKEN, uploadsPerMinute: 2, trustProxy: 1 })
     expect((await upload(stack.master, from('not-an-address'))).status).toBe(200)
     expect((await upload(stack.master, from('203.0.113.7, <script>'))).status).toBe(200)
     expect((await upload(stack.master, from('999.999.1.1'))).status).toBe(429)
@@ -65,7 +63,7 @@ describe('master: PIXMILL_UPLOADS_PER_MINUTE', () => {
   })
 
   test('a peer with the token names its client in X-Forwarded-For, and is believed; without the token it is not', async () => {
-    const stack = stackWith({ token: TOKEN, uploadsPerMinute: 1 })
+    const stack = stacks.with({ token: TOKEN, uploadsPerMinute: 1 })
     const peer = (address: string) => ({ authorization: `Bearer ${TOKEN}`, ...from(address) })
     expect((await upload(stack.master, peer('192.0.2.1'))).status).toBe(200)
     expect((await upload(stack.master, peer('192.0.2.1'))).status).toBe(429)
@@ -76,7 +74,7 @@ describe('master: PIXMILL_UPLOADS_PER_MINUTE', () => {
 
   test('over real sockets the socket’s address counts, and only a trusted proxy’s X-Forwarded-For changes that', async () => {
     for (const trustProxy of [0, 1]) {
-      const stack = stackWith({ uploadsPerMinute: 2, trustProxy })
+      const stack = stacks.with({ uploadsPerMinute: 2, trustProxy })
       stack.master.listen({ hostname: '127.0.0.1', port: 0 })
       try {
         const url = `http://127.0.0.1:${stack.master.server!.port}/new`
@@ -106,7 +104,7 @@ describe('frontend: PIXMILL_UPLOADS_PER_MINUTE, and its clients passed on to the
   }
 
   test('the frontend’s own limit answers 429 with Retry-After before anything reaches the master', async () => {
-    const stack = stackWith({ token: TOKEN })
+    const stack = stacks.with({ token: TOKEN })
     const frontend = frontendOver(stack, { uploadsPerMinute: 2, trustProxy: 1 })
     expect((await submit(frontend, '198.51.100.9')).status).toBe(200)
     expect((await submit(frontend, '198.51.100.9')).status).toBe(200)
@@ -118,7 +116,7 @@ describe('frontend: PIXMILL_UPLOADS_PER_MINUTE, and its clients passed on to the
   })
 
   test('uploads through the frontend count against each client at the master, not all against the frontend', async () => {
-    const stack = stackWith({ token: TOKEN, uploadsPerMinute: 2 })
+    const stack = stacks.with({ token: TOKEN, uploadsPerMinute: 2 })
     const frontend = frontendOver(stack, { trustProxy: 1 })
     for (let i = 1; i <= 6; i++) expect((await submit(frontend, `203.0.113.${i}`)).status).toBe(200)
     expect((await submit(frontend, '203.0.113.1')).status).toBe(200)
