@@ -1,46 +1,17 @@
 // TaskStore on PostgreSQL through Bun's SQL: claims stay atomic across any number of database role instances.
+// Its parts by job: postgres-leases.ts (lease expiry and claims), postgres-removal.ts, postgres-figures.ts.
 import { SQL } from 'bun'
 import { orAfter } from '../../shared/async.ts'
 import { Conflict, DependencyUnavailable, NotFound } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { createGuard, reasonOf } from './postgres-errors.ts'
+import { timelineAndFigures } from './postgres-figures.ts'
+import { claimChanges, leaseExpiry, processingMs } from './postgres-leases.ts'
+import { removalStatements } from './postgres-removal.ts'
+import { anyRow, type Row, type StoreContext, toTask, visibleRow } from './postgres-rows.ts'
 import { migrate } from './postgres-schema.ts'
-import { EVENT, type EventRow, PROCESSING_COLUMNS, timeline } from './task-events.ts'
-import {
-  type ClaimResult,
-  FIGURES_KEPT_MS,
-  LEASE_RAN_OUT,
-  type MinuteFigures,
-  REMOVAL_LEASE_MS,
-  type Task,
-  type TaskState,
-  type TaskStore,
-  type TaskStoreOptions,
-} from './task-store.ts'
-
-/** A row as Bun returns it: BIGINT columns arrive as strings. */
-interface Row {
-  id: string
-  state: TaskState
-  attempts: number
-  error: string | null
-  created_at: string
-  updated_at: string
-  lease_until: string | null
-  lease_token: string | null
-  ready: boolean
-  request_id: string | null
-  trace_parent: string | null
-  removing_until: string | null
-  key_hash: string | null
-  claimed_at: string | null
-}
-
-/** The per-minute figures of a minute, added up over its shards. */
-const MINUTES = `
-  SELECT minute, sum(created)::int AS created, sum(finished)::int AS finished, sum(failed)::int AS failed,
-    sum(failed_for_good)::int AS failed_for_good, ${PROCESSING_COLUMNS.map((c) => `sum(${c})::int AS ${c}`).join(', ')}
-  FROM pixmill_task_minutes WHERE minute BETWEEN $1 AND $2 GROUP BY minute ORDER BY minute`
+import { EVENT } from './task-events.ts'
+import type { TaskState, TaskStore, TaskStoreOptions } from './task-store.ts'
 
 export interface PostgresTaskStoreOptions extends TaskStoreOptions {
   /** Connections in this instance's pool. Default 10. */
@@ -62,21 +33,6 @@ export interface PostgresTaskStoreOptions extends TaskStoreOptions {
 const LIST_PAGE = 500
 /** healthy() gives up after this long: a hung server is as unhealthy as a stopped one. */
 const HEALTH_TIMEOUT_MS = 2000
-
-function toTask(row: Row): Task {
-  return {
-    id: Number(row.id),
-    state: row.state,
-    attempts: row.attempts,
-    error: row.error,
-    createdAt: Number(row.created_at),
-    updatedAt: Number(row.updated_at),
-    leaseExpiresAt: row.state === 1 && row.lease_until !== null ? Number(row.lease_until) : null,
-    requestId: row.request_id,
-    traceParent: row.trace_parent,
-    keyHash: row.key_hash,
-  }
-}
 
 /** `postgres://user:secret@host/db` without the secret, for logs. */
 export function redactPostgresUrl(url: string): string {
@@ -114,45 +70,10 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
   const countsCacheMs = options.countsCacheMs ?? 2000
 
   /** A visible task: one held for its upload or being removed is seen by no read. */
-  async function row(id: number): Promise<Row | undefined> {
-    const rows = await sql<Row[]>`SELECT * FROM pixmill_tasks WHERE id = ${id} AND ready AND removing_until IS NULL`
-    return rows[0]
-  }
-  async function anyRow(id: number): Promise<Row | undefined> {
-    return (await sql<Row[]>`SELECT * FROM pixmill_tasks WHERE id = ${id}`)[0]
-  }
+  const row = (id: number) => visibleRow(sql, id)
   let counted: { at: number; counts: Promise<Record<TaskState, number>> } | undefined
-
-  // Each change records its event in the same statement (a data-modifying CTE), so that a change and its event commit
-  // together in one round trip; the trigger of migration 5 adds the counted ones to the minute's figures.
-  /** The processing time of an attempt claimed at `claimed_at` that ends at `t`, in ms (as an INTEGER column keeps it). */
-  // (GREATEST and LEAST skip NULLs: a claim from before claimed_at was kept must stay without a time.)
-  const processingMs = (t: number) => sql`CASE WHEN claimed_at IS NOT NULL THEN LEAST(GREATEST(${t}::bigint - claimed_at, 0), 2147483647)::int END`
-  /** The CTE that records a lease expiry for each row of the CTE `expired` (id, state, attempts). */
-  const expiryLogged = (t: number) => sql`logged AS (
-    INSERT INTO pixmill_task_events (task_id, at, event, attempt, for_good)
-    SELECT id, ${t}::bigint, ${EVENT.lease_expired}::smallint, attempts, state = 3 FROM expired)`
-
-  const expiryListeners = new Set<(count: number) => void>()
-
-  /**
-   * Puts back the tasks whose lease ran out, before a call reads or changes tasks, so that every answer shows them back
-   * at once. Rows are locked in id order and waited for (not skipped): a row another instance is expiring is seen after
-   * that commits, already put back, and two instances expiring together cannot deadlock. Each expiry counts once: the
-   * second instance finds the row no longer expired.
-   */
-  async function expireLeases(t: number): Promise<void> {
-    const [expiry] = await sql<{ expired: number }[]>`
-      WITH expired AS (
-        UPDATE pixmill_tasks SET attempts = attempts + 1, state = CASE WHEN attempts + 1 >= ${max} THEN 3 ELSE 0 END,
-          error = ${LEASE_RAN_OUT}, lease_until = NULL, lease_token = NULL, updated_at = ${t}
-        WHERE id IN (SELECT id FROM pixmill_tasks WHERE state = 1 AND lease_until <= ${t} ORDER BY id FOR UPDATE)
-        RETURNING id, state, attempts
-      ), ${expiryLogged(t)}
-      SELECT count(*)::int AS expired FROM expired`
-    const expired = expiry?.expired ?? 0
-    if (expired > 0) for (const listener of expiryListeners) listener(expired)
-  }
+  const leases = leaseExpiry(sql, max)
+  const { expireLeases } = leases
 
   /** Runs `work` once the leases that ran out by now are put back. */
   const fresh = <T>(work: (t: number) => Promise<T>) =>
@@ -165,34 +86,10 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
   const forgetCounts = () => (counted = undefined)
   const guardedWrite = <T>(work: () => Promise<T>) => guarded(work).finally(forgetCounts)
   const freshWrite = <T>(work: (t: number) => Promise<T>) => fresh(work).finally(forgetCounts)
+  const context: StoreContext = { sql, now, guarded, fresh, guardedWrite, freshWrite }
 
-  /**
-   * Why a guarded update of a task in progress touched no row: it is unknown, not in progress, or held by another
-   * claim. Read after the update failed, so in a race the answer describes the state that won.
-   */
-  async function refusal(id: number, action: string, leaseToken: string | undefined): Promise<never> {
-    const current = await row(id)
-    if (!current) throw new NotFound(`No task with id ${id}.`)
-    if (current.state !== 1) {
-      const why = current.state === 2 ? 'is already finished' : current.state === 3 ? 'has failed for good' : 'is not in progress'
-      throw new Conflict(`Cannot ${action} task ${id}: it ${why}.`)
-    }
-    if (leaseToken !== undefined && leaseToken !== current.lease_token) {
-      throw new Conflict(`Cannot ${action} task ${id}: the lease token does not match; the lease ran out and the task was claimed again.`)
-    }
-    throw new Conflict(`Cannot ${action} task ${id}: it changed while the call ran; try again.`)
-  }
-
-  /** The task if `rows` holds the updated row, else the reason it was refused. */
-  async function updated(rows: Row[], id: number, action: string, leaseToken: string | undefined): Promise<Task> {
-    return rows[0] ? toTask(rows[0]) : refusal(id, action, leaseToken)
-  }
-
-  // Every token-checked change is ONE conditional UPDATE: the state and token are checked on the locked row, so
-  // two instances racing on one task cannot both succeed (a check-then-write would need SELECT ... FOR UPDATE).
-  const inProgress = (id: number, token: string | undefined) =>
-    sql`id = ${id} AND state = 1 AND (${token ?? null}::text IS NULL OR lease_token = ${token ?? null})`
-
+  // Each change records its event in the same statement (a data-modifying CTE), so that a change and its event commit
+  // together in one round trip; the trigger of migration 5 adds the counted ones to the minute's figures.
   const store: TaskStore = {
     create: (opts) =>
       guardedWrite(async () => {
@@ -244,85 +141,11 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
         // Removed by the next sweep, with any image that reached storage after all (an answer lost on the way).
         const rows = await sql`UPDATE pixmill_tasks SET removing_until = ${now()} WHERE id = ${id} AND NOT ready AND removing_until IS NULL RETURNING id`
         if (rows.length > 0) return
-        const found = await anyRow(id)
+        const found = await anyRow(sql, id)
         if (found?.ready) throw new Conflict(`Cannot drop task ${id}: it is not held for an upload.`)
         throw new NotFound(`No task with id ${id}.`)
       }),
-    claim: () =>
-      guardedWrite(async (): Promise<ClaimResult> => {
-        const t = now()
-        // Expired leases are put back (or failed for good) and stale held tasks swept in one statement. SKIP LOCKED:
-        // a row another instance is already expiring (or finishing) is left to it, so each expiry counts once and
-        // no claimer waits on another. The sweep leaves alone a row the expiry touches (one change per row).
-        const [expiry] = await sql<{ expired: number }[]>`
-          WITH expired AS (
-            UPDATE pixmill_tasks SET attempts = attempts + 1, state = CASE WHEN attempts + 1 >= ${max} THEN 3 ELSE 0 END,
-              error = ${LEASE_RAN_OUT}, lease_until = NULL, lease_token = NULL, updated_at = ${t}
-            WHERE id IN (SELECT id FROM pixmill_tasks WHERE state = 1 AND lease_until <= ${t} FOR UPDATE SKIP LOCKED)
-            RETURNING id, state, attempts
-          ), ${expiryLogged(t)}
-          SELECT count(*)::int AS expired FROM expired`
-        // A separate statement so that it sees the tasks just put back. SKIP LOCKED: concurrent claimers each take
-        // a different row instead of queueing on the oldest one and then finding it taken.
-        const leaseToken = crypto.randomUUID()
-        const [claimed] = await sql<Row[]>`
-          WITH claimed AS (
-            UPDATE pixmill_tasks SET state = 1, lease_until = ${t + leaseMs}, lease_token = ${leaseToken}, updated_at = ${t}, claimed_at = ${t}
-            WHERE id = (SELECT id FROM pixmill_tasks WHERE state = 0 AND ready ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
-            RETURNING *
-          ), logged AS (
-            INSERT INTO pixmill_task_events (task_id, at, event, attempt) SELECT id, ${t}::bigint, ${EVENT.claimed}::smallint, attempts + 1 FROM claimed
-          )
-          SELECT * FROM claimed`
-        const expired = expiry?.expired ?? 0
-        if (expired > 0) for (const listener of expiryListeners) listener(expired)
-        return { claim: claimed ? { task: toTask(claimed), leaseToken } : undefined }
-      }),
-    claimable: () => fresh(async () => (await sql`SELECT 1 AS one FROM pixmill_tasks WHERE state = 0 AND ready LIMIT 1`).length > 0),
-    renew: (id, leaseToken) =>
-      fresh(async (t) => {
-        const rows = await sql<Row[]>`UPDATE pixmill_tasks SET lease_until = ${t + leaseMs}, updated_at = ${t} WHERE ${inProgress(id, leaseToken)} RETURNING *`
-        return updated(rows, id, 'renew the lease of', leaseToken)
-      }),
-    finish: (id, leaseToken) =>
-      freshWrite(async (t) => {
-        const rows = await sql<Row[]>`
-          WITH finished AS (
-            UPDATE pixmill_tasks SET state = 2, lease_until = NULL, lease_token = NULL, updated_at = ${t}
-            WHERE ${inProgress(id, leaseToken)} RETURNING *
-          ), logged AS (
-            INSERT INTO pixmill_task_events (task_id, at, event, attempt, ms)
-            SELECT id, ${t}::bigint, ${EVENT.finished}::smallint, attempts + 1, ${processingMs(t)} FROM finished
-          )
-          SELECT * FROM finished`
-        return updated(rows, id, 'finish', leaseToken)
-      }),
-    fail: (id, error, leaseToken) =>
-      freshWrite(async (t) => {
-        const rows = await sql<Row[]>`
-          WITH failed AS (
-            UPDATE pixmill_tasks SET attempts = attempts + 1, state = CASE WHEN attempts + 1 >= ${max} THEN 3 ELSE 0 END,
-              error = ${error ?? 'no reason given'}, lease_until = NULL, lease_token = NULL, updated_at = ${t}
-            WHERE ${inProgress(id, leaseToken)} RETURNING *
-          ), logged AS (
-            INSERT INTO pixmill_task_events (task_id, at, event, attempt, error, for_good)
-            SELECT id, ${t}::bigint, ${EVENT.failed}::smallint, attempts, error, state = 3 FROM failed
-          )
-          SELECT * FROM failed`
-        return updated(rows, id, 'fail', leaseToken)
-      }),
-    release: (id, leaseToken) =>
-      freshWrite(async (t) => {
-        const rows = await sql<Row[]>`
-          WITH released AS (
-            UPDATE pixmill_tasks SET state = 0, lease_until = NULL, lease_token = NULL, updated_at = ${t}
-            WHERE ${inProgress(id, leaseToken)} RETURNING *
-          ), logged AS (
-            INSERT INTO pixmill_task_events (task_id, at, event, attempt) SELECT id, ${t}::bigint, ${EVENT.released}::smallint, attempts + 1 FROM released
-          )
-          SELECT * FROM released`
-        return updated(rows, id, 'release', leaseToken)
-      }),
+    ...claimChanges(context, leases, { leaseMs, max }),
     retry: (id) =>
       freshWrite(async (t) => {
         const rows = await sql<Row[]>`
@@ -351,7 +174,7 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
             SELECT id, ${t}::bigint,
               CASE WHEN ${state}::int = 1 THEN ${EVENT.claimed} WHEN ${state}::int = 2 THEN ${EVENT.finished} WHEN state = 1 THEN ${EVENT.released} ELSE ${EVENT.retried} END,
               CASE WHEN ${state}::int = 1 OR state = 1 THEN attempts + 1 END,
-              CASE WHEN ${state}::int = 2 AND state = 1 THEN ${processingMs(t)} END
+              CASE WHEN ${state}::int = 2 AND state = 1 THEN ${processingMs(sql, t)} END
             FROM was WHERE state <> ${state}::int
           )
           SELECT * FROM changed`
@@ -394,105 +217,10 @@ export async function openPostgresTaskStore(url: string, options: PostgresTaskSt
       counts.catch(() => (counted = undefined))
       return counts
     },
-    markForRemoval: ({ endedBefore, heldBefore, limit }) =>
-      freshWrite(async (t) => {
-        // Three index scans, each bounded; SKIP LOCKED: instances sweeping at once take different tasks.
-        const rows = await sql<{ id: string }[]>`
-          WITH ended AS (
-            SELECT id FROM pixmill_tasks WHERE state >= 2 AND ready AND removing_until IS NULL AND updated_at <= ${endedBefore ?? null}
-            ORDER BY updated_at LIMIT ${limit} FOR UPDATE SKIP LOCKED
-          ), held AS (
-            SELECT id FROM pixmill_tasks WHERE NOT ready AND removing_until IS NULL AND created_at <= ${heldBefore}
-            LIMIT ${limit} FOR UPDATE SKIP LOCKED
-          ), stalled AS (
-            SELECT id FROM pixmill_tasks WHERE removing_until <= ${t} LIMIT ${limit} FOR UPDATE SKIP LOCKED
-          )
-          UPDATE pixmill_tasks SET removing_until = ${t + REMOVAL_LEASE_MS}
-          WHERE id IN (SELECT id FROM ended UNION SELECT id FROM held UNION SELECT id FROM stalled)
-          RETURNING id`
-        return rows.map((r) => Number(r.id)).sort((a, b) => a - b)
-      }),
-    markOneForRemoval: (id) =>
-      freshWrite(async (t) => {
-        const rows = await sql`
-          UPDATE pixmill_tasks SET removing_until = ${t + REMOVAL_LEASE_MS}
-          WHERE id = ${id} AND ready AND (state >= 2 OR removing_until IS NOT NULL) RETURNING id`
-        if (rows.length > 0) return
-        const found = await anyRow(id)
-        if (!found?.ready) throw new NotFound(`No task with id ${id}.`)
-        throw new Conflict(`Cannot delete task ${id}: it is ${found.state === 0 ? 'waiting' : 'in progress'}; only a finished or failed task can be deleted.`)
-      }),
-    releaseRemoval: (ids) =>
-      guardedWrite(async () => {
-        const t = now()
-        if (ids.length > 0) await sql`UPDATE pixmill_tasks SET removing_until = ${t} WHERE id IN ${sql(ids as number[])} AND removing_until > ${t}`
-      }),
-    removeMarked: (ids) =>
-      guardedWrite(async () => {
-        if (ids.length === 0) return 0
-        const rows = await sql`
-          WITH gone AS (DELETE FROM pixmill_tasks WHERE id IN ${sql(ids as number[])} AND removing_until IS NOT NULL RETURNING id),
-          timelines AS (DELETE FROM pixmill_task_events WHERE task_id IN (SELECT id FROM gone))
-          SELECT id FROM gone`
-        return rows.length
-      }),
-    events: (id) =>
-      guarded(async () => {
-        const t = now()
-        const read = () =>
-          sql<(EventRow & { state: TaskState; lease_until: string | null; created_at: string; seq: string | null })[]>`
-            SELECT task.state, task.lease_until, task.created_at, e.seq, e.at, e.event, e.attempt, e.error, e.for_good, e.ms
-            FROM pixmill_tasks AS task LEFT JOIN pixmill_task_events AS e ON e.task_id = task.id
-            WHERE task.id = ${id} AND task.ready AND task.removing_until IS NULL ORDER BY e.seq`
-        let rows = await read()
-        // As get(): a task in progress past its lease shows the expiry first.
-        if (rows[0] && rows[0].state === 1 && rows[0].lease_until !== null && Number(rows[0].lease_until) <= t) {
-          await expireLeases(t)
-          rows = await read()
-        }
-        if (!rows[0]) return undefined
-        return timeline(
-          rows.filter((r) => r.seq !== null),
-          Number(rows[0].created_at),
-        )
-      }),
-    figures: ({ from, to }) =>
-      guarded(async () => {
-        const [minutes, samples] = await Promise.all([
-          sql.unsafe<({ minute: string } & Record<string, number>)[]>(MINUTES, [from, to]),
-          sql<{ minute: string; at: string; waiting: number; in_progress: number }[]>`
-            SELECT * FROM pixmill_queue_samples WHERE minute BETWEEN ${from} AND ${to} ORDER BY minute`,
-        ])
-        return {
-          minutes: minutes.map(
-            (row): MinuteFigures => ({
-              minute: Number(row.minute),
-              created: row.created!,
-              finished: row.finished!,
-              failed: row.failed!,
-              failedForGood: row.failed_for_good!,
-              processing: PROCESSING_COLUMNS.map((c) => row[c]!),
-            }),
-          ),
-          samples: samples.map((row) => ({ minute: Number(row.minute), at: Number(row.at), waiting: row.waiting, inProgress: row.in_progress })),
-        }
-      }),
-    async sampleQueue() {
-      // The shared count (countsCacheMs) serves this too: a sample a second old is as good.
-      const counts = await store.countByState()
-      await guarded(async () => {
-        const t = now()
-        const cutoff = t - FIGURES_KEPT_MS
-        // Instances sharing the database sample the same minute: the latest sample stays.
-        await sql`
-          WITH old_minutes AS (DELETE FROM pixmill_task_minutes WHERE minute < ${cutoff}),
-          old_samples AS (DELETE FROM pixmill_queue_samples WHERE minute < ${cutoff})
-          INSERT INTO pixmill_queue_samples AS s (minute, at, waiting, in_progress) VALUES (${t - (t % 60_000)}, ${t}, ${counts[0]}, ${counts[1]})
-          ON CONFLICT (minute) DO UPDATE SET at = EXCLUDED.at, waiting = EXCLUDED.waiting, in_progress = EXCLUDED.in_progress WHERE EXCLUDED.at >= s.at`
-      })
-    },
+    ...removalStatements(context),
+    ...timelineAndFigures(context, leases, () => store.countByState()),
     onLeasesExpired(listener) {
-      expiryListeners.add(listener)
+      leases.onLeasesExpired(listener)
     },
     async healthy() {
       // A second try after a quick failure: after PostgreSQL restarts, the first query on the old pool can still
