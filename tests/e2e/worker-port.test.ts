@@ -41,7 +41,11 @@ describe('e2e: the worker’s port', () => {
       ]),
     )
     await cluster.waitState(id, [2])
-    const status = JSON.parse((await httpText(address, '/status')).text)
+    // The master has the finish as soon as the worker reports it; the worker counts it when the report has returned.
+    const status = await waitFor('the worker to count its task', async () => {
+      const now = JSON.parse((await httpText(address, '/status')).text)
+      return now.inFlight === 0 && now
+    })
     expect(status).toMatchObject({ address, loops: 2, done: 1, failed: 0, problem: null })
     const metrics = (await httpText(address, '/metrics')).text
     expect(metrics).toContain('pixmill_worker_tasks_total{outcome="finished",role="worker"} 1')
