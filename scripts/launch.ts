@@ -2,6 +2,7 @@
 
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { restartWithAllocatorSettings } from '../src/runtime/allocator.ts'
 import type { RunningRole } from '../src/runtime/serve-role.ts'
 import { loadSettings } from '../src/shared/config.ts'
 import { runSeparate } from './launch-separate.ts'
@@ -128,6 +129,8 @@ async function main(argv: readonly string[]): Promise<void> {
     console.log(HELP)
     return
   }
+  // Before any role starts; the roles of --separate inherit the settings from this environment.
+  restartWithAllocatorSettings()
   if (plan.separate) {
     await runSeparate(plan.roles.map((role) => ({ role, args: roleArgs(role, plan as LaunchPlan) })))
     printWhere(plan)

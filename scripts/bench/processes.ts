@@ -3,6 +3,7 @@
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import type { Subprocess } from 'bun'
+import { ALLOCATOR_ENV } from '../../src/runtime/allocator.ts'
 import { freePort, REPO_ROOT, type RoleProcess, spawnCommand, spawnRole, waitHealthy } from '../../tests/helpers/processes.ts'
 
 export type RoleName = 'kv' | 'database' | 'storage' | 'master'
@@ -27,8 +28,11 @@ export interface Stoppable {
 /** Room for the memory figure's 200 MiB upload, which the default limit (50 MiB) refuses. */
 export const BENCH_MAX_UPLOAD_BYTES = 256 * 1024 * 1024
 
-/** Environment of every process started: the bench's upload limit, and logs only when something is wrong. */
-const ENV = { PIXMILL_MAX_UPLOAD_BYTES: String(BENCH_MAX_UPLOAD_BYTES), PIXMILL_LOG_LEVEL: 'warn' }
+/**
+ * Environment of every process started: the bench's upload limit, logs only when something is wrong, and the
+ * allocator's settings the roles give themselves (so the baselines and the raw image work run with them too).
+ */
+const ENV = { ...ALLOCATOR_ENV, PIXMILL_MAX_UPLOAD_BYTES: String(BENCH_MAX_UPLOAD_BYTES), PIXMILL_LOG_LEVEL: 'warn' }
 
 /** SIGTERM, then kill -9 if it has not exited within `graceMs`. */
 async function stopRole(role: RoleProcess, graceMs = 5000): Promise<void> {

@@ -1,13 +1,16 @@
 // Running a role as a process: start it, stop it on SIGTERM/SIGINT, and exit with a status that says how it went.
 import { UsageError } from '../shared/args.ts'
 import { ConfigError } from '../shared/config.ts'
+import { restartWithAllocatorSettings } from './allocator.ts'
 import type { RunningRole } from './serve-role.ts'
 
 /**
  * The body of every entry file: start the role, stop it on SIGTERM/SIGINT and exit 0; print the usage line and
- * exit 2 on a bad command line, name the variable and exit 2 on a bad setting, exit 1 when start-up fails.
+ * exit 2 on a bad command line, name the variable and exit 2 on a bad setting, exit 1 when start-up fails. First the
+ * process restarts in place with the allocator's settings when its environment lacks them (see allocator.ts).
  */
 export async function runMain(start: () => Promise<RunningRole | RunningRole[]>): Promise<void> {
+  restartWithAllocatorSettings()
   let roles: RunningRole[]
   try {
     const started = await start()

@@ -3,7 +3,8 @@ import { afterAll, describe, expect, test } from 'bun:test'
 import { readdirSync, readFileSync } from 'node:fs'
 import sharp from 'sharp'
 import { encodePng } from '../helpers/png.ts'
-import { REPO_ROOT, waitHealthy } from '../helpers/processes.ts'
+import { ALLOCATOR_ENV } from '../../src/runtime/allocator.ts'
+import { freePort, REPO_ROOT, waitHealthy } from '../helpers/processes.ts'
 import { tempDir } from '../helpers/temp.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 
@@ -28,10 +29,23 @@ function freeOffset(): number {
   }
 }
 
+/** The environment of a test's process without the allocator's settings, as a shell that never heard of them has. */
+function plainEnv(): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = { ...process.env }
+  for (const name of Object.keys(ALLOCATOR_ENV)) delete env[name]
+  return env
+}
+
+/** The environment a running process has now (after an execve, the new one). */
+function environOf(pid: number): Record<string, string> {
+  const pairs = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean)
+  return Object.fromEntries(pairs.map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]))
+}
+
 function launch(args: string[]) {
   const dir = tempDir('pixmill-launch-')
   dirs.push(dir)
-  const proc = Bun.spawn(['bun', 'run', 'scripts/launch.ts', '--data', dir.path, ...args], { cwd: REPO_ROOT, stdout: 'pipe', stderr: 'pipe' })
+  const proc = Bun.spawn(['bun', 'run', 'scripts/launch.ts', '--data', dir.path, ...args], { cwd: REPO_ROOT, env: plainEnv(), stdout: 'pipe', stderr: 'pipe' })
   let output = ''
   for (const stream of [proc.stdout, proc.stderr]) {
     void (async () => {
@@ -90,6 +104,8 @@ describe('launcher', () => {
       await waitHealthy(database, 20_000)
       const children = childrenOf(run.proc.pid)
       expect(children.length).toBe(2)
+      // The launcher restarted itself in place with the allocator's settings; its roles inherit them.
+      for (const pid of [run.proc.pid, ...children]) expect(environOf(pid)).toMatchObject(ALLOCATOR_ENV)
       const databaseChild = children.find((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('src/database.ts'))!
       process.kill(databaseChild, 'SIGKILL')
       await waitFor('the launcher to tell the database exited', () => /\[database\] exited with/.test(run.output()))
@@ -107,6 +123,34 @@ describe('launcher', () => {
     }
     expect(await run.proc.exited).toBe(0)
     expect(childrenOf(run.proc.pid)).toEqual([])
+  })
+
+  test("a role started on its own restarts in place (same pid) with the allocator's settings; an operator's own value wins", async () => {
+    const dir = tempDir('pixmill-allocator-')
+    dirs.push(dir)
+    const start = (env: Record<string, string | undefined>) => {
+      const address = `127.0.0.1:${freePort()}`
+      const proc = Bun.spawn(['bun', 'run', 'src/kv.ts', address], {
+        cwd: REPO_ROOT,
+        env: { ...env, PIXMILL_DATA_DIR: dir.path, PIXMILL_LOG_LEVEL: 'warn' },
+        stdout: 'ignore',
+        stderr: 'ignore',
+      })
+      return { proc, address }
+    }
+    for (const [env, expected] of [
+      [plainEnv(), ALLOCATOR_ENV.MIMALLOC_PURGE_DELAY],
+      [{ ...plainEnv(), MIMALLOC_PURGE_DELAY: '250' }, '250'],
+    ] as const) {
+      const kv = start(env)
+      try {
+        await waitHealthy(kv.address, 20_000)
+        expect(environOf(kv.proc.pid).MIMALLOC_PURGE_DELAY).toBe(expected)
+      } finally {
+        kv.proc.kill('SIGTERM')
+      }
+      expect(await kv.proc.exited).toBe(0)
+    }
   })
 
   test('--help says how; a bad option prints the help and exits non-zero', () => {

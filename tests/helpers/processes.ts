@@ -3,6 +3,7 @@
 import { appendFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import type { Subprocess } from 'bun'
+import { ALLOCATOR_ENV } from '../../src/runtime/allocator.ts'
 
 export const REPO_ROOT = resolve(import.meta.dir, '../..')
 
@@ -56,7 +57,8 @@ export function spawnCommand(role: string, argv: readonly string[], dataDir: str
   const logFile = join(dataDir, `${role}.log`)
   const proc = Bun.spawn([...argv], {
     cwd: REPO_ROOT,
-    env: { ...process.env, PIXMILL_DATA_DIR: dataDir, PIXMILL_LOG_LEVEL: 'info', ...env },
+    // The allocator's settings as a launcher gives them: the role need not restart itself in place to get them.
+    env: { ...process.env, ...ALLOCATOR_ENV, PIXMILL_DATA_DIR: dataDir, PIXMILL_LOG_LEVEL: 'info', ...env },
     stdout: 'pipe',
     stderr: 'pipe',
   })
