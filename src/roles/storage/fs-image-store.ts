@@ -25,9 +25,9 @@ export interface FsImageStoreOptions {
   /** Told when images of the flat layout of earlier versions have been moved into the sharded one. */
   readonly log?: Logger
   /**
-   * Bytes of hot images kept in memory (PIXMILL_STORAGE_CACHE_BYTES; default 0, none). An image read is kept, up to
-   * an eighth of this each, the least recently read going first; every read checks the file's tag, so a replaced or
-   * removed image is never served from memory. Bun sends a file with sendfile(2) at about half the rate it sends the
+   * Bytes of hot images kept in memory (PIXMILL_STORAGE_CACHE_BYTES; default 0, none). An image read a second time is
+   * kept, up to an eighth of this each, the least recently read going first; every read checks the file's tag, so a
+   * replaced or removed image is never served from memory. Bun sends a file with sendfile(2) at about half the rate it sends the
    * same bytes from memory (oven-sh/bun#11228): a hot image, read again and again, goes out twice as fast from here.
    */
   readonly cacheBytes?: number
