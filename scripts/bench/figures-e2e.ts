@@ -56,6 +56,20 @@ async function waitFinished(master: string, ids: readonly number[], timeoutMs: n
   return done
 }
 
+/** CPU time (user + system) of each process so far, in ms; a process gone reads as NaN. */
+function cpuMs(pids: Readonly<Record<string, number>>): Record<string, number> {
+  const read = (pid: number) => {
+    try {
+      // Fields 14 and 15 of /proc/<pid>/stat, after the command name in parentheses; in clock ticks (USER_HZ, 100).
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+      return (Number(fields[11]) + Number(fields[12])) * 10
+    } catch {
+      return Number.NaN
+    }
+  }
+  return Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, read(pid)]))
+}
+
 /** One batch: upload every image one after another as fast as the master takes them, then wait for all. */
 async function batch(ctx: BenchContext, pngs: readonly Uint8Array<ArrayBuffer>[], pollMs = 100) {
   const master = ctx.system.addresses.master
@@ -94,6 +108,9 @@ export async function e2eFigures(ctx: BenchContext): Promise<Figure[]> {
         const raws: RawWorkResult[] = []
         const anchors: RawWorkResult[] = []
         const runs: Awaited<ReturnType<typeof batch>>[] = []
+        // CPU of every process of the system (and the worker) over the measured batches, per image.
+        const processes = { ...ctx.system.cpuPids, worker: worker.pid }
+        const cpuSpent: Record<string, number> = {}
         for (let i = 0; i < rounds; i++) {
           raws.push(await runRawWork(threads, set.files, ctx.workDir))
           anchors.push(await runRawWork(threads, set.files, ctx.workDir, true))
@@ -101,8 +118,13 @@ export async function e2eFigures(ctx: BenchContext): Promise<Figure[]> {
           // worker left idle during the raw run polls only every 0.5-1.5 s; after a task its loops poll within 0.1 s,
           // so the batch starts as soon as that image is seen finished.
           await batch(ctx, set.pngs.slice(0, 1), 5)
+          const before = cpuMs(processes)
           runs.push(await batch(ctx, set.pngs))
+          const after = cpuMs(processes)
+          for (const name of Object.keys(processes)) cpuSpent[name] = (cpuSpent[name] ?? 0) + after[name]! - before[name]!
         }
+        const images = set.pngs.length * rounds
+        const cpuPerImage = Object.fromEntries(Object.entries(cpuSpent).map(([name, ms]) => [`cpuMsPerImage.${name}`, Number((ms / images).toFixed(2))]))
         const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length
         const rate = mean(runs.map((r) => r.imagesPerSecond))
         const rawRate = mean(raws.map((r) => r.imagesPerSecond))
@@ -112,7 +134,10 @@ export async function e2eFigures(ctx: BenchContext): Promise<Figure[]> {
         const list = (values: number[]) => values.map((v) => v.toFixed(2)).join(', ')
         ctx.progress(
           `  end to end ${name}: ${list(runs.map((r) => r.imagesPerSecond))} images/s; raw image work: ${list(raws.map((r) => r.imagesPerSecond))}; ` +
-            `raw sharp loop: ${list(anchors.map((r) => r.imagesPerSecond))} images/s`,
+            `raw sharp loop: ${list(anchors.map((r) => r.imagesPerSecond))} images/s; ms of CPU per image: ` +
+            Object.entries(cpuSpent)
+              .map(([name, ms]) => `${name} ${(ms / images).toFixed(1)}`)
+              .join(', '),
         )
         figures.push(
           figure({
@@ -138,7 +163,8 @@ export async function e2eFigures(ctx: BenchContext): Promise<Figure[]> {
               unit: 'images/s',
             },
             details: {
-              images: set.pngs.length * rounds,
+              images,
+              ...cpuPerImage,
               rawP50Ms: Math.round(
                 percentile(
                   raws.map((r) => r.p50Ms),

@@ -1,5 +1,6 @@
 // Peak RSS of storage and master while a 200 MiB PNG-signed body streams through the master (only for processes we started).
 import { readFileSync } from 'node:fs'
+import { loadSettings } from '../../src/shared/config.ts'
 import { PNG_SIGNATURE } from '../../src/shared/png-header.ts'
 import { ihdrChunk } from '../../tests/helpers/png.ts'
 import { generatedBody } from '../../tests/helpers/rss.ts'
@@ -60,6 +61,7 @@ export async function memoryFigures(ctx: BenchContext): Promise<Figure[]> {
       unit: 'MiB',
       baseline: { label: 'its RSS just before the upload', value: idle[i]! / MiB, unit: 'MiB' },
       details: {
+        ...(r.id === 'memory.storage' ? { cacheBudgetMiB: Number((loadSettings().storageCacheBytes / MiB).toFixed(1)) } : {}),
         growthMiB: Number(((peak[i]! - idle[i]!) / MiB).toFixed(1)),
         lifetimePeakMiB: Number((memory(r.pid).hwm / MiB).toFixed(1)),
         uploadMiBPerSecond: Math.round(UPLOAD_BYTES / MiB / seconds),

@@ -79,15 +79,18 @@ export function judgeTargets(figures: readonly Figure[]): Target[] {
     const f = byId.get(id)
     if (f) targets.push({ figure: id, text: `${f.label} ≥ ${percent(min)} of ${what}: ${percent(f.ratio)}`, actual: f.ratio, met: f.ratio >= min })
   }
-  const below = (id: string, max: number) => {
+  const below = (id: string, max: number, why = '') => {
     const f = byId.get(id)
-    if (f) targets.push({ figure: id, text: `${f.label} < ${max} ${f.unit}: ${f.value.toFixed(1)} ${f.unit}`, actual: f.value, met: f.value < max })
+    if (f) targets.push({ figure: id, text: `${f.label} < ${max} ${f.unit}${why}: ${f.value.toFixed(1)} ${f.unit}`, actual: f.value, met: f.value < max })
   }
   const atMost = (id: string, max: number, what: string) => {
     const f = byId.get(id)
     if (f) targets.push({ figure: id, text: `${f.label} ≤ ${percent(max)} of ${what}: ${percent(f.ratio)}`, actual: f.ratio, met: f.ratio <= max })
   }
   atLeast('kv.get', 0.6, 'the bare Bun.serve constant answer')
+  // A finished task stays finished until it is removed: these reads need not cost much more than a bare answer.
+  atLeast('database.getById', 0.5, 'the bare Bun.serve constant answer')
+  atLeast('master.isReady', 0.5, 'the bare Bun.serve constant answer')
   atLeast('storage.getImage', 1.0, 'nginx sending the same file')
   for (const f of figures) if (f.id.startsWith('e2e.')) atLeast(f.id, 0.8, 'the raw image work with the same threads')
   for (const f of figures) {
@@ -101,7 +104,9 @@ export function judgeTargets(figures: readonly Figure[]): Target[] {
     if (f.unit.endsWith('/s')) atLeast(f.id, 0.8, 'the same over an empty data folder')
     else atMost(f.id, 1.2, 'the same over an empty data folder')
   }
-  below('memory.storage', 64)
+  // Storage may hold its hot-image cache on top (PIXMILL_STORAGE_CACHE_BYTES): 64 MiB plus that budget.
+  const cacheMiB = Number(byId.get('memory.storage')?.details?.cacheBudgetMiB ?? 0)
+  below('memory.storage', 64 + cacheMiB, cacheMiB > 0 ? ` (64 MiB + its ${cacheMiB} MiB cache budget)` : '')
   below('memory.master', 64)
   return targets
 }

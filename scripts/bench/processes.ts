@@ -16,13 +16,20 @@ export interface BenchSystem {
   readonly addresses: Addresses
   /** Pids of storage and master when this run started them (their RSS can be read); undefined otherwise. */
   readonly pids?: { readonly storage: number; readonly master: number }
+  /** The processes this run started, by what runs in them (a role, or `roles` for all four in one): their CPU can be read. */
+  readonly cpuPids?: Readonly<Record<string, number>>
   /** Starts `bun run src/worker.ts <kv> <threads>` against this system. */
-  startWorker(threads: number): Promise<Stoppable>
+  startWorker(threads: number): Promise<StartedWorker>
   stop(): Promise<void>
 }
 
 export interface Stoppable {
   stop(): Promise<void>
+}
+
+/** A worker this run started. */
+export interface StartedWorker extends Stoppable {
+  readonly pid: number
 }
 
 /** Room for the memory figure's 200 MiB upload, which the default limit (50 MiB) refuses. */
@@ -41,9 +48,9 @@ async function stopRole(role: RoleProcess, graceMs = 5000): Promise<void> {
 }
 
 function workerStarter(kv: string, dataDir: string) {
-  return async (threads: number): Promise<Stoppable> => {
+  return async (threads: number): Promise<StartedWorker> => {
     const worker = await spawnRole('worker', [kv, String(threads)], { dataDir, env: ENV })
-    return { stop: () => stopRole(worker, 65_000) }
+    return { pid: worker.proc.pid, stop: () => stopRole(worker, 65_000) }
   }
 }
 
@@ -73,6 +80,7 @@ export async function startSystem(dataDir: string): Promise<BenchSystem> {
     layout: 'separate',
     addresses,
     pids: { storage: roles[2]!.proc.pid, master: roles[3]!.proc.pid },
+    cpuPids: Object.fromEntries(roles.map((role) => [role.role, role.proc.pid])),
     startWorker: workerStarter(addresses.kv, dataDir),
     stop,
   }
@@ -111,7 +119,7 @@ export async function startOneProcessSystem(dataDir: string): Promise<BenchSyste
     await stop()
     throw error
   }
-  return { layout: 'one-process', addresses, startWorker: workerStarter(addresses.kv, dataDir), stop }
+  return { layout: 'one-process', addresses, cpuPids: { roles: launched.proc.pid }, startWorker: workerStarter(addresses.kv, dataDir), stop }
 }
 
 /** A system somebody else runs: nothing to stop, no pids to read. */

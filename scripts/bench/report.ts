@@ -28,6 +28,24 @@ function rows(run: BenchRun): string[][] {
 
 const mark = (met: boolean) => (met ? 'met' : 'MISSED')
 
+const CPU_PREFIX = 'cpuMsPerImage.'
+
+/** CPU per image of each process, for the end-to-end figures that measured it: a Markdown table, or nothing. */
+function cpuTable(run: BenchRun): string[] {
+  const measured = run.figures.filter((f) => Object.keys(f.details ?? {}).some((key) => key.startsWith(CPU_PREFIX)))
+  if (measured.length === 0) return []
+  const names = [...new Set(measured.flatMap((f) => Object.keys(f.details!).filter((key) => key.startsWith(CPU_PREFIX))))]
+  const title = (key: string) => key.slice(CPU_PREFIX.length).replace('roles', 'kv, database, storage, master')
+  return [
+    'CPU time per image of each process, over the measured batches (ms):',
+    '',
+    `| figure | ${names.map(title).join(' | ')} |`,
+    `| --- | ${names.map(() => '---').join(' | ')} |`,
+    ...measured.map((f) => `| ${f.label} | ${names.map((key) => (f.details![key] === undefined ? '' : Number(f.details![key]).toFixed(1))).join(' | ')} |`),
+    '',
+  ]
+}
+
 /** A plain-text table for the terminal, then the targets. */
 export function consoleReport(run: BenchRun): string {
   const table = [[...HEADER], ...rows(run)]
@@ -60,6 +78,7 @@ export function markdownReport(run: BenchRun): string {
     `| ${HEADER.map(() => '---').join(' | ')} |`,
     ...rows(run).map((r) => `| ${r.map(cell).join(' | ')} |`),
     '',
+    ...cpuTable(run),
     'Targets (ratios from the same run):',
     '',
     ...run.targets.map((t) => `- **${mark(t.met)}**: ${t.text}`),

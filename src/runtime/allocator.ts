@@ -3,11 +3,13 @@
 /**
  * mimalloc hands freed memory back to the system 0.1 s after it is freed (MIMALLOC_PURGE_DELAY=100). Bun gives every
  * chunk of a request or response body to JavaScript in a fresh buffer, so a role moving images allocates and frees
- * megabytes a second, and each buffer faults its pages in again: on the 2-core bench machine that was more than a
- * third of the CPU the storage and master roles spend per image. -1 keeps freed pages for the next allocation; the
- * resident size of a role then stays at its peak (bounded as before: the collector frees the same buffers) instead of
- * shrinking after a burst. Measured in separate processes, 80 images of 512x512 through a 2-loop worker, CPU per
- * image: storage 11.5-19.5 -> 9.3-11 ms, master 6-9 -> 3.4-5.5 ms, the worker 14-17 -> 12.8-17.6 ms.
+ * megabytes a second, and with pages handed back each buffer faults its pages in again: on the 2-core bench machine
+ * the page faults and the copies into fresh pages were the largest share of the CPU the storage and master roles spent
+ * per image. -1 keeps freed pages for the next allocation. The price: a role's resident size stays at its peak instead
+ * of shrinking when it goes quiet (still bounded: the collector frees the same buffers as before), about 4 MiB more at
+ * rest and 4-5 MiB more at the peak of a 200 MiB upload. Measured end to end, 512x512 images through a 2-loop worker,
+ * three alternating rounds, CPU per image: storage 8.8-9.5 ms at 100, 8.0-8.3 at 1000, 4.8-9.0 with -1; master
+ * 7.0-7.4, 5.0-5.9 and 3.8-4.8 ms.
  */
 export const ALLOCATOR_ENV: Readonly<Record<string, string>> = { MIMALLOC_PURGE_DELAY: '-1' }
 
