@@ -87,7 +87,7 @@ async function openTaskStore(settings: Settings, log: Logger): Promise<TaskStore
     })
   }
   const dir = join(settings.dataDir, 'database')
-  log.info({ store: 'sqlite', dir }, 'task store: bun:sqlite')
+  log.info({ store: 'sqlite', dir, durability: settings.durability }, 'task store: bun:sqlite')
   return openSqliteTaskStore(dir, settings)
 }
 

@@ -28,8 +28,9 @@ function openKvStore(settings: Settings, log: Logger): KvStore {
     return openRedisKvStore(settings.kvUrl, { log })
   }
   const dir = join(settings.dataDir, 'kv')
-  log.info({ store: 'sqlite', dir }, 'kv store: bun:sqlite')
-  return openSqliteKvStore(dir)
+  const { durability } = settings
+  log.info({ store: 'sqlite', dir, durability }, 'kv store: bun:sqlite')
+  return openSqliteKvStore(dir, { durability })
 }
 
 if (import.meta.main) await runMain(() => startKv(process.argv.slice(2)))

@@ -22,8 +22,9 @@ async function openImageStore(settings: Settings, log: Logger): Promise<ImageSto
   const url = settings.storageUrl
   if (url === undefined) {
     const folder = join(settings.dataDir, 'storage')
-    log.info({ folder }, 'images kept on the file system')
-    return openFsImageStore(folder, { log, cacheBytes: settings.storageCacheBytes })
+    const { durability } = settings
+    log.info({ folder, durability }, 'images kept on the file system')
+    return openFsImageStore(folder, { log, cacheBytes: settings.storageCacheBytes, fsync: durability === 'power' })
   }
   const store = await withBackoff(() => openS3ImageStore(url), { ...kvWait(settings), what: `opening the image store at ${url}`, log })
   log.info({ storageUrl: url }, 'images kept in S3-compatible object storage')

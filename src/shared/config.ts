@@ -1,6 +1,7 @@
 // Settings: every PIXMILL_* variable read once, validated, frozen and passed down.
 import { resolve } from 'node:path'
 import { type Address, parseAddress } from './args.ts'
+import { DURABILITIES, type Durability } from './durability.ts'
 import { LOG_LEVELS } from './logger.ts'
 
 export interface Settings {
@@ -47,6 +48,8 @@ export interface Settings {
   readonly logLevel: (typeof LOG_LEVELS)[number]
   /** Where the worker serves its probes, metrics and status (PIXMILL_WORKER_LISTEN). Default `127.0.0.1:0` (a free port). */
   readonly workerListen: Address
+  /** What an acknowledged write survives on this machine's disk (PIXMILL_DURABILITY): `process` (default, kill -9) or `power`. */
+  readonly durability: Durability
   /** The worker's PNG encoder: `fast` (default) or `small` (the smallest output, at more CPU). */
   readonly pngEffort: 'fast' | 'small'
   /** `PIXMILL_KV_URL=redis://...`: the kv role keeps its pairs in Redis instead of bun:sqlite. */
@@ -203,6 +206,7 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     logLevel: oneOf(env, 'PIXMILL_LOG_LEVEL', LOG_LEVELS, 'info'),
     workerListen: address(env, 'PIXMILL_WORKER_LISTEN', '127.0.0.1:0'),
     pngEffort: oneOf(env, 'PIXMILL_PNG_EFFORT', ['fast', 'small'] as const, 'fast'),
+    durability: oneOf(env, 'PIXMILL_DURABILITY', DURABILITIES, 'process'),
     kvUrl: url(env, 'PIXMILL_KV_URL', ['redis:', 'rediss:']),
     databaseUrl: url(env, 'PIXMILL_DATABASE_URL', ['postgres:', 'postgresql:']),
     storageUrl: url(env, 'PIXMILL_STORAGE_URL', ['s3:']),

@@ -1,7 +1,9 @@
 // TaskStore on bun:sqlite (WAL): every acknowledged change is committed before the call returns.
+
 import { Database } from 'bun:sqlite'
 import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
+import { sqlitePragmas } from '../../shared/durability.ts'
 import { Conflict, NotFound } from '../../shared/errors.ts'
 import { removalTransactions } from './sqlite-removal.ts'
 import { migrateSqlite } from './sqlite-schema.ts'
@@ -22,8 +24,8 @@ import {
 export function openSqliteTaskStore(dir: string, options: TaskStoreOptions): TaskStore {
   mkdirSync(dir, { recursive: true })
   const db = new Database(join(dir, 'tasks.sqlite'), { create: true, strict: true })
-  // WAL with synchronous=NORMAL: a committed change survives a crash of the process (kill -9).
-  db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;')
+  // A committed change survives kill -9; with durability `power`, a power loss too (see durability.ts).
+  db.exec(`${sqlitePragmas(options.durability)} PRAGMA busy_timeout = 5000;`)
   migrateSqlite(db)
   // One process keeps this file: removals begun before a restart were interrupted, and are taken up by the first sweep.
   db.prepare('UPDATE tasks SET removing_until = ?1 WHERE removing_until > ?1').run((options.now ?? Date.now)())

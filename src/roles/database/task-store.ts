@@ -1,4 +1,5 @@
 // The TaskStore interface: task records, claims and leases, whatever keeps them.
+import type { Durability } from '../../shared/durability.ts'
 
 /** 0 not started, 1 in progress, 2 finished, 3 failed for good. */
 export type TaskState = 0 | 1 | 2 | 3
@@ -96,6 +97,8 @@ export interface TaskStoreOptions {
   readonly maxAttempts: number
   /** Epoch milliseconds; injected so that tests move time instead of sleeping. */
   readonly now?: () => number
+  /** What a commit survives, for a store on this machine's disk (PIXMILL_DURABILITY). Default `process`. */
+  readonly durability?: Durability
 }
 
 /**

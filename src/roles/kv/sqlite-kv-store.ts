@@ -1,7 +1,9 @@
 // KvStore on bun:sqlite (WAL): reads from memory, writes through to disk before they are acknowledged.
+
 import { Database } from 'bun:sqlite'
 import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
+import { type Durability, sqlitePragmas } from '../../shared/durability.ts'
 import type { KvStore } from './kv-store.ts'
 
 interface Entry {
@@ -13,6 +15,8 @@ interface Entry {
 export interface SqliteKvStoreOptions {
   /** Epoch milliseconds; injected so that tests move time instead of sleeping. */
   readonly now?: () => number
+  /** What a committed pair survives (PIXMILL_DURABILITY). Default `process`. */
+  readonly durability?: Durability
 }
 
 /** Opens (creating if needed) `<dir>/kv.sqlite`. */
@@ -20,8 +24,8 @@ export function openSqliteKvStore(dir: string, options: SqliteKvStoreOptions = {
   const now = options.now ?? Date.now
   mkdirSync(dir, { recursive: true })
   const db = new Database(join(dir, 'kv.sqlite'), { create: true, strict: true })
-  // WAL with synchronous=NORMAL: a committed pair survives a crash of the process (kill -9).
-  db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;')
+  // A committed pair survives kill -9; with durability `power`, a power loss too (see durability.ts).
+  db.exec(`${sqlitePragmas(options.durability)} PRAGMA busy_timeout = 5000;`)
   db.exec('CREATE TABLE IF NOT EXISTS pairs (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID')
   // Added with registrations that expire: older files get the column on open.
   const columns = db

@@ -17,9 +17,10 @@ export { shardOf } from './fs-layout.ts'
 
 export interface FsImageStoreOptions {
   /**
-   * fsync each image before it is renamed into place, and its folder after (and after a delete). Default true. A
-   * rename alone already survives `kill -9` (the page cache outlives the process); fsync adds power loss and kernel
-   * crashes, at the cost of a disk flush per image.
+   * fsync each image before it is renamed into place, and its folder after (and after a delete), and commit the tally
+   * with synchronous=FULL. Default true; the storage role passes PIXMILL_DURABILITY=power. A rename alone already
+   * survives `kill -9` (the page cache outlives the process); fsync adds power loss and kernel crashes, at the cost of
+   * a disk flush per image.
    */
   readonly fsync?: boolean
   /** Told when images of the flat layout of earlier versions have been moved into the sharded one. */
@@ -46,7 +47,7 @@ export function openFsImageStore(root: string, options: FsImageStoreOptions = {}
   const tempDir = join(root, 'tmp')
   for (const dir of [...AREAS.map(areaDir), tempDir]) mkdirSync(dir, { recursive: true })
   // First the tally (its last change is judged by the temp file that change named), then the temp files.
-  const tally = openTally(root, (change) => !existsSync(change.path))
+  const tally = openTally(root, (change) => !existsSync(change.path), fsync ? 'power' : 'process')
   for (const name of readdirSync(tempDir)) removeIfAbandoned(join(tempDir, name), name)
   if (!tally.existed) recountShards(areaDir, tally, options.log)
   /** Areas whose folder may still hold images of the flat layout: reads look there too until the move is done. */

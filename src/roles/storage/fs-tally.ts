@@ -1,6 +1,8 @@
 // Images and bytes per area of the file-system store, kept in bun:sqlite so that a start never walks the images.
+
 import { Database } from 'bun:sqlite'
 import { join } from 'node:path'
+import { type Durability, sqlitePragmas } from '../../shared/durability.ts'
 import { AREAS, type Area, type StoreStats } from './image-store.ts'
 
 /**
@@ -32,11 +34,11 @@ export interface Tally {
 }
 
 /** Opens `<root>/tally.sqlite`; `reached(change)` tells whether the last change before a crash reached the disk. */
-export function openTally(root: string, reached: (change: LastChange) => boolean): Tally {
+export function openTally(root: string, reached: (change: LastChange) => boolean, durability: Durability = 'process'): Tally {
   const path = join(root, 'tally.sqlite')
   const existed = Bun.file(path).size > 0
   const db = new Database(path, { create: true, strict: true })
-  db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;')
+  db.exec(sqlitePragmas(durability))
   db.exec(`
     CREATE TABLE IF NOT EXISTS totals (area TEXT PRIMARY KEY, images INTEGER NOT NULL, bytes INTEGER NOT NULL) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS last_change (one INTEGER PRIMARY KEY CHECK (one = 1), change TEXT NOT NULL);
