@@ -27,8 +27,9 @@ const work = anchor
     }
   : (png: Uint8Array) => swapRedGreen(png, options)
 const images = files.map((file) => new Uint8Array(readFileSync(file)))
-// One image first, as the worker's warm-up upload does: sharp's start-up and the JIT are not the work.
-await work(images[0]!)
+// Every image once first, unmeasured, as the system gets a warm-up batch: sharp's start-up, the JIT and the first
+// use of each page of the allocator's memory are not the work.
+for (const image of images) await work(image)
 
 const times: number[] = []
 let next = 0
