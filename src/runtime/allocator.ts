@@ -21,7 +21,12 @@ export const ALLOCATOR_ENV: Readonly<Record<string, string>> = { MIMALLOC_PURGE_
 export function restartWithAllocatorSettings(): void {
   if (Object.keys(ALLOCATOR_ENV).every((name) => process.env[name] !== undefined)) return
   const env = { ...ALLOCATOR_ENV, ...process.env }
-  // Not every platform has execve (Windows): there the process runs on with the allocator's defaults.
+  // Not every platform has execve (Windows), and a system may refuse it: then the process runs on with the
+  // allocator's defaults, slower but whole.
   if (typeof process.execve !== 'function') return
-  process.execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], env as Record<string, string>)
+  try {
+    process.execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], env as Record<string, string>)
+  } catch (error) {
+    console.error(`Could not restart with ${Object.keys(ALLOCATOR_ENV).join(', ')} set (${(error as Error).message}); running with the allocator's defaults.`)
+  }
 }
