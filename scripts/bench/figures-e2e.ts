@@ -9,10 +9,14 @@ import { MiB, percentile } from './stats.ts'
 
 const THREADS = [1, 2] as const
 
-/** Images per figure: enough for a few seconds of work at the speeds measured here (2048x2048: about 0.7 s each). */
+/**
+ * Images per batch: a few seconds of work at the speeds measured here (512x512: 80-100 images/s end to end; 2048x2048:
+ * 6-7), so that the start of a batch (its first upload and fetch) and its end (the last store and report, a loop idle
+ * while the other finishes) weigh little against the steady flow. 200 of 512x512, as the issue measured.
+ */
 const SIZES = (quick: boolean) => [
-  { size: 512, count: quick ? 6 : 80 },
-  { size: 2048, count: quick ? 2 : 12 },
+  { size: 512, count: quick ? 6 : 200 },
+  { size: 2048, count: quick ? 2 : 24 },
 ]
 
 /** How each layout is named in the figures' ids and labels. */
