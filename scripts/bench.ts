@@ -151,7 +151,7 @@ try {
     }
   }
   // Memory first, while the processes hold nothing of earlier load; its task is drained by the claims figure.
-  if (system.pids === undefined && options.only.has('memory'))
+  if ((system.pids?.storage === undefined || system.pids.master === undefined) && options.only.has('memory'))
     skipped.push({ id: 'memory', reason: 'the storage and master processes were not started by this run, so their RSS cannot be read' })
   else await step('memory', 'memory: a 200 MiB upload through the master', () => memoryFigures(ctx))
   await step('http', 'small answers at 64 connections', () => httpFigures(ctx))

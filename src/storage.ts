@@ -24,7 +24,7 @@ async function openImageStore(settings: Settings, log: Logger): Promise<ImageSto
     const folder = join(settings.dataDir, 'storage')
     const { durability } = settings
     log.info({ folder, durability }, 'images kept on the file system')
-    return openFsImageStore(folder, { log, cacheBytes: settings.storageCacheBytes, fsync: durability === 'power' })
+    return openFsImageStore(folder, { log, cacheBytes: settings.storageCacheBytes, durability })
   }
   const store = await withBackoff(() => openS3ImageStore(url), { ...kvWait(settings), what: `opening the image store at ${url}`, log })
   log.info({ storageUrl: url }, 'images kept in S3-compatible object storage')

@@ -113,7 +113,7 @@ export async function e2eFigures(ctx: BenchContext): Promise<Figure[]> {
         const anchors: RawWorkResult[] = []
         const runs: Awaited<ReturnType<typeof batch>>[] = []
         // CPU of every process of the system (and the worker) over the measured batches, per image.
-        const processes = { ...ctx.system.cpuPids, worker: worker.pid }
+        const processes = { ...ctx.system.pids, worker: worker.pid }
         const cpuSpent: Record<string, number> = {}
         // The whole set once, unmeasured, as the raw work gets its own: the JIT of every role and the first use of each
         // page of the allocators' memory are not the system's throughput (the first measured batch was 10-20 % slower).

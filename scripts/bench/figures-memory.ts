@@ -18,11 +18,12 @@ function memory(pid: number): { rss: number; hwm: number } {
 }
 
 export async function memoryFigures(ctx: BenchContext): Promise<Figure[]> {
-  const pids = ctx.system.pids
-  if (!pids) throw new Error('the memory figure needs processes this run started')
+  const storage = ctx.system.pids?.storage
+  const master = ctx.system.pids?.master
+  if (storage === undefined || master === undefined) throw new Error('the memory figure needs storage and master processes this run started')
   const roles = [
-    { id: 'memory.storage', label: 'storage peak RSS', pid: pids.storage },
-    { id: 'memory.master', label: 'master peak RSS', pid: pids.master },
+    { id: 'memory.storage', label: 'storage peak RSS', pid: storage },
+    { id: 'memory.master', label: 'master peak RSS', pid: master },
   ]
   const idle = roles.map((r) => memory(r.pid).rss)
   const peak = [...idle]

@@ -29,7 +29,7 @@ export async function fillDataFolder(dataDir: string, sizes: { readonly tasks: n
   db.close()
 
   // fsync off: the images only need to be there, as a role that wrote them over months would have left them.
-  const store = openFsImageStore(join(dataDir, 'storage'), { fsync: false })
+  const store = openFsImageStore(join(dataDir, 'storage'), { durability: 'process' })
   const body = () =>
     new ReadableStream<Uint8Array>({
       start: (c) => {

@@ -14,10 +14,11 @@ export type Layout = 'separate' | 'one-process' | 'given'
 export interface BenchSystem {
   readonly layout: Layout
   readonly addresses: Addresses
-  /** Pids of storage and master when this run started them (their RSS can be read); undefined otherwise. */
-  readonly pids?: { readonly storage: number; readonly master: number }
-  /** The processes this run started, by what runs in them (a role, or `roles` for all four in one): their CPU can be read. */
-  readonly cpuPids?: Readonly<Record<string, number>>
+  /**
+   * The processes this run started, by what runs in them (a role, or `roles` for all four in one), so that their RSS
+   * and CPU can be read; undefined for a system somebody else runs.
+   */
+  readonly pids?: Readonly<Record<string, number>>
   /** Starts `bun run src/worker.ts <kv> <threads>` against this system. */
   startWorker(threads: number): Promise<StartedWorker>
   stop(): Promise<void>
@@ -79,8 +80,7 @@ export async function startSystem(dataDir: string): Promise<BenchSystem> {
   return {
     layout: 'separate',
     addresses,
-    pids: { storage: roles[2]!.proc.pid, master: roles[3]!.proc.pid },
-    cpuPids: Object.fromEntries(roles.map((role) => [role.role, role.proc.pid])),
+    pids: Object.fromEntries(roles.map((role) => [role.role, role.proc.pid])),
     startWorker: workerStarter(addresses.kv, dataDir),
     stop,
   }
@@ -119,7 +119,7 @@ export async function startOneProcessSystem(dataDir: string): Promise<BenchSyste
     await stop()
     throw error
   }
-  return { layout: 'one-process', addresses, cpuPids: { roles: launched.proc.pid }, startWorker: workerStarter(addresses.kv, dataDir), stop }
+  return { layout: 'one-process', addresses, pids: { roles: launched.proc.pid }, startWorker: workerStarter(addresses.kv, dataDir), stop }
 }
 
 /** A system somebody else runs: nothing to stop, no pids to read. */

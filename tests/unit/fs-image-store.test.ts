@@ -19,9 +19,9 @@ imageStoreContract('file system with a hot-image cache', () => {
   return { open: () => openFsImageStore(join(dir.path, 'storage'), { cacheBytes: 8 * 1024 * 1024 }), cleanup: dir.remove }
 })
 
-imageStoreContract('file system without fsync', () => {
+imageStoreContract('file system, durability process (no fsync)', () => {
   const dir = tempDir()
-  return { open: () => openFsImageStore(join(dir.path, 'storage'), { fsync: false }), cleanup: dir.remove }
+  return { open: () => openFsImageStore(join(dir.path, 'storage'), { durability: 'process' }), cleanup: dir.remove }
 })
 
 /** Every image file and temp file under the store, as paths below it (the tally left out). */

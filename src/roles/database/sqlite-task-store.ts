@@ -1,5 +1,4 @@
 // TaskStore on bun:sqlite (WAL): every acknowledged change is committed before the call returns.
-
 import { Database } from 'bun:sqlite'
 import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'

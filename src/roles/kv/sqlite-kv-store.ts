@@ -1,5 +1,4 @@
 // KvStore on bun:sqlite (WAL): reads from memory, writes through to disk before they are acknowledged.
-
 import { Database } from 'bun:sqlite'
 import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'

@@ -4,6 +4,7 @@ import type { BigIntStats } from 'node:fs'
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, statSync, unlinkSync } from 'node:fs'
 import { rm, stat, statfs } from 'node:fs/promises'
 import { join } from 'node:path'
+import type { Durability } from '../../shared/durability.ts'
 import { DependencyUnavailable, HttpError, InsufficientStorage, PayloadTooLarge } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { createHotCache, tagOf } from './fs-hot-cache.ts'
@@ -17,19 +18,20 @@ export { shardOf } from './fs-layout.ts'
 
 export interface FsImageStoreOptions {
   /**
-   * fsync each image before it is renamed into place, and its folder after (and after a delete), and commit the tally
-   * with synchronous=FULL. Default true; the storage role passes PIXMILL_DURABILITY=power. A rename alone already
-   * survives `kill -9` (the page cache outlives the process); fsync adds power loss and kernel crashes, at the cost of
-   * a disk flush per image.
+   * What a stored image survives (PIXMILL_DURABILITY; default `power`). `process`: the rename alone, which survives
+   * `kill -9` (the page cache outlives the process). `power`: each image fsynced before it is renamed into place, its
+   * folder after (and after a delete), the tally committed with synchronous=FULL: power loss and kernel crashes too,
+   * at a disk flush per image.
    */
-  readonly fsync?: boolean
+  readonly durability?: Durability
   /** Told when images of the flat layout of earlier versions have been moved into the sharded one. */
   readonly log?: Logger
   /**
    * Bytes of hot images kept in memory (PIXMILL_STORAGE_CACHE_BYTES; default 0, none). An image read a second time is
    * kept, up to an eighth of this each, the least recently read going first; every read checks the file's tag, so a
-   * replaced or removed image is never served from memory. Bun sends a file with sendfile(2) at about half the rate it sends the
-   * same bytes from memory (oven-sh/bun#11228): a hot image, read again and again, goes out twice as fast from here.
+   * replaced or removed image is never served from memory. Bun sends a file of 1 MiB or more with sendfile(2), at
+   * about half the rate it sends the same bytes from memory (oven-sh/bun#11228), and reads a smaller one into a fresh
+   * buffer for every answer: a hot image, read again and again, goes out faster from here.
    */
   readonly cacheBytes?: number
 }
@@ -42,12 +44,13 @@ export interface FsImageStoreOptions {
  * answers DependencyUnavailable and `healthy()` false rather than quietly starting an empty store.
  */
 export function openFsImageStore(root: string, options: FsImageStoreOptions = {}): ImageStore {
-  const fsync = options.fsync ?? true
+  const durability = options.durability ?? 'power'
+  const fsync = durability === 'power'
   const areaDir = (area: Area) => join(root, area)
   const tempDir = join(root, 'tmp')
   for (const dir of [...AREAS.map(areaDir), tempDir]) mkdirSync(dir, { recursive: true })
   // First the tally (its last change is judged by the temp file that change named), then the temp files.
-  const tally = openTally(root, (change) => !existsSync(change.path), fsync ? 'power' : 'process')
+  const tally = openTally(root, (change) => !existsSync(change.path), durability)
   for (const name of readdirSync(tempDir)) removeIfAbandoned(join(tempDir, name), name)
   if (!tally.existed) recountShards(areaDir, tally, options.log)
   /** Areas whose folder may still hold images of the flat layout: reads look there too until the move is done. */

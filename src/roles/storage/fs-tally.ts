@@ -1,5 +1,4 @@
 // Images and bytes per area of the file-system store, kept in bun:sqlite so that a start never walks the images.
-
 import { Database } from 'bun:sqlite'
 import { join } from 'node:path'
 import { type Durability, sqlitePragmas } from '../../shared/durability.ts'
