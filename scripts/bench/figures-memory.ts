@@ -5,6 +5,7 @@ import { PNG_SIGNATURE } from '../../src/shared/png-header.ts'
 import { ihdrChunk } from '../../tests/helpers/png.ts'
 import { generatedBody } from '../../tests/helpers/rss.ts'
 import type { BenchContext } from './context.ts'
+import { gradientNoisePng } from './images.ts'
 import { type Figure, figure } from './model.ts'
 import { MiB } from './stats.ts'
 
@@ -25,6 +26,11 @@ export async function memoryFigures(ctx: BenchContext): Promise<Figure[]> {
     { id: 'memory.storage', label: 'storage peak RSS', pid: storage },
     { id: 'memory.master', label: 'master peak RSS', pid: master },
   ]
+  // One small image first, as any master in service has stored: it passes uploads on unread to a storage that has
+  // shown it checks them (createUploadPeers), and the figure is about that steady path, not a master's first upload.
+  const first = await fetch(`http://${ctx.system.addresses.master}/new`, { method: 'POST', body: await gradientNoisePng(64, 64, 1) })
+  if (first.status !== 200) throw new Error(`POST /new of a small PNG: ${first.status} ${await first.text()}`)
+  ctx.ownTasks.add(Number(await first.text()))
   const idle = roles.map((r) => memory(r.pid).rss)
   const peak = [...idle]
   const sample = () => {

@@ -1,4 +1,5 @@
 // Reads and checks the start of a PNG (signature and IHDR) without decoding anything.
+import { BadRequest, UnsupportedMediaType } from './errors.ts'
 
 export const PNG_SIGNATURE = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
 
@@ -58,4 +59,22 @@ export function parsePngHeader(bytes: Uint8Array): { header: PngHeader } | { pro
     return { problem: 'the PNG declares an unknown compression, filter or interlace method' }
   }
   return { header: { width, height, bitDepth: bitDepth!, colorType: colorType!, interlaced: interlace === 1 } }
+}
+
+/** 400: a body with the PNG signature whose IHDR is missing or invalid. */
+export class InvalidPng extends BadRequest {}
+
+/**
+ * The header of an upload whose first bytes (PNG_HEADER_BYTES, or the whole body when shorter) are `head`; throws the
+ * answer for anything else: 415 without the PNG signature, 400 for a missing or invalid IHDR. Master and storage
+ * answer the same, so that an upload the master passes on unread is refused as if the master had read it.
+ */
+export function checkPngHead(head: Uint8Array): PngHeader {
+  if (!hasPngSignature(head)) {
+    const why = head.byteLength < PNG_SIGNATURE.length ? 'it is shorter than the PNG signature' : 'it does not start with the PNG signature'
+    throw new UnsupportedMediaType(`The body is not a PNG: ${why}.`)
+  }
+  const parsed = parsePngHeader(head)
+  if ('problem' in parsed) throw new InvalidPng(`Not a valid PNG: ${parsed.problem}.`)
+  return parsed.header
 }

@@ -1,10 +1,14 @@
 // kv, database, storage and master as real processes: the whole task cycle over sockets, and a 100 MiB upload in constant memory.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { join } from 'node:path'
 import { PNG_SIGNATURE } from '../../src/shared/png-header.ts'
 import { encodePng, ihdrChunk } from '../helpers/png.ts'
 import { freePort, httpText, type RoleProcess, spawnRole } from '../helpers/processes.ts'
+import { rawClient } from '../helpers/raw-client.ts'
 import { generatedBody, peakRssGrowth } from '../helpers/rss.ts'
+import { storedImages, tempFiles } from '../helpers/stored-files.ts'
 import { tempDir } from '../helpers/temp.ts'
+import { waitFor } from '../helpers/wait-for.ts'
 
 const dir = tempDir('pixmill-e2e-master-')
 const at = () => `127.0.0.1:${freePort()}`
@@ -12,7 +16,8 @@ const kv = at()
 const database = at()
 const storage = at()
 const master = at()
-const env = { PIXMILL_MAX_UPLOAD_BYTES: String(200 * 1024 * 1024) }
+const UPLOAD_TIMEOUT_SECONDS = 3
+const env = { PIXMILL_MAX_UPLOAD_BYTES: String(200 * 1024 * 1024), PIXMILL_UPLOAD_TIMEOUT_SECONDS: String(UPLOAD_TIMEOUT_SECONDS) }
 const roles: RoleProcess[] = []
 
 beforeAll(async () => {
@@ -64,7 +69,57 @@ describe('e2e: master with its peers', () => {
     // No Content-Length assertion: Bun frames a proxied stream as chunked unless it arrived whole (oven-sh/bun#10507).
     expect(new Uint8Array(await download.arrayBuffer())).toEqual(result)
   })
+})
 
+describe('e2e: uploads the master passes to storage unread', () => {
+  // The tests above have stored images through this master: it passes uploads with Content-Length on unread.
+  const tasks = async () => (await httpText(database, '/list')).text.trim().split('\n').filter(Boolean).length
+  const images = () => storedImages(join(dir.path, 'storage'))
+  const storageRefusals = async () =>
+    Number(/^pixmill_storage_uploads_rejected_total\{reason="not_png"[^}]*\} (\d+)$/m.exec((await httpText(storage, '/metrics')).text)?.[1] ?? 0)
+  const uploadHead = (length: number) => `POST /new HTTP/1.1\r\nHost: master\r\nContent-Type: image/png\r\nContent-Length: ${length}\r\n\r\n`
+
+  test('a body that is not a PNG gets the master’s answer from storage; no task and no image are left', async () => {
+    const [before, stored, refusedByStorage] = [await tasks(), images(), await storageRefusals()]
+    const bad = new Uint8Array([...PNG_SIGNATURE, ...new Uint8Array(64 * 1024).fill(7)])
+    const got = await httpText(master, '/new', { method: 'POST', body: bad, headers: { 'content-type': 'image/png' } })
+    expect(got.status).toBe(400)
+    expect(got.text).toBe('Error: Not a valid PNG: the PNG does not start with a valid IHDR chunk.')
+    // Storage read the body and refused it: the master did not read it first.
+    expect(await storageRefusals()).toBe(refusedByStorage + 1)
+    expect(await tasks()).toBe(before)
+    expect(images()).toEqual(stored)
+  })
+
+  test('a client gone midway leaves no task, no image and no temporary file', async () => {
+    const [before, stored] = [await tasks(), images()]
+    const client = await rawClient(master)
+    client.write(uploadHead(1024 * 1024))
+    client.write(new Uint8Array([...PNG_SIGNATURE, ...ihdrChunk(512, 512, 8, 6), ...new Uint8Array(200 * 1024)]))
+    await Bun.sleep(200)
+    client.end()
+    await client.closed
+    await waitFor('storage to drop the broken upload', () => tempFiles(join(dir.path, 'storage')).length === 0)
+    await waitFor('the reserved task to be dropped', async () => (await tasks()) === before)
+    expect(images()).toEqual(stored)
+  })
+
+  test('a body that stops coming gets 408 after PIXMILL_UPLOAD_TIMEOUT_SECONDS; no task and no image are left', async () => {
+    const [before, stored] = [await tasks(), images()]
+    const client = await rawClient(master)
+    client.write(uploadHead(1024 * 1024))
+    client.write(new Uint8Array([...PNG_SIGNATURE, ...ihdrChunk(512, 512, 8, 6), ...new Uint8Array(100 * 1024)]))
+    const { text, afterMs } = await client.closed
+    expect(text).toStartWith('HTTP/1.1 408')
+    expect(text).toContain('Error:')
+    expect(afterMs).toBeLessThan(UPLOAD_TIMEOUT_SECONDS * 1000 + 4000)
+    expect(await tasks()).toBe(before)
+    await waitFor('storage to drop the broken upload', () => tempFiles(join(dir.path, 'storage')).length === 0)
+    expect(images()).toEqual(stored)
+  })
+})
+
+describe('e2e: master with its peers, storage moved', () => {
   test('storage restarted on another address: the master looks it up again and a download goes through', async () => {
     const id = (await httpText(master, '/new', { method: 'POST', body: png })).text
     const claim = JSON.parse((await httpText(master, '/getNewTask', { method: 'POST' })).text)

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from '
 import { join } from 'node:path'
 import { PNG_SIGNATURE } from '../../src/shared/png-header.ts'
 import { freePort, httpText, type RoleProcess, spawnRole } from '../helpers/processes.ts'
+import { rawClient } from '../helpers/raw-client.ts'
 import { filesBelow } from '../helpers/stored-files.ts'
 import { tempDir } from '../helpers/temp.ts'
 import { waitFor } from '../helpers/wait-for.ts'
@@ -24,37 +25,6 @@ afterAll(async () => {
   await Promise.allSettled(roles.map((r) => r.kill9()))
   dir.remove()
 })
-
-interface RawClient {
-  write(bytes: string | Uint8Array): void
-  /** Resolves when the server closes the connection, with what it sent. */
-  readonly closed: Promise<{ text: string; afterMs: number }>
-}
-
-/** A raw TCP client, so that a test can send a request byte by byte and see when the server hangs up. */
-async function rawClient(address: string): Promise<RawClient> {
-  const [hostname, port] = address.split(':')
-  const started = performance.now()
-  let received = ''
-  let done!: (value: { text: string; afterMs: number }) => void
-  const closed = new Promise<{ text: string; afterMs: number }>((resolve) => (done = resolve))
-  const socket = await Bun.connect({
-    hostname: hostname!,
-    port: Number(port),
-    socket: {
-      data(_socket, data) {
-        received += new TextDecoder().decode(data)
-      },
-      close() {
-        done({ text: received, afterMs: performance.now() - started })
-      },
-      error() {
-        done({ text: received, afterMs: performance.now() - started })
-      },
-    },
-  })
-  return { write: (bytes) => void socket.write(bytes), closed }
-}
 
 const files = () => filesBelow(join(dir.path, 'storage'))
 

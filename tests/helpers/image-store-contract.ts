@@ -2,16 +2,18 @@
 import { afterEach, beforeEach, describe, expect, test } from 'bun:test'
 import type { ImageStore, StoredImage } from '../../src/roles/storage/image-store.ts'
 import { BadRequest, PayloadTooLarge } from '../../src/shared/errors.ts'
+import { ihdrChunk, signature } from './png.ts'
 import { waitFor } from './wait-for.ts'
 
-const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]
+/** The signature and an IHDR (16x16 RGBA): what storage checks of a body before it stores it. */
+const HEAD = Uint8Array.from([...signature(), ...ihdrChunk(16, 16, 8, 6)])
 const LIMIT = { maxBytes: 8 * 1024 * 1024 }
 
-/** `size` bytes starting with the PNG signature, the rest a pattern that `seed` makes distinct. */
+/** `size` bytes starting with the PNG signature and a valid IHDR (as far as `size` goes), the rest a pattern that `seed` makes distinct. */
 export function pngBytes(size: number, seed = 1): Uint8Array<ArrayBuffer> {
   const bytes = new Uint8Array(size)
   for (let i = 0; i < size; i++) bytes[i] = (i * 31 + seed * 17) & 0xff
-  bytes.set(SIGNATURE.slice(0, size))
+  bytes.set(HEAD.subarray(0, size))
   return bytes
 }
 

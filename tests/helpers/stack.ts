@@ -1,7 +1,7 @@
 // An in-process stack for route tests: real database and storage apps behind the master, no sockets.
 import { join } from 'node:path'
 import { createDatabaseClient } from '../../src/clients/database-client.ts'
-import { createPeerFetch } from '../../src/clients/http.ts'
+import { createPeerFetch, type Fetch } from '../../src/clients/http.ts'
 import { fixedPeer } from '../../src/clients/peer-address.ts'
 import { createStorageClient } from '../../src/clients/storage-client.ts'
 import { createDatabaseApp } from '../../src/roles/database/app.ts'
@@ -37,6 +37,8 @@ export interface StackOptions {
   readonly limitClock?: () => number
   /** Least time between two polls behind the master's `/wait` (default 250 ms). */
   readonly waitPollMs?: number
+  /** Stands between the peers and storage's app: a test watches or changes the calls and answers here. */
+  readonly storageTransport?: (request: Request, storage: Fetch) => Promise<Response>
 }
 
 /** Database, storage and master apps wired together in-process over a fresh data folder. */
@@ -55,7 +57,8 @@ export function inProcessStack(options: StackOptions = {}) {
     ...quietDeps('storage'),
   })
   let storageUp = true
-  const storageFetch = inProcess(storage)
+  const storageApp = inProcess(storage)
+  const storageFetch: Fetch = options.storageTransport ? (request) => options.storageTransport!(request, storageApp) : storageApp
   const storageClient = createStorageClient(
     fixedPeer('storageAddress', 'storage.local'),
     // Lets a test take storage away, as a crashed role would be.

@@ -1,10 +1,12 @@
 // master routes through app.handle, over real in-process database and storage apps.
 import { afterEach, beforeEach, describe, expect, test } from 'bun:test'
 import { join } from 'node:path'
-import { PNG_SIGNATURE } from '../../src/shared/png-header.ts'
-import { call } from '../helpers/http.ts'
+import type { HttpError } from '../../src/shared/errors.ts'
+import { checkPngHead, PNG_HEADER_BYTES, PNG_SIGNATURE } from '../../src/shared/png-header.ts'
+import { PNG_SIZE_HEADER } from '../../src/shared/wire/headers.ts'
+import { call, ORIGIN } from '../helpers/http.ts'
 import { encodePng } from '../helpers/png.ts'
-import { inProcessStack } from '../helpers/stack.ts'
+import { inProcessStack, stackPool } from '../helpers/stack.ts'
 import { storedImages } from '../helpers/stored-files.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 
@@ -268,5 +270,137 @@ describe('master: GET /wait', () => {
     const unknown = await get('/wait?id=999&timeout=1')
     expect(unknown.status).toBe(404)
     expect(unknown.text).toStartWith('Error:')
+  })
+})
+
+describe('master: uploads passed to storage unread', () => {
+  const pool = stackPool()
+  afterEach(() => pool.closeAll())
+
+  /** The request a client sends over HTTP: with Content-Length (app.handle would not add it). */
+  const sized = (body: Uint8Array<ArrayBuffer>) =>
+    new Request(`${ORIGIN}/new`, { method: 'POST', body, headers: { 'content-type': 'image/png', 'content-length': String(body.byteLength) } })
+  const answer = async (stack: ReturnType<typeof inProcessStack>, request: Request) => {
+    const response = await stack.master.handle(request)
+    return { status: response.status, text: await response.text() }
+  }
+  const taskList = async (stack: ReturnType<typeof inProcessStack>) => (await call(stack.database, 'GET', '/list')).text.trim().split('\n').filter(Boolean)
+  /** What the master answers a body itself, read and checked before storage hears of it. */
+  const ownAnswer = (body: Uint8Array<ArrayBuffer>) => {
+    try {
+      checkPngHead(body.subarray(0, PNG_HEADER_BYTES))
+      return undefined
+    } catch (error) {
+      return { status: (error as HttpError).status, text: `Error: ${(error as Error).message}` }
+    }
+  }
+  const BAD_BODIES = [
+    ['a text body', new TextEncoder().encode('hello, this is not an image at all')],
+    ['the signature then garbage', new Uint8Array([...PNG_SIGNATURE, ...new Uint8Array(40).fill(7)])],
+    ['a PNG cut inside its header', PNG.subarray(0, 20)],
+  ] as const
+
+  test('once storage showed that it checks PNG headers, the stream the client sent is what storage reads', async () => {
+    const bodies: Array<ReadableStream | null> = []
+    const stack = pool.with({
+      maxUploadBytes: 64 * 1024,
+      storageTransport: (request, storage) => {
+        if (new URL(request.url).pathname === '/sendImage') bodies.push(request.body)
+        return storage(request)
+      },
+    })
+    const first = sized(PNG)
+    expect(await answer(stack, first)).toEqual({ status: 200, text: '0' })
+    const second = sized(RESULT)
+    expect(await answer(stack, second)).toEqual({ status: 200, text: '1' })
+    expect(bodies).toHaveLength(2)
+    // The first was read here (its header checked) and passed on as a new stream; the second went on as it came.
+    expect(bodies[0]).not.toBe(first.body)
+    expect(bodies[1]).toBe(second.body)
+    const stored = await stack.storage.handle(new Request(`${ORIGIN}/getImage?id=1&state=working`))
+    expect(new Uint8Array(await stored.arrayBuffer())).toEqual(RESULT)
+    expect((await call(stack.master, 'GET', '/status?id=1')).text).toContain('"state":0')
+  })
+
+  test.each(BAD_BODIES)('storage refuses %s with the answer the master gives, and the task reserved for it is dropped', async (_what, body) => {
+    const stack = pool.with({ maxUploadBytes: 64 * 1024 })
+    expect((await answer(stack, sized(PNG))).status).toBe(200)
+    expect(await answer(stack, sized(body))).toEqual(ownAnswer(body)!)
+    expect(await taskList(stack)).toHaveLength(1)
+    expect(storedImages(join(stack.dir, 'storage'))).toEqual(['working/0.png'])
+    // The next upload is accepted as usual.
+    expect(await answer(stack, sized(RESULT))).toEqual({ status: 200, text: '2' })
+  })
+
+  test('a storage that answers without X-Png-Size, as an original one, gets every upload read and checked here', async () => {
+    const sent: Array<ReadableStream | null> = []
+    const stack = pool.with({
+      maxUploadBytes: 64 * 1024,
+      storageTransport: async (request, storage) => {
+        if (new URL(request.url).pathname === '/sendImage') sent.push(request.body)
+        const response = await storage(request)
+        const headers = new Headers(response.headers)
+        headers.delete(PNG_SIZE_HEADER)
+        return new Response(response.body, { status: response.status, headers })
+      },
+    })
+    const uploads = [sized(PNG), sized(RESULT), sized(PNG)]
+    for (const upload of uploads) expect((await answer(stack, upload)).status).toBe(200)
+    expect(sent.some((body, i) => body === uploads[i]!.body)).toBe(false)
+    const [, bad] = BAD_BODIES[1]
+    expect(await answer(stack, sized(bad))).toEqual(ownAnswer(bad)!)
+    // Refused before a task was reserved or storage was called.
+    expect(sent).toHaveLength(3)
+    expect(await taskList(stack)).toHaveLength(3)
+  })
+
+  test('a storage replaced by one that stores any body: the image is read back, and one that is not a PNG goes with its task', async () => {
+    // After the first upload storage's address is taken over by a store of the original kind: it keeps any body.
+    let original = false
+    const kept = new Map<string, Uint8Array<ArrayBuffer>>()
+    const stack = pool.with({
+      maxUploadBytes: 64 * 1024,
+      storageTransport: async (request, storage) => {
+        if (!original) return storage(request)
+        const url = new URL(request.url)
+        const key = `${url.searchParams.get('state')}/${url.searchParams.get('id')}`
+        if (url.pathname === '/sendImage') {
+          kept.set(key, new Uint8Array(await request.arrayBuffer()))
+          return new Response('success')
+        }
+        if (url.pathname === '/getImage') return kept.has(key) ? new Response(kept.get(key)) : new Response('Error: no image', { status: 404 })
+        return new Response('404 page not found\n', { status: 404 })
+      },
+    })
+    expect((await answer(stack, sized(PNG))).status).toBe(200)
+    original = true
+    const [, bad] = BAD_BODIES[1]
+    expect(await answer(stack, sized(bad))).toEqual(ownAnswer(bad)!)
+    expect(await taskList(stack)).toHaveLength(1)
+    expect((await call(stack.master, 'POST', '/getNewTask')).text).toContain('"id":0')
+    expect((await call(stack.master, 'POST', '/getNewTask')).status).toBe(404)
+    // Learnt: the next bad body is refused here, without a call to storage.
+    kept.clear()
+    expect(await answer(stack, sized(bad))).toEqual(ownAnswer(bad)!)
+    expect(kept.size).toBe(0)
+  })
+
+  test('a body that stops coming gets 408 when PIXMILL_UPLOAD_TIMEOUT_SECONDS runs out; no task is left', async () => {
+    const stack = pool.with({ maxUploadBytes: 64 * 1024, uploadTimeoutSeconds: 1 })
+    expect((await answer(stack, sized(PNG))).status).toBe(200)
+    const stalled = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(PNG)
+      },
+    })
+    const started = performance.now()
+    const got = await answer(
+      stack,
+      new Request(`${ORIGIN}/new`, { method: 'POST', body: stalled, headers: { 'content-length': '50000' }, duplex: 'half' } as RequestInit),
+    )
+    expect(got.status).toBe(408)
+    expect(got.text).toStartWith('Error:')
+    expect(performance.now() - started).toBeLessThan(5000)
+    expect(await taskList(stack)).toHaveLength(1)
   })
 })

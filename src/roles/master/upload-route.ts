@@ -7,10 +7,10 @@ import { TooManyRequests } from '../../shared/errors.ts'
 import { createGate } from '../../shared/gate.ts'
 import { hashTaskKey, newTaskKey, TASK_KEY_HEADER } from '../../shared/task-key.ts'
 import { ErrorText } from '../../shared/wire/params.ts'
-import { acceptUpload, type UploadDeps } from './accept-upload.ts'
+import { acceptUpload, createUploadPeers, type UploadDeps } from './accept-upload.ts'
 import { pngRequestBody } from './model.ts'
 
-export interface UploadRouteDeps extends Omit<UploadDeps, 'uploadTimeoutSeconds' | 'keyHash'>, UploadLimitOptions {
+export interface UploadRouteDeps extends Omit<UploadDeps, 'uploadTimeoutSeconds' | 'keyHash' | 'peers'>, UploadLimitOptions {
   readonly privateResults: boolean
   /** PIXMILL_UPLOAD_TIMEOUT_SECONDS. Default 300. */
   readonly uploadTimeoutSeconds?: number
@@ -25,6 +25,7 @@ export function uploadRoute(deps: UploadRouteDeps, uploads: Counter<'outcome'>) 
   // `??`, not a spread default: an explicit undefined must not switch the deadline off.
   const uploadTimeoutSeconds = deps.uploadTimeoutSeconds ?? 300
   const limit = createUploadLimit({ ...deps })
+  const peers = createUploadPeers()
   return new Elysia().use(accessMacro()).post(
     '/new',
     async ({ request, server, set }) => {
@@ -33,9 +34,9 @@ export function uploadRoute(deps: UploadRouteDeps, uploads: Counter<'outcome'>) 
         limit.admit(request, server)
         const key = privateResults ? newTaskKey() : undefined
         const keyHash = key === undefined ? undefined : hashTaskKey(key)
-        const { id, header } = await uploadGate.run(() => acceptUpload(request, { ...deps, uploadTimeoutSeconds, keyHash }))
+        const { id, size } = await uploadGate.run(() => acceptUpload(request, { ...deps, uploadTimeoutSeconds, keyHash, peers }))
         uploads.inc({ outcome: 'accepted' })
-        log.info({ id, width: header.width, height: header.height }, 'upload accepted')
+        log.info({ id, width: size.width, height: size.height }, 'upload accepted')
         if (key !== undefined) {
           set.headers[TASK_KEY_HEADER] = key
           // The key is a secret: no cache along the way keeps the answer.

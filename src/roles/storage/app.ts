@@ -1,14 +1,15 @@
 // The storage role: PNG images by task id in two areas, streamed in to disk and out with sendfile.
 import { Counter, Gauge, type Registry } from 'prom-client'
 import { finishRole, roleKit } from '../../plugins/role-kit.ts'
-import type { PeekedBody } from '../../shared/body-stream.ts'
 import { BadRequest, DependencyUnavailable, InsufficientStorage, NotFound, PayloadTooLarge, UnsupportedMediaType } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
+import { InvalidPng } from '../../shared/png-header.ts'
+import { PNG_SIZE_HEADER } from '../../shared/wire/headers.ts'
 import { ErrorText, Success } from '../../shared/wire/params.ts'
 import { conditionalAnswer } from './conditional-get.ts'
 import { AREAS, type ImageStore } from './image-store.ts'
 import { GetImageResponses, ImageQuery, PngRequestBody } from './model.ts'
-import { pngUploadBody, UploadBrokenOff, uploadFailure } from './png-upload.ts'
+import { type PngUpload, pngUploadBody, UploadBrokenOff, uploadFailure } from './png-upload.ts'
 
 export interface StorageAppDeps {
   /** PIXMILL_TOKEN: when set, the internal routes want it. */
@@ -105,7 +106,7 @@ function storageMetrics(registry: Registry, store: ImageStore) {
 function rejectReason(error: unknown): string {
   if (error instanceof InsufficientStorage) return 'disk_full'
   if (error instanceof PayloadTooLarge) return 'too_large'
-  if (error instanceof UnsupportedMediaType) return 'not_png'
+  if (error instanceof UnsupportedMediaType || error instanceof InvalidPng) return 'not_png'
   if (error instanceof UploadBrokenOff) return 'broken_off'
   if (error instanceof BadRequest) return 'empty'
   if (error instanceof DependencyUnavailable) return 'store_unavailable'
@@ -171,8 +172,8 @@ export function createStorageApp({
   })
     .post(
       '/sendImage',
-      async ({ query, request }) => {
-        let body: PeekedBody | undefined
+      async ({ query, request, set }) => {
+        let body: PngUpload | undefined
         try {
           const room = await disk.problem()
           if (room) throw new InsufficientStorage(`${room} Uploads are refused until there is room.`)
@@ -181,6 +182,7 @@ export function createStorageApp({
           metrics.stored.inc({ area: query.state })
           metrics.received.inc(bytes)
           log.info({ id: Number(query.id), area: query.state, bytes }, 'image stored')
+          set.headers[PNG_SIZE_HEADER] = `${body.header.width}x${body.header.height}`
         } catch (caught) {
           const error = uploadFailure(body, caught, maxUploadBytes)
           const reason = rejectReason(error)
@@ -199,7 +201,8 @@ export function createStorageApp({
           summary: 'Store the raw PNG body as the image of `id` in area `state` (replacing any earlier one)',
           description:
             `Answers \`success\` once the whole image is on disk. \`413\` for a body over PIXMILL_MAX_UPLOAD_BYTES ` +
-            `(${maxUploadBytes} bytes here), \`415\` unless it starts with the PNG signature, \`400\` when empty.`,
+            `(${maxUploadBytes} bytes here), \`415\` unless it starts with the PNG signature, \`400\` when empty or without a valid ` +
+            `IHDR. The answer's \`X-Png-Size\` header gives the size the IHDR declares (\`512x512\`).`,
           requestBody: PngRequestBody,
           tags: ['original'],
         },

@@ -1,7 +1,7 @@
-// A raw PNG upload, checked before anything touches the disk: its announced size, then its first 8 bytes.
+// A raw PNG upload, checked before anything touches the disk: its announced size, then its signature and IHDR.
 import { collectionPace, declaredLength, type PeekedBody, peekBody } from '../../shared/body-stream.ts'
-import { BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType } from '../../shared/errors.ts'
-import { hasPngSignature, PNG_SIGNATURE } from '../../shared/png-header.ts'
+import { BadRequest, PayloadTooLarge, RequestTimeout } from '../../shared/errors.ts'
+import { checkPngHead, PNG_HEADER_BYTES, type PngHeader } from '../../shared/png-header.ts'
 
 /** The client went away (or its body stream broke) before the body was complete. */
 export class UploadBrokenOff extends BadRequest {
@@ -12,29 +12,36 @@ export class UploadBrokenOff extends BadRequest {
 
 const EMPTY = 'The body is empty: send the PNG file as the raw request body.'
 
+/** An upload worth storing: its stream, and the header read from its first bytes. */
+export interface PngUpload extends PeekedBody {
+  readonly header: PngHeader
+}
+
 /**
  * The request body, once it is known to be worth storing: 413 at once when Content-Length announces more than
- * `maxBytes`, 400 when empty, 415 unless it starts with the PNG signature. The stream gives the whole body (the
- * bytes peeked at included) and fails with PayloadTooLarge as soon as a body without Content-Length passes the limit.
+ * `maxBytes`, 400 when empty, then checkPngHead's answer (415 without the PNG signature, 400 without a valid IHDR).
+ * The stream gives the whole body (the bytes peeked at included) and fails with PayloadTooLarge as soon as a body
+ * without Content-Length passes the limit. The IHDR is checked here, not only the signature, because the master
+ * passes an upload on unread once it knows this storage checks it (the `X-Png-Size` answer).
  */
-export async function pngUploadBody(request: Request, maxBytes: number, deadlineSeconds?: number): Promise<PeekedBody> {
+export async function pngUploadBody(request: Request, maxBytes: number, deadlineSeconds?: number): Promise<PngUpload> {
   const length = declaredLength(request)
   if (length !== undefined && length > maxBytes) throw new PayloadTooLarge(maxBytes)
   if (request.body === null || length === 0) throw new BadRequest(EMPTY)
   let body: PeekedBody
   try {
-    body = await peekBody(request.body, PNG_SIGNATURE.length, maxBytes, deadlineSeconds, collectionPace(length))
+    body = await peekBody(request.body, PNG_HEADER_BYTES, maxBytes, deadlineSeconds, collectionPace(length))
   } catch (error) {
     if (error instanceof PayloadTooLarge || error instanceof RequestTimeout) throw error
     throw new UploadBrokenOff()
   }
   if (body.head.byteLength === 0) throw new BadRequest(EMPTY)
-  if (!hasPngSignature(body.head)) {
+  try {
+    return { ...body, header: checkPngHead(body.head) }
+  } catch (error) {
     await body.stream.cancel().catch(() => {})
-    const why = body.head.byteLength < PNG_SIGNATURE.length ? 'it is shorter than the PNG signature' : 'it does not start with the PNG signature'
-    throw new UnsupportedMediaType(`The body is not a PNG: ${why}.`)
+    throw error
   }
-  return body
 }
 
 /** What a failed store of `body` was at heart: the body's own failure (client gone, too large) comes first. */

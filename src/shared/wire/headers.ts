@@ -15,3 +15,10 @@ export function pickHeaders(from: Headers | undefined, names: readonly string[])
   }
   return picked
 }
+
+/**
+ * Storage's `/sendImage` answer carries the stored PNG's size from its IHDR (`512x512`): storage checked the header
+ * (an original storage stores any body and sends no such header). The master passes uploads on unread only to a
+ * storage that does.
+ */
+export const PNG_SIZE_HEADER = 'x-png-size'
