@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { join } from 'node:path'
 import { PNG_SIGNATURE } from '../../src/shared/png-header.ts'
+import { ihdrChunk } from '../helpers/png.ts'
 import { freePort, httpText, type RoleProcess, spawnRole } from '../helpers/processes.ts'
 import { rawClient } from '../helpers/raw-client.ts'
 import { filesBelow } from '../helpers/stored-files.ts'
@@ -26,6 +27,8 @@ afterAll(async () => {
   dir.remove()
 })
 
+/** What storage checks before it stores anything: a body with these first bytes is one it writes. */
+const PNG_HEAD = new Uint8Array([...PNG_SIGNATURE, ...ihdrChunk(64, 64, 8, 6)])
 const files = () => filesBelow(join(dir.path, 'storage'))
 
 describe('e2e: slow clients', () => {
@@ -43,7 +46,7 @@ describe('e2e: slow clients', () => {
   test('a body trickled byte by byte past PIXMILL_UPLOAD_TIMEOUT_SECONDS gets 408 and leaves nothing on disk', async () => {
     const slow = await rawClient(storage)
     slow.write(`POST /sendImage?id=5&state=working HTTP/1.1\r\nHost: storage\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n`)
-    slow.write(PNG_SIGNATURE)
+    slow.write(PNG_HEAD)
     const timer = setInterval(() => slow.write(new Uint8Array([0x41])), 300)
     try {
       expect((await httpText(storage, '/health')).status).toBe(200)
@@ -60,7 +63,7 @@ describe('e2e: slow clients', () => {
   test('a client that stops halfway through its body is cut off; no image and no temporary file remain', async () => {
     const slow = await rawClient(storage)
     slow.write(`POST /sendImage?id=6&state=working HTTP/1.1\r\nHost: storage\r\nContent-Length: 100000\r\n\r\n`)
-    slow.write(new Uint8Array([...PNG_SIGNATURE, ...new Uint8Array(40_000)]))
+    slow.write(new Uint8Array([...PNG_HEAD, ...new Uint8Array(40_000)]))
     const { afterMs } = await slow.closed
     expect(afterMs).toBeLessThan(8000)
     await waitFor('the temporary file to be removed', () => files().length === 0)

@@ -5,8 +5,10 @@ import { join } from 'node:path'
 import { createStorageApp } from '../../src/roles/storage/app.ts'
 import { openFsImageStore } from '../../src/roles/storage/fs-image-store.ts'
 import type { ImageStore } from '../../src/roles/storage/image-store.ts'
+import { PNG_SIZE_HEADER } from '../../src/shared/wire/headers.ts'
 import { call, ORIGIN } from '../helpers/http.ts'
 import { pngBytes, streamOf } from '../helpers/image-store-contract.ts'
+import { ihdrChunk, signature } from '../helpers/png.ts'
 import { quietDeps } from '../helpers/silent.ts'
 import { filesBelow } from '../helpers/stored-files.ts'
 import { tempDir } from '../helpers/temp.ts'
@@ -141,12 +143,28 @@ for (const [from, cacheBytes] of [
 }
 
 describe('storage: bodies that are refused before anything is written', () => {
+  test('what it stores is a PNG as far as its header goes: the answer gives the size the IHDR declares', async () => {
+    const head = [...signature(), ...ihdrChunk(640, 480, 8, 2)]
+    const got = await send('id=8&state=working', Uint8Array.from([...head, ...new Uint8Array(1000)]))
+    expect(got).toMatchObject({ status: 200, text: 'success' })
+    expect(got.headers.get(PNG_SIZE_HEADER)).toBe('640x480')
+  })
+
+  test('a body with a bad IHDR gets the answer the master gives it, word for word', async () => {
+    const bad = Uint8Array.from([...signature(), ...new Uint8Array(100).fill(7)])
+    expect((await send('id=8&state=working', bad)).text).toBe('Error: Not a valid PNG: the PNG does not start with a valid IHDR chunk.')
+  })
+
   test.each([
     ['an empty body', new Uint8Array(0), 400],
     ['no body at all', null, 400],
     ['a text body', new TextEncoder().encode('hello, this is not a PNG at all'), 415],
     ['a JPEG', Uint8Array.of(0xff, 0xd8, 0xff, 0xe0, 0, 0x10, 0x4a, 0x46, 0x49, 0x46), 415],
     ['the first half of the signature', Uint8Array.of(0x89, 0x50, 0x4e, 0x47), 415],
+    ['the signature alone', Uint8Array.from(signature()), 400],
+    ['the signature then garbage', Uint8Array.from([...signature(), ...new Uint8Array(100).fill(7)]), 400],
+    ['an IHDR with a bad CRC', Uint8Array.from([...signature(), ...ihdrChunk(16, 16, 8, 6).map((b, i) => (i === 20 ? b ^ 1 : b))]), 400],
+    ['an IHDR of colour type 2 at 4 bits', Uint8Array.from([...signature(), ...ihdrChunk(16, 16, 4, 2), ...new Uint8Array(50)]), 400],
   ])('%s is %i with an Error: body and stores nothing', async (_what, body, status) => {
     const got = await send('id=8&state=working', body)
     expect(got.status).toBe(status)
