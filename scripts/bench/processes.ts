@@ -142,7 +142,11 @@ function spawnScript(script: string, args: readonly string[], logDir: string): S
 }
 
 /** A bare Bun.serve from baseline-server.ts, listening on a free port once this resolves. */
-export async function startBaseline(mode: 'constant' | 'file' | 'write', path: string | undefined, logDir: string): Promise<{ address: string } & Stoppable> {
+export async function startBaseline(
+  mode: 'constant' | 'file' | 'write' | 'store' | 'pass',
+  path: string | undefined,
+  logDir: string,
+): Promise<{ address: string; pid: number } & Stoppable> {
   const address = `127.0.0.1:${freePort()}`
   const proc = spawnScript('baseline-server', [mode, address.split(':')[1]!, ...(path ? [path] : [])], logDir)
   const stop = async () => {
@@ -155,7 +159,7 @@ export async function startBaseline(mode: 'constant' | 'file' | 'write', path: s
     await stop()
     throw error
   }
-  return { address, stop }
+  return { address, pid: proc.pid, stop }
 }
 
 /** Debian's nginx (`apt-get install -y nginx`). */

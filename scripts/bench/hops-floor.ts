@@ -1,0 +1,74 @@
+// `bun run scripts/bench/hops-floor.ts [size] [count]`: what moving an image (512x512 by default) over the system's HTTP hops costs when
+// bare Bun servers do nothing else (no checks, no database, no logs), beside the CPU of the image work itself. With
+// N loops on N cores every millisecond of the hops is missing from the codec, so codec / (codec + hops) is the most an
+// end-to-end figure can reach against the raw image work on this machine, whatever the roles do.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { swapRedGreen } from '../../src/roles/worker/image-work.ts'
+import { loadSettings } from '../../src/shared/config.ts'
+import { writeImageSet } from './images.ts'
+import { startBaseline } from './processes.ts'
+
+const size = Number(process.argv[2] ?? 512)
+const count = Number(process.argv[3] ?? (size > 1024 ? 12 : 100))
+const ROUNDS = 3
+const dir = mkdtempSync(join(tmpdir(), 'pixmill-hops-'))
+
+/** CPU time (user + system, every thread) of a process so far, in ms, from /proc (clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * 10
+}
+
+try {
+  mkdirSync(join(dir, 'images'))
+  const files = await writeImageSet(join(dir, 'images'), size, count)
+  const pngs = files.map((file) => new Uint8Array(readFileSync(file)))
+
+  // The image work, one image at a time in this process, warm (every image once first).
+  const settings = loadSettings()
+  const options = { maxPixels: settings.maxPixels, effort: settings.pngEffort }
+  const results = new Map<number, Uint8Array<ArrayBuffer>>()
+  for (const [i, png] of pngs.entries()) results.set(i, await swapRedGreen(png, options))
+  const codecStart = cpuMs(process.pid)
+  for (let round = 0; round < ROUNDS; round++) for (const png of pngs) await swapRedGreen(png, options)
+  const codec = (cpuMs(process.pid) - codecStart) / (ROUNDS * count)
+
+  // The hops of one task: the upload through a master-like server into a store, a claim, the worker's fetch of the
+  // image and store of a result of the same size, its report and the client's poll.
+  mkdirSync(join(dir, 'store'))
+  const store = await startBaseline('store', join(dir, 'store'), dir)
+  const master = await startBaseline('pass', store.address, dir)
+  const call = async (url: string, init?: RequestInit) => {
+    const response = await fetch(url, init)
+    if (response.status !== 200) throw new Error(`${url}: ${response.status}`)
+    return response
+  }
+  const task = async (i: number) => {
+    const id = await (await call(`http://${master.address}/new`, { method: 'POST', body: pngs[i]! })).text()
+    await (await call(`http://${master.address}/getNewTask`, { method: 'POST' })).text()
+    await (await call(`http://${store.address}/getImage?id=${id}&state=working`)).arrayBuffer()
+    await (await call(`http://${store.address}/sendImage?id=${id}&state=finished`, { method: 'POST', body: results.get(i)! })).text()
+    await (await call(`http://${master.address}/registerTaskFinished?id=${id}`, { method: 'POST' })).text()
+    await (await call(`http://${master.address}/isReady?id=${id}`)).text()
+  }
+  try {
+    for (let i = 0; i < count; i++) await task(i)
+    const before = [cpuMs(master.pid), cpuMs(store.pid), cpuMs(process.pid)]
+    for (let round = 0; round < ROUNDS; round++) for (let i = 0; i < count; i++) await task(i)
+    const [masterMs, storeMs, callerMs] = [cpuMs(master.pid), cpuMs(store.pid), cpuMs(process.pid)].map((ms, i) => (ms - before[i]!) / (ROUNDS * count))
+    const hops = masterMs! + storeMs! + callerMs!
+    const mib = pngs.reduce((sum, png) => sum + png.byteLength, 0) / count / 1024 / 1024
+    console.log(`${count} PNGs of ${size}x${size} (${mib.toFixed(2)} MiB on average), ${ROUNDS} rounds, ms of CPU per image:`)
+    console.log(`  image work (decode, swap, encode)        ${codec.toFixed(2)}`)
+    console.log(`  bare hops: master-like pass-through      ${masterMs!.toFixed(2)}`)
+    console.log(`  bare hops: store (Bun.write, Bun.file)   ${storeMs!.toFixed(2)}`)
+    console.log(`  bare hops: client and worker calls       ${callerMs!.toFixed(2)}`)
+    console.log(`  ceiling with every core in the codec: ${((100 * codec) / (codec + hops)).toFixed(0)} % of the raw image work`)
+  } finally {
+    await Promise.all([master.stop(), store.stop()])
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true })
+}
