@@ -1,5 +1,5 @@
 // Requests and latencies counted in plain numbers per request; prom-client formats them only when /metrics is read.
-import type { Metric, Registry } from 'prom-client'
+import type { Metric, Registry } from '../shared/prom.ts'
 
 /** Upper bounds of the latency buckets, in seconds. */
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10] as const

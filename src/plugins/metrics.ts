@@ -3,7 +3,7 @@
 import { readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { Elysia } from 'elysia'
-import { Counter, Gauge, Registry } from 'prom-client'
+import { Counter, Gauge, Registry } from '../shared/prom.ts'
 import { PACKAGE_VERSION } from '../shared/version.ts'
 import { accessMacro } from './access.ts'
 import { HttpMetrics } from './http-metrics.ts'

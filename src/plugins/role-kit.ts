@@ -1,7 +1,7 @@
 // The plumbing every role with a port shares: error translation, metrics, health, CORS and the Swagger page.
 import { type AnyElysia, Elysia } from 'elysia'
-import type { Registry } from 'prom-client'
 import type { Logger } from '../shared/logger.ts'
+import type { Registry } from '../shared/prom.ts'
 import { roleTracer } from '../shared/tracing.ts'
 import { type Access, type AccessTable, accessMacro, accessOf, OPEN_AT_THE_GATE } from './access.ts'
 import { authPlugin } from './auth.ts'

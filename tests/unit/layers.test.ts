@@ -44,3 +44,18 @@ describe('the layers of src/', () => {
     expect(wrong).toEqual([])
   })
 })
+
+describe('what the roles load', () => {
+  test('prom-client’s metric classes, not its index (default metrics and the Pushgateway with node:https: ~7 MB each)', () => {
+    const roles = ['kv', 'database', 'storage', 'master', 'worker', 'frontend']
+    const script = `for (const role of ${JSON.stringify(roles)}) await import('${SRC}/roles/' + role + '/app.ts')
+console.log(JSON.stringify(Object.keys(require.cache).filter((path) => path.includes('/prom-client/')).map((path) => path.split('/prom-client/')[1]).sort()))`
+    const run = Bun.spawnSync(['bun', '-e', script], { cwd: resolve(SRC, '..') })
+    expect(run.exitCode).toBe(0)
+    const loaded = JSON.parse(run.stdout.toString()) as string[]
+    expect(loaded).toContain('lib/counter.js')
+    expect(loaded).not.toContain('index.js')
+    expect(loaded).not.toContain('lib/pushgateway.js')
+    expect(loaded).not.toContain('lib/defaultMetrics.js')
+  })
+})

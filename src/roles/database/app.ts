@@ -1,9 +1,9 @@
 // The database role: task records, atomic claims and leases.
 import { t } from 'elysia'
-import { Gauge, type Registry } from 'prom-client'
 import { finishRole, roleKit } from '../../plugins/role-kit.ts'
 import type { Clock } from '../../shared/clock.ts'
 import type { Logger } from '../../shared/logger.ts'
+import { Gauge, type Registry } from '../../shared/prom.ts'
 import { currentRequestId } from '../../shared/request-context.ts'
 import { acceptedTraceparent } from '../../shared/trace-context.ts'
 import { ErrorText, IdQuery, Success } from '../../shared/wire/params.ts'

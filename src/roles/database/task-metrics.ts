@@ -1,5 +1,5 @@
 // The database role's own figures: tasks per state, task lifecycle events, and what removal did.
-import { Counter, Gauge, type Registry } from 'prom-client'
+import { Counter, Gauge, type Registry } from '../../shared/prom.ts'
 import type { ReportsSharedFigures } from './shared-figures.ts'
 import { STATE_NAMES, type TaskStore } from './task-store.ts'
 

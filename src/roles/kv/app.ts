@@ -1,9 +1,9 @@
 // The kv role: the registry the other roles find each other through.
 import { t } from 'elysia'
-import { Gauge, type Registry } from 'prom-client'
 import { finishRole, roleKit } from '../../plugins/role-kit.ts'
 import { NotFound } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
+import { Gauge, type Registry } from '../../shared/prom.ts'
 import { ErrorText, Success } from '../../shared/wire/params.ts'
 import type { KvStore } from './kv-store.ts'
 import { KeyQuery, ListQuery, PairQuery } from './model.ts'

@@ -1,11 +1,12 @@
 // The master role: the client API (upload, poll, download) and the worker API, in front of database and storage; composed here from the route modules.
-import { Counter, Histogram, type Registry } from 'prom-client'
+
 import type { DatabaseClient, TaskRecord } from '../../clients/database-client.ts'
 import type { StorageClient } from '../../clients/storage-client.ts'
 import type { Access } from '../../plugins/access.ts'
 import { finishRole, roleKit } from '../../plugins/role-kit.ts'
 import { NotOffered } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
+import { Counter, Histogram, type Registry } from '../../shared/prom.ts'
 import { ErrorText, IdQuery, Success } from '../../shared/wire/params.ts'
 import { CountsJson } from '../../shared/wire/tasks.ts'
 import { consoleRoutes } from './console-routes.ts'

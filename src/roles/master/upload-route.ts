@@ -1,10 +1,10 @@
 // `POST /new` of the master: the upload limit, the gate on uploads in flight, and the task key of a private result.
 import { Elysia, t } from 'elysia'
-import type { Counter } from 'prom-client'
 import { accessMacro } from '../../plugins/access.ts'
 import { createUploadLimit, type UploadLimitOptions } from '../../plugins/upload-limit.ts'
 import { TooManyRequests } from '../../shared/errors.ts'
 import { createGate } from '../../shared/gate.ts'
+import type { Counter } from '../../shared/prom.ts'
 import { hashTaskKey, newTaskKey, TASK_KEY_HEADER } from '../../shared/task-key.ts'
 import { ErrorText } from '../../shared/wire/params.ts'
 import { acceptUpload, createUploadPeers, type UploadDeps } from './accept-upload.ts'

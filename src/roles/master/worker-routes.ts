@@ -1,8 +1,8 @@
 // The master's worker API: claim a task, report it finished or failed, renew or give back the lease.
 import { Elysia, t } from 'elysia'
-import type { Counter, Histogram } from 'prom-client'
 import type { DatabaseClient } from '../../clients/database-client.ts'
 import { accessMacro } from '../../plugins/access.ts'
+import type { Counter, Histogram } from '../../shared/prom.ts'
 import { ClaimQuery, ErrorText, Success } from '../../shared/wire/params.ts'
 import { FailedQuery, FinishedQuery, LeaseQuery, RenewQuery } from './model.ts'
 import type { TaskStates } from './task-states.ts'

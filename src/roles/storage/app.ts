@@ -1,9 +1,10 @@
 // The storage role: PNG images by task id in two areas, streamed in to disk and out with sendfile.
-import { Counter, Gauge, type Registry } from 'prom-client'
+
 import { finishRole, roleKit } from '../../plugins/role-kit.ts'
 import { BadRequest, DependencyUnavailable, InsufficientStorage, NotFound, PayloadTooLarge, UnsupportedMediaType } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
 import { InvalidPng } from '../../shared/png-header.ts'
+import { Counter, Gauge, type Registry } from '../../shared/prom.ts'
 import { PNG_SIZE_HEADER } from '../../shared/wire/headers.ts'
 import { ErrorText, Success } from '../../shared/wire/params.ts'
 import { conditionalAnswer } from './conditional-get.ts'

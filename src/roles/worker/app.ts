@@ -1,10 +1,10 @@
 // The worker's own port: probes, metrics and a status for the board. It serves no work; the loops pull theirs.
 import { ROOT_CONTEXT, SpanKind, type Tracer } from '@opentelemetry/api'
 import { t } from 'elysia'
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import type { ClaimedTask } from '../../clients/master-client.ts'
 import { finishRole, roleKit } from '../../plugins/role-kit.ts'
 import type { Logger } from '../../shared/logger.ts'
+import { Counter, Gauge, Histogram, type Registry } from '../../shared/prom.ts'
 import { contextFromTraceparent, inSpan } from '../../shared/trace-context.ts'
 import type { StageRunner } from './image-work.ts'
 import type { MinuteCount } from './minute-tally.ts'
