@@ -138,14 +138,23 @@ describe('launcher', () => {
       })
       return { proc, address }
     }
-    for (const [env, expected] of [
-      [plainEnv(), ALLOCATOR_ENV.MIMALLOC_PURGE_DELAY],
-      [{ ...plainEnv(), MIMALLOC_PURGE_DELAY: '250' }, '250'],
-    ] as const) {
+    const cases: Array<[Record<string, string | undefined>, Record<string, string>]> = [
+      [plainEnv(), ALLOCATOR_ENV],
+      [
+        { ...plainEnv(), MIMALLOC_PURGE_DELAY: '250' },
+        { ...ALLOCATOR_ENV, MIMALLOC_PURGE_DELAY: '250' },
+      ],
+      [
+        { ...plainEnv(), MALLOC_TRIM_THRESHOLD_: '1048576' },
+        { ...ALLOCATOR_ENV, MALLOC_TRIM_THRESHOLD_: '1048576' },
+      ],
+    ]
+    for (const [env, expected] of cases) {
       const kv = start(env)
       try {
         await waitHealthy(kv.address, 20_000)
-        expect(environOf(kv.proc.pid).MIMALLOC_PURGE_DELAY).toBe(expected)
+        const now = environOf(kv.proc.pid)
+        expect(Object.fromEntries(Object.keys(ALLOCATOR_ENV).map((name) => [name, now[name]]))).toEqual(expected)
       } finally {
         kv.proc.kill('SIGTERM')
       }
