@@ -77,7 +77,14 @@ describe('e2e: uploads the master passes to storage unread', () => {
   const images = () => storedImages(join(dir.path, 'storage'))
   const storageRefusals = async () =>
     Number(/^pixmill_storage_uploads_rejected_total\{reason="not_png"[^}]*\} (\d+)$/m.exec((await httpText(storage, '/metrics')).text)?.[1] ?? 0)
-  const uploadHead = (length: number) => `POST /new HTTP/1.1\r\nHost: master\r\nContent-Type: image/png\r\nContent-Length: ${length}\r\n\r\n`
+  const tempFilesNow = () => tempFiles(join(dir.path, 'storage'))
+  /** A raw client that announced a 1 MiB PNG and sent its valid header and `sent` bytes more: the rest never comes. */
+  async function partialUpload(sent: number) {
+    const client = await rawClient(master)
+    client.write(`POST /new HTTP/1.1\r\nHost: master\r\nContent-Type: image/png\r\nContent-Length: ${1024 * 1024}\r\n\r\n`)
+    client.write(new Uint8Array([...PNG_SIGNATURE, ...ihdrChunk(512, 512, 8, 6), ...new Uint8Array(sent)]))
+    return client
+  }
 
   test('a body that is not a PNG gets the master’s answer from storage; no task and no image are left', async () => {
     const [before, stored, refusedByStorage] = [await tasks(), images(), await storageRefusals()]
@@ -93,28 +100,23 @@ describe('e2e: uploads the master passes to storage unread', () => {
 
   test('a client gone midway leaves no task, no image and no temporary file', async () => {
     const [before, stored] = [await tasks(), images()]
-    const client = await rawClient(master)
-    client.write(uploadHead(1024 * 1024))
-    client.write(new Uint8Array([...PNG_SIGNATURE, ...ihdrChunk(512, 512, 8, 6), ...new Uint8Array(200 * 1024)]))
-    await Bun.sleep(200)
+    const client = await partialUpload(200 * 1024)
+    await waitFor('the upload to reach storage', () => tempFilesNow().length > 0)
     client.end()
     await client.closed
-    await waitFor('storage to drop the broken upload', () => tempFiles(join(dir.path, 'storage')).length === 0)
+    await waitFor('storage to drop the broken upload', () => tempFilesNow().length === 0)
     await waitFor('the reserved task to be dropped', async () => (await tasks()) === before)
     expect(images()).toEqual(stored)
   })
 
   test('a body that stops coming gets 408 after PIXMILL_UPLOAD_TIMEOUT_SECONDS; no task and no image are left', async () => {
     const [before, stored] = [await tasks(), images()]
-    const client = await rawClient(master)
-    client.write(uploadHead(1024 * 1024))
-    client.write(new Uint8Array([...PNG_SIGNATURE, ...ihdrChunk(512, 512, 8, 6), ...new Uint8Array(100 * 1024)]))
-    const { text, afterMs } = await client.closed
+    const { text, afterMs } = await (await partialUpload(100 * 1024)).closed
     expect(text).toStartWith('HTTP/1.1 408')
     expect(text).toContain('Error:')
     expect(afterMs).toBeLessThan(UPLOAD_TIMEOUT_SECONDS * 1000 + 4000)
     expect(await tasks()).toBe(before)
-    await waitFor('storage to drop the broken upload', () => tempFiles(join(dir.path, 'storage')).length === 0)
+    await waitFor('storage to drop the broken upload', () => tempFilesNow().length === 0)
     expect(images()).toEqual(stored)
   })
 })
