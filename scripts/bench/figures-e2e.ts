@@ -3,6 +3,7 @@ import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { type BenchContext, call } from './context.ts'
 import { writeImageSet } from './images.ts'
+import { processCpuMs } from './machine.ts'
 import { type Figure, figure } from './model.ts'
 import { type RawWorkResult, runRawWork } from './processes.ts'
 import { MiB, percentile } from './stats.ts'
@@ -60,18 +61,9 @@ async function waitFinished(master: string, ids: readonly number[], timeoutMs: n
   return done
 }
 
-/** CPU time (user + system) of each process so far, in ms; a process gone reads as NaN. */
+/** CPU time of each process so far, in ms (processCpuMs). */
 function cpuMs(pids: Readonly<Record<string, number>>): Record<string, number> {
-  const read = (pid: number) => {
-    try {
-      // Fields 14 and 15 of /proc/<pid>/stat, after the command name in parentheses; in clock ticks (USER_HZ, 100).
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-      return (Number(fields[11]) + Number(fields[12])) * 10
-    } catch {
-      return Number.NaN
-    }
-  }
-  return Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, read(pid)]))
+  return Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, processCpuMs(pid)]))
 }
 
 /** One batch: upload every image one after another as fast as the master takes them, then wait for all. */

@@ -9,6 +9,7 @@ import { swapRedGreen } from '../../src/roles/worker/image-work.ts'
 import { restartWithAllocatorSettings } from '../../src/runtime/allocator.ts'
 import { loadSettings } from '../../src/shared/config.ts'
 import { writeImageSet } from './images.ts'
+import { processCpuMs } from './machine.ts'
 import { startBaseline } from './processes.ts'
 
 // The image work below runs here, with the allocators set as in a worker (the servers get the same from processes.ts).
@@ -18,12 +19,6 @@ const size = Number(process.argv[2] ?? 512)
 const count = Number(process.argv[3] ?? (size > 1024 ? 12 : 100))
 const ROUNDS = 3
 const dir = mkdtempSync(join(tmpdir(), 'pixmill-hops-'))
-
-/** CPU time (user + system, every thread) of a process so far, in ms, from /proc (clock ticks of 10 ms). */
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-  return (Number(fields[11]) + Number(fields[12])) * 10
-}
 
 try {
   mkdirSync(join(dir, 'images'))
@@ -38,7 +33,7 @@ try {
   // Then as many at a time as there are cores, as the figures with every core in the codec run it: a codec sharing
   // the machine's caches and memory costs more per image than one alone.
   const loops = availableParallelism()
-  const codecStart = cpuMs(process.pid)
+  const codecStart = processCpuMs(process.pid)
   for (let round = 0; round < ROUNDS; round++) {
     let next = 0
     await Promise.all(
@@ -47,7 +42,7 @@ try {
       }),
     )
   }
-  const codec = (cpuMs(process.pid) - codecStart) / (ROUNDS * count)
+  const codec = (processCpuMs(process.pid) - codecStart) / (ROUNDS * count)
 
   // The hops of one task: the upload through a master-like server into a store, a claim, the worker's fetch of the
   // image and store of a result of the same size, its report and the client's poll.
@@ -69,9 +64,11 @@ try {
   }
   try {
     for (let i = 0; i < count; i++) await task(i)
-    const before = [cpuMs(master.pid), cpuMs(store.pid), cpuMs(process.pid)]
+    const before = [processCpuMs(master.pid), processCpuMs(store.pid), processCpuMs(process.pid)]
     for (let round = 0; round < ROUNDS; round++) for (let i = 0; i < count; i++) await task(i)
-    const [masterMs, storeMs, callerMs] = [cpuMs(master.pid), cpuMs(store.pid), cpuMs(process.pid)].map((ms, i) => (ms - before[i]!) / (ROUNDS * count))
+    const [masterMs, storeMs, callerMs] = [processCpuMs(master.pid), processCpuMs(store.pid), processCpuMs(process.pid)].map(
+      (ms, i) => (ms - before[i]!) / (ROUNDS * count),
+    )
     const hops = masterMs! + storeMs! + callerMs!
     const mib = pngs.reduce((sum, png) => sum + png.byteLength, 0) / count / 1024 / 1024
     console.log(`${count} PNGs of ${size}x${size} (${mib.toFixed(2)} MiB on average), ${ROUNDS} rounds, ms of CPU per image:`)

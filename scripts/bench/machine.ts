@@ -15,3 +15,14 @@ export function describeMachine(): Machine {
     wrk: /wrk (\S+)/.exec(wrk)?.[1] ?? 'unknown',
   }
 }
+
+/** CPU time (user + system, every thread) of process `pid` so far, in ms; a process gone reads as NaN. */
+export function processCpuMs(pid: number): number {
+  try {
+    // Fields 14 and 15 of /proc/<pid>/stat, after the command name in parentheses; in clock ticks (USER_HZ, 100).
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    return (Number(fields[11]) + Number(fields[12])) * 10
+  } catch {
+    return Number.NaN
+  }
+}

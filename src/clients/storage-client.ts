@@ -1,5 +1,4 @@
 // Client of the storage role: streaming PNG bodies both ways.
-
 import { PNG_SIZE_HEADER } from '../shared/wire/headers.ts'
 import { callPeer, type Fetch, peerTransport } from './http.ts'
 import { onPeer, type PeerAddress } from './peer-address.ts'

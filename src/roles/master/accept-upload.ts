@@ -115,19 +115,10 @@ async function storeUnread(request: Request, body: ReadableStream<Uint8Array>, l
 
 /** Reads back the first bytes of the image stored for `id` and checks them; a refused one is removed with its task. */
 async function checkStoredHead(id: number, held: boolean, deps: UploadDeps): Promise<AcceptedUpload['size']> {
-  const response = await deps.storage.get(id, 'working')
-  const reader = response.body!.getReader()
-  const chunks: Uint8Array[] = []
-  let total = 0
-  while (total < PNG_HEADER_BYTES) {
-    const { done, value } = await reader.read()
-    if (done) break
-    chunks.push(value)
-    total += value.byteLength
-  }
-  await reader.cancel().catch(() => {})
+  const stored = await peekBody((await deps.storage.get(id, 'working')).body!, PNG_HEADER_BYTES, deps.maxUploadBytes)
+  await stored.stream.cancel().catch(() => {})
   try {
-    return checkPngHead(Buffer.concat(chunks))
+    return checkPngHead(stored.head)
   } catch (refusal) {
     await dropReserved(id, held, deps)
     await deps.storage.remove(id, 'working').catch(() => {})

@@ -1,5 +1,4 @@
 // The storage role: PNG images by task id in two areas, streamed in to disk and out with sendfile.
-
 import { finishRole, roleKit } from '../../plugins/role-kit.ts'
 import { BadRequest, DependencyUnavailable, InsufficientStorage, NotFound, PayloadTooLarge, UnsupportedMediaType } from '../../shared/errors.ts'
 import type { Logger } from '../../shared/logger.ts'
