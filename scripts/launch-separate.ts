@@ -2,6 +2,7 @@
 
 import { resolve } from 'node:path'
 import type { Subprocess } from 'bun'
+import { withAllocatorEnv } from '../src/runtime/allocator.ts'
 
 const ROOT = resolve(import.meta.dir, '..')
 
@@ -41,7 +42,8 @@ export async function runSeparate(specs: readonly ChildSpec[]): Promise<void> {
     const child = Bun.spawn(['bun', 'run', `src/${spec.role}.ts`, ...spec.args], {
       cwd: ROOT,
       // Children write to a pipe, so they would log JSON; a person watching the launcher on a terminal gets readable lines.
-      env: childEnv,
+      // The allocators' settings of the child's role, unless the operator chose them: it need not restart to get them.
+      env: withAllocatorEnv([spec.role], childEnv),
       stdout: 'pipe',
       stderr: 'pipe',
     })

@@ -129,13 +129,14 @@ async function main(argv: readonly string[]): Promise<void> {
     console.log(HELP)
     return
   }
-  // Before any role starts; the roles of --separate inherit the settings from this environment.
-  restartWithAllocatorSettings()
   if (plan.separate) {
+    // Each child gets the allocators' settings of its own role (runSeparate); this process runs none.
     await runSeparate(plan.roles.map((role) => ({ role, args: roleArgs(role, plan as LaunchPlan) })))
     printWhere(plan)
     return
   }
+  // Before any role starts: the settings for the roles this process runs.
+  restartWithAllocatorSettings(plan.roles)
   const started: RunningRole[] = []
   const stopAll = async (signal: string) => {
     console.error(`${signal}: stopping ${started.map((r) => r.role).join(', ')}`)

@@ -91,4 +91,4 @@ async function openTaskStore(settings: Settings, log: Logger): Promise<TaskStore
   return openSqliteTaskStore(dir, settings)
 }
 
-if (import.meta.main) await runMain(() => startDatabase(process.argv.slice(2)))
+if (import.meta.main) await runMain('database', () => startDatabase(process.argv.slice(2)))

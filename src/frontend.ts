@@ -59,4 +59,4 @@ export async function startFrontend(argv: readonly string[], settings: Settings 
   }
 }
 
-if (import.meta.main) await runMain(() => startFrontend(process.argv.slice(2)))
+if (import.meta.main) await runMain('frontend', () => startFrontend(process.argv.slice(2)))

@@ -33,4 +33,4 @@ function openKvStore(settings: Settings, log: Logger): KvStore {
   return openSqliteKvStore(dir, { durability })
 }
 
-if (import.meta.main) await runMain(() => startKv(process.argv.slice(2)))
+if (import.meta.main) await runMain('kv', () => startKv(process.argv.slice(2)))

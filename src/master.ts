@@ -65,4 +65,4 @@ export async function startMaster(argv: readonly string[], settings: Settings = 
   }
 }
 
-if (import.meta.main) await runMain(() => startMaster(process.argv.slice(2)))
+if (import.meta.main) await runMain('master', () => startMaster(process.argv.slice(2)))

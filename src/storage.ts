@@ -63,4 +63,4 @@ export async function startStorage(argv: readonly string[], settings: Settings =
   })
 }
 
-if (import.meta.main) await runMain(() => startStorage(process.argv.slice(2)))
+if (import.meta.main) await runMain('storage', () => startStorage(process.argv.slice(2)))

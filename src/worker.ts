@@ -107,4 +107,4 @@ export async function startWorker(argv: readonly string[], settings: Settings = 
   }
 }
 
-if (import.meta.main) await runMain(() => startWorker(process.argv.slice(2)))
+if (import.meta.main) await runMain('worker', () => startWorker(process.argv.slice(2)))

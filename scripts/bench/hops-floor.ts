@@ -13,7 +13,7 @@ import { processCpuMs } from './machine.ts'
 import { startBaseline } from './processes.ts'
 
 // The image work below runs here, with the allocators set as in a worker (the servers get the same from processes.ts).
-restartWithAllocatorSettings()
+restartWithAllocatorSettings(['worker'])
 
 const size = Number(process.argv[2] ?? 512)
 const count = Number(process.argv[3] ?? (size > 1024 ? 12 : 100))

@@ -3,7 +3,7 @@
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import type { Subprocess } from 'bun'
-import { ALLOCATOR_ENV } from '../../src/runtime/allocator.ts'
+import { allocatorEnv } from '../../src/runtime/allocator.ts'
 import { freePort, REPO_ROOT, type RoleProcess, spawnCommand, spawnRole, waitHealthy } from '../../tests/helpers/processes.ts'
 
 export type RoleName = 'kv' | 'database' | 'storage' | 'master'
@@ -37,10 +37,13 @@ export interface StartedWorker extends Stoppable {
 export const BENCH_MAX_UPLOAD_BYTES = 256 * 1024 * 1024
 
 /**
- * Environment of every process started: the bench's upload limit, logs only when something is wrong, and the
- * allocator's settings the roles give themselves (so the baselines and the raw image work run with them too).
+ * Environment of every process started: the bench's upload limit and logs only when something is wrong. Each role gets
+ * the allocators' settings of its own role (spawnRole), as the launcher gives them.
  */
-const ENV = { ...ALLOCATOR_ENV, PIXMILL_MAX_UPLOAD_BYTES: String(BENCH_MAX_UPLOAD_BYTES), PIXMILL_LOG_LEVEL: 'warn' }
+const ENV = { PIXMILL_MAX_UPLOAD_BYTES: String(BENCH_MAX_UPLOAD_BYTES), PIXMILL_LOG_LEVEL: 'warn' }
+
+/** The bench's own scripts (the raw image work, the bare servers) run with the worker's allocator settings. */
+const SCRIPT_ENV = { ...allocatorEnv(['worker']), ...ENV }
 
 /** SIGTERM, then kill -9 if it has not exited within `graceMs`. */
 async function stopRole(role: RoleProcess, graceMs = 5000): Promise<void> {
@@ -111,7 +114,7 @@ export async function startOneProcessSystem(dataDir: string): Promise<BenchSyste
   }
   const addresses = Object.fromEntries(roles.map((role, i) => [role, `127.0.0.1:${3000 + offset + i}`])) as Record<RoleName, string>
   const argv = ['bun', 'run', 'scripts/launch.ts', '--roles', roles.join(','), '--port-offset', String(offset), '--host', '127.0.0.1', '--data', dataDir]
-  const launched = spawnCommand('roles', argv, dataDir, ENV)
+  const launched = spawnCommand('roles', argv, dataDir, { ...allocatorEnv(roles), ...ENV })
   const stop = () => stopRole(launched)
   try {
     await waitHealthy(addresses.master, 20_000, launched)
@@ -131,7 +134,7 @@ export function remoteSystem(addresses: Addresses, dataDir: string): BenchSystem
 function spawnScript(script: string, args: readonly string[], logDir: string): Subprocess {
   const proc = Bun.spawn(['bun', 'run', `scripts/bench/${script}.ts`, ...args], {
     cwd: REPO_ROOT,
-    env: { ...process.env, ...ENV },
+    env: { ...process.env, ...SCRIPT_ENV },
     stdout: 'pipe',
     stderr: 'pipe',
   })
@@ -225,7 +228,6 @@ export interface RawWorkResult {
   readonly p99Ms: number
 }
 
-/** The codec limit: raw-work.ts swaps `files` with `threads` loops in a process of its own. */
 /** The raw image work (see raw-work.ts); `anchor`: with the fixed encoder of 2026-11-30 instead of the worker's own. */
 export async function runRawWork(threads: number, files: readonly string[], logDir: string, anchor = false): Promise<RawWorkResult> {
   const proc = spawnScript('raw-work', [String(threads), ...(anchor ? ['--anchor'] : []), ...files], logDir)

@@ -9,8 +9,10 @@
  * of shrinking when it goes quiet (still bounded: the collector frees the same buffers as before), about 4 MiB more at
  * rest and 4-5 MiB more at the peak of a 200 MiB upload. Measured end to end, 512x512 images through a 2-loop worker,
  * three alternating rounds, CPU per image: storage 8.8-9.5 ms at 100, 8.0-8.3 at 1000, 4.8-9.0 with -1; master
- * 7.0-7.4, 5.0-5.9 and 3.8-4.8 ms.
+ * 7.0-7.4, 5.0-5.9 and 3.8-4.8 ms (before it passed uploads on unread: see MASTER_PURGE_DELAY).
  */
+const KEEP_FREED_PAGES = '-1'
+
 /**
  * The codecs (libvips under sharp, the Rust PNG encoder) allocate with glibc's malloc, which gives a block of 128 KiB
  * and more its own mmap at first, moves that threshold with what is freed, and hands the top of its heap back once
@@ -24,22 +26,48 @@
  */
 const GLIBC_MALLOC = { MALLOC_MMAP_THRESHOLD_: String(32 * 1024 * 1024), MALLOC_TRIM_THRESHOLD_: String(64 * 1024 * 1024) }
 
-export const ALLOCATOR_ENV: Readonly<Record<string, string>> = { MIMALLOC_PURGE_DELAY: '-1', ...GLIBC_MALLOC }
+/**
+ * The master keeps freed pages for a second (MIMALLOC_PURGE_DELAY=1000) rather than for ever. It hands uploads to
+ * storage unread (accept-upload.ts), so kept pages save it little: with -1 its resident size stayed at the high-water
+ * mark of the buffers it ever held, 82-91 MB after 400 uploads of 512x512 and a 62-70 MiB peak while a 200 MiB upload
+ * went through it; with 1000, 69-73 MB and 60-62 MiB (any finite delay did the same: 100, 300, 10000), for 0.25-0.35 ms
+ * more CPU per image (2.47-2.70 against 2.13-2.47 ms, three alternating rounds).
+ */
+const MASTER_PURGE_DELAY = '1000'
 
 /**
- * Restarts this process in place (execve: the same pid and stdio, nothing spawned) with ALLOCATOR_ENV, unless its
- * environment already chooses (an operator's own value of any of them wins). Costs about 0.2 s of start-up; a
- * launcher that sets the variable for its children saves them that.
+ * The allocators' settings for a process running `roles` (entry files and the launcher's children: one role; the
+ * launcher's one process: several). Freed pages are kept for ever unless the process runs the master alone: another
+ * role beside it decides for the process it shares.
  */
-export function restartWithAllocatorSettings(): void {
-  if (Object.keys(ALLOCATOR_ENV).every((name) => process.env[name] !== undefined)) return
-  const env = { ...ALLOCATOR_ENV, ...process.env }
+export function allocatorEnv(roles: readonly string[]): Readonly<Record<string, string>> {
+  const purgeDelay = roles.length > 0 && roles.every((role) => role === 'master') ? MASTER_PURGE_DELAY : KEEP_FREED_PAGES
+  return { MIMALLOC_PURGE_DELAY: purgeDelay, ...GLIBC_MALLOC }
+}
+
+/**
+ * The process's environment with the allocators' settings for `roles` where it does not choose: an operator's own
+ * value of any of them wins.
+ */
+export function withAllocatorEnv(roles: readonly string[], env: Readonly<Record<string, string | undefined>> = process.env): Record<string, string> {
+  return { ...allocatorEnv(roles), ...(env as Record<string, string>) }
+}
+
+/**
+ * Restarts this process in place (execve: the same pid and stdio, nothing spawned) with the settings for `roles`,
+ * unless its environment already chooses (an operator's own value of any of them wins). Costs about 0.2 s of
+ * start-up; a launcher that sets the variables for its children saves them that.
+ */
+export function restartWithAllocatorSettings(roles: readonly string[]): void {
+  const settings = allocatorEnv(roles)
+  if (Object.keys(settings).every((name) => process.env[name] !== undefined)) return
+  const env = withAllocatorEnv(roles)
   // Not every platform has execve (Windows), and a system may refuse it: then the process runs on with the
   // allocator's defaults, slower but whole.
   if (typeof process.execve !== 'function') return
   try {
     process.execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], env as Record<string, string>)
   } catch (error) {
-    console.error(`Could not restart with ${Object.keys(ALLOCATOR_ENV).join(', ')} set (${(error as Error).message}); running with the allocator's defaults.`)
+    console.error(`Could not restart with ${Object.keys(settings).join(', ')} set (${(error as Error).message}); running with the allocator's defaults.`)
   }
 }

@@ -7,10 +7,10 @@ import type { RunningRole } from './serve-role.ts'
 /**
  * The body of every entry file: start the role, stop it on SIGTERM/SIGINT and exit 0; print the usage line and
  * exit 2 on a bad command line, name the variable and exit 2 on a bad setting, exit 1 when start-up fails. First the
- * process restarts in place with the allocator's settings when its environment lacks them (see allocator.ts).
+ * process restarts in place with the allocators' settings for `role` when its environment lacks them (allocator.ts).
  */
-export async function runMain(start: () => Promise<RunningRole | RunningRole[]>): Promise<void> {
-  restartWithAllocatorSettings()
+export async function runMain(role: string, start: () => Promise<RunningRole | RunningRole[]>): Promise<void> {
+  restartWithAllocatorSettings([role])
   let roles: RunningRole[]
   try {
     const started = await start()

@@ -2,11 +2,20 @@
 // roles, with each task from its upload to its worker, and in every log line.
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { type Attributes, type Context, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, type Tracer, trace } from '@opentelemetry/api'
-import { W3CTraceContextPropagator } from '@opentelemetry/core'
+import type { W3CTraceContextPropagator } from '@opentelemetry/core'
 
 /** The span context of the work being done, per async call chain (a request being served, a task being worked on). */
 const active = new AsyncLocalStorage<Context>()
-const propagator = new W3CTraceContextPropagator()
+let w3c: W3CTraceContextPropagator | undefined
+/**
+ * The W3C propagator, loaded on first use: @opentelemetry/core's entry (all of it, and the semantic conventions) costs
+ * a role about 3 MB of resident memory, and a role with tracing off that no traced caller calls never needs it. Its
+ * ESM entry, the one `import` loads (the tracing SDK does): a plain require() would load the CommonJS build beside it.
+ */
+const propagator = () => {
+  w3c ??= new (require(Bun.resolveSync('@opentelemetry/core', import.meta.dir)) as typeof import('@opentelemetry/core')).W3CTraceContextPropagator()
+  return w3c
+}
 const headerGetter = {
   get: (carrier: Headers, key: string) => carrier.get(key) ?? undefined,
   keys: (carrier: Headers) => [...carrier.keys()],
@@ -38,13 +47,13 @@ export function outsideTraceContext<T>(fn: () => T): T {
 /** Puts `traceparent` (and `tracestate`) of the current span on a call to a peer; nothing when no span is current. */
 export function injectTraceHeaders(headers: Headers): void {
   const store = active.getStore()
-  if (store !== undefined) propagator.inject(store, headers, headerSetter)
+  if (store !== undefined) propagator().inject(store, headers, headerSetter)
 }
 
 /** The remote parent a request names in a valid `traceparent`; undefined for none or a malformed one. */
 export function extractTraceContext(headers: Headers): Context | undefined {
   if (!headers.has('traceparent')) return undefined
-  const extracted = propagator.extract(ROOT_CONTEXT, headers, headerGetter)
+  const extracted = propagator().extract(ROOT_CONTEXT, headers, headerGetter)
   return trace.getSpanContext(extracted) ? extracted : undefined
 }
 

@@ -2,7 +2,7 @@
 import { afterAll, describe, expect, test } from 'bun:test'
 import { readdirSync, readFileSync } from 'node:fs'
 import sharp from 'sharp'
-import { ALLOCATOR_ENV } from '../../src/runtime/allocator.ts'
+import { allocatorEnv } from '../../src/runtime/allocator.ts'
 import { encodePng } from '../helpers/png.ts'
 import { freePort, REPO_ROOT, waitHealthy } from '../helpers/processes.ts'
 import { tempDir } from '../helpers/temp.ts'
@@ -29,11 +29,20 @@ function freeOffset(): number {
   }
 }
 
+/** The names of the allocators' settings. */
+const ALLOCATOR_NAMES = Object.keys(allocatorEnv([]))
+
 /** The environment of a test's process without the allocator's settings, as a shell that never heard of them has. */
 function plainEnv(): Record<string, string | undefined> {
   const env: Record<string, string | undefined> = { ...process.env }
-  for (const name of Object.keys(ALLOCATOR_ENV)) delete env[name]
+  for (const name of ALLOCATOR_NAMES) delete env[name]
   return env
+}
+
+/** The allocators' settings in `pid`'s environment now (undefined where unset). */
+function allocatorSettingsOf(pid: number): Record<string, string | undefined> {
+  const now = environOf(pid)
+  return Object.fromEntries(ALLOCATOR_NAMES.map((name) => [name, now[name]]))
 }
 
 /** The environment a running process has now (after an execve, the new one). */
@@ -77,6 +86,9 @@ describe('launcher', () => {
       const master = `127.0.0.1:${3003 + offset}`
       await waitHealthy(master, 20_000)
       await waitHealthy(`127.0.0.1:${8080 + offset}`, 20_000)
+      // It restarted itself in place with the settings of the roles it runs: storage and the worker keep freed pages.
+      expect(allocatorSettingsOf(run.proc.pid)).toEqual(allocatorEnv(['kv', 'database', 'storage', 'master', 'worker', 'frontend']))
+      expect(allocatorEnv(['kv', 'database', 'storage', 'master', 'worker', 'frontend']).MIMALLOC_PURGE_DELAY).toBe('-1')
       const png = encodePng(1, 1, 2, 8, [[[10, 200, 30]]])
       const id = await (await fetch(`http://${master}/new`, { method: 'POST', body: png })).text()
       await waitFor(`task ${id} to finish`, async () => (await (await fetch(`http://${master}/isReady?id=${id}`)).text()) === '1', 20_000).catch(
@@ -98,15 +110,18 @@ describe('launcher', () => {
 
   test('as separate processes: one JSON log stream naming each role, a killed role is restarted, SIGTERM stops them all', async () => {
     const offset = freeOffset()
-    const run = launch(['--separate', '--roles', 'kv,database', '--port-offset', String(offset)])
+    const run = launch(['--separate', '--roles', 'kv,database,master', '--port-offset', String(offset)])
     const database = `127.0.0.1:${3001 + offset}`
     try {
       await waitHealthy(database, 20_000)
       const children = childrenOf(run.proc.pid)
-      expect(children.length).toBe(2)
-      // The launcher restarted itself in place with the allocator's settings; its roles inherit them.
-      for (const pid of [run.proc.pid, ...children]) expect(environOf(pid)).toMatchObject(ALLOCATOR_ENV)
-      const databaseChild = children.find((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('src/database.ts'))!
+      expect(children.length).toBe(3)
+      const childOf = (role: string) => children.find((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`src/${role}.ts`))!
+      // The launcher runs no role and keeps its environment; each child gets the settings of its own role.
+      expect(allocatorSettingsOf(run.proc.pid)).toEqual(Object.fromEntries(ALLOCATOR_NAMES.map((name) => [name, undefined])))
+      for (const role of ['kv', 'database', 'master']) expect(allocatorSettingsOf(childOf(role))).toEqual(allocatorEnv([role]))
+      expect([allocatorEnv(['database']).MIMALLOC_PURGE_DELAY, allocatorEnv(['master']).MIMALLOC_PURGE_DELAY]).toEqual(['-1', '1000'])
+      const databaseChild = childOf('database')
       process.kill(databaseChild, 'SIGKILL')
       await waitFor('the launcher to tell the database exited', () => /\[database\] exited with/.test(run.output()))
       await waitHealthy(database, 15_000)
@@ -125,6 +140,25 @@ describe('launcher', () => {
     expect(childrenOf(run.proc.pid)).toEqual([])
   })
 
+  test("a master started on its own restarts in place with the master's settings: freed pages handed back after 1 s", async () => {
+    const dir = tempDir('pixmill-allocator-')
+    dirs.push(dir)
+    // No kv answers there: the master keeps waiting for it, with its settings in place from the restart on.
+    const proc = Bun.spawn(['bun', 'run', 'src/master.ts', `127.0.0.1:${freePort()}`, `127.0.0.1:${freePort()}`], {
+      cwd: REPO_ROOT,
+      env: { ...plainEnv(), PIXMILL_DATA_DIR: dir.path, PIXMILL_LOG_LEVEL: 'warn' },
+      stdout: 'ignore',
+      stderr: 'ignore',
+    })
+    try {
+      await waitFor('the master to restart in place', () => allocatorSettingsOf(proc.pid).MIMALLOC_PURGE_DELAY !== undefined)
+      expect(allocatorSettingsOf(proc.pid)).toEqual({ ...allocatorEnv(['master']), MIMALLOC_PURGE_DELAY: '1000' })
+    } finally {
+      proc.kill('SIGKILL')
+    }
+    await proc.exited
+  })
+
   test("a role started on its own restarts in place (same pid) with the allocator's settings; an operator's own value wins", async () => {
     const dir = tempDir('pixmill-allocator-')
     dirs.push(dir)
@@ -139,22 +173,21 @@ describe('launcher', () => {
       return { proc, address }
     }
     const cases: Array<[Record<string, string | undefined>, Record<string, string>]> = [
-      [plainEnv(), ALLOCATOR_ENV],
+      [plainEnv(), allocatorEnv(['kv'])],
       [
         { ...plainEnv(), MIMALLOC_PURGE_DELAY: '250' },
-        { ...ALLOCATOR_ENV, MIMALLOC_PURGE_DELAY: '250' },
+        { ...allocatorEnv(['kv']), MIMALLOC_PURGE_DELAY: '250' },
       ],
       [
         { ...plainEnv(), MALLOC_TRIM_THRESHOLD_: '1048576' },
-        { ...ALLOCATOR_ENV, MALLOC_TRIM_THRESHOLD_: '1048576' },
+        { ...allocatorEnv(['kv']), MALLOC_TRIM_THRESHOLD_: '1048576' },
       ],
     ]
     for (const [env, expected] of cases) {
       const kv = start(env)
       try {
         await waitHealthy(kv.address, 20_000)
-        const now = environOf(kv.proc.pid)
-        expect(Object.fromEntries(Object.keys(ALLOCATOR_ENV).map((name) => [name, now[name]]))).toEqual(expected)
+        expect(allocatorSettingsOf(kv.proc.pid)).toEqual(expected)
       } finally {
         kv.proc.kill('SIGTERM')
       }

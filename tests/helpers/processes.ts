@@ -3,7 +3,7 @@
 import { appendFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import type { Subprocess } from 'bun'
-import { ALLOCATOR_ENV } from '../../src/runtime/allocator.ts'
+import { allocatorEnv } from '../../src/runtime/allocator.ts'
 
 export const REPO_ROOT = resolve(import.meta.dir, '../..')
 
@@ -57,8 +57,7 @@ export function spawnCommand(role: string, argv: readonly string[], dataDir: str
   const logFile = join(dataDir, `${role}.log`)
   const proc = Bun.spawn([...argv], {
     cwd: REPO_ROOT,
-    // The allocator's settings as a launcher gives them: the role need not restart itself in place to get them.
-    env: { ...process.env, ...ALLOCATOR_ENV, PIXMILL_DATA_DIR: dataDir, PIXMILL_LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, PIXMILL_DATA_DIR: dataDir, PIXMILL_LOG_LEVEL: 'info', ...env },
     stdout: 'pipe',
     stderr: 'pipe',
   })
@@ -86,7 +85,9 @@ export function spawnCommand(role: string, argv: readonly string[], dataDir: str
 
 /** Starts `bun run src/<role>.ts <args>` from the repository root, with its output in `<dataDir>/<role>.log`. */
 export async function spawnRole(role: string, args: readonly string[], options: SpawnOptions): Promise<RoleProcess> {
-  const running = { ...spawnCommand(role, ['bun', 'run', `src/${role}.ts`, ...args], options.dataDir, options.env), args }
+  // The allocators' settings of the role as a launcher gives them: it need not restart itself in place to get them.
+  const env = { ...allocatorEnv([role]), ...options.env }
+  const running = { ...spawnCommand(role, ['bun', 'run', `src/${role}.ts`, ...args], options.dataDir, env), args }
   if (options.healthAt) await waitHealthy(options.healthAt, options.timeoutMs ?? 20_000, running)
   return running
 }
