@@ -162,13 +162,13 @@ try {
   else await step('scale', 'scale: database and storage over a large data folder and an empty one', () => scaleFigures(ctx))
   await step('e2e', 'end to end through the master, one worker', () => e2eFigures(ctx))
   if (!options.given && options.only.has('e2e')) {
-    // The same figures with the roles in one process, as `bun run start` runs them.
-    progress('starting kv, database, storage and master in one process')
+    // The same figures with the roles and the worker in one process, as `bun run start` runs them.
+    progress('starting kv, database, storage and master in one process (the worker joins them for each thread count)')
     const oneDir = join(workDir, 'one-process')
     mkdirSync(oneDir)
     const one = await startOneProcessSystem(oneDir)
     try {
-      await step('e2e', 'end to end through the master, one worker, roles in one process', () => e2eFigures({ ...ctx, system: one, workDir: oneDir }))
+      await step('e2e', 'end to end through the master, roles and worker in one process', () => e2eFigures({ ...ctx, system: one, workDir: oneDir }))
     } finally {
       await one.stop()
     }

@@ -23,7 +23,7 @@ const SIZES = (quick: boolean) => [
 /** How each layout is named in the figures' ids and labels. */
 const LAYOUTS = {
   separate: { id: 'separate', label: 'roles in separate processes' },
-  'one-process': { id: 'one-process', label: 'roles in one process' },
+  'one-process': { id: 'one-process', label: 'roles and worker in one process' },
   given: { id: 'given', label: 'the system given' },
 } as const
 
@@ -105,7 +105,7 @@ export async function e2eFigures(ctx: BenchContext): Promise<Figure[]> {
         const anchors: RawWorkResult[] = []
         const runs: Awaited<ReturnType<typeof batch>>[] = []
         // CPU of every process of the system (and the worker) over the measured batches, per image.
-        const processes = { ...ctx.system.pids, worker: worker.pid }
+        const processes = worker.processes
         const cpuSpent: Record<string, number> = {}
         // The whole set once, unmeasured, as the raw work gets its own: the JIT of every role and the first use of each
         // page of the allocators' memory are not the system's throughput (the first measured batch was 10-20 % slower).

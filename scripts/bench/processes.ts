@@ -8,7 +8,10 @@ import { freePort, REPO_ROOT, type RoleProcess, spawnCommand, spawnRole, waitHea
 
 export type RoleName = 'kv' | 'database' | 'storage' | 'master'
 export type Addresses = Readonly<Record<RoleName, string>>
-/** How the roles run: each in its own process, all four in one (as `bun run start` runs them), or somebody else's. */
+/**
+ * How the roles run: each in its own process, all four and the worker in one (as `bun run start` runs them), or
+ * somebody else's.
+ */
 export type Layout = 'separate' | 'one-process' | 'given'
 
 export interface BenchSystem {
@@ -19,7 +22,10 @@ export interface BenchSystem {
    * and CPU can be read; undefined for a system somebody else runs.
    */
   readonly pids?: Readonly<Record<string, number>>
-  /** Starts `bun run src/worker.ts <kv> <threads>` against this system. */
+  /**
+   * A worker of `threads` loops for this system: `bun run src/worker.ts <kv> <threads>`, or in the one-process layout
+   * the system started again with the worker among its roles.
+   */
   startWorker(threads: number): Promise<StartedWorker>
   stop(): Promise<void>
 }
@@ -30,7 +36,8 @@ export interface Stoppable {
 
 /** A worker this run started. */
 export interface StartedWorker extends Stoppable {
-  readonly pid: number
+  /** Every process of the system and the worker, by what runs in it: the CPU they spend is the system's. */
+  readonly processes: Readonly<Record<string, number>>
 }
 
 /** Room for the memory figure's 200 MiB upload, which the default limit (50 MiB) refuses. */
@@ -51,10 +58,13 @@ async function stopRole(role: RoleProcess, graceMs = 5000): Promise<void> {
   if (exited === undefined) await role.kill9()
 }
 
-function workerStarter(kv: string, dataDir: string) {
+/** A worker has up to 20 s to finish its tasks when it stops (close()), more when a task is slow. */
+const WORKER_STOP_MS = 65_000
+
+function workerStarter(kv: string, dataDir: string, pids: Readonly<Record<string, number>> = {}) {
   return async (threads: number): Promise<StartedWorker> => {
     const worker = await spawnRole('worker', [kv, String(threads)], { dataDir, env: ENV })
-    return { pid: worker.proc.pid, stop: () => stopRole(worker, 65_000) }
+    return { processes: { ...pids, worker: worker.proc.pid }, stop: () => stopRole(worker, WORKER_STOP_MS) }
   }
 }
 
@@ -80,13 +90,8 @@ export async function startSystem(dataDir: string): Promise<BenchSystem> {
     await stop()
     throw error
   }
-  return {
-    layout: 'separate',
-    addresses,
-    pids: Object.fromEntries(roles.map((role) => [role.role, role.proc.pid])),
-    startWorker: workerStarter(addresses.kv, dataDir),
-    stop,
-  }
+  const pids = Object.fromEntries(roles.map((role) => [role.role, role.proc.pid]))
+  return { layout: 'separate', addresses, pids, startWorker: workerStarter(addresses.kv, dataDir, pids), stop }
 }
 
 /** Whether something listens on 127.0.0.1:`port`. */
@@ -101,7 +106,9 @@ function portTaken(port: number): boolean {
 
 /**
  * kv, database, storage and master in one process, as `bun run start` runs them (so they call each other in-process),
- * through the launcher with a port offset under which their four default ports are free.
+ * through the launcher with a port offset under which their four default ports are free. `bun run start` runs the
+ * worker in that process too, and so does startWorker: it starts the process again with the worker among its roles
+ * (its calls to master and storage then go in-process as well), over the same ports and data folder.
  */
 export async function startOneProcessSystem(dataDir: string): Promise<BenchSystem> {
   const roles = ['kv', 'database', 'storage', 'master'] as const
@@ -113,16 +120,51 @@ export async function startOneProcessSystem(dataDir: string): Promise<BenchSyste
     if (tries === 20) throw new Error('no free ports for the one-process system')
   }
   const addresses = Object.fromEntries(roles.map((role, i) => [role, `127.0.0.1:${3000 + offset + i}`])) as Record<RoleName, string>
-  const argv = ['bun', 'run', 'scripts/launch.ts', '--roles', roles.join(','), '--port-offset', String(offset), '--host', '127.0.0.1', '--data', dataDir]
-  const launched = spawnCommand('roles', argv, dataDir, { ...allocatorEnv(roles), ...ENV })
-  const stop = () => stopRole(launched)
-  try {
-    await waitHealthy(addresses.master, 20_000, launched)
-  } catch (error) {
-    await stop()
-    throw error
+  const launch = async (workerThreads?: number): Promise<RoleProcess> => {
+    const running = workerThreads === undefined ? [...roles] : [...roles, 'worker']
+    const threads = workerThreads === undefined ? [] : ['--threads', String(workerThreads)]
+    const argv = [
+      'bun',
+      'run',
+      'scripts/launch.ts',
+      '--roles',
+      running.join(','),
+      ...threads,
+      '--port-offset',
+      String(offset),
+      '--host',
+      '127.0.0.1',
+      '--data',
+      dataDir,
+    ]
+    const launched = spawnCommand('roles', argv, dataDir, { ...allocatorEnv(running), ...ENV })
+    try {
+      await waitHealthy(addresses.master, 20_000, launched)
+    } catch (error) {
+      await stopRole(launched)
+      throw error
+    }
+    return launched
   }
-  return { layout: 'one-process', addresses, pids: { roles: launched.proc.pid }, startWorker: workerStarter(addresses.kv, dataDir), stop }
+  let launched: RoleProcess | undefined = await launch()
+  const stop = async () => {
+    const running = launched
+    launched = undefined
+    if (running) await stopRole(running, WORKER_STOP_MS)
+  }
+  return {
+    layout: 'one-process',
+    addresses,
+    get pids(): Record<string, number> {
+      return launched ? { roles: launched.proc.pid } : {}
+    },
+    async startWorker(threads) {
+      await stop()
+      launched = await launch(threads)
+      return { processes: { 'roles and worker': launched.proc.pid }, stop }
+    },
+    stop,
+  }
 }
 
 /** A system somebody else runs: nothing to stop, no pids to read. */

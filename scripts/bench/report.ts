@@ -35,7 +35,7 @@ function cpuTable(run: BenchRun): string[] {
   const measured = run.figures.filter((f) => Object.keys(f.details ?? {}).some((key) => key.startsWith(CPU_PREFIX)))
   if (measured.length === 0) return []
   const names = [...new Set(measured.flatMap((f) => Object.keys(f.details!).filter((key) => key.startsWith(CPU_PREFIX))))]
-  const title = (key: string) => key.slice(CPU_PREFIX.length).replace('roles', 'kv, database, storage, master')
+  const title = (key: string) => key.slice(CPU_PREFIX.length).replace(/^roles and worker$/, 'kv, database, storage, master and worker in one')
   return [
     'CPU time per image of each process, over the measured batches (ms):',
     '',
