@@ -45,14 +45,19 @@ async function upload(headers: Record<string, string>): Promise<number> {
   return id
 }
 
-/** Waits until the trace has spans of every one of `services` and a finished worker report, and gives them. */
-function traceOf(traceId: string, services: readonly string[]) {
+/**
+ * Waits until the trace has spans of every one of `services`, a finished worker report and each of `named` (service and
+ * span name), and gives them. Each process exports its spans on its own, so one role's may come after another's.
+ */
+function traceOf(traceId: string, services: readonly string[], named: ReadonlyArray<readonly [string, string]> = []) {
+  const wanted = [['pixmill-worker', 'report'] as const, ...named]
   return waitFor(
     `spans of ${services.join(', ')} in trace ${traceId}`,
     () => {
       const spans = receiver.inTrace(traceId)
       const have = new Set(spans.map((span) => span.service))
-      return services.every((service) => have.has(service)) && spans.some((span) => span.name === 'report') ? spans : undefined
+      const complete = wanted.every(([service, name]) => spans.some((span) => span.service === service && span.name === name))
+      return services.every((service) => have.has(service)) && complete ? spans : undefined
     },
     15_000,
     50,
@@ -64,7 +69,19 @@ describe('e2e: tracing with OpenTelemetry', () => {
     const traceId = hex(16)
     const callerSpan = hex(8)
     const id = await upload({ traceparent: `00-${traceId}-${callerSpan}-01` })
-    const spans = await traceOf(traceId, ['pixmill-master', 'pixmill-database', 'pixmill-storage', 'pixmill-worker'])
+    const spans = await traceOf(
+      traceId,
+      ['pixmill-master', 'pixmill-database', 'pixmill-storage', 'pixmill-worker'],
+      [
+        ['pixmill-master', 'POST /new'],
+        ['pixmill-database', 'POST /reserveTask'],
+        ['pixmill-storage', 'POST /sendImage'],
+        ['pixmill-database', 'POST /activateTask'],
+        ['pixmill-worker', 'process task'],
+        ['pixmill-storage', 'GET /getImage'],
+        ['pixmill-master', 'POST /registerTaskFinished'],
+      ],
+    )
     const byId = new Map(spans.map((span) => [span.spanId, span]))
     const upload_ = spans.find((span) => span.service === 'pixmill-master' && span.name === 'POST /new')!
     expect(upload_).toMatchObject({ parentSpanId: callerSpan, kind: 2 })
