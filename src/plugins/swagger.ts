@@ -76,7 +76,6 @@ export function swaggerPlugin({ title, description, taskKeys = false }: SwaggerO
     const document = {
       ...documentation,
       openapi: OPENAPI_VERSION,
-      info,
       paths,
       components: { ...documentation.components, schemas: components.schemas },
     }
